@@ -1,0 +1,11 @@
+//! Types and pure functions shared by `clawd`, `clawctl` and `claw-runner`:
+//! the runner wire protocol, request signing, secret redaction and the command
+//! allowlist. No I/O lives here.
+
+pub mod allowlist;
+pub mod redact;
+pub mod signing;
+pub mod wire;
+
+pub use allowlist::Allowlist;
+pub use redact::Redactor;

@@ -1,0 +1,306 @@
+//! JSON shapes of the runner protocol and the browser WebSocket (PROTOCOL.md).
+
+use serde::{Deserialize, Serialize};
+
+/// Kinds of run events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    Stdout,
+    Stderr,
+    Marker,
+    Info,
+    Error,
+    Assist,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stdout => "stdout",
+            Self::Stderr => "stderr",
+            Self::Marker => "marker",
+            Self::Info => "info",
+            Self::Error => "error",
+            Self::Assist => "assist",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "stdout" => Self::Stdout,
+            "stderr" => Self::Stderr,
+            "marker" => Self::Marker,
+            "info" => Self::Info,
+            "error" => Self::Error,
+            "assist" => Self::Assist,
+            _ => return None,
+        })
+    }
+}
+
+/// One event as a runner sends it. `sequence` 0 or absent: append.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestEvent {
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub data: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+}
+
+/// Body of `POST /api/ingest/events`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestBatch {
+    pub events: Vec<IngestEvent>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestEventReply {
+    pub ok: bool,
+    pub event_id: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestBatchReply {
+    pub ok: bool,
+    pub event_ids: Vec<i64>,
+}
+
+/// Body of `POST /api/runs/{id}/commands/{cmd}/ack`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandAck {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A pending command as the runner receives it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingCommand {
+    pub id: String,
+    pub command: String,
+    pub created_at: String,
+}
+
+/// The JSON inside a `marker` event's `data`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum Marker {
+    Started {
+        #[serde(default)]
+        command: Option<serde_json::Value>,
+    },
+    Finished {
+        #[serde(rename = "exitCode", default)]
+        exit_code: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<String>,
+    },
+}
+
+impl Marker {
+    /// Markers the gateway does not understand are stored but change nothing.
+    pub fn parse(data: &str) -> Option<Self> {
+        serde_json::from_str(data).ok()
+    }
+}
+
+/// Run states: pending → running → done | failed | stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Pending,
+    Running,
+    Done,
+    Failed,
+    Stopped,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 5] = [
+        Self::Pending,
+        Self::Running,
+        Self::Done,
+        Self::Failed,
+        Self::Stopped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Stopped => "stopped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Done | Self::Failed | Self::Stopped)
+    }
+}
+
+/// Account roles, ordered by power.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Operator => "operator",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "viewer" => Some(Self::Viewer),
+            "operator" => Some(Self::Operator),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Messages a browser sends on `/ws`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ClientMessage {
+    Subscribe {
+        #[serde(rename = "runId")]
+        run_id: String,
+        #[serde(rename = "afterSequence", default)]
+        after_sequence: Option<u64>,
+    },
+    Unsubscribe {
+        #[serde(rename = "runId", default)]
+        run_id: Option<String>,
+    },
+    Ping,
+}
+
+/// Messages the gateway sends on `/ws`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    Connected,
+    Subscribed {
+        #[serde(rename = "runId")]
+        run_id: String,
+    },
+    Unsubscribed {
+        #[serde(rename = "runId")]
+        run_id: String,
+    },
+    Event {
+        #[serde(rename = "runId")]
+        run_id: String,
+        #[serde(rename = "eventId")]
+        event_id: i64,
+        sequence: u64,
+        #[serde(rename = "eventType")]
+        event_type: EventType,
+        data: String,
+        timestamp: String,
+    },
+    CommandQueued {
+        #[serde(rename = "runId")]
+        run_id: String,
+        #[serde(rename = "commandId")]
+        command_id: String,
+        command: String,
+    },
+    CommandCompleted {
+        #[serde(rename = "runId")]
+        run_id: String,
+        #[serde(rename = "commandId")]
+        command_id: String,
+        status: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    StopRequested {
+        #[serde(rename = "runId")]
+        run_id: String,
+        #[serde(rename = "commandId")]
+        command_id: String,
+    },
+    RunStatus {
+        #[serde(rename = "runId")]
+        run_id: String,
+        status: RunStatus,
+        #[serde(rename = "exitCode", default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i64>,
+    },
+    /// The subscriber fell behind; events were re-read from the store.
+    Notice {
+        message: String,
+    },
+    Pong,
+    Error {
+        message: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_parse() {
+        assert_eq!(
+            Marker::parse(r#"{"event":"finished","exitCode":3}"#),
+            Some(Marker::Finished {
+                exit_code: Some(3),
+                signal: None
+            })
+        );
+        assert!(matches!(
+            Marker::parse(r#"{"event":"started","command":"claude"}"#),
+            Some(Marker::Started { .. })
+        ));
+        assert_eq!(Marker::parse("not json"), None);
+    }
+
+    #[test]
+    fn ingest_event_shape() {
+        let e: IngestEvent =
+            serde_json::from_str(r#"{"type":"stderr","data":"x","sequence":4}"#).expect("parse");
+        assert_eq!(e.kind, EventType::Stderr);
+        assert_eq!(e.sequence, Some(4));
+        assert!(serde_json::from_str::<IngestEvent>(r#"{"type":"bogus","data":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn ws_messages() {
+        let m: ClientMessage =
+            serde_json::from_str(r#"{"type":"subscribe","runId":"r","afterSequence":5}"#)
+                .expect("parse");
+        assert!(matches!(m, ClientMessage::Subscribe { after_sequence: Some(5), .. }));
+        let s = serde_json::to_string(&ServerMessage::StopRequested {
+            run_id: "r".into(),
+            command_id: "c".into(),
+        })
+        .expect("encode");
+        assert_eq!(s, r#"{"type":"stop_requested","runId":"r","commandId":"c"}"#);
+    }
+}
