@@ -1,0 +1,206 @@
+//! The public HTTPS API: runner protocol, human API, browser WebSocket.
+
+mod error;
+mod human;
+mod runner;
+mod session;
+mod users;
+mod ws;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use claw_proto::{Allowlist, Redactor};
+
+pub use error::ApiError;
+
+use crate::artifacts::ArtifactStore;
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::ratelimit::WindowLimiter;
+use crate::secrets::Secrets;
+use crate::store::Store;
+
+/// The peer address of a connection, put on each request by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+pub struct AppState {
+    pub config: Config,
+    pub data_dir: PathBuf,
+    pub store: Store,
+    pub hub: Hub,
+    pub secrets: Secrets,
+    pub redactor: Redactor,
+    pub allowlist: Allowlist,
+    pub artifacts: ArtifactStore,
+    /// Present while no user exists.
+    pub setup_token: Mutex<Option<String>>,
+    pub requests: WindowLimiter<std::net::IpAddr>,
+    pub login_failures_ip: WindowLimiter<std::net::IpAddr>,
+    pub login_failures_user: WindowLimiter<String>,
+    pub tls: bool,
+}
+
+pub type Shared = Arc<AppState>;
+
+const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+impl AppState {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: Config,
+        data_dir: PathBuf,
+        store: Store,
+        secrets: Secrets,
+        redactor: Redactor,
+        setup_token: Option<String>,
+        tls: bool,
+    ) -> Self {
+        let allowlist = Allowlist::with_defaults(&config.allowed_commands);
+        let artifacts = ArtifactStore::new(data_dir.join("artifacts"), &config.artifact_extensions);
+        Self {
+            requests: WindowLimiter::new(config.rate_limit_per_minute, Duration::from_secs(60)),
+            // Per address a little more than per user: several people may
+            // share one address.
+            login_failures_ip: WindowLimiter::new(
+                config.login_max_failures.saturating_mul(2),
+                LOGIN_WINDOW,
+            ),
+            login_failures_user: WindowLimiter::new(config.login_max_failures, LOGIN_WINDOW),
+            config,
+            data_dir,
+            store,
+            hub: Hub::default(),
+            secrets,
+            redactor,
+            allowlist,
+            artifacts,
+            setup_token: Mutex::new(setup_token),
+            tls,
+        }
+    }
+}
+
+pub fn router(state: Shared) -> Router {
+    let body_limit = state.config.body_limit_bytes;
+    // Multipart framing comes on top of the file itself.
+    let artifact_limit = state.config.artifact_limit_bytes + 64 * 1024;
+    Router::new()
+        .route("/api/health", get(human::health))
+        // Runner protocol (signed).
+        .route("/api/ingest/event", post(runner::ingest_event))
+        .route("/api/ingest/events", post(runner::ingest_batch))
+        .route(
+            "/api/ingest/artifact",
+            post(runner::upload_artifact).layer(DefaultBodyLimit::max(artifact_limit)),
+        )
+        .route("/api/runs/{id}/commands/{cmd}/ack", post(runner::ack_command))
+        // Served to the runner when signed, to a browser with a session.
+        .route("/api/runs/{id}/commands", get(runner::commands))
+        // Human API.
+        .route("/api/auth/status", get(users::status))
+        .route("/api/auth/setup", post(users::setup))
+        .route("/api/auth/login", post(users::login))
+        .route("/api/auth/logout", post(users::logout))
+        .route("/api/auth/me", get(users::me))
+        .route("/api/auth/refresh", post(users::refresh))
+        .route("/api/auth/totp/enroll", post(users::totp_enroll))
+        .route("/api/auth/totp/confirm", post(users::totp_confirm))
+        .route("/api/auth/totp", delete(users::totp_remove))
+        .route("/api/auth/users", get(users::list).post(users::create))
+        .route(
+            "/api/auth/users/{id}",
+            axum::routing::patch(users::update).delete(users::remove),
+        )
+        .route("/api/runs", get(human::list_runs).post(human::create_run))
+        .route("/api/runs/{id}", get(human::get_run).delete(human::delete_run))
+        .route("/api/runs/{id}/events", get(human::events))
+        .route("/api/runs/{id}/command", post(human::send_command))
+        .route("/api/runs/{id}/stop", post(human::stop_run))
+        .route("/api/runs/{id}/artifacts", get(human::list_artifacts))
+        .route(
+            "/api/artifacts/{id}",
+            get(human::download_artifact).delete(human::delete_artifact),
+        )
+        .route("/api/audit", get(human::audit_list))
+        .route("/api/audit/verify", get(human::audit_verify))
+        .route("/ws", get(ws::upgrade))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), security_headers))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this endpoint",
+    )
+}
+
+pub fn client_ip(request: &Request) -> Option<std::net::IpAddr> {
+    request.extensions().get::<PeerAddr>().map(|p| p.0.ip())
+}
+
+/// Human and anonymous requests count against the per-address limit; signed
+/// runner requests do not (they are authenticated before any work is done,
+/// and a busy agent sends far more than 100 a minute).
+async fn rate_limit(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let signed = request
+        .headers()
+        .contains_key(claw_proto::signing::HEADER_SIGNATURE);
+    if !signed
+        && let Some(ip) = client_ip(&request)
+        && !state.requests.hit(&ip)
+    {
+        let mut response = ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "too many requests: try again in a minute",
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return response;
+    }
+    next.run(request).await
+}
+
+async fn security_headers(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    if state.tls {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}

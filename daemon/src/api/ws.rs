@@ -1,0 +1,253 @@
+//! The browser WebSocket `/ws`: subscribe to runs, get their stored events
+//! after a sequence, then live ones, in order, without gaps or duplicates.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use claw_proto::wire::{ClientMessage, Role, ServerMessage};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+
+use super::error::query;
+use super::session::{self, ClientIp};
+use super::{ApiError, Shared};
+use crate::hub::{Live, encode, event_message};
+
+/// Messages queued for one browser before its subscriptions wait.
+const OUTBOX_CAPACITY: usize = 256;
+/// Events read from the store per page while catching up.
+const REPLAY_PAGE: u32 = 1000;
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    #[serde(default)]
+    token: Option<String>,
+}
+
+pub async fn upgrade(
+    State(state): State<Shared>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    q: Result<Query<WsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let token = session::token_from(&headers, q.token.as_deref());
+    let user = session::authenticate(&state, token, ip).await?;
+    let ws = ws.map_err(|e| ApiError::bad_request(format!("WebSocket upgrade required: {e}")))?;
+    let role = user.user.role;
+    Ok(ws.on_upgrade(move |socket| connection(state, socket, role)))
+}
+
+async fn connection(state: Shared, socket: WebSocket, role: Role) {
+    state.hub.client_connected();
+    let (mut sink, mut stream) = socket.split();
+    let (outbox, mut outgoing) = mpsc::channel::<Utf8Bytes>(OUTBOX_CAPACITY);
+    let writer = tokio::spawn(async move {
+        while let Some(text) = outgoing.recv().await {
+            if sink.send(Message::Text(text)).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let mut subscriptions: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut all_runs = state.hub.subscribe_all();
+    let _ = outbox.send(encode(&ServerMessage::Connected)).await;
+    loop {
+        tokio::select! {
+            incoming = stream.next() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => {
+                        let _ = outbox.send(error("binary messages are not understood")).await;
+                        continue;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                };
+                handle(&state, role, &text, &outbox, &mut subscriptions).await;
+            }
+            status = all_runs.recv() => match status {
+                Ok(text) => { let _ = outbox.try_send(text); }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    }
+    for (_, task) in subscriptions.drain() {
+        task.abort();
+    }
+    drop(outbox);
+    let _ = writer.await;
+    state.hub.client_disconnected();
+}
+
+fn error(message: &str) -> Utf8Bytes {
+    encode(&ServerMessage::Error {
+        message: message.to_owned(),
+    })
+}
+
+async fn handle(
+    state: &Shared,
+    role: Role,
+    text: &str,
+    outbox: &mpsc::Sender<Utf8Bytes>,
+    subscriptions: &mut HashMap<String, JoinHandle<()>>,
+) {
+    let message: ClientMessage = match serde_json::from_str(text) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = outbox.send(error(&format!("malformed message: {e}"))).await;
+            return;
+        }
+    };
+    match message {
+        ClientMessage::Ping => {
+            let _ = outbox.send(encode(&ServerMessage::Pong)).await;
+        }
+        ClientMessage::Subscribe {
+            run_id,
+            after_sequence,
+        } => {
+            if role < Role::Viewer {
+                let _ = outbox.send(error("not allowed")).await;
+                return;
+            }
+            if let Err(e) = state.store.run(run_id.clone()).await {
+                let _ = outbox.send(error(&ApiError::from(e).message)).await;
+                return;
+            }
+            if let Some(old) = subscriptions.remove(&run_id) {
+                old.abort();
+            }
+            let _ = outbox
+                .send(encode(&ServerMessage::Subscribed {
+                    run_id: run_id.clone(),
+                }))
+                .await;
+            let task = tokio::spawn(follow(
+                Arc::clone(state),
+                run_id.clone(),
+                after_sequence.unwrap_or(0),
+                outbox.clone(),
+            ));
+            subscriptions.insert(run_id, task);
+        }
+        ClientMessage::Unsubscribe { run_id } => {
+            let ids: Vec<String> = match run_id {
+                Some(id) => vec![id],
+                None => subscriptions.keys().cloned().collect(),
+            };
+            for id in ids {
+                if let Some(task) = subscriptions.remove(&id) {
+                    task.abort();
+                    let _ = outbox
+                        .send(encode(&ServerMessage::Unsubscribed { run_id: id }))
+                        .await;
+                }
+            }
+        }
+    }
+}
+
+/// Releases the hub subscription however the task ends (also on abort).
+struct SubscriptionGuard {
+    state: Shared,
+    run_id: String,
+}
+
+impl Drop for SubscriptionGuard {
+    fn drop(&mut self) {
+        self.state.hub.unsubscribed(&self.run_id);
+    }
+}
+
+/// Streams one run to one browser: replay from the store, then live.
+async fn follow(state: Shared, run_id: String, after: u64, outbox: mpsc::Sender<Utf8Bytes>) {
+    // Subscribe before reading the store, so nothing committed in between is
+    // missed; duplicates are dropped by sequence.
+    let mut live = state.hub.subscribe(&run_id);
+    let _guard = SubscriptionGuard {
+        state: Arc::clone(&state),
+        run_id: run_id.clone(),
+    };
+    let mut last = after;
+    if catch_up(&state, &run_id, &mut last, &outbox).await.is_err() {
+        return;
+    }
+    loop {
+        match live.recv().await {
+            Ok(Live::Event { sequence, json }) => {
+                if sequence <= last {
+                    continue;
+                }
+                if sequence == last + 1 {
+                    if outbox.send(json).await.is_err() {
+                        return;
+                    }
+                    last = sequence;
+                } else if catch_up(&state, &run_id, &mut last, &outbox).await.is_err() {
+                    return;
+                }
+            }
+            Ok(Live::Notice(json)) => {
+                if outbox.send(json).await.is_err() {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                let notice = encode(&ServerMessage::Notice {
+                    message: format!("fell behind by {skipped} messages; catching up from the store"),
+                });
+                if outbox.send(notice).await.is_err()
+                    || catch_up(&state, &run_id, &mut last, &outbox).await.is_err()
+                {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Sends every stored event after `last`, advancing it.
+async fn catch_up(
+    state: &Shared,
+    run_id: &str,
+    last: &mut u64,
+    outbox: &mpsc::Sender<Utf8Bytes>,
+) -> Result<(), ()> {
+    loop {
+        let page = match state
+            .store
+            .events_after(run_id.to_owned(), *last, REPLAY_PAGE)
+            .await
+        {
+            Ok(page) => page,
+            Err(e) => {
+                let _ = outbox.send(error(&ApiError::from(e).message)).await;
+                return Err(());
+            }
+        };
+        let full = page.len() == REPLAY_PAGE as usize;
+        for event in &page {
+            outbox
+                .send(encode(&event_message(event)))
+                .await
+                .map_err(|_| ())?;
+            *last = event.sequence;
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}

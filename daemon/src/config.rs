@@ -1,0 +1,195 @@
+//! `clawd.toml`: every setting with its default (the seeds' values), loaded
+//! from TOML with unknown keys refused by name.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The configuration file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/claw/clawd.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("configuration file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("configuration file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the public HTTPS listener (when not socket-activated).
+    pub listen: SocketAddr,
+    /// Where the database, certificates, secrets and artifacts live.
+    pub data_dir: Option<PathBuf>,
+    /// Serve HTTPS (true) or plain HTTP (only behind a TLS-terminating proxy).
+    pub tls: bool,
+    /// Certificate chain (PEM); default `DATA_DIR/certs/server.crt`.
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM); default `DATA_DIR/certs/server.key`.
+    pub tls_key: Option<PathBuf>,
+    /// Log filter (`error`, `warn`, `info`, `debug`, `trace` or a
+    /// `tracing` directive); `RUST_LOG` overrides it.
+    pub log_level: String,
+    /// Finished runs older than this are removed by pruning.
+    pub run_retention_days: u32,
+    /// Largest accepted difference between a runner's clock and ours.
+    pub clock_skew_secs: u64,
+    /// How long a used nonce is remembered (replay protection).
+    pub nonce_lifetime_secs: u64,
+    /// Largest request body, except artifact uploads.
+    pub body_limit_bytes: usize,
+    /// Largest artifact upload.
+    pub artifact_limit_bytes: usize,
+    /// Requests per minute per client address on the human API
+    /// (signed runner requests are not counted); 0 disables the limit.
+    pub rate_limit_per_minute: u32,
+    /// Failed logins per 15 minutes, per client address and per user name,
+    /// before further attempts are refused with 429.
+    pub login_max_failures: u32,
+    /// Lifetime of a login session.
+    pub session_lifetime_secs: u64,
+    /// Commands allowed in addition to the built-in allowlist.
+    pub allowed_commands: Vec<String>,
+    /// File name extensions accepted as artifacts.
+    pub artifact_extensions: Vec<String>,
+    /// Extra redaction patterns (regular expressions), matched text becomes
+    /// `[REDACTED]`.
+    pub redact_patterns: Vec<String>,
+    /// Most events accepted in one `POST /api/ingest/events`.
+    pub batch_max_events: usize,
+    /// Largest `data` of a single event.
+    pub event_max_bytes: usize,
+}
+
+pub const DEFAULT_ARTIFACT_EXTENSIONS: &[&str] = &[
+    "log", "txt", "diff", "patch", "json", "md", "csv", "html", "xml", "yaml", "yml", "toml",
+    "png", "jpg", "jpeg", "gif", "webp", "pdf", "zip", "tar", "gz", "tgz",
+];
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 3100)),
+            data_dir: None,
+            tls: true,
+            tls_cert: None,
+            tls_key: None,
+            log_level: "info".to_owned(),
+            run_retention_days: 30,
+            clock_skew_secs: 300,
+            nonce_lifetime_secs: 600,
+            body_limit_bytes: 10 * 1024 * 1024,
+            artifact_limit_bytes: 50 * 1024 * 1024,
+            rate_limit_per_minute: 100,
+            login_max_failures: 5,
+            session_lifetime_secs: 24 * 60 * 60,
+            allowed_commands: Vec::new(),
+            artifact_extensions: DEFAULT_ARTIFACT_EXTENSIONS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            redact_patterns: Vec::new(),
+            batch_max_events: 1000,
+            event_max_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Parses TOML text; `path` only names the source in errors.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.message().to_owned() + &location(text, e.span()),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: &str| ConfigError::Invalid {
+            path: path.to_owned(),
+            message: message.to_owned(),
+        };
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(invalid("tls_cert and tls_key must be set together"));
+        }
+        if self.batch_max_events == 0 {
+            return Err(invalid("batch_max_events must be at least 1"));
+        }
+        if self.session_lifetime_secs == 0 {
+            return Err(invalid("session_lifetime_secs must be at least 1"));
+        }
+        if let Err(e) = claw_proto::Redactor::new(&self.redact_patterns) {
+            return Err(invalid(&e.to_string()));
+        }
+        Ok(())
+    }
+}
+
+fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    let Some(span) = span else {
+        return String::new();
+    };
+    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+    format!(" (line {line})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_seeds() {
+        let c = Config::default();
+        assert_eq!(c.listen.port(), 3100);
+        assert_eq!(c.run_retention_days, 30);
+        assert_eq!(c.clock_skew_secs, 300);
+        assert_eq!(c.nonce_lifetime_secs, 600);
+        assert_eq!(c.body_limit_bytes, 10 * 1024 * 1024);
+        assert_eq!(c.artifact_limit_bytes, 50 * 1024 * 1024);
+        assert_eq!(c.rate_limit_per_minute, 100);
+        assert_eq!(c.session_lifetime_secs, 86_400);
+    }
+
+    #[test]
+    fn partial_file_keeps_defaults() {
+        let c = Config::from_toml("listen = \"127.0.0.1:9000\"\ntls = false\n", Path::new("x"))
+            .expect("valid");
+        assert_eq!(c.listen.port(), 9000);
+        assert!(!c.tls);
+        assert_eq!(c.clock_skew_secs, 300);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml("listen = \"127.0.0.1:1\"\nlisten_port = 3\n", Path::new("c.toml"))
+            .expect_err("unknown key");
+        let msg = err.to_string();
+        assert!(msg.contains("listen_port"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn bad_pattern_and_half_tls_refused() {
+        assert!(Config::from_toml("redact_patterns = [\"(\"]", Path::new("x")).is_err());
+        assert!(Config::from_toml("tls_cert = \"/a\"", Path::new("x")).is_err());
+    }
+}

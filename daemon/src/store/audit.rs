@@ -1,0 +1,250 @@
+//! The tamper-evident audit log: each row carries a SHA-256 over its content
+//! and the previous row's hash, so an edited, inserted or removed row breaks
+//! the chain at that point.
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{Store, StoreError, now_ms};
+
+/// One action to record.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEntry {
+    pub user_id: Option<String>,
+    pub username: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub details: Option<String>,
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    #[serde(serialize_with = "ser_iso")]
+    pub timestamp: i64,
+    pub user_id: Option<String>,
+    pub username: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub details: Option<String>,
+    pub ip: Option<String>,
+    pub hash: String,
+}
+
+fn ser_iso<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&super::iso(*ms))
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub username: Option<String>,
+    /// Matches the action itself or any `action.…` below it.
+    pub action: Option<String>,
+    pub since: Option<i64>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChainReport {
+    pub ok: bool,
+    pub checked: u64,
+    /// The first row whose hash does not follow from its content and the
+    /// row before it.
+    pub broken_at: Option<i64>,
+    pub reason: Option<String>,
+}
+
+struct RawRow {
+    id: i64,
+    timestamp: i64,
+    user_id: Option<String>,
+    username: Option<String>,
+    action: String,
+    target: Option<String>,
+    details: Option<String>,
+    ip: Option<String>,
+    prev_hash: String,
+    hash: String,
+}
+
+const COLUMNS: &str =
+    "id, timestamp, user_id, username, action, target, details, ip, prev_hash, hash";
+
+fn raw_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        id: r.get(0)?,
+        timestamp: r.get(1)?,
+        user_id: r.get(2)?,
+        username: r.get(3)?,
+        action: r.get(4)?,
+        target: r.get(5)?,
+        details: r.get(6)?,
+        ip: r.get(7)?,
+        prev_hash: r.get(8)?,
+        hash: r.get(9)?,
+    })
+}
+
+fn row_hash(prev_hash: &str, row: &RawRow) -> String {
+    let mut h = Sha256::new();
+    // Length-prefixed fields: no two different rows hash the same input.
+    let fields: [Option<&str>; 7] = [
+        row.user_id.as_deref(),
+        row.username.as_deref(),
+        Some(row.action.as_str()),
+        row.target.as_deref(),
+        row.details.as_deref(),
+        row.ip.as_deref(),
+        Some(prev_hash),
+    ];
+    h.update(row.id.to_le_bytes());
+    h.update(row.timestamp.to_le_bytes());
+    for field in fields {
+        match field {
+            Some(text) => {
+                h.update([1]);
+                h.update((text.len() as u64).to_le_bytes());
+                h.update(text.as_bytes());
+            }
+            None => h.update([0]),
+        }
+    }
+    hex::encode(h.finalize())
+}
+
+fn last_hash(conn: &Connection) -> Result<String, StoreError> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .query_row("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
+        .optional()?
+        .unwrap_or_default())
+}
+
+fn append(conn: &Connection, entry: &AuditEntry) -> Result<i64, StoreError> {
+    let prev_hash = last_hash(conn)?;
+    let timestamp = now_ms();
+    conn.prepare_cached(
+        "INSERT INTO audit_log (timestamp, user_id, username, action, target, details, ip, prev_hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        timestamp,
+        entry.user_id,
+        entry.username,
+        entry.action,
+        entry.target,
+        entry.details,
+        entry.ip,
+        prev_hash
+    ])?;
+    let id = conn.last_insert_rowid();
+    let raw = RawRow {
+        id,
+        timestamp,
+        user_id: entry.user_id.clone(),
+        username: entry.username.clone(),
+        action: entry.action.clone(),
+        target: entry.target.clone(),
+        details: entry.details.clone(),
+        ip: entry.ip.clone(),
+        prev_hash: prev_hash.clone(),
+        hash: String::new(),
+    };
+    conn.prepare_cached("UPDATE audit_log SET hash = ?2 WHERE id = ?1")?
+        .execute(params![id, row_hash(&prev_hash, &raw)])?;
+    Ok(id)
+}
+
+/// Computes the chain over every existing row (used when migrating a
+/// database whose audit log predates the chain).
+pub(super) fn rechain_all(conn: &Connection) -> Result<(), StoreError> {
+    let rows = conn
+        .prepare(&format!("SELECT {COLUMNS} FROM audit_log ORDER BY id"))?
+        .query_map([], raw_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut prev = String::new();
+    let mut update = conn.prepare("UPDATE audit_log SET prev_hash = ?2, hash = ?3 WHERE id = ?1")?;
+    for row in rows {
+        let hash = row_hash(&prev, &row);
+        update.execute(params![row.id, prev, hash])?;
+        prev = hash;
+    }
+    Ok(())
+}
+
+fn verify(conn: &Connection) -> Result<ChainReport, StoreError> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit_log ORDER BY id"))?;
+    let mut rows = stmt.query([])?;
+    let mut prev = String::new();
+    let mut checked = 0;
+    while let Some(row) = rows.next()? {
+        let row = raw_from_row(row)?;
+        let broken = |reason: &str| ChainReport {
+            ok: false,
+            checked,
+            broken_at: Some(row.id),
+            reason: Some(reason.to_owned()),
+        };
+        if row.prev_hash != prev {
+            return Ok(broken("row does not follow the row before it (a row was removed or inserted)"));
+        }
+        if row.hash != row_hash(&prev, &row) {
+            return Ok(broken("row content does not match its hash (the row was edited)"));
+        }
+        prev = row.hash;
+        checked += 1;
+    }
+    Ok(ChainReport {
+        ok: true,
+        checked,
+        broken_at: None,
+        reason: None,
+    })
+}
+
+impl Store {
+    pub async fn audit(&self, entry: AuditEntry) -> Result<i64, StoreError> {
+        self.writer().write(move |conn| append(conn, &entry)).await
+    }
+
+    pub async fn verify_audit_chain(&self) -> Result<ChainReport, StoreError> {
+        self.read(verify).await
+    }
+
+    pub async fn list_audit(&self, filter: AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
+        self.read(move |conn| {
+            let action_prefix = filter.action.as_ref().map(|a| format!("{a}.%"));
+            let rows = conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM audit_log \
+                     WHERE (?1 IS NULL OR username = ?1) \
+                       AND (?2 IS NULL OR action = ?2 OR action LIKE ?3) \
+                       AND (?4 IS NULL OR timestamp >= ?4) \
+                     ORDER BY id DESC LIMIT ?5"
+                ))?
+                .query_map(
+                    params![filter.username, filter.action, action_prefix, filter.since, filter.limit],
+                    raw_from_row,
+                )?
+                .map(|r| {
+                    r.map(|r| AuditRow {
+                        id: r.id,
+                        timestamp: r.timestamp,
+                        user_id: r.user_id,
+                        username: r.username,
+                        action: r.action,
+                        target: r.target,
+                        details: r.details,
+                        ip: r.ip,
+                        hash: r.hash,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+}

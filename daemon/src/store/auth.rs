@@ -1,0 +1,298 @@
+//! Users and login sessions.
+
+use claw_proto::wire::Role;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use super::{Store, StoreError, now_ms};
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub role: Role,
+    pub totp_enabled: bool,
+    #[serde(serialize_with = "ser_iso")]
+    pub created_at: i64,
+    #[serde(skip)]
+    pub password_hash: String,
+    #[serde(skip)]
+    pub totp_secret: Option<String>,
+    #[serde(skip)]
+    pub totp_pending_secret: Option<String>,
+}
+
+fn ser_iso<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&super::iso(*ms))
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    pub role: Option<Role>,
+    pub password_hash: Option<String>,
+    pub reset_totp: bool,
+}
+
+const USER_COLUMNS: &str =
+    "id, username, role, totp_secret, created_at, password_hash, totp_pending_secret";
+
+fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+    let role: String = row.get(2)?;
+    let totp_secret: Option<String> = row.get(3)?;
+    Ok(UserRow {
+        id: row.get(0)?,
+        username: row.get(1)?,
+        // An unreadable role grants the least.
+        role: Role::parse(&role).unwrap_or(Role::Viewer),
+        totp_enabled: totp_secret.is_some(),
+        created_at: row.get(4)?,
+        password_hash: row.get(5)?,
+        totp_secret,
+        totp_pending_secret: row.get(6)?,
+    })
+}
+
+fn user_by(conn: &Connection, column: &str, value: &str) -> Result<Option<UserRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = ?1"))?
+        .query_row([value], user_from_row)
+        .optional()?)
+}
+
+fn require_user(conn: &Connection, id: &str) -> Result<UserRow, StoreError> {
+    user_by(conn, "id", id)?.ok_or_else(|| StoreError::NotFound(format!("unknown user {id}")))
+}
+
+fn admin_count(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(conn.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin'", [], |r| r.get(0))?)
+}
+
+fn insert_user(conn: &Connection, user: &NewUser) -> Result<(), StoreError> {
+    let taken: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE username = ?1)",
+        [&user.username],
+        |r| r.get(0),
+    )?;
+    if taken {
+        return Err(StoreError::Conflict(format!(
+            "user name {} is taken",
+            user.username
+        )));
+    }
+    conn.execute(
+        "INSERT INTO users (id, username, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![user.id, user.username, user.password_hash, user.role.as_str(), now_ms()],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn user_count(&self) -> Result<u64, StoreError> {
+        self.read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?))
+            .await
+    }
+
+    /// Creates the first administrator; refused once any user exists.
+    pub async fn create_first_user(&self, user: NewUser) -> Result<UserRow, StoreError> {
+        self.writer()
+            .write(move |conn| {
+                let count: u64 = conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
+                if count > 0 {
+                    return Err(StoreError::Conflict(
+                        "setup is already done: log in, or ask an administrator for an account"
+                            .to_owned(),
+                    ));
+                }
+                insert_user(conn, &user)?;
+                require_user(conn, &user.id)
+            })
+            .await
+    }
+
+    pub async fn create_user(&self, user: NewUser) -> Result<UserRow, StoreError> {
+        self.writer()
+            .write(move |conn| {
+                insert_user(conn, &user)?;
+                require_user(conn, &user.id)
+            })
+            .await
+    }
+
+    pub async fn user_by_name(&self, username: String) -> Result<Option<UserRow>, StoreError> {
+        self.read(move |conn| user_by(conn, "username", &username)).await
+    }
+
+    pub async fn user(&self, id: String) -> Result<UserRow, StoreError> {
+        self.read(move |conn| require_user(conn, &id)).await
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<UserRow>, StoreError> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"))?
+                .query_map([], user_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Changes role, password or TOTP; never leaves the system without an
+    /// administrator. A new password or a TOTP reset ends the user's sessions.
+    pub async fn update_user(&self, id: String, update: UserUpdate) -> Result<UserRow, StoreError> {
+        self.writer()
+            .write(move |conn| {
+                let user = require_user(conn, &id)?;
+                if let Some(role) = update.role {
+                    if user.role == Role::Admin && role != Role::Admin && admin_count(conn)? <= 1 {
+                        return Err(StoreError::Conflict(
+                            "cannot demote the last administrator".to_owned(),
+                        ));
+                    }
+                    conn.execute("UPDATE users SET role = ?2 WHERE id = ?1", params![id, role.as_str()])?;
+                }
+                if let Some(hash) = &update.password_hash {
+                    conn.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![id, hash])?;
+                }
+                if update.reset_totp {
+                    conn.execute(
+                        "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, totp_last_step = NULL WHERE id = ?1",
+                        [&id],
+                    )?;
+                }
+                if update.password_hash.is_some() || update.reset_totp {
+                    conn.execute("DELETE FROM sessions WHERE user_id = ?1", [&id])?;
+                }
+                require_user(conn, &id)
+            })
+            .await
+    }
+
+    pub async fn delete_user(&self, id: String) -> Result<UserRow, StoreError> {
+        self.writer()
+            .write(move |conn| {
+                let user = require_user(conn, &id)?;
+                if user.role == Role::Admin && admin_count(conn)? <= 1 {
+                    return Err(StoreError::Conflict(
+                        "cannot delete the last administrator".to_owned(),
+                    ));
+                }
+                conn.execute("DELETE FROM users WHERE id = ?1", [&id])?;
+                Ok(user)
+            })
+            .await
+    }
+
+    pub async fn set_totp_pending(&self, user_id: String, secret: String) -> Result<(), StoreError> {
+        self.writer()
+            .write(move |conn| {
+                require_user(conn, &user_id)?;
+                conn.execute(
+                    "UPDATE users SET totp_pending_secret = ?2 WHERE id = ?1",
+                    params![user_id, secret],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Turns the pending secret into the active one.
+    pub async fn confirm_totp(&self, user_id: String, step: u64) -> Result<(), StoreError> {
+        self.writer()
+            .write(move |conn| {
+                let n = conn.execute(
+                    "UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, \
+                     totp_last_step = ?2 WHERE id = ?1 AND totp_pending_secret IS NOT NULL",
+                    params![user_id, step],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::Conflict(
+                        "no TOTP enrolment is pending: start with POST /api/auth/totp/enroll".to_owned(),
+                    ));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Records the time step of a used TOTP code; false if it (or a later
+    /// one) was used already, so a code works once.
+    pub async fn use_totp_step(&self, user_id: String, step: u64) -> Result<bool, StoreError> {
+        self.writer()
+            .write(move |conn| {
+                let n = conn.execute(
+                    "UPDATE users SET totp_last_step = ?2 WHERE id = ?1 \
+                     AND (totp_last_step IS NULL OR totp_last_step < ?2)",
+                    params![user_id, step],
+                )?;
+                Ok(n > 0)
+            })
+            .await
+    }
+
+    pub async fn create_session(
+        &self,
+        id_hash: String,
+        user_id: String,
+        expires_at: i64,
+        ip: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.writer()
+            .write(move |conn| {
+                conn.execute(
+                    "INSERT INTO sessions (id, user_id, created_at, expires_at, ip) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![id_hash, user_id, now_ms(), expires_at, ip],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// The live session with this hash and its user.
+    pub async fn session_user(
+        &self,
+        id_hash: String,
+    ) -> Result<Option<UserRow>, StoreError> {
+        self.read(move |conn| {
+            let user_id: Option<String> = conn
+                .prepare_cached("SELECT user_id FROM sessions WHERE id = ?1 AND expires_at > ?2")?
+                .query_row(params![id_hash, now_ms()], |r| r.get(0))
+                .optional()?;
+            match user_id {
+                Some(user_id) => user_by(conn, "id", &user_id),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    pub async fn delete_session(&self, id_hash: String) -> Result<(), StoreError> {
+        self.writer()
+            .write(move |conn| {
+                conn.execute("DELETE FROM sessions WHERE id = ?1", [&id_hash])?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Removes expired sessions and nonces; returns how many of each.
+    pub async fn purge_expired(&self) -> Result<(usize, usize), StoreError> {
+        self.writer()
+            .write(|conn| {
+                let now = now_ms();
+                let sessions = conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
+                let nonces = conn.execute("DELETE FROM nonces WHERE expires_at <= ?1", [now])?;
+                Ok((sessions, nonces))
+            })
+            .await
+    }
+}

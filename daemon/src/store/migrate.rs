@@ -1,0 +1,100 @@
+//! Numbered schema migrations, recorded in `PRAGMA user_version`. Before an
+//! existing database is migrated, a copy is written next to it with SQLite's
+//! online backup API.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
+use super::{StoreError, audit};
+
+struct Migration {
+    version: u32,
+    sql: &'static str,
+    /// Data rewrites that SQL alone cannot express.
+    post: Option<fn(&Connection) -> Result<(), StoreError>>,
+}
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("migrations/0001_initial.sql"),
+        post: None,
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("migrations/0002_sequences_and_audit_chain.sql"),
+        post: Some(audit::rechain_all),
+    },
+];
+
+/// The schema version this build writes.
+pub fn latest_version() -> u32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+pub fn current_version(conn: &Connection) -> Result<u32, StoreError> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
+
+/// Brings the database at `db_path` up to date. Returns the path of the
+/// backup taken first, if any.
+pub fn migrate(conn: &mut Connection, db_path: &Path) -> Result<Option<PathBuf>, StoreError> {
+    let from = current_version(conn)?;
+    let latest = latest_version();
+    if from > latest {
+        return Err(StoreError::Migration(format!(
+            "database schema version {from} is newer than this clawd understands ({latest}); \
+             install a newer clawd or restore a backup"
+        )));
+    }
+    if from == latest {
+        return Ok(None);
+    }
+    let backup = if from > 0 {
+        Some(backup_before_migration(conn, db_path, from)?)
+    } else {
+        None
+    };
+    for migration in MIGRATIONS.iter().filter(|m| m.version > from) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(migration.sql).map_err(|e| {
+            StoreError::Migration(format!("migration {} failed: {e}", migration.version))
+        })?;
+        if let Some(post) = migration.post {
+            post(&tx)?;
+        }
+        tx.pragma_update(None, "user_version", migration.version)?;
+        tx.commit()?;
+        tracing::info!(version = migration.version, "applied schema migration");
+    }
+    Ok(backup)
+}
+
+fn backup_before_migration(
+    conn: &Connection,
+    db_path: &Path,
+    from: u32,
+) -> Result<PathBuf, StoreError> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let name = format!(
+        "{}.pre-migration-v{from}-{stamp}.bak",
+        db_path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("db.sqlite")
+    );
+    let target = db_path.with_file_name(name);
+    conn.backup(rusqlite::MAIN_DB, &target, None)
+        .map_err(|e| {
+            StoreError::Migration(format!(
+                "cannot write the pre-migration backup {}: {e}; free some space and start again",
+                target.display()
+            ))
+        })?;
+    tracing::info!(backup = %target.display(), from, "backed up the database before migrating");
+    Ok(target)
+}
