@@ -1,0 +1,9 @@
+//! End-to-end tests: each starts the real `clawd` binary on a temporary data
+//! directory and a free port and talks to it over HTTPS and WebSocket.
+
+mod common;
+
+mod auth;
+mod persistence;
+mod runner;
+mod websocket;

@@ -1,0 +1,167 @@
+//! Restarts, migrations from an older schema, the audit chain, config errors.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::common::{ADMIN, ADMIN_PASSWORD, Gateway, TEST_CONFIG, db_path};
+
+#[tokio::test]
+async fn restart_keeps_runs_events_sessions_and_secrets() {
+    let mut gw = Gateway::start().await;
+    let admin = gw.admin().await;
+    let (run_id, token) = gw.create_run(&admin).await;
+    let runner_events: Vec<_> = (1..=20).map(|i| json!({"type": "stdout", "data": format!("l{i}"), "sequence": i})).collect();
+    gw.runner(&run_id, &token).batch(runner_events).await;
+    let secret_before = gw.hmac_secret.clone();
+    let cert_before = std::fs::read(gw.data().join("certs/server.crt")).expect("cert");
+
+    gw.restart();
+
+    assert_eq!(gw.hmac_secret, secret_before);
+    assert_eq!(std::fs::read(gw.data().join("certs/server.crt")).expect("cert"), cert_before);
+    let (status, run) = gw.get(&format!("/api/runs/{run_id}"), &admin).await;
+    assert_eq!(status, StatusCode::OK, "session survives a restart: {run}");
+    assert_eq!(run["event_count"], 20);
+    // The runner resumes where it was.
+    let (status, body) = gw.runner(&run_id, &token).event("stdout", "after restart", Some(21)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = gw.runner(&run_id, &token).event("stdout", "l20", Some(20)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, events) = gw.get(&format!("/api/runs/{run_id}/events?after=19"), &admin).await;
+    assert_eq!(events.as_array().expect("events").len(), 2);
+    assert!(!gw.data().join("setup-token").exists());
+}
+
+#[tokio::test]
+async fn audit_chain_verifies_and_detects_an_edited_row() {
+    let gw = Gateway::start().await;
+    let admin = gw.admin().await;
+    for _ in 0..3 {
+        gw.create_run(&admin).await;
+    }
+    let (status, report) = gw.get("/api/audit/verify", &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(report["ok"], true, "{report}");
+    let checked = report["checked"].as_u64().expect("checked");
+    assert!(checked >= 5, "{report}");
+
+    let (_, rows) = gw.get("/api/audit?action=run.create", &admin).await;
+    let victim = rows[1]["id"].as_i64().expect("id");
+    {
+        let db = rusqlite::Connection::open(db_path(&gw)).expect("open db");
+        db.busy_timeout(std::time::Duration::from_secs(5)).expect("timeout");
+        db.execute("UPDATE audit_log SET details = 'innocent' WHERE id = ?1", [victim])
+            .expect("edit row");
+    }
+    let (_, report) = gw.get("/api/audit/verify", &admin).await;
+    assert_eq!(report["ok"], false, "{report}");
+    assert_eq!(report["brokenAt"], victim);
+    assert!(report["reason"].as_str().expect("reason").contains("edited"));
+}
+
+#[tokio::test]
+async fn a_schema_1_database_is_backed_up_and_migrated_with_its_data() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("db.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&db).expect("create fixture db");
+        conn.execute_batch(include_str!("../fixtures/schema1.sql")).expect("fixture");
+        let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        assert_eq!(version, 1);
+    }
+    let gw = Gateway::start_in(dir, TEST_CONFIG).await;
+
+    let backups: Vec<_> = std::fs::read_dir(gw.data())
+        .expect("list")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("db.sqlite.pre-migration-v1-"))
+        .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    let backup = rusqlite::Connection::open(gw.data().join(&backups[0])).expect("backup");
+    let (version, events): (u32, u32) = (
+        backup.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("v"),
+        backup.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)).expect("n"),
+    );
+    assert_eq!((version, events), (1, 5));
+
+    // The fixture has no users: set up, then read the old data.
+    let admin = gw.admin().await;
+    let (status, run) = gw.get("/api/runs/run-old-1", &admin).await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    assert_eq!(run["status"], "done");
+    assert_eq!(run["exit_code"], 0);
+    assert_eq!(run["artifacts"][0]["filename"], "latest.diff");
+    let (_, events) = gw.get("/api/runs/run-old-1/events", &admin).await;
+    let seqs: Vec<u64> = events.as_array().expect("events").iter().map(|e| e["sequence"].as_u64().expect("seq")).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(events[1]["data"], "working\n");
+    let (_, other) = gw.get("/api/runs/run-old-2/events", &admin).await;
+    assert_eq!(other.as_array().expect("events").len(), 2);
+    assert_eq!(other[1]["sequence"], 2);
+    // The old audit rows were chained by the migration.
+    let (_, report) = gw.get("/api/audit/verify", &admin).await;
+    assert_eq!(report["ok"], true, "{report}");
+    let (_, rows) = gw.get("/api/audit?action=run.create", &admin).await;
+    assert_eq!(rows.as_array().expect("rows").len(), 2);
+    // New events continue the migrated sequence.
+    let _ = ADMIN;
+    let _ = ADMIN_PASSWORD;
+}
+
+#[tokio::test]
+async fn unknown_config_keys_stop_the_daemon_with_their_name() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("clawd.toml");
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\nrun_retention_dayz = 3\n").expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clawd"))
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run clawd");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("run_retention_dayz"), "{stderr}");
+    assert!(stderr.contains("clawd.toml"), "{stderr}");
+}
+
+#[tokio::test]
+async fn secrets_and_keys_are_private_files() {
+    let gw = Gateway::start().await;
+    for file in ["secrets/hmac-secret", "secrets/auth-secret", "certs/server.key", "db.sqlite"] {
+        let meta = std::fs::metadata(gw.data().join(file)).expect(file);
+        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
+        assert_eq!(mode & 0o077, 0, "{file} has mode {mode:o}");
+    }
+    let secret = std::fs::read_to_string(gw.data().join("secrets/hmac-secret")).expect("secret");
+    assert_eq!(secret.trim().len(), 64);
+    assert!(!gw.log().contains(secret.trim()), "the HMAC secret is never logged");
+}
+
+#[tokio::test]
+async fn credentials_directory_wins_over_generated_secrets() {
+    let creds = tempfile::tempdir().expect("creds");
+    std::fs::write(creds.path().join("hmac-secret"), "from-systemd-credential\n").expect("write");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clawd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("CREDENTIALS_DIRECTORY", creds.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("line");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("listening"), "{line}");
+    assert!(!dir.path().join("secrets/hmac-secret").exists(), "credential used, nothing generated");
+    assert!(dir.path().join("secrets/auth-secret").exists(), "the other secret is generated");
+}
