@@ -67,9 +67,13 @@ pub fn valid_username(name: &str) -> bool {
 pub fn password_problem(password: &str) -> Option<String> {
     let n = password.chars().count();
     if n < PASSWORD_MIN {
-        Some(format!("password must be at least {PASSWORD_MIN} characters"))
+        Some(format!(
+            "password must be at least {PASSWORD_MIN} characters"
+        ))
     } else if n > PASSWORD_MAX {
-        Some(format!("password must be at most {PASSWORD_MAX} characters"))
+        Some(format!(
+            "password must be at most {PASSWORD_MAX} characters"
+        ))
     } else {
         None
     }
@@ -94,7 +98,9 @@ pub fn session_id_hash(auth_secret: &[u8], token: &str) -> String {
 
 /// A new base32 TOTP secret (160 bits).
 pub fn new_totp_secret() -> Result<String, AuthError> {
-    Ok(TotpSecret::Raw(fsutil::random_bytes(20)?).to_encoded().to_string())
+    Ok(TotpSecret::Raw(fsutil::random_bytes(20)?)
+        .to_encoded()
+        .to_string())
 }
 
 fn totp(secret_b32: &str, account: &str) -> Result<TOTP, AuthError> {
@@ -127,16 +133,20 @@ pub fn totp_check(secret_b32: &str, account: &str, code: &str) -> Option<u64> {
         .ok()?
         .as_secs();
     let code = code.trim();
-    [now, now.saturating_sub(TOTP_STEP_SECS), now + TOTP_STEP_SECS]
-        .into_iter()
-        .find(|t| {
-            let expected = totp.generate(*t);
-            bool::from(subtle::ConstantTimeEq::ct_eq(
-                expected.as_bytes(),
-                code.as_bytes(),
-            ))
-        })
-        .map(|t| t / TOTP_STEP_SECS)
+    [
+        now,
+        now.saturating_sub(TOTP_STEP_SECS),
+        now + TOTP_STEP_SECS,
+    ]
+    .into_iter()
+    .find(|t| {
+        let expected = totp.generate(*t);
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            expected.as_bytes(),
+            code.as_bytes(),
+        ))
+    })
+    .map(|t| t / TOTP_STEP_SECS)
 }
 
 #[cfg(test)]
@@ -167,6 +177,10 @@ mod tests {
         let code = t.generate_current().expect("code");
         assert!(totp_check(&secret, "alice", &code).is_some());
         assert!(totp_check(&secret, "alice", "000000x").is_none());
-        assert!(totp_uri(&secret, "alice").expect("uri").starts_with("otpauth://totp/claw:alice"));
+        assert!(
+            totp_uri(&secret, "alice")
+                .expect("uri")
+                .starts_with("otpauth://totp/claw:alice")
+        );
     }
 }

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The configuration file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/claw/clawd.toml";
@@ -23,7 +23,7 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address of the public HTTPS listener (when not socket-activated).
@@ -180,11 +180,54 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = Config::from_toml("listen = \"127.0.0.1:1\"\nlisten_port = 3\n", Path::new("c.toml"))
-            .expect_err("unknown key");
+        let err = Config::from_toml(
+            "listen = \"127.0.0.1:1\"\nlisten_port = 3\n",
+            Path::new("c.toml"),
+        )
+        .expect_err("unknown key");
         let msg = err.to_string();
         assert!(msg.contains("listen_port"), "{msg}");
         assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    /// The shipped, commented configuration file documents every key with
+    /// its real default.
+    #[test]
+    fn shipped_config_documents_every_default() {
+        let doc = include_str!("../../packaging/clawd.toml");
+        let mut documented = Vec::new();
+        let mut active = String::new();
+        for line in doc.lines() {
+            let Some(rest) = line.strip_prefix("# ") else {
+                continue;
+            };
+            let Some((key, _)) = rest.split_once(" = ") else {
+                continue;
+            };
+            if key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                documented.push(key.to_owned());
+                // Keys without a default are shown as "(unset)".
+                if toml::from_str::<toml::Table>(rest).is_ok() {
+                    active.push_str(rest);
+                    active.push('\n');
+                }
+            }
+        }
+        let parsed =
+            Config::from_toml(&active, Path::new("clawd.toml")).expect("documented defaults parse");
+        assert_eq!(parsed, Config::default());
+        // Every field, the optional ones included, is documented.
+        let all = Config {
+            data_dir: Some("/d".into()),
+            tls_cert: Some("/c".into()),
+            tls_key: Some("/k".into()),
+            ..Config::default()
+        };
+        let table = toml::Table::try_from(&all).expect("serialise");
+        let mut fields: Vec<String> = table.keys().cloned().collect();
+        fields.sort();
+        documented.sort();
+        assert_eq!(documented, fields);
     }
 
     #[test]

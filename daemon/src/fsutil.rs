@@ -24,7 +24,9 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("secret")
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("secret")
     ));
     let mut file = fs::OpenOptions::new()
         .write(true)

@@ -48,16 +48,21 @@ pub async fn serve(
             .map(|c| Arc::clone(&c.read().unwrap_or_else(|e| e.into_inner())));
         let shutdown = shutdown.clone();
         connections.spawn(async move {
-            let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-                request.extensions_mut().insert(PeerAddr(peer));
-                app.clone().oneshot(request)
-            });
+            let service =
+                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                    request.extensions_mut().insert(PeerAddr(peer));
+                    app.clone().oneshot(request)
+                });
             match tls {
                 Some(config) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(config);
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => serve_connection(TokioIo::new(stream), service, shutdown).await,
-                        Ok(Err(e)) => tracing::debug!(PEER = %peer, error = %e, "TLS handshake failed"),
+                        Ok(Ok(stream)) => {
+                            serve_connection(TokioIo::new(stream), service, shutdown).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(PEER = %peer, error = %e, "TLS handshake failed")
+                        }
                         Err(_) => tracing::debug!(PEER = %peer, "TLS handshake timed out"),
                     }
                 }

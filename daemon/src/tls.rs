@@ -131,12 +131,17 @@ fn generate_self_signed(cert_path: &Path, key_path: &Path) -> Result<(), TlsErro
     params.subject_alt_names.push(rcgen::SanType::IpAddress(
         std::net::Ipv4Addr::LOCALHOST.into(),
     ));
-    params
-        .subject_alt_names
-        .push(rcgen::SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, if host.is_empty() { "localhost".to_owned() } else { host });
+    params.subject_alt_names.push(rcgen::SanType::IpAddress(
+        std::net::Ipv6Addr::LOCALHOST.into(),
+    ));
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        if host.is_empty() {
+            "localhost".to_owned()
+        } else {
+            host
+        },
+    );
     params
         .distinguished_name
         .push(rcgen::DnType::OrganizationName, "claw (self-signed)");

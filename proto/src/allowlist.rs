@@ -38,7 +38,12 @@ impl Allowlist {
     pub fn new<S: AsRef<str>>(entries: impl IntoIterator<Item = S>) -> Self {
         let entries = entries
             .into_iter()
-            .map(|e| e.as_ref().split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .map(|e| {
+                e.as_ref()
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
             .filter(|words| !words.is_empty())
             .collect();
         Self { entries }

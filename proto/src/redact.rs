@@ -24,7 +24,10 @@ const BUILTIN: &[(&str, &str)] = &[
     (r"\bxox[abprs]-[A-Za-z0-9\-]{10,}", REDACTED),
     (r"\bAKIA[0-9A-Z]{16}\b", REDACTED),
     // Authorization headers and the like.
-    (r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/]{8,}=*", "${1}[REDACTED]"),
+    (
+        r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/]{8,}=*",
+        "${1}[REDACTED]",
+    ),
     // key = value, key: value, KEY="value" for names that say secret.
     (
         r#"(?i)((?:[a-z0-9]+[_\-])*(?:api[_\-]?key|apikey|access[_\-]?token|auth[_\-]?token|refresh[_\-]?token|secret[_\-]?key|client[_\-]?secret|private[_\-]?key|password|passwd|secret|token)["']?\s*[:=]\s*["']?)[^\s"',;]{4,}"#,
@@ -114,7 +117,10 @@ mod tests {
 
     #[test]
     fn provider_tokens() {
-        assert_eq!(r("key sk-ant-api03-abcdefghijklmnopqrstuv end"), "key [REDACTED] end");
+        assert_eq!(
+            r("key sk-ant-api03-abcdefghijklmnopqrstuv end"),
+            "key [REDACTED] end"
+        );
         assert_eq!(r("ghp_0123456789abcdefghij0123456789abcdef"), "[REDACTED]");
         assert_eq!(r("x ghs_0123456789abcdefghijABCDEF y"), "x [REDACTED] y");
         assert_eq!(r("npm_abcdefghijklmnopqrstuvwxyz0123"), "[REDACTED]");
@@ -126,8 +132,14 @@ mod tests {
             r("Authorization: Bearer abc.def-ghi_jkl"),
             "Authorization: Bearer [REDACTED]"
         );
-        assert_eq!(r("ANTHROPIC_API_KEY=abcd1234efgh"), "ANTHROPIC_API_KEY=[REDACTED]");
-        assert_eq!(r(r#"{"password": "hunter22"}"#), r#"{"password": "[REDACTED]"}"#);
+        assert_eq!(
+            r("ANTHROPIC_API_KEY=abcd1234efgh"),
+            "ANTHROPIC_API_KEY=[REDACTED]"
+        );
+        assert_eq!(
+            r(r#"{"password": "hunter22"}"#),
+            r#"{"password": "[REDACTED]"}"#
+        );
         assert_eq!(r("api-key: 12345678"), "api-key: [REDACTED]");
     }
 
@@ -148,7 +160,11 @@ mod tests {
 
     #[test]
     fn ordinary_output_untouched() {
-        for s in ["test result: ok. 3 passed", "tokens used: 12", "git diff --stat"] {
+        for s in [
+            "test result: ok. 3 passed",
+            "tokens used: 12",
+            "git diff --stat",
+        ] {
             assert_eq!(r(s), s);
         }
     }

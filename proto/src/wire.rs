@@ -295,12 +295,21 @@ mod tests {
         let m: ClientMessage =
             serde_json::from_str(r#"{"type":"subscribe","runId":"r","afterSequence":5}"#)
                 .expect("parse");
-        assert!(matches!(m, ClientMessage::Subscribe { after_sequence: Some(5), .. }));
+        assert!(matches!(
+            m,
+            ClientMessage::Subscribe {
+                after_sequence: Some(5),
+                ..
+            }
+        ));
         let s = serde_json::to_string(&ServerMessage::StopRequested {
             run_id: "r".into(),
             command_id: "c".into(),
         })
         .expect("encode");
-        assert_eq!(s, r#"{"type":"stop_requested","runId":"r","commandId":"c"}"#);
+        assert_eq!(
+            s,
+            r#"{"type":"stop_requested","runId":"r","commandId":"c"}"#
+        );
     }
 }

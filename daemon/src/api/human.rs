@@ -52,7 +52,13 @@ pub async fn create_run(
     let metadata = request.metadata.map(|m| m.to_string());
     let run = state
         .store
-        .create_run(id, &token, request.command, metadata, Some(user.user.username.clone()))
+        .create_run(
+            id,
+            &token,
+            request.command,
+            metadata,
+            Some(user.user.username.clone()),
+        )
         .await?;
     state
         .store
@@ -150,7 +156,10 @@ pub async fn events(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit must be between 1 and 1000"));
     }
-    let events = state.store.events_after(id, q.after.unwrap_or(0), limit).await?;
+    let events = state
+        .store
+        .events_after(id, q.after.unwrap_or(0), limit)
+        .await?;
     Ok(Json(json!(events)))
 }
 
@@ -211,7 +220,11 @@ pub async fn stop_run(
     user.require(Role::Operator)?;
     let (row, change) = state
         .store
-        .request_stop(run_id.clone(), uuid::Uuid::new_v4().to_string(), Some(user.user.username.clone()))
+        .request_stop(
+            run_id.clone(),
+            uuid::Uuid::new_v4().to_string(),
+            Some(user.user.username.clone()),
+        )
         .await?;
     state.hub.publish(
         &run_id,
@@ -231,7 +244,10 @@ pub async fn stop_run(
         );
         state.hub.publish_status(&change);
     }
-    state.store.audit(user.audit("run.stop", Some(&run_id), None)).await?;
+    state
+        .store
+        .audit(user.audit("run.stop", Some(&run_id), None))
+        .await?;
     tracing::info!(RUN_ID = %run_id, USER = %user.user.username, ACTION = "run.stop", "stop requested");
     Ok(Json(json!({ "ok": true, "commandId": row.id })))
 }
@@ -249,7 +265,10 @@ pub async fn delete_run(
     if crate::artifacts::valid_run_id(&run_id) {
         let _ = std::fs::remove_dir_all(state.artifacts.root().join(&run_id));
     }
-    state.store.audit(user.audit("run.delete", Some(&run_id), None)).await?;
+    state
+        .store
+        .audit(user.audit("run.delete", Some(&run_id), None))
+        .await?;
     tracing::info!(RUN_ID = %run_id, USER = %user.user.username, ACTION = "run.delete", "run deleted");
     Ok(ok())
 }
@@ -308,7 +327,11 @@ pub async fn delete_artifact(
     state.artifacts.remove(&artifact.path);
     state
         .store
-        .audit(user.audit("artifact.delete", Some(&artifact.id), Some(artifact.filename.clone())))
+        .audit(user.audit(
+            "artifact.delete",
+            Some(&artifact.id),
+            Some(artifact.filename.clone()),
+        ))
         .await?;
     Ok(ok())
 }
@@ -349,7 +372,10 @@ pub async fn audit_list(
     Ok(Json(json!(rows)))
 }
 
-pub async fn audit_verify(State(state): State<Shared>, user: Authed) -> Result<Json<Value>, ApiError> {
+pub async fn audit_verify(
+    State(state): State<Shared>,
+    user: Authed,
+) -> Result<Json<Value>, ApiError> {
     user.require(Role::Admin)?;
     Ok(Json(json!(state.store.verify_audit_chain().await?)))
 }

@@ -103,7 +103,10 @@ pub fn router(state: Shared) -> Router {
             "/api/ingest/artifact",
             post(runner::upload_artifact).layer(DefaultBodyLimit::max(artifact_limit)),
         )
-        .route("/api/runs/{id}/commands/{cmd}/ack", post(runner::ack_command))
+        .route(
+            "/api/runs/{id}/commands/{cmd}/ack",
+            post(runner::ack_command),
+        )
         // Served to the runner when signed, to a browser with a session.
         .route("/api/runs/{id}/commands", get(runner::commands))
         // Human API.
@@ -122,7 +125,10 @@ pub fn router(state: Shared) -> Router {
             axum::routing::patch(users::update).delete(users::remove),
         )
         .route("/api/runs", get(human::list_runs).post(human::create_run))
-        .route("/api/runs/{id}", get(human::get_run).delete(human::delete_run))
+        .route(
+            "/api/runs/{id}",
+            get(human::get_run).delete(human::delete_run),
+        )
         .route("/api/runs/{id}/events", get(human::events))
         .route("/api/runs/{id}/command", post(human::send_command))
         .route("/api/runs/{id}/stop", post(human::stop_run))
@@ -138,7 +144,10 @@ pub fn router(state: Shared) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
+        ))
         .with_state(state)
 }
 

@@ -54,7 +54,9 @@ pub fn verify(
         )));
     }
     if !(16..=128).contains(&nonce.len()) || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::unauthorized("X-Nonce must be 16 to 128 hex characters"));
+        return Err(ApiError::unauthorized(
+            "X-Nonce must be 16 to 128 hex characters",
+        ));
     }
     let parts = SignedParts {
         method: method.as_str(),
@@ -66,7 +68,10 @@ pub fn verify(
         capability_token: token,
     };
     if !signing::verify(state.secrets.hmac.expose(), &parts, signature) {
-        tracing::warn!(RUN_ID = run_id, "rejected a runner request with a bad signature");
+        tracing::warn!(
+            RUN_ID = run_id,
+            "rejected a runner request with a bad signature"
+        );
         return Err(ApiError::unauthorized("invalid signature"));
     }
     if !valid_run_id(run_id) {
@@ -97,11 +102,17 @@ fn to_new_event(state: &Shared, event: IngestEvent) -> Result<NewEvent, ApiError
     })
 }
 
-async fn ingest(state: &Shared, auth: RunnerAuth, events: Vec<NewEvent>) -> Result<Ingested, ApiError> {
+async fn ingest(
+    state: &Shared,
+    auth: RunnerAuth,
+    events: Vec<NewEvent>,
+) -> Result<Ingested, ApiError> {
     let hub_state = Arc::clone(state);
     let ingested = state
         .store
-        .runner_ingest(auth, events, move |ingested| publish(&hub_state.hub, ingested))
+        .runner_ingest(auth, events, move |ingested| {
+            publish(&hub_state.hub, ingested)
+        })
         .await?;
     if let Some(change) = &ingested.status_change {
         tracing::info!(RUN_ID = %change.run_id, status = change.status.as_str(), "run status changed");
@@ -182,7 +193,9 @@ pub async fn commands(
     if headers.contains_key(signing::HEADER_SIGNATURE) {
         let auth = verify(&state, &method, &uri, &headers, b"")?;
         if auth.run_id != run_id {
-            return Err(ApiError::forbidden("X-Run-Id does not match the run in the path"));
+            return Err(ApiError::forbidden(
+                "X-Run-Id does not match the run in the path",
+            ));
         }
         let pending: Vec<PendingCommand> = state
             .store
@@ -213,7 +226,9 @@ pub async fn ack_command(
     let raw = body(raw)?;
     let auth = verify(&state, &method, &uri, &headers, &raw)?;
     if auth.run_id != run_id {
-        return Err(ApiError::forbidden("X-Run-Id does not match the run in the path"));
+        return Err(ApiError::forbidden(
+            "X-Run-Id does not match the run in the path",
+        ));
     }
     let ack: CommandAck = parse_json_or_default(&raw)?;
     let redact = |s: Option<String>| s.map(|s| state.redactor.redact(&s).into_owned());
@@ -262,7 +277,10 @@ pub async fn upload_artifact(
         )));
     }
     let name = artifacts::safe_name(&name);
-    state.artifacts.allowed(&name).map_err(ApiError::bad_request)?;
+    state
+        .artifacts
+        .allowed(&name)
+        .map_err(ApiError::bad_request)?;
     let id = uuid::Uuid::new_v4().to_string();
     let store_dir = state.artifacts.root().to_owned();
     let (run_id, artifact_id, file_name) = (auth.run_id.clone(), id.clone(), name.clone());

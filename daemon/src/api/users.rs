@@ -19,7 +19,9 @@ use crate::store::{AuditEntry, NewUser, UserRow, UserUpdate, iso, now_ms};
 
 pub async fn status(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
     let users = state.store.user_count().await?;
-    Ok(Json(json!({ "setupRequired": users == 0, "localAuthEnabled": true })))
+    Ok(Json(
+        json!({ "setupRequired": users == 0, "localAuthEnabled": true }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -58,7 +60,11 @@ pub async fn setup(
             "setup is already done: log in, or ask an administrator for an account",
         ));
     };
-    if !bool::from(expected.as_bytes().ct_eq(request.setup_token.trim().as_bytes())) {
+    if !bool::from(
+        expected
+            .as_bytes()
+            .ct_eq(request.setup_token.trim().as_bytes()),
+    ) {
         state
             .store
             .audit(AuditEntry {
@@ -92,7 +98,10 @@ pub async fn setup(
     if request.enable_totp {
         let secret = auth::new_totp_secret()?;
         // Active at once: the first login then asks for a code.
-        state.store.set_totp_pending(user.id.clone(), secret.clone()).await?;
+        state
+            .store
+            .set_totp_pending(user.id.clone(), secret.clone())
+            .await?;
         state.store.confirm_totp(user.id.clone(), 0).await?;
         reply["totpUri"] = json!(auth::totp_uri(&secret, &user.username)?);
     }
@@ -145,10 +154,15 @@ fn session_cookie(token: &str, max_age: u64) -> Result<HeaderValue, ApiError> {
 }
 
 /// Starts a session and answers like a login.
-async fn start_session(state: &Shared, user: &UserRow, ip: Option<String>) -> Result<Response, ApiError> {
+async fn start_session(
+    state: &Shared,
+    user: &UserRow,
+    ip: Option<String>,
+) -> Result<Response, ApiError> {
     let token = auth::new_session_token()?;
     let lifetime = state.config.session_lifetime_secs;
-    let expires_at = now_ms().saturating_add(i64::try_from(lifetime.saturating_mul(1000)).unwrap_or(i64::MAX));
+    let expires_at =
+        now_ms().saturating_add(i64::try_from(lifetime.saturating_mul(1000)).unwrap_or(i64::MAX));
     state
         .store
         .create_session(
@@ -187,9 +201,10 @@ pub async fn login(
         ));
     }
     let user = state.store.user_by_name(request.username.clone()).await?;
-    let stored_hash = user
-        .as_ref()
-        .map_or_else(|| auth::dummy_hash().to_owned(), |u| u.password_hash.clone());
+    let stored_hash = user.as_ref().map_or_else(
+        || auth::dummy_hash().to_owned(),
+        |u| u.password_hash.clone(),
+    );
     let password_ok = verify(request.password, stored_hash).await? && user.is_some();
     let fail = |reason: &'static str| {
         let state = state.clone();
@@ -220,7 +235,9 @@ pub async fn login(
     };
     if let Some(secret) = &user.totp_secret {
         let Some(code) = request.totp_code.filter(|c| !c.trim().is_empty()) else {
-            return Err(ApiError::unauthorized("a TOTP code is needed").with("totpRequired", json!(true)));
+            return Err(
+                ApiError::unauthorized("a TOTP code is needed").with("totpRequired", json!(true))
+            );
         };
         let step = auth::totp_check(secret, &user.username, &code);
         let fresh = match step {
@@ -253,10 +270,15 @@ fn clear_cookie() -> HeaderValue {
 }
 
 pub async fn logout(State(state): State<Shared>, user: Authed) -> Result<Response, ApiError> {
-    state.store.delete_session(user.session_hash.clone()).await?;
+    state
+        .store
+        .delete_session(user.session_hash.clone())
+        .await?;
     state.store.audit(user.audit("logout", None, None)).await?;
     let mut response = ok().into_response();
-    response.headers_mut().insert(header::SET_COOKIE, clear_cookie());
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, clear_cookie());
     Ok(response)
 }
 
@@ -265,14 +287,23 @@ pub async fn me(user: Authed) -> Json<Value> {
 }
 
 pub async fn refresh(State(state): State<Shared>, user: Authed) -> Result<Response, ApiError> {
-    state.store.delete_session(user.session_hash.clone()).await?;
+    state
+        .store
+        .delete_session(user.session_hash.clone())
+        .await?;
     start_session(&state, &user.user, user.ip.clone()).await
 }
 
-pub async fn totp_enroll(State(state): State<Shared>, user: Authed) -> Result<Json<Value>, ApiError> {
+pub async fn totp_enroll(
+    State(state): State<Shared>,
+    user: Authed,
+) -> Result<Json<Value>, ApiError> {
     let secret = auth::new_totp_secret()?;
     let uri = auth::totp_uri(&secret, &user.user.username)?;
-    state.store.set_totp_pending(user.user.id.clone(), secret.clone()).await?;
+    state
+        .store
+        .set_totp_pending(user.user.id.clone(), secret.clone())
+        .await?;
     Ok(Json(json!({ "ok": true, "secret": secret, "uri": uri })))
 }
 
@@ -295,10 +326,15 @@ pub async fn totp_confirm(
         ));
     };
     let Some(step) = auth::totp_check(&pending, &fresh.username, &request.code) else {
-        return Err(ApiError::bad_request("wrong TOTP code: check the authenticator's clock"));
+        return Err(ApiError::bad_request(
+            "wrong TOTP code: check the authenticator's clock",
+        ));
     };
     state.store.confirm_totp(user.user.id.clone(), step).await?;
-    state.store.audit(user.audit("totp.enroll", Some(&user.user.id), None)).await?;
+    state
+        .store
+        .audit(user.audit("totp.enroll", Some(&user.user.id), None))
+        .await?;
     Ok(ok())
 }
 
@@ -326,9 +362,18 @@ pub async fn totp_remove(
     }
     state
         .store
-        .update_user(user.user.id.clone(), UserUpdate { reset_totp: true, ..Default::default() })
+        .update_user(
+            user.user.id.clone(),
+            UserUpdate {
+                reset_totp: true,
+                ..Default::default()
+            },
+        )
         .await?;
-    state.store.audit(user.audit("totp.remove", Some(&user.user.id), None)).await?;
+    state
+        .store
+        .audit(user.audit("totp.remove", Some(&user.user.id), None))
+        .await?;
     Ok(ok())
 }
 
@@ -369,7 +414,11 @@ pub async fn create(
         .await?;
     state
         .store
-        .audit(user.audit("user.create", Some(&created.username), Some(format!("role {}", created.role.as_str()))))
+        .audit(user.audit(
+            "user.create",
+            Some(&created.username),
+            Some(format!("role {}", created.role.as_str())),
+        ))
         .await?;
     Ok((StatusCode::CREATED, Json(json!(created))))
 }
@@ -425,7 +474,11 @@ pub async fn update(
         .await?;
     state
         .store
-        .audit(user.audit("user.update", Some(&updated.username), Some(changes.join(", "))))
+        .audit(user.audit(
+            "user.update",
+            Some(&updated.username),
+            Some(changes.join(", ")),
+        ))
         .await?;
     Ok(Json(json!(updated)))
 }
@@ -443,4 +496,3 @@ pub async fn remove(
         .await?;
     Ok(ok())
 }
-

@@ -206,7 +206,9 @@ async fn follow(state: Shared, run_id: String, after: u64, outbox: mpsc::Sender<
             }
             Err(broadcast::error::RecvError::Lagged(skipped)) => {
                 let notice = encode(&ServerMessage::Notice {
-                    message: format!("fell behind by {skipped} messages; catching up from the store"),
+                    message: format!(
+                        "fell behind by {skipped} messages; catching up from the store"
+                    ),
                 });
                 if outbox.send(notice).await.is_err()
                     || catch_up(&state, &run_id, &mut last, &outbox).await.is_err()

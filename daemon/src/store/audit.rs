@@ -118,7 +118,11 @@ fn row_hash(prev_hash: &str, row: &RawRow) -> String {
 fn last_hash(conn: &Connection) -> Result<String, StoreError> {
     use rusqlite::OptionalExtension;
     Ok(conn
-        .query_row("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
+        .query_row(
+            "SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
         .optional()?
         .unwrap_or_default())
 }
@@ -166,7 +170,8 @@ pub(super) fn rechain_all(conn: &Connection) -> Result<(), StoreError> {
         .query_map([], raw_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     let mut prev = String::new();
-    let mut update = conn.prepare("UPDATE audit_log SET prev_hash = ?2, hash = ?3 WHERE id = ?1")?;
+    let mut update =
+        conn.prepare("UPDATE audit_log SET prev_hash = ?2, hash = ?3 WHERE id = ?1")?;
     for row in rows {
         let hash = row_hash(&prev, &row);
         update.execute(params![row.id, prev, hash])?;
@@ -189,10 +194,14 @@ fn verify(conn: &Connection) -> Result<ChainReport, StoreError> {
             reason: Some(reason.to_owned()),
         };
         if row.prev_hash != prev {
-            return Ok(broken("row does not follow the row before it (a row was removed or inserted)"));
+            return Ok(broken(
+                "row does not follow the row before it (a row was removed or inserted)",
+            ));
         }
         if row.hash != row_hash(&prev, &row) {
-            return Ok(broken("row content does not match its hash (the row was edited)"));
+            return Ok(broken(
+                "row content does not match its hash (the row was edited)",
+            ));
         }
         prev = row.hash;
         checked += 1;
@@ -226,7 +235,13 @@ impl Store {
                      ORDER BY id DESC LIMIT ?5"
                 ))?
                 .query_map(
-                    params![filter.username, filter.action, action_prefix, filter.since, filter.limit],
+                    params![
+                        filter.username,
+                        filter.action,
+                        action_prefix,
+                        filter.since,
+                        filter.limit
+                    ],
                     raw_from_row,
                 )?
                 .map(|r| {

@@ -63,7 +63,9 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
 
 fn user_by(conn: &Connection, column: &str, value: &str) -> Result<Option<UserRow>, StoreError> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE {column} = ?1"
+        ))?
         .query_row([value], user_from_row)
         .optional()?)
 }
@@ -73,7 +75,11 @@ fn require_user(conn: &Connection, id: &str) -> Result<UserRow, StoreError> {
 }
 
 fn admin_count(conn: &Connection) -> Result<u64, StoreError> {
-    Ok(conn.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin'", [], |r| r.get(0))?)
+    Ok(
+        conn.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin'", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 fn insert_user(conn: &Connection, user: &NewUser) -> Result<(), StoreError> {
@@ -128,7 +134,8 @@ impl Store {
     }
 
     pub async fn user_by_name(&self, username: String) -> Result<Option<UserRow>, StoreError> {
-        self.read(move |conn| user_by(conn, "username", &username)).await
+        self.read(move |conn| user_by(conn, "username", &username))
+            .await
     }
 
     pub async fn user(&self, id: String) -> Result<UserRow, StoreError> {
@@ -138,7 +145,9 @@ impl Store {
     pub async fn list_users(&self) -> Result<Vec<UserRow>, StoreError> {
         self.read(|conn| {
             let rows = conn
-                .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"))?
+                .prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+                ))?
                 .query_map([], user_from_row)?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
@@ -192,7 +201,11 @@ impl Store {
             .await
     }
 
-    pub async fn set_totp_pending(&self, user_id: String, secret: String) -> Result<(), StoreError> {
+    pub async fn set_totp_pending(
+        &self,
+        user_id: String,
+        secret: String,
+    ) -> Result<(), StoreError> {
         self.writer()
             .write(move |conn| {
                 require_user(conn, &user_id)?;
@@ -258,10 +271,7 @@ impl Store {
     }
 
     /// The live session with this hash and its user.
-    pub async fn session_user(
-        &self,
-        id_hash: String,
-    ) -> Result<Option<UserRow>, StoreError> {
+    pub async fn session_user(&self, id_hash: String) -> Result<Option<UserRow>, StoreError> {
         self.read(move |conn| {
             let user_id: Option<String> = conn
                 .prepare_cached("SELECT user_id FROM sessions WHERE id = ?1 AND expires_at > ?2")?
@@ -289,7 +299,8 @@ impl Store {
         self.writer()
             .write(|conn| {
                 let now = now_ms();
-                let sessions = conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
+                let sessions =
+                    conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
                 let nonces = conn.execute("DELETE FROM nonces WHERE expires_at <= ?1", [now])?;
                 Ok((sessions, nonces))
             })

@@ -8,11 +8,13 @@ use rusqlite::Connection;
 
 use super::{StoreError, audit};
 
+/// Data rewrites that SQL alone cannot express.
+type PostStep = fn(&Connection) -> Result<(), StoreError>;
+
 struct Migration {
     version: u32,
     sql: &'static str,
-    /// Data rewrites that SQL alone cannot express.
-    post: Option<fn(&Connection) -> Result<(), StoreError>>,
+    post: Option<PostStep>,
 }
 
 const MIGRATIONS: &[Migration] = &[
@@ -88,13 +90,12 @@ fn backup_before_migration(
             .unwrap_or("db.sqlite")
     );
     let target = db_path.with_file_name(name);
-    conn.backup(rusqlite::MAIN_DB, &target, None)
-        .map_err(|e| {
-            StoreError::Migration(format!(
-                "cannot write the pre-migration backup {}: {e}; free some space and start again",
-                target.display()
-            ))
-        })?;
+    conn.backup(rusqlite::MAIN_DB, &target, None).map_err(|e| {
+        StoreError::Migration(format!(
+            "cannot write the pre-migration backup {}: {e}; free some space and start again",
+            target.display()
+        ))
+    })?;
     tracing::info!(backup = %target.display(), from, "backed up the database before migrating");
     Ok(target)
 }

@@ -18,9 +18,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use audit::{AuditEntry, AuditFilter};
 pub use auth::{NewUser, UserRow, UserUpdate};
-pub use runs::{
-    EventRow, Ingested, NewArtifact, NewEvent, RunFilter, RunnerAuth, StatusChange,
-};
+pub use runs::{EventRow, Ingested, NewArtifact, NewEvent, RunFilter, RunnerAuth, StatusChange};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -22,7 +22,10 @@ fn ser_iso_opt<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S:
 
 fn ser_json_text<S: serde::Serializer>(text: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
     // Metadata is stored as JSON text and shown as JSON.
-    match text.as_deref().map(serde_json::from_str::<serde_json::Value>) {
+    match text
+        .as_deref()
+        .map(serde_json::from_str::<serde_json::Value>)
+    {
         Some(Ok(value)) => value.serialize(s),
         _ => s.serialize_none(),
     }
@@ -251,7 +254,12 @@ fn check_runner(conn: &Connection, auth: &RunnerAuth, now: i64) -> Result<(), St
     Ok(())
 }
 
-fn ingest(conn: &Connection, run_id: &str, events: &[NewEvent], now: i64) -> Result<Ingested, StoreError> {
+fn ingest(
+    conn: &Connection,
+    run_id: &str,
+    events: &[NewEvent],
+    now: i64,
+) -> Result<Ingested, StoreError> {
     let mut next: u64 = conn
         .prepare_cached("SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE run_id = ?1")?
         .query_row([run_id], |r| r.get(0))?;
@@ -490,7 +498,11 @@ impl Store {
                      ORDER BY created_at DESC, id DESC LIMIT ?3"
                 ))?
                 .query_map(
-                    params![filter.status.map(RunStatus::as_str), filter.before, filter.limit],
+                    params![
+                        filter.status.map(RunStatus::as_str),
+                        filter.before,
+                        filter.limit
+                    ],
                     run_from_row,
                 )?
                 .collect::<Result<Vec<_>, _>>()?;

@@ -17,36 +17,61 @@ async fn setup_is_guarded_by_the_token_and_happens_once() {
     let (_, status) = gw.call(Method::GET, "/api/auth/status", None, None).await;
     assert_eq!(status["setupRequired"], true);
     let token_file = gw.data().join("setup-token");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&token_file).expect("token").permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&token_file).expect("token").permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600);
 
-    let setup = |token: String, username: &str, password: &str| {
-        json!({ "setupToken": token, "username": username, "password": password })
-    };
+    let setup = |token: String, username: &str, password: &str| json!({ "setupToken": token, "username": username, "password": password });
     let (status, body) = gw
-        .call(Method::POST, "/api/auth/setup", None, Some(setup("wrong".into(), ADMIN, ADMIN_PASSWORD)))
+        .call(
+            Method::POST,
+            "/api/auth/setup",
+            None,
+            Some(setup("wrong".into(), ADMIN, ADMIN_PASSWORD)),
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, body) = gw
-        .call(Method::POST, "/api/auth/setup", None, Some(setup(gw.setup_token(), "a b", ADMIN_PASSWORD)))
+        .call(
+            Method::POST,
+            "/api/auth/setup",
+            None,
+            Some(setup(gw.setup_token(), "a b", ADMIN_PASSWORD)),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, body) = gw
-        .call(Method::POST, "/api/auth/setup", None, Some(setup(gw.setup_token(), ADMIN, "short")))
+        .call(
+            Method::POST,
+            "/api/auth/setup",
+            None,
+            Some(setup(gw.setup_token(), ADMIN, "short")),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["error"].as_str().expect("error").contains("12"));
 
     let token = gw.setup_token();
     let (status, body) = gw
-        .call(Method::POST, "/api/auth/setup", None, Some(setup(token.clone(), ADMIN, ADMIN_PASSWORD)))
+        .call(
+            Method::POST,
+            "/api/auth/setup",
+            None,
+            Some(setup(token.clone(), ADMIN, ADMIN_PASSWORD)),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["userId"].is_string());
     assert!(!token_file.exists(), "setup token removed after use");
 
     let (status, body) = gw
-        .call(Method::POST, "/api/auth/setup", None, Some(setup(token, "second", ADMIN_PASSWORD)))
+        .call(
+            Method::POST,
+            "/api/auth/setup",
+            None,
+            Some(setup(token, "second", ADMIN_PASSWORD)),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let (_, status) = gw.call(Method::GET, "/api/auth/status", None, None).await;
@@ -63,9 +88,15 @@ async fn login_logout_me_refresh() {
     assert_eq!(me["user"]["role"], "admin");
     assert!(me["user"].get("passwordHash").is_none() && me["user"].get("password_hash").is_none());
 
-    let err = gw.login(ADMIN, "wrong password here", None).await.expect_err("wrong password");
+    let err = gw
+        .login(ADMIN, "wrong password here", None)
+        .await
+        .expect_err("wrong password");
     assert_eq!(err.0, StatusCode::UNAUTHORIZED);
-    let err = gw.login("nobody", ADMIN_PASSWORD, None).await.expect_err("unknown user");
+    let err = gw
+        .login("nobody", ADMIN_PASSWORD, None)
+        .await
+        .expect_err("unknown user");
     assert_eq!(err.0, StatusCode::UNAUTHORIZED);
 
     // The cookie works as well as the bearer header.
@@ -78,19 +109,32 @@ async fn login_logout_me_refresh() {
         .expect("me");
     assert_eq!(resp.status(), StatusCode::OK);
 
-    let (status, refreshed) = gw.call(Method::POST, "/api/auth/refresh", Some(&session), None).await;
+    let (status, refreshed) = gw
+        .call(Method::POST, "/api/auth/refresh", Some(&session), None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{refreshed}");
     let (status, _) = gw.get("/api/auth/me", &session).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "refresh ends the old session");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "refresh ends the old session"
+    );
 
     let session = gw.login(ADMIN, ADMIN_PASSWORD, None).await.expect("login");
-    let (status, _) = gw.call(Method::POST, "/api/auth/logout", Some(&session), None).await;
+    let (status, _) = gw
+        .call(Method::POST, "/api/auth/logout", Some(&session), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = gw.get("/api/auth/me", &session).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body["error"].is_string());
 
-    let (status, audit) = gw.get("/api/audit?action=login", &gw.login(ADMIN, ADMIN_PASSWORD, None).await.expect("login")).await;
+    let (status, audit) = gw
+        .get(
+            "/api/audit?action=login",
+            &gw.login(ADMIN, ADMIN_PASSWORD, None).await.expect("login"),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let failed = audit
         .as_array()
@@ -99,28 +143,53 @@ async fn login_logout_me_refresh() {
         .filter(|r| r["action"] == "login.failed")
         .count();
     assert_eq!(failed, 2, "{audit}");
-    assert!(audit.as_array().expect("rows").iter().any(|r| r["action"] == "login.failed" && r["username"] == "nobody" && r["ip"] == "127.0.0.1"));
+    assert!(
+        audit
+            .as_array()
+            .expect("rows")
+            .iter()
+            .any(|r| r["action"] == "login.failed"
+                && r["username"] == "nobody"
+                && r["ip"] == "127.0.0.1")
+    );
 }
 
 #[tokio::test]
 async fn totp_enrolment_and_login() {
     let gw = Gateway::start().await;
     let session = gw.admin().await;
-    let (status, enrol) = gw.call(Method::POST, "/api/auth/totp/enroll", Some(&session), None).await;
+    let (status, enrol) = gw
+        .call(Method::POST, "/api/auth/totp/enroll", Some(&session), None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{enrol}");
     let uri = enrol["uri"].as_str().expect("uri").to_owned();
     assert!(uri.starts_with("otpauth://totp/"));
 
     // Not active before confirmation.
-    gw.login(ADMIN, ADMIN_PASSWORD, None).await.expect("no code needed yet");
-    let (status, _) = gw.post("/api/auth/totp/confirm", &session, json!({ "code": "000000" })).await;
+    gw.login(ADMIN, ADMIN_PASSWORD, None)
+        .await
+        .expect("no code needed yet");
+    let (status, _) = gw
+        .post(
+            "/api/auth/totp/confirm",
+            &session,
+            json!({ "code": "000000" }),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, body) = gw
-        .post("/api/auth/totp/confirm", &session, json!({ "code": totp_code(&uri, 0) }))
+        .post(
+            "/api/auth/totp/confirm",
+            &session,
+            json!({ "code": totp_code(&uri, 0) }),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    let (status, body) = gw.login(ADMIN, ADMIN_PASSWORD, None).await.expect_err("code needed");
+    let (status, body) = gw
+        .login(ADMIN, ADMIN_PASSWORD, None)
+        .await
+        .expect_err("code needed");
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["totpRequired"], true);
     let (status, body) = gw
@@ -131,20 +200,40 @@ async fn totp_enrolment_and_login() {
 
     // The confirmation used this step's code: the next step's works once.
     let next = totp_code(&uri, 1);
-    let session = gw.login(ADMIN, ADMIN_PASSWORD, Some(&next)).await.expect("login with code");
+    let session = gw
+        .login(ADMIN, ADMIN_PASSWORD, Some(&next))
+        .await
+        .expect("login with code");
     let (status, _) = gw.get("/api/auth/me", &session).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = gw.login(ADMIN, ADMIN_PASSWORD, Some(&next)).await.expect_err("code reuse");
+    let (status, _) = gw
+        .login(ADMIN, ADMIN_PASSWORD, Some(&next))
+        .await
+        .expect_err("code reuse");
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // Removal needs the password.
-    let (status, _) = gw.call(Method::DELETE, "/api/auth/totp", Some(&session), Some(json!({ "password": "wrong one" }))).await;
+    let (status, _) = gw
+        .call(
+            Method::DELETE,
+            "/api/auth/totp",
+            Some(&session),
+            Some(json!({ "password": "wrong one" })),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = gw
-        .call(Method::DELETE, "/api/auth/totp", Some(&session), Some(json!({ "password": ADMIN_PASSWORD })))
+        .call(
+            Method::DELETE,
+            "/api/auth/totp",
+            Some(&session),
+            Some(json!({ "password": ADMIN_PASSWORD })),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
-    gw.login(ADMIN, ADMIN_PASSWORD, None).await.expect("TOTP removed");
+    gw.login(ADMIN, ADMIN_PASSWORD, None)
+        .await
+        .expect("TOTP removed");
 }
 
 #[tokio::test]
@@ -161,7 +250,9 @@ async fn setup_with_totp_requires_codes_from_the_start() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let uri = body["totpUri"].as_str().expect("totpUri");
     assert!(gw.login(ADMIN, ADMIN_PASSWORD, None).await.is_err());
-    gw.login(ADMIN, ADMIN_PASSWORD, Some(&totp_code(uri, 0))).await.expect("login");
+    gw.login(ADMIN, ADMIN_PASSWORD, Some(&totp_code(uri, 0)))
+        .await
+        .expect("login");
 }
 
 #[tokio::test]
@@ -185,11 +276,26 @@ async fn roles_are_enforced_on_every_endpoint() {
     let (status, body) = gw.post("/api/runs", &viewer, json!({})).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(body["error"].as_str().expect("error").contains("operator"));
-    let (status, _) = gw.post(&format!("/api/runs/{run_id}/stop"), &viewer, json!({})).await;
+    let (status, _) = gw
+        .post(&format!("/api/runs/{run_id}/stop"), &viewer, json!({}))
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = gw.call(Method::DELETE, &format!("/api/runs/{run_id}"), Some(&viewer), None).await;
+    let (status, _) = gw
+        .call(
+            Method::DELETE,
+            &format!("/api/runs/{run_id}"),
+            Some(&viewer),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = gw.post(&format!("/api/runs/{run_id}/command"), &viewer, json!({"command": "git status"})).await;
+    let (status, _) = gw
+        .post(
+            &format!("/api/runs/{run_id}/command"),
+            &viewer,
+            json!({"command": "git status"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // Operator acts on runs, does not manage users or read the audit log.
     for path in ["/api/auth/users", "/api/audit", "/api/audit/verify"] {
@@ -197,7 +303,11 @@ async fn roles_are_enforced_on_every_endpoint() {
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
     }
     let (status, _) = gw
-        .post("/api/auth/users", &operator, json!({"username": "x1234", "password": "long enough password", "role": "admin"}))
+        .post(
+            "/api/auth/users",
+            &operator,
+            json!({"username": "x1234", "password": "long enough password", "role": "admin"}),
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
@@ -205,7 +315,10 @@ async fn roles_are_enforced_on_every_endpoint() {
     let (status, users) = gw.get("/api/auth/users", &admin).await;
     assert_eq!(status, StatusCode::OK);
     let text = users.to_string();
-    assert!(!text.contains("argon2") && !text.contains("password"), "{text}");
+    assert!(
+        !text.contains("argon2") && !text.contains("password"),
+        "{text}"
+    );
     let viewer_id = users
         .as_array()
         .expect("users")
@@ -216,7 +329,12 @@ async fn roles_are_enforced_on_every_endpoint() {
         .expect("id")
         .to_owned();
     let (status, body) = gw
-        .call(Method::PATCH, &format!("/api/auth/users/{viewer_id}"), Some(&admin), Some(json!({"role": "operator"})))
+        .call(
+            Method::PATCH,
+            &format!("/api/auth/users/{viewer_id}"),
+            Some(&admin),
+            Some(json!({"role": "operator"})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["role"], "operator");
@@ -225,28 +343,59 @@ async fn roles_are_enforced_on_every_endpoint() {
     assert_eq!(status, StatusCode::CREATED);
     // A password reset ends the user's sessions.
     let (status, _) = gw
-        .call(Method::PATCH, &format!("/api/auth/users/{viewer_id}"), Some(&admin), Some(json!({"password": "a brand new password"})))
+        .call(
+            Method::PATCH,
+            &format!("/api/auth/users/{viewer_id}"),
+            Some(&admin),
+            Some(json!({"password": "a brand new password"})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = gw.get("/api/auth/me", &viewer).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    gw.login("viewer1", "a brand new password", None).await.expect("new password");
+    gw.login("viewer1", "a brand new password", None)
+        .await
+        .expect("new password");
     // Duplicate names, bad roles, the last admin.
     let (status, _) = gw
-        .post("/api/auth/users", &admin, json!({"username": "viewer1", "password": "long enough password", "role": "viewer"}))
+        .post(
+            "/api/auth/users",
+            &admin,
+            json!({"username": "viewer1", "password": "long enough password", "role": "viewer"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     let (status, _) = gw
-        .post("/api/auth/users", &admin, json!({"username": "x1234", "password": "long enough password", "role": "root"}))
+        .post(
+            "/api/auth/users",
+            &admin,
+            json!({"username": "x1234", "password": "long enough password", "role": "root"}),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (_, me) = gw.get("/api/auth/me", &admin).await;
     let admin_id = me["user"]["id"].as_str().expect("id").to_owned();
-    let (status, _) = gw.call(Method::DELETE, &format!("/api/auth/users/{admin_id}"), Some(&admin), None).await;
+    let (status, _) = gw
+        .call(
+            Method::DELETE,
+            &format!("/api/auth/users/{admin_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
-    let (status, _) = gw.call(Method::DELETE, &format!("/api/auth/users/{viewer_id}"), Some(&admin), None).await;
+    let (status, _) = gw
+        .call(
+            Method::DELETE,
+            &format!("/api/auth/users/{viewer_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = gw.call(Method::DELETE, "/api/auth/users/nope", Some(&admin), None).await;
+    let (status, _) = gw
+        .call(Method::DELETE, "/api/auth/users/nope", Some(&admin), None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -255,10 +404,16 @@ async fn login_failures_and_requests_are_rate_limited() {
     let gw = Gateway::start_with("rate_limit_per_minute = 0\nlogin_max_failures = 3\n").await;
     gw.admin().await;
     for _ in 0..3 {
-        let (status, _) = gw.login(ADMIN, "not the password!", None).await.expect_err("wrong");
+        let (status, _) = gw
+            .login(ADMIN, "not the password!", None)
+            .await
+            .expect_err("wrong");
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    let (status, body) = gw.login(ADMIN, ADMIN_PASSWORD, None).await.expect_err("locked");
+    let (status, body) = gw
+        .login(ADMIN, ADMIN_PASSWORD, None)
+        .await
+        .expect_err("locked");
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
 
     let gw = Gateway::start_with("rate_limit_per_minute = 5\n").await;

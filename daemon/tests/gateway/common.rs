@@ -80,7 +80,9 @@ impl Gateway {
             .expect("start clawd");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read stdout");
         let Some(port) = line
             .trim()
             .rsplit(':')
@@ -166,7 +168,8 @@ impl Gateway {
     }
 
     pub async fn post(&self, path: &str, session: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::POST, path, Some(session), Some(body)).await
+        self.call(Method::POST, path, Some(session), Some(body))
+            .await
     }
 
     /// Runs first-run setup and logs the admin in; returns the session.
@@ -184,7 +187,9 @@ impl Gateway {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        self.login(ADMIN, ADMIN_PASSWORD, None).await.expect("admin login")
+        self.login(ADMIN, ADMIN_PASSWORD, None)
+            .await
+            .expect("admin login")
     }
 
     /// Logs in; returns the session token from the cookie.
@@ -390,26 +395,44 @@ impl Runner<'_> {
         let resp = req.send().await.expect("runner request");
         let status = resp.status();
         let text = resp.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
-    pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let signed = self.sign(method, path, bytes);
         self.send(&signed).await
     }
 
-    pub async fn event(&self, kind: &str, data: &str, sequence: Option<u64>) -> (StatusCode, Value) {
+    pub async fn event(
+        &self,
+        kind: &str,
+        data: &str,
+        sequence: Option<u64>,
+    ) -> (StatusCode, Value) {
         let mut body = json!({ "type": kind, "data": data });
         if let Some(seq) = sequence {
             body["sequence"] = json!(seq);
         }
-        self.request(Method::POST, "/api/ingest/event", Some(body)).await
+        self.request(Method::POST, "/api/ingest/event", Some(body))
+            .await
     }
 
     pub async fn batch(&self, events: Vec<Value>) -> (StatusCode, Value) {
-        self.request(Method::POST, "/api/ingest/events", Some(json!({ "events": events })))
-            .await
+        self.request(
+            Method::POST,
+            "/api/ingest/events",
+            Some(json!({ "events": events })),
+        )
+        .await
     }
 
     pub async fn started(&self) {
@@ -455,14 +478,17 @@ impl Runner<'_> {
 
 /// A browser WebSocket.
 pub struct Ws {
-    inner: tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    inner:
+        tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
 }
 
 impl Ws {
     pub async fn send(&mut self, message: Value) {
         use futures_util::SinkExt;
         self.inner
-            .send(tokio_tungstenite::tungstenite::Message::text(message.to_string()))
+            .send(tokio_tungstenite::tungstenite::Message::text(
+                message.to_string(),
+            ))
             .await
             .expect("ws send");
     }

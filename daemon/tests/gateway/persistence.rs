@@ -10,7 +10,9 @@ async fn restart_keeps_runs_events_sessions_and_secrets() {
     let mut gw = Gateway::start().await;
     let admin = gw.admin().await;
     let (run_id, token) = gw.create_run(&admin).await;
-    let runner_events: Vec<_> = (1..=20).map(|i| json!({"type": "stdout", "data": format!("l{i}"), "sequence": i})).collect();
+    let runner_events: Vec<_> = (1..=20)
+        .map(|i| json!({"type": "stdout", "data": format!("l{i}"), "sequence": i}))
+        .collect();
     gw.runner(&run_id, &token).batch(runner_events).await;
     let secret_before = gw.hmac_secret.clone();
     let cert_before = std::fs::read(gw.data().join("certs/server.crt")).expect("cert");
@@ -18,16 +20,27 @@ async fn restart_keeps_runs_events_sessions_and_secrets() {
     gw.restart();
 
     assert_eq!(gw.hmac_secret, secret_before);
-    assert_eq!(std::fs::read(gw.data().join("certs/server.crt")).expect("cert"), cert_before);
+    assert_eq!(
+        std::fs::read(gw.data().join("certs/server.crt")).expect("cert"),
+        cert_before
+    );
     let (status, run) = gw.get(&format!("/api/runs/{run_id}"), &admin).await;
     assert_eq!(status, StatusCode::OK, "session survives a restart: {run}");
     assert_eq!(run["event_count"], 20);
     // The runner resumes where it was.
-    let (status, body) = gw.runner(&run_id, &token).event("stdout", "after restart", Some(21)).await;
+    let (status, body) = gw
+        .runner(&run_id, &token)
+        .event("stdout", "after restart", Some(21))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = gw.runner(&run_id, &token).event("stdout", "l20", Some(20)).await;
+    let (status, body) = gw
+        .runner(&run_id, &token)
+        .event("stdout", "l20", Some(20))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (_, events) = gw.get(&format!("/api/runs/{run_id}/events?after=19"), &admin).await;
+    let (_, events) = gw
+        .get(&format!("/api/runs/{run_id}/events?after=19"), &admin)
+        .await;
     assert_eq!(events.as_array().expect("events").len(), 2);
     assert!(!gw.data().join("setup-token").exists());
 }
@@ -49,14 +62,23 @@ async fn audit_chain_verifies_and_detects_an_edited_row() {
     let victim = rows[1]["id"].as_i64().expect("id");
     {
         let db = rusqlite::Connection::open(db_path(&gw)).expect("open db");
-        db.busy_timeout(std::time::Duration::from_secs(5)).expect("timeout");
-        db.execute("UPDATE audit_log SET details = 'innocent' WHERE id = ?1", [victim])
-            .expect("edit row");
+        db.busy_timeout(std::time::Duration::from_secs(5))
+            .expect("timeout");
+        db.execute(
+            "UPDATE audit_log SET details = 'innocent' WHERE id = ?1",
+            [victim],
+        )
+        .expect("edit row");
     }
     let (_, report) = gw.get("/api/audit/verify", &admin).await;
     assert_eq!(report["ok"], false, "{report}");
     assert_eq!(report["brokenAt"], victim);
-    assert!(report["reason"].as_str().expect("reason").contains("edited"));
+    assert!(
+        report["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("edited")
+    );
 }
 
 #[tokio::test]
@@ -65,8 +87,11 @@ async fn a_schema_1_database_is_backed_up_and_migrated_with_its_data() {
     let db = dir.path().join("db.sqlite");
     {
         let conn = rusqlite::Connection::open(&db).expect("create fixture db");
-        conn.execute_batch(include_str!("../fixtures/schema1.sql")).expect("fixture");
-        let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        conn.execute_batch(include_str!("../fixtures/schema1.sql"))
+            .expect("fixture");
+        let version: u32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
         assert_eq!(version, 1);
     }
     let gw = Gateway::start_in(dir, TEST_CONFIG).await;
@@ -80,8 +105,12 @@ async fn a_schema_1_database_is_backed_up_and_migrated_with_its_data() {
     assert_eq!(backups.len(), 1, "{backups:?}");
     let backup = rusqlite::Connection::open(gw.data().join(&backups[0])).expect("backup");
     let (version, events): (u32, u32) = (
-        backup.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("v"),
-        backup.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)).expect("n"),
+        backup
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("v"),
+        backup
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .expect("n"),
     );
     assert_eq!((version, events), (1, 5));
 
@@ -93,7 +122,12 @@ async fn a_schema_1_database_is_backed_up_and_migrated_with_its_data() {
     assert_eq!(run["exit_code"], 0);
     assert_eq!(run["artifacts"][0]["filename"], "latest.diff");
     let (_, events) = gw.get("/api/runs/run-old-1/events", &admin).await;
-    let seqs: Vec<u64> = events.as_array().expect("events").iter().map(|e| e["sequence"].as_u64().expect("seq")).collect();
+    let seqs: Vec<u64> = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["sequence"].as_u64().expect("seq"))
+        .collect();
     assert_eq!(seqs, [1, 2, 3]);
     assert_eq!(events[1]["data"], "working\n");
     let (_, other) = gw.get("/api/runs/run-old-2/events", &admin).await;
@@ -113,7 +147,11 @@ async fn a_schema_1_database_is_backed_up_and_migrated_with_its_data() {
 async fn unknown_config_keys_stop_the_daemon_with_their_name() {
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("clawd.toml");
-    std::fs::write(&config, "listen = \"127.0.0.1:0\"\nrun_retention_dayz = 3\n").expect("write");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\nrun_retention_dayz = 3\n",
+    )
+    .expect("write");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_clawd"))
         .args(["serve", "--data-dir"])
         .arg(dir.path())
@@ -130,20 +168,32 @@ async fn unknown_config_keys_stop_the_daemon_with_their_name() {
 #[tokio::test]
 async fn secrets_and_keys_are_private_files() {
     let gw = Gateway::start().await;
-    for file in ["secrets/hmac-secret", "secrets/auth-secret", "certs/server.key", "db.sqlite"] {
+    for file in [
+        "secrets/hmac-secret",
+        "secrets/auth-secret",
+        "certs/server.key",
+        "db.sqlite",
+    ] {
         let meta = std::fs::metadata(gw.data().join(file)).expect(file);
         let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
         assert_eq!(mode & 0o077, 0, "{file} has mode {mode:o}");
     }
     let secret = std::fs::read_to_string(gw.data().join("secrets/hmac-secret")).expect("secret");
     assert_eq!(secret.trim().len(), 64);
-    assert!(!gw.log().contains(secret.trim()), "the HMAC secret is never logged");
+    assert!(
+        !gw.log().contains(secret.trim()),
+        "the HMAC secret is never logged"
+    );
 }
 
 #[tokio::test]
 async fn credentials_directory_wins_over_generated_secrets() {
     let creds = tempfile::tempdir().expect("creds");
-    std::fs::write(creds.path().join("hmac-secret"), "from-systemd-credential\n").expect("write");
+    std::fs::write(
+        creds.path().join("hmac-secret"),
+        "from-systemd-credential\n",
+    )
+    .expect("write");
     let dir = tempfile::tempdir().expect("dir");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clawd"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -162,6 +212,12 @@ async fn credentials_directory_wins_over_generated_secrets() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(line.contains("listening"), "{line}");
-    assert!(!dir.path().join("secrets/hmac-secret").exists(), "credential used, nothing generated");
-    assert!(dir.path().join("secrets/auth-secret").exists(), "the other secret is generated");
+    assert!(
+        !dir.path().join("secrets/hmac-secret").exists(),
+        "credential used, nothing generated"
+    );
+    assert!(
+        dir.path().join("secrets/auth-secret").exists(),
+        "the other secret is generated"
+    );
 }

@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 use crate::common::Gateway;
 
 async fn events(gw: &Gateway, session: &str, run_id: &str) -> Vec<Value> {
-    let (status, body) = gw.get(&format!("/api/runs/{run_id}/events?limit=1000"), session).await;
+    let (status, body) = gw
+        .get(&format!("/api/runs/{run_id}/events?limit=1000"), session)
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body.as_array().expect("events").clone()
 }
@@ -37,9 +39,15 @@ async fn run_lifecycle_from_create_to_finished() {
     assert_eq!(run["status"], "done");
     assert_eq!(run["exit_code"], 0);
     let all = events(&gw, &admin, &run_id).await;
-    let kinds: Vec<&str> = all.iter().map(|e| e["type"].as_str().expect("type")).collect();
+    let kinds: Vec<&str> = all
+        .iter()
+        .map(|e| e["type"].as_str().expect("type"))
+        .collect();
     assert_eq!(kinds, ["marker", "stdout", "stderr", "marker"]);
-    let seqs: Vec<u64> = all.iter().map(|e| e["sequence"].as_u64().expect("seq")).collect();
+    let seqs: Vec<u64> = all
+        .iter()
+        .map(|e| e["sequence"].as_u64().expect("seq"))
+        .collect();
     assert_eq!(seqs, [1, 2, 3, 4]);
     assert_eq!(all[1]["data"], "hello\n");
 
@@ -100,7 +108,12 @@ async fn batch_ingest_answers_one_id_per_event_in_order() {
         .collect();
     let (status, body) = runner.batch(batch).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let ids: Vec<i64> = body["eventIds"].as_array().expect("ids").iter().map(|v| v.as_i64().expect("id")).collect();
+    let ids: Vec<i64> = body["eventIds"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|v| v.as_i64().expect("id"))
+        .collect();
     assert_eq!(ids.len(), 200);
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
 
@@ -110,16 +123,29 @@ async fn batch_ingest_answers_one_id_per_event_in_order() {
         .collect();
     let (status, body) = runner.batch(overlap).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let again: Vec<i64> = body["eventIds"].as_array().expect("ids").iter().map(|v| v.as_i64().expect("id")).collect();
+    let again: Vec<i64> = body["eventIds"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|v| v.as_i64().expect("id"))
+        .collect();
     assert_eq!(again[..51], ids[149..]);
-    let (_, page) = gw.get(&format!("/api/runs/{run_id}/events?after=200&limit=1000"), &admin).await;
+    let (_, page) = gw
+        .get(
+            &format!("/api/runs/{run_id}/events?after=200&limit=1000"),
+            &admin,
+        )
+        .await;
     assert_eq!(page.as_array().expect("events").len(), 50);
     let (_, run) = gw.get(&format!("/api/runs/{run_id}"), &admin).await;
     assert_eq!(run["event_count"], 250);
 
     // A bad event anywhere refuses the whole batch.
     let (status, _) = runner
-        .batch(vec![json!({"type": "stdout", "data": "x"}), json!({"type": "nope", "data": "y"})])
+        .batch(vec![
+            json!({"type": "stdout", "data": "x"}),
+            json!({"type": "nope", "data": "y"}),
+        ])
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (_, run) = gw.get(&format!("/api/runs/{run_id}"), &admin).await;
@@ -131,7 +157,9 @@ async fn batch_over_the_configured_count_is_refused() {
     let gw = Gateway::start_with("rate_limit_per_minute = 0\nbatch_max_events = 10\n").await;
     let admin = gw.admin().await;
     let (run_id, token) = gw.create_run(&admin).await;
-    let events: Vec<Value> = (0..11).map(|i| json!({"type": "stdout", "data": i.to_string()})).collect();
+    let events: Vec<Value> = (0..11)
+        .map(|i| json!({"type": "stdout", "data": i.to_string()}))
+        .collect();
     let (status, body) = gw.runner(&run_id, &token).batch(events).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
 }
@@ -174,10 +202,21 @@ async fn signatures_skew_replays_and_tokens() {
     assert_eq!(runner.send(&skewed).await.0, StatusCode::OK);
 
     // Missing headers.
-    let resp = gw.client.post(gw.url("/api/ingest/event")).body(body.clone()).send().await.expect("send");
+    let resp = gw
+        .client
+        .post(gw.url("/api/ingest/event"))
+        .body(body.clone())
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     let value: Value = resp.json().await.expect("json");
-    assert!(value["error"].as_str().expect("error").contains("x-signature"));
+    assert!(
+        value["error"]
+            .as_str()
+            .expect("error")
+            .contains("x-signature")
+    );
 
     // Wrong secret.
     let mut forged = runner.sign(Method::POST, "/api/ingest/event", body.clone());
@@ -202,7 +241,10 @@ async fn signatures_skew_replays_and_tokens() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{reply}");
     // Unknown run.
     let ghost = gw.runner("00000000-0000-0000-0000-000000000000", &token);
-    assert_eq!(ghost.event("stdout", "x", None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        ghost.event("stdout", "x", None).await.0,
+        StatusCode::NOT_FOUND
+    );
 
     // Only the accepted requests stored anything.
     assert_eq!(events(&gw, &admin, &run_id).await.len(), 2);
@@ -214,20 +256,38 @@ async fn malformed_and_oversized_bodies() {
     let admin = gw.admin().await;
     let (run_id, token) = gw.create_run(&admin).await;
     let runner = gw.runner(&run_id, &token);
-    for bad in [&b"{not json"[..], br#"{"type":"stdout"}"#, br#"{"type":"stdout","data":5}"#, br#"{"type":"stdout","data":"x","sequence":-1}"#, b""] {
+    for bad in [
+        &b"{not json"[..],
+        br#"{"type":"stdout"}"#,
+        br#"{"type":"stdout","data":5}"#,
+        br#"{"type":"stdout","data":"x","sequence":-1}"#,
+        b"",
+    ] {
         let signed = runner.sign(Method::POST, "/api/ingest/event", bad.to_vec());
         let (status, reply) = runner.send(&signed).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{:?}: {reply}", String::from_utf8_lossy(bad));
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{:?}: {reply}",
+            String::from_utf8_lossy(bad)
+        );
         assert!(reply["error"].is_string());
     }
-    let big = json!({"type": "stdout", "data": "x".repeat(8192)}).to_string().into_bytes();
+    let big = json!({"type": "stdout", "data": "x".repeat(8192)})
+        .to_string()
+        .into_bytes();
     let signed = runner.sign(Method::POST, "/api/ingest/event", big);
     let (status, reply) = runner.send(&signed).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{reply}");
     assert!(reply["error"].is_string());
     // Human API too.
     let (status, reply) = gw
-        .call(Method::POST, "/api/runs", Some(&admin), Some(json!({"metadata": "y".repeat(8192)})))
+        .call(
+            Method::POST,
+            "/api/runs",
+            Some(&admin),
+            Some(json!({"metadata": "y".repeat(8192)})),
+        )
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{reply}");
     let resp = gw
@@ -246,12 +306,18 @@ async fn malformed_and_oversized_bodies() {
 
 #[tokio::test]
 async fn secrets_are_redacted_before_storage() {
-    let gw = Gateway::start_with("rate_limit_per_minute = 0\nredact_patterns = [\"corp-[0-9]{6}\"]\n").await;
+    let gw =
+        Gateway::start_with("rate_limit_per_minute = 0\nredact_patterns = [\"corp-[0-9]{6}\"]\n")
+            .await;
     let admin = gw.admin().await;
     let (run_id, token) = gw.create_run(&admin).await;
     let runner = gw.runner(&run_id, &token);
     runner
-        .event("stdout", "key sk-ant-api03-abcdefghijklmnopqrstuvwxyz and corp-123456 done", None)
+        .event(
+            "stdout",
+            "key sk-ant-api03-abcdefghijklmnopqrstuvwxyz and corp-123456 done",
+            None,
+        )
         .await;
     let all = events(&gw, &admin, &run_id).await;
     assert_eq!(all[0]["data"], "key [REDACTED] and [REDACTED] done");
@@ -265,22 +331,42 @@ async fn commands_allowlist_and_acks() {
     let runner = gw.runner(&run_id, &token);
 
     // Not running yet.
-    let (status, _) = gw.post(&format!("/api/runs/{run_id}/command"), &admin, json!({"command": "git status"})).await;
+    let (status, _) = gw
+        .post(
+            &format!("/api/runs/{run_id}/command"),
+            &admin,
+            json!({"command": "git status"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
     runner.started().await;
 
     let (status, body) = gw
-        .post(&format!("/api/runs/{run_id}/command"), &admin, json!({"command": "rm -rf /"}))
+        .post(
+            &format!("/api/runs/{run_id}/command"),
+            &admin,
+            json!({"command": "rm -rf /"}),
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert!(body["allowed"].as_array().expect("allowlist").iter().any(|c| c == "git status"));
+    assert!(
+        body["allowed"]
+            .as_array()
+            .expect("allowlist")
+            .iter()
+            .any(|c| c == "git status")
+    );
     let (_, audit) = gw.get("/api/audit?action=command.rejected", &admin).await;
     assert_eq!(audit[0]["details"], "rm -rf /");
     assert_eq!(audit[0]["target"], run_id.as_str());
     assert_eq!(audit[0]["username"], "admin");
 
     let (status, body) = gw
-        .post(&format!("/api/runs/{run_id}/command"), &admin, json!({"command": "git diff --stat"}))
+        .post(
+            &format!("/api/runs/{run_id}/command"),
+            &admin,
+            json!({"command": "git diff --stat"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let command_id = body["commandId"].as_str().expect("id").to_owned();
@@ -294,22 +380,37 @@ async fn commands_allowlist_and_acks() {
     let (_, again) = runner.commands().await;
     assert_eq!(again.as_array().expect("list").len(), 0, "delivered once");
 
-    let (status, _) = runner.ack(&command_id, json!({"result": "1 file changed\ntoken=abcdef123456"})).await;
+    let (status, _) = runner
+        .ack(
+            &command_id,
+            json!({"result": "1 file changed\ntoken=abcdef123456"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = runner.ack("no-such-command", json!({"result": "x"})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, list) = gw.get(&format!("/api/runs/{run_id}/commands"), &admin).await;
+    let (status, list) = gw
+        .get(&format!("/api/runs/{run_id}/commands"), &admin)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list[0]["status"], "completed");
     assert_eq!(list[0]["result"], "1 file changed\ntoken=[REDACTED]");
 
     // Extended allowlist from the configuration.
     drop(runner);
-    let gw2 = Gateway::start_with("rate_limit_per_minute = 0\nallowed_commands = [\"pytest -q\"]\n").await;
+    let gw2 =
+        Gateway::start_with("rate_limit_per_minute = 0\nallowed_commands = [\"pytest -q\"]\n")
+            .await;
     let admin2 = gw2.admin().await;
     let (run2, token2) = gw2.create_run(&admin2).await;
     gw2.runner(&run2, &token2).started().await;
-    let (status, _) = gw2.post(&format!("/api/runs/{run2}/command"), &admin2, json!({"command": "pytest -q tests"})).await;
+    let (status, _) = gw2
+        .post(
+            &format!("/api/runs/{run2}/command"),
+            &admin2,
+            json!({"command": "pytest -q tests"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
 }
 
@@ -320,7 +421,9 @@ async fn stop_reaches_the_runner_and_ends_the_run_as_stopped() {
     let (run_id, token) = gw.create_run(&admin).await;
     let runner = gw.runner(&run_id, &token);
     runner.started().await;
-    let (status, body) = gw.post(&format!("/api/runs/{run_id}/stop"), &admin, json!({})).await;
+    let (status, body) = gw
+        .post(&format!("/api/runs/{run_id}/stop"), &admin, json!({}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let stop_id = body["commandId"].as_str().expect("id").to_owned();
     let (_, pending) = runner.commands().await;
@@ -330,12 +433,19 @@ async fn stop_reaches_the_runner_and_ends_the_run_as_stopped() {
     runner.finished(130).await;
     let (_, run) = gw.get(&format!("/api/runs/{run_id}"), &admin).await;
     assert_eq!(run["status"], "stopped");
-    let (status, _) = gw.post(&format!("/api/runs/{run_id}/stop"), &admin, json!({})).await;
-    assert_eq!(status, StatusCode::CONFLICT, "an ended run cannot be stopped");
+    let (status, _) = gw
+        .post(&format!("/api/runs/{run_id}/stop"), &admin, json!({}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "an ended run cannot be stopped"
+    );
 
     // A run that never started is stopped at once.
     let (pending_run, _) = gw.create_run(&admin).await;
-    gw.post(&format!("/api/runs/{pending_run}/stop"), &admin, json!({})).await;
+    gw.post(&format!("/api/runs/{pending_run}/stop"), &admin, json!({}))
+        .await;
     let (_, run) = gw.get(&format!("/api/runs/{pending_run}"), &admin).await;
     assert_eq!(run["status"], "stopped");
 }
@@ -356,8 +466,15 @@ async fn artifacts_upload_download_and_traversal() {
     let (status, body) = runner.upload("../../../../etc/evil.txt", b"gotcha").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let evil_id = body["artifactId"].as_str().expect("id").to_owned();
-    let expected = gw.data().join("artifacts").join(&run_id).join(format!("{evil_id}_evil.txt"));
-    assert_eq!(std::fs::read(&expected).expect("stored inside the run folder"), b"gotcha");
+    let expected = gw
+        .data()
+        .join("artifacts")
+        .join(&run_id)
+        .join(format!("{evil_id}_evil.txt"));
+    assert_eq!(
+        std::fs::read(&expected).expect("stored inside the run folder"),
+        b"gotcha"
+    );
     assert!(!gw.data().join("etc").exists());
 
     let (status, _) = runner.upload("payload.exe", b"MZ").await;
@@ -365,40 +482,95 @@ async fn artifacts_upload_download_and_traversal() {
     let (status, body) = runner.upload("big.log", &vec![b'x'; 70_000]).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
 
-    let (_, list) = gw.get(&format!("/api/runs/{run_id}/artifacts"), &admin).await;
-    let names: Vec<&str> = list.as_array().expect("list").iter().map(|a| a["filename"].as_str().expect("name")).collect();
+    let (_, list) = gw
+        .get(&format!("/api/runs/{run_id}/artifacts"), &admin)
+        .await;
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|a| a["filename"].as_str().expect("name"))
+        .collect();
     assert_eq!(names, ["latest.diff", "evil.txt"]);
-    assert!(!list.to_string().contains("/artifacts/"), "no server paths leak");
+    assert!(
+        !list.to_string().contains("/artifacts/"),
+        "no server paths leak"
+    );
 
-    let resp = gw.client.get(gw.url(&format!("/api/artifacts/{diff_id}"))).bearer_auth(&admin).send().await.expect("download");
+    let resp = gw
+        .client
+        .get(gw.url(&format!("/api/artifacts/{diff_id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("download");
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.headers()["content-disposition"], "attachment; filename=\"latest.diff\"");
+    assert_eq!(
+        resp.headers()["content-disposition"],
+        "attachment; filename=\"latest.diff\""
+    );
     assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
     assert_eq!(resp.bytes().await.expect("bytes").as_ref(), diff);
 
     let (status, _) = gw.get("/api/artifacts/does-not-exist", &admin).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = gw.call(Method::DELETE, &format!("/api/artifacts/{evil_id}"), Some(&admin), None).await;
+    let (status, _) = gw
+        .call(
+            Method::DELETE,
+            &format!("/api/artifacts/{evil_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(!expected.exists());
 
     // Deleting the run removes its events, artifacts and folder.
-    let (status, _) = gw.call(Method::DELETE, &format!("/api/runs/{run_id}"), Some(&admin), None).await;
+    let (status, _) = gw
+        .call(
+            Method::DELETE,
+            &format!("/api/runs/{run_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(!gw.data().join("artifacts").join(&run_id).exists());
-    assert_eq!(gw.get(&format!("/api/runs/{run_id}"), &admin).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(gw.get(&format!("/api/artifacts/{diff_id}"), &admin).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        gw.get(&format!("/api/runs/{run_id}"), &admin).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        gw.get(&format!("/api/artifacts/{diff_id}"), &admin).await.0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
 async fn health_has_the_seed_shape_without_authentication() {
     let gw = Gateway::start().await;
-    let resp = gw.client.get(gw.url("/api/health")).send().await.expect("health");
+    let resp = gw
+        .client
+        .get(gw.url("/api/health"))
+        .send()
+        .await
+        .expect("health");
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.headers()["strict-transport-security"], "max-age=31536000");
+    assert_eq!(
+        resp.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
     let body: Value = resp.json().await.expect("json");
     assert_eq!(body["status"], "ok");
-    assert!(body["timestamp"].as_str().expect("timestamp").ends_with('Z'));
-    assert_eq!(body["connections"], json!({"clients": 0, "subscriptions": 0}));
+    assert!(
+        body["timestamp"]
+            .as_str()
+            .expect("timestamp")
+            .ends_with('Z')
+    );
+    assert_eq!(
+        body["connections"],
+        json!({"clients": 0, "subscriptions": 0})
+    );
     assert_eq!(body.as_object().expect("object").len(), 3);
 }

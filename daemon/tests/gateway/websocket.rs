@@ -20,8 +20,12 @@ async fn replay_then_live_in_order_without_gaps_or_duplicates() {
     runner.batch(batch(1, 50)).await;
 
     let mut ws = gw.websocket(&admin).await;
-    ws.send(json!({ "type": "subscribe", "runId": run_id, "afterSequence": 10 })).await;
-    assert_eq!(ws.next().await, json!({ "type": "subscribed", "runId": run_id }));
+    ws.send(json!({ "type": "subscribe", "runId": run_id, "afterSequence": 10 }))
+        .await;
+    assert_eq!(
+        ws.next().await,
+        json!({ "type": "subscribed", "runId": run_id })
+    );
 
     // Live events arrive while the replay may still be running; resends of
     // already stored sequences must not show up twice.
@@ -50,7 +54,12 @@ async fn replay_then_live_in_order_without_gaps_or_duplicates() {
 
     // Notices for commands and stop reach the subscriber too.
     runner.event("marker", r#"{"event":"started"}"#, None).await;
-    gw.post(&format!("/api/runs/{run_id}/command"), &admin, json!({"command": "git status"})).await;
+    gw.post(
+        &format!("/api/runs/{run_id}/command"),
+        &admin,
+        json!({"command": "git status"}),
+    )
+    .await;
     let queued = ws.next_of("command_queued").await;
     assert_eq!(queued["command"], "git status");
     let command_id = queued["commandId"].as_str().expect("id").to_owned();
@@ -58,9 +67,12 @@ async fn replay_then_live_in_order_without_gaps_or_duplicates() {
     let done = ws.next_of("command_completed").await;
     assert_eq!(done["result"], "clean");
     assert_eq!(done["status"], "completed");
-    gw.post(&format!("/api/runs/{run_id}/stop"), &admin, json!({})).await;
+    gw.post(&format!("/api/runs/{run_id}/stop"), &admin, json!({}))
+        .await;
     assert_eq!(ws.next_of("stop_requested").await["runId"], run_id.as_str());
-    runner.event("marker", r#"{"event":"finished","exitCode":130}"#, None).await;
+    runner
+        .event("marker", r#"{"event":"finished","exitCode":130}"#, None)
+        .await;
     let status = ws.next_of("run_status").await;
     assert_eq!(status["status"], "stopped");
 
@@ -78,10 +90,16 @@ async fn malformed_messages_get_errors_and_the_connection_stays() {
     assert_eq!(ws.next().await["type"], "error");
     ws.send(json!({"type": "dance"})).await;
     assert_eq!(ws.next().await["type"], "error");
-    ws.send(json!({"type": "subscribe", "runId": "no-such-run"})).await;
+    ws.send(json!({"type": "subscribe", "runId": "no-such-run"}))
+        .await;
     let err = ws.next().await;
     assert_eq!(err["type"], "error");
-    assert!(err["message"].as_str().expect("message").contains("unknown run"));
+    assert!(
+        err["message"]
+            .as_str()
+            .expect("message")
+            .contains("unknown run")
+    );
     ws.send(json!({"type": "ping"})).await;
     assert_eq!(ws.next().await, json!({"type": "pong"}));
 }
