@@ -9,7 +9,7 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use claw_proto::wire::{ClientMessage, Role, ServerMessage};
+use claw_proto::wire::{ClientMessage, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
@@ -42,11 +42,12 @@ pub async fn upgrade(
     let token = session::token_from(&headers, q.token.as_deref());
     let user = session::authenticate(&state, token, ip).await?;
     let ws = ws.map_err(|e| ApiError::bad_request(format!("WebSocket upgrade required: {e}")))?;
-    let role = user.user.role;
-    Ok(ws.on_upgrade(move |socket| connection(state, socket, role)))
+    // Every role may watch runs; the session is checked before the upgrade.
+    tracing::debug!(USER = %user.user.username, "browser WebSocket opened");
+    Ok(ws.on_upgrade(move |socket| connection(state, socket)))
 }
 
-async fn connection(state: Shared, socket: WebSocket, role: Role) {
+async fn connection(state: Shared, socket: WebSocket) {
     state.hub.client_connected();
     let (mut sink, mut stream) = socket.split();
     let (outbox, mut outgoing) = mpsc::channel::<Utf8Bytes>(OUTBOX_CAPACITY);
@@ -73,7 +74,7 @@ async fn connection(state: Shared, socket: WebSocket, role: Role) {
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_)) | Err(_)) | None => break,
                 };
-                handle(&state, role, &text, &outbox, &mut subscriptions).await;
+                handle(&state, &text, &outbox, &mut subscriptions).await;
             }
             status = all_runs.recv() => match status {
                 Ok(text) => { let _ = outbox.try_send(text); }
@@ -98,7 +99,6 @@ fn error(message: &str) -> Utf8Bytes {
 
 async fn handle(
     state: &Shared,
-    role: Role,
     text: &str,
     outbox: &mpsc::Sender<Utf8Bytes>,
     subscriptions: &mut HashMap<String, JoinHandle<()>>,
@@ -118,10 +118,6 @@ async fn handle(
             run_id,
             after_sequence,
         } => {
-            if role < Role::Viewer {
-                let _ = outbox.send(error("not allowed")).await;
-                return;
-            }
             if let Err(e) = state.store.run(run_id.clone()).await {
                 let _ = outbox.send(error(&ApiError::from(e).message)).await;
                 return;
