@@ -20,10 +20,13 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub type TlsConfig = Arc<RwLock<Arc<ServerConfig>>>;
 
 /// Serves until `shutdown` turns true, then lets open connections finish.
+/// The router new connections are served by; replaced on reload.
+pub type CurrentApp = Arc<RwLock<Router>>;
+
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsConfig>,
-    app: Router,
+    app: CurrentApp,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = tokio::task::JoinSet::new();
@@ -42,7 +45,7 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let app = app.read().unwrap_or_else(|e| e.into_inner()).clone();
         let tls = tls
             .as_ref()
             .map(|c| Arc::clone(&c.read().unwrap_or_else(|e| e.into_inner())));
@@ -108,4 +111,38 @@ where
 /// Resolves once the shutdown flag is set (or its sender is gone).
 pub async fn until_stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Serves the control API on the Unix socket until shutdown. Each
+/// connection's peer credentials decide whether it is served or refused.
+pub async fn serve_control(
+    listener: tokio::net::UnixListener,
+    context: Arc<crate::control::ControlContext>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = until_stopped(&mut shutdown) => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "control socket accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let router = crate::control::router_for(&context, &stream);
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                router.clone().oneshot(request)
+            });
+            serve_connection(TokioIo::new(stream), service, shutdown).await;
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    while connections.join_next().await.is_some() {}
 }

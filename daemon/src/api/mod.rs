@@ -19,6 +19,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use claw_proto::{Allowlist, Redactor};
+use tokio::sync::watch;
 
 pub use error::ApiError;
 
@@ -33,17 +34,33 @@ use crate::store::Store;
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// What lives as long as the daemon, whatever the configuration.
+#[derive(Clone)]
+pub struct Core {
+    pub data_dir: PathBuf,
+    pub store: Store,
+    pub hub: Arc<Hub>,
+    pub secrets: Secrets,
+    /// Present while no user exists.
+    pub setup_token: Arc<Mutex<Option<String>>>,
+    /// Turns true when the daemon shuts down (WebSockets close on it).
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The state handlers see: the core plus everything derived from one
+/// configuration. A reload builds a new one; connections opened before it
+/// finish with the old.
 pub struct AppState {
     pub config: Config,
     pub data_dir: PathBuf,
     pub store: Store,
-    pub hub: Hub,
+    pub hub: Arc<Hub>,
     pub secrets: Secrets,
     pub redactor: Redactor,
     pub allowlist: Allowlist,
     pub artifacts: ArtifactStore,
-    /// Present while no user exists.
-    pub setup_token: Mutex<Option<String>>,
+    pub setup_token: Arc<Mutex<Option<String>>>,
+    pub shutdown: watch::Receiver<bool>,
     pub requests: WindowLimiter<std::net::IpAddr>,
     pub login_failures_ip: WindowLimiter<std::net::IpAddr>,
     pub login_failures_user: WindowLimiter<String>,
@@ -55,18 +72,10 @@ pub type Shared = Arc<AppState>;
 const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 impl AppState {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        config: Config,
-        data_dir: PathBuf,
-        store: Store,
-        secrets: Secrets,
-        redactor: Redactor,
-        setup_token: Option<String>,
-        tls: bool,
-    ) -> Self {
+    pub fn new(core: &Core, config: Config, redactor: Redactor, tls: bool) -> Self {
         let allowlist = Allowlist::with_defaults(&config.allowed_commands);
-        let artifacts = ArtifactStore::new(data_dir.join("artifacts"), &config.artifact_extensions);
+        let artifacts =
+            ArtifactStore::new(core.data_dir.join("artifacts"), &config.artifact_extensions);
         Self {
             requests: WindowLimiter::new(config.rate_limit_per_minute, Duration::from_secs(60)),
             // Per address a little more than per user: several people may
@@ -77,14 +86,15 @@ impl AppState {
             ),
             login_failures_user: WindowLimiter::new(config.login_max_failures, LOGIN_WINDOW),
             config,
-            data_dir,
-            store,
-            hub: Hub::default(),
-            secrets,
+            data_dir: core.data_dir.clone(),
+            store: core.store.clone(),
+            hub: Arc::clone(&core.hub),
+            secrets: core.secrets.clone(),
             redactor,
             allowlist,
             artifacts,
-            setup_token: Mutex::new(setup_token),
+            setup_token: Arc::clone(&core.setup_token),
+            shutdown: core.shutdown.clone(),
             tls,
         }
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -51,14 +51,26 @@ async fn connection(state: Shared, socket: WebSocket) {
     state.hub.client_connected();
     let (mut sink, mut stream) = socket.split();
     let (outbox, mut outgoing) = mpsc::channel::<Utf8Bytes>(OUTBOX_CAPACITY);
+    let (closing, mut close_frame) = tokio::sync::oneshot::channel::<CloseFrame>();
     let writer = tokio::spawn(async move {
-        while let Some(text) = outgoing.recv().await {
-            if sink.send(Message::Text(text)).await.is_err() {
-                break;
+        loop {
+            tokio::select! {
+                text = outgoing.recv() => match text {
+                    Some(text) => if sink.send(Message::Text(text)).await.is_err() { return },
+                    None => break,
+                },
+                frame = &mut close_frame => {
+                    if let Ok(frame) = frame {
+                        let _ = sink.send(Message::Close(Some(frame))).await;
+                    }
+                    break;
+                }
             }
         }
         let _ = sink.close().await;
     });
+    let mut shutdown = state.shutdown.clone();
+    let mut closing = Some(closing);
     let mut subscriptions: HashMap<String, JoinHandle<()>> = HashMap::new();
     let mut all_runs = state.hub.subscribe_all();
     let _ = outbox.send(encode(&ServerMessage::Connected)).await;
@@ -80,6 +92,16 @@ async fn connection(state: Shared, socket: WebSocket) {
                 Ok(text) => { let _ = outbox.try_send(text); }
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => break,
+            },
+            () = crate::server::until_stopped(&mut shutdown) => {
+                // A clean close tells the browser to reconnect, not to report an error.
+                if let Some(closing) = closing.take() {
+                    let _ = closing.send(CloseFrame {
+                        code: close_code::AWAY,
+                        reason: Utf8Bytes::from_static("clawd is shutting down"),
+                    });
+                }
+                break;
             }
         }
     }

@@ -101,6 +101,20 @@ impl Store {
         })
     }
 
+    pub fn schema_version() -> u32 {
+        migrate::latest_version()
+    }
+
+    /// A round trip through the writer and a reader: proves both answer.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.writer()
+            .write(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .await?;
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .await?;
+        Ok(())
+    }
+
     fn writer(&self) -> &writer::Writer {
         &self.inner.writer
     }

@@ -664,6 +664,24 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Number of runs in each state.
+    pub async fn run_counts(&self) -> Result<Vec<(RunStatus, u64)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT status, COUNT(*) FROM runs GROUP BY status")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(s, n)| RunStatus::parse(&s).map(|s| (s, n)))
+                .collect())
+        })
+        .await
+    }
+}
+
 fn insert_command(
     conn: &Connection,
     id: &str,

@@ -73,6 +73,7 @@ impl Gateway {
             .arg("--listen")
             .arg("127.0.0.1:0")
             .env("RUST_LOG", "debug")
+            .env("CLAW_LOG_TARGET", "stderr")
             .env_remove("CREDENTIALS_DIRECTORY")
             .stdout(Stdio::piped())
             .stderr(stderr)

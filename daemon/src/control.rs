@@ -1,0 +1,165 @@
+//! The privileged control API on the Unix socket (HTTP/1.1 + JSON under
+//! `/v1/`). Callers are identified by their peer credentials: root, the
+//! daemon's own user and members of `claw-admin` are served; anyone else is
+//! refused with 403 on every request.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use claw_proto::wire::RunStatus;
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+use nix::unistd::{Gid, Group, Uid, User};
+use serde_json::{Value, json};
+
+use crate::api::ApiError;
+use crate::hub::Hub;
+use crate::store::Store;
+
+/// The group whose members may use the control socket.
+pub const ADMIN_GROUP: &str = "claw-admin";
+
+/// Who is on the other end of a control connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: i32,
+}
+
+/// What the control API reports on and acts upon.
+pub struct ControlContext {
+    pub store: Store,
+    pub hub: Arc<Hub>,
+    pub started: Instant,
+    pub https_address: String,
+    pub control_address: String,
+    pub activated: bool,
+    pub tls_fingerprint: std::sync::RwLock<Option<String>>,
+    pub database_path: std::path::PathBuf,
+}
+
+type Ctx = Arc<ControlContext>;
+
+/// The router for one connection: the API for an authorised caller, a
+/// refusal for anyone else.
+pub fn router_for(context: &Ctx, stream: &tokio::net::UnixStream) -> Router {
+    let caller = getsockopt(stream, PeerCredentials).map(|c| Caller {
+        uid: c.uid(),
+        gid: c.gid(),
+        pid: c.pid(),
+    });
+    match caller {
+        Ok(caller) if authorised(caller) => {
+            tracing::debug!(uid = caller.uid, pid = caller.pid, "control connection");
+            api(Arc::clone(context))
+        }
+        Ok(caller) => {
+            tracing::warn!(
+                uid = caller.uid,
+                pid = caller.pid,
+                "control connection refused"
+            );
+            refuse(format!(
+                "uid {} may not use the claw control socket: run as root or as a member of the \
+                 {ADMIN_GROUP} group (sudo usermod -aG {ADMIN_GROUP} USER, then log in again)",
+                caller.uid
+            ))
+        }
+        Err(e) => refuse(format!("cannot identify the caller: {e}")),
+    }
+}
+
+fn refuse(message: String) -> Router {
+    Router::new().fallback(move || {
+        let message = message.clone();
+        async move { ApiError::new(StatusCode::FORBIDDEN, message) }
+    })
+}
+
+fn authorised(caller: Caller) -> bool {
+    if caller.uid == 0 || caller.uid == Uid::effective().as_raw() {
+        return true;
+    }
+    let Ok(Some(group)) = Group::from_name(ADMIN_GROUP) else {
+        return false;
+    };
+    if caller.gid == group.gid.as_raw() {
+        return true;
+    }
+    match User::from_uid(Uid::from_raw(caller.uid)) {
+        Ok(Some(user)) => {
+            user.gid == group.gid || group.mem.contains(&user.name) || in_group(&user, group.gid)
+        }
+        _ => false,
+    }
+}
+
+/// Supplementary groups from the group database (covers NSS sources whose
+/// member lists are not enumerated in `Group::mem`).
+fn in_group(user: &User, gid: Gid) -> bool {
+    let Ok(name) = std::ffi::CString::new(user.name.as_str()) else {
+        return false;
+    };
+    nix::unistd::getgrouplist(&name, user.gid).is_ok_and(|groups| groups.contains(&gid))
+}
+
+fn api(context: Ctx) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/status", get(status))
+        .fallback(|| async { ApiError::not_found("no such control endpoint (see clawctl(1))") })
+        .with_state(context)
+}
+
+async fn health(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
+    // Proves the writer and the database answer, not only this task.
+    ctx.store.ping().await?;
+    Ok(Json(json!({ "status": "ok" })))
+}
+
+async fn status(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
+    let counts = ctx.store.run_counts().await?;
+    let mut runs = serde_json::Map::new();
+    for state in RunStatus::ALL {
+        let n = counts
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| *n);
+        runs.insert(state.as_str().to_owned(), json!(n));
+    }
+    let fingerprint = ctx
+        .tls_fingerprint
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let db_size: u64 = ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| {
+            let mut path = ctx.database_path.clone().into_os_string();
+            path.push(suffix);
+            std::fs::metadata(path).ok()
+        })
+        .map(|m| m.len())
+        .sum();
+    Ok(Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptimeSecs": ctx.started.elapsed().as_secs(),
+        "listeners": {
+            "https": ctx.https_address,
+            "control": ctx.control_address,
+            "socketActivated": ctx.activated,
+        },
+        "tls": { "enabled": fingerprint.is_some(), "fingerprintSha256": fingerprint },
+        "database": {
+            "path": ctx.database_path,
+            "sizeBytes": db_size,
+            "schemaVersion": Store::schema_version(),
+        },
+        "runs": runs,
+        "connections": { "clients": ctx.hub.clients(), "subscriptions": ctx.hub.subscriptions() },
+    })))
+}
