@@ -53,12 +53,25 @@ fn journal_wanted() -> bool {
     !std::io::stderr().is_terminal() && std::path::Path::new(JOURNAL_SOCKET).exists()
 }
 
+/// Levels as syslog means them, so `journalctl -p info` shows info and up.
+fn syslog_priorities() -> tracing_journald::PriorityMappings {
+    use tracing_journald::Priority;
+    tracing_journald::PriorityMappings {
+        error: Priority::Error,
+        warn: Priority::Warning,
+        info: Priority::Informational,
+        debug: Priority::Debug,
+        trace: Priority::Debug,
+    }
+}
+
 pub fn init(level: &str) -> LogLevel {
     let (filter, handle) = reload::Layer::new(filter(level));
     let journald = if journal_wanted() {
         tracing_journald::layer().ok().map(|l| {
             l.with_field_prefix(None)
                 .with_syslog_identifier("clawd".to_owned())
+                .with_priority_mappings(syslog_priorities())
         })
     } else {
         None

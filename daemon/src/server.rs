@@ -50,7 +50,9 @@ pub async fn serve(
             .as_ref()
             .map(|c| Arc::clone(&c.read().unwrap_or_else(|e| e.into_inner())));
         let shutdown = shutdown.clone();
-        connections.spawn(async move {
+        // Every event logged while serving this connection carries PEER=.
+        let span = tracing::info_span!("conn", PEER = %peer);
+        let connection = async move {
             let service =
                 hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
                     request.extensions_mut().insert(PeerAddr(peer));
@@ -63,15 +65,14 @@ pub async fn serve(
                         Ok(Ok(stream)) => {
                             serve_connection(TokioIo::new(stream), service, shutdown).await
                         }
-                        Ok(Err(e)) => {
-                            tracing::debug!(PEER = %peer, error = %e, "TLS handshake failed")
-                        }
-                        Err(_) => tracing::debug!(PEER = %peer, "TLS handshake timed out"),
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
                 }
                 None => serve_connection(TokioIo::new(stream), service, shutdown).await,
             }
-        });
+        };
+        connections.spawn(tracing::Instrument::instrument(connection, span));
         // Reap finished connection tasks so the set does not grow.
         while connections.try_join_next().is_some() {}
     }

@@ -55,16 +55,18 @@ async fn connection(state: Shared, socket: WebSocket) {
     let writer = tokio::spawn(async move {
         loop {
             tokio::select! {
-                text = outgoing.recv() => match text {
-                    Some(text) => if sink.send(Message::Text(text)).await.is_err() { return },
-                    None => break,
-                },
+                // A pending close goes before anything else.
+                biased;
                 frame = &mut close_frame => {
                     if let Ok(frame) = frame {
                         let _ = sink.send(Message::Close(Some(frame))).await;
                     }
                     break;
                 }
+                text = outgoing.recv() => match text {
+                    Some(text) => if sink.send(Message::Text(text)).await.is_err() { return },
+                    None => break,
+                },
             }
         }
         let _ = sink.close().await;

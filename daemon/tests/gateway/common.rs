@@ -269,12 +269,44 @@ impl Gateway {
 
     /// Opens the browser WebSocket with a session token.
     pub async fn websocket(&self, session: &str) -> Ws {
-        let stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+        let pem = std::fs::read(self.data().join("certs/server.crt")).expect("cert");
+        websocket_to(self.port, &pem, session).await
+    }
+
+    /// SIGTERM without waiting.
+    pub fn signal_term(&self) {
+        let child = self.child.as_ref().expect("running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal");
+    }
+
+    /// Waits for the exit that a signal asked for.
+    pub fn wait_stopped(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        for _ in 0..200 {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        panic!("clawd did not stop within 10 s");
+    }
+
+    /// Starts clawd again on the same data directory.
+    pub fn relaunch(&mut self) {
+        self.launch();
+    }
+}
+
+/// Opens the browser WebSocket on a port, trusting one certificate.
+pub async fn websocket_to(port: u16, pem: &[u8], session: &str) -> Ws {
+    {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("tcp");
-        let pem = std::fs::read(self.data().join("certs/server.crt")).expect("cert");
         let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        for cert in rustls_pemfile::certs(&mut &pem[..]) {
             roots.add(cert.expect("cert")).expect("add root");
         }
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -287,7 +319,7 @@ impl Gateway {
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
         let tls = connector.connect(name, stream).await.expect("tls");
-        let url = format!("wss://localhost:{}/ws?token={session}", self.port);
+        let url = format!("wss://localhost:{port}/ws?token={session}");
         let (ws, _) = tokio_tungstenite::client_async(url, tls)
             .await
             .expect("websocket handshake");
@@ -413,6 +445,38 @@ impl Runner<'_> {
         self.send(&signed).await
     }
 
+    /// Sends one event; `None` when the connection failed (daemon gone).
+    pub async fn try_event(
+        &self,
+        kind: &str,
+        data: &str,
+        sequence: u64,
+    ) -> (Option<StatusCode>, Value) {
+        let body = json!({ "type": kind, "data": data, "sequence": sequence }).to_string();
+        let signed = self.sign(Method::POST, "/api/ingest/event", body.into_bytes());
+        let resp = self
+            .gw
+            .client
+            .post(self.gw.url(&signed.path))
+            .header("X-Signature", &signed.signature)
+            .header("X-Timestamp", signed.timestamp.to_string())
+            .header("X-Nonce", &signed.nonce)
+            .header("X-Run-Id", &self.run_id)
+            .header("X-Capability-Token", &self.token)
+            .header("Content-Type", "application/json")
+            .body(signed.body.clone())
+            .send()
+            .await;
+        match resp {
+            Ok(resp) => {
+                let status = resp.status();
+                let value = resp.json().await.unwrap_or(Value::Null);
+                (Some(status), value)
+            }
+            Err(_) => (None, Value::Null),
+        }
+    }
+
     pub async fn event(
         &self,
         kind: &str,
@@ -517,6 +581,23 @@ impl Ws {
         }
     }
 
+    /// Reads until the server closes; returns the close code.
+    pub async fn next_close(&mut self) -> Option<u16> {
+        use futures_util::StreamExt;
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(10), self.inner.next())
+                .await
+                .expect("close within 10 s");
+            match msg {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => {
+                    return frame.map(|f| u16::from(f.code));
+                }
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    }
+
     /// The next message of the given type, skipping others.
     pub async fn next_of(&mut self, kind: &str) -> Value {
         loop {
@@ -530,4 +611,59 @@ impl Ws {
 
 pub fn db_path(gw: &Gateway) -> PathBuf {
     gw.data().join("db.sqlite")
+}
+
+/// A GET over a Unix socket (the control API), as `curl --unix-socket` does.
+pub async fn unix_get(socket: &Path, uri: &str) -> (StatusCode, Value) {
+    use http_body_util::{BodyExt, Empty};
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .expect("connect control socket");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(connection);
+    let request = hyper::Request::get(uri)
+        .header("Host", "localhost")
+        .body(Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// A self-signed certificate for localhost, written where clawd looks.
+/// Returns its DER bytes.
+pub fn write_certificate(data_dir: &Path) -> Vec<u8> {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    let cert = params.self_signed(&key).expect("self-signed");
+    std::fs::create_dir_all(data_dir.join("certs")).expect("certs dir");
+    std::fs::write(data_dir.join("certs/server.key"), key.serialize_pem()).expect("key");
+    std::fs::write(data_dir.join("certs/server.crt"), cert.pem()).expect("cert");
+    cert.der().to_vec()
+}
+
+/// A client that trusts exactly one certificate (PEM).
+pub fn client_trusting(pem: &[u8]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pem).expect("pem"))
+        .build()
+        .expect("client")
+}
+
+/// A free TCP port on loopback (closed again before use).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }

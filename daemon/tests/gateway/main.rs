@@ -6,4 +6,5 @@ mod common;
 mod auth;
 mod persistence;
 mod runner;
+mod systemd;
 mod websocket;
