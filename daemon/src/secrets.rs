@@ -1,5 +1,5 @@
 //! The HMAC secret (runner signatures) and the auth secret (sessions):
-//! from systemd credentials when `$CREDENTIALS_DIRECTORY` is set, else from
+//! from systemd credentials when `$CREDENTIALS_DIRECTORY` holds them, else from
 //! `DATA_DIR/secrets/`, generated with mode 0600 on first start. Never logged.
 
 use std::fmt;
@@ -66,7 +66,14 @@ fn load_one(
     data_dir: &Path,
 ) -> Result<Secret, SecretError> {
     // A credential wins; without one the state directory's file is used.
-    if let Some(path) = credentials.map(|dir| dir.join(name)).filter(|p| p.exists()) {
+    // `claw_NAME` is how `LoadCredential=claw:/etc/claw/credentials` (a
+    // directory) names them.
+    if let Some(dir) = credentials
+        && let Some(path) = [name.to_owned(), format!("claw_{name}")]
+            .iter()
+            .map(|file| dir.join(file))
+            .find(|p| p.exists())
+    {
         return read_secret(&path);
     }
     let path = data_dir.join("secrets").join(name);

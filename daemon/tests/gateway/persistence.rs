@@ -186,19 +186,15 @@ async fn secrets_and_keys_are_private_files() {
     );
 }
 
-#[tokio::test]
-async fn credentials_directory_wins_over_generated_secrets() {
-    let creds = tempfile::tempdir().expect("creds");
-    std::fs::write(
-        creds.path().join("hmac-secret"),
-        "from-systemd-credential\n",
-    )
-    .expect("write");
+/// Starts clawd with a credentials directory until it listens; returns the
+/// data directory it used.
+fn start_with_credentials(creds: &std::path::Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("dir");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clawd"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
-        .env("CREDENTIALS_DIRECTORY", creds.path())
+        .env("CREDENTIALS_DIRECTORY", creds)
+        .env("CLAW_LOG_TARGET", "stderr")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -212,12 +208,25 @@ async fn credentials_directory_wins_over_generated_secrets() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(line.contains("listening"), "{line}");
+    dir
+}
+
+#[tokio::test]
+async fn credentials_directory_wins_over_generated_secrets() {
+    let creds = tempfile::tempdir().expect("creds");
+    std::fs::write(creds.path().join("hmac-secret"), "from-credential\n").expect("write");
+    let dir = start_with_credentials(creds.path());
     assert!(
         !dir.path().join("secrets/hmac-secret").exists(),
         "credential used, nothing generated"
     );
     assert!(
         dir.path().join("secrets/auth-secret").exists(),
-        "the other secret is generated"
+        "the missing one is generated"
     );
+    // LoadCredential=claw:/etc/claw/credentials names them claw_….
+    std::fs::write(creds.path().join("claw_auth-secret"), "auth-credential\n").expect("write");
+    let dir = start_with_credentials(creds.path());
+    assert!(!dir.path().join("secrets/auth-secret").exists());
+    assert!(!dir.path().join("secrets/hmac-secret").exists());
 }
