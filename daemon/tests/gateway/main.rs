@@ -4,6 +4,7 @@
 mod common;
 
 mod auth;
+mod control;
 mod persistence;
 mod runner;
 mod systemd;

@@ -1,0 +1,70 @@
+//! The control socket when clawd binds it itself: mode 0660, served to
+//! root, refused to anyone else with a message naming the group.
+
+use std::os::unix::fs::PermissionsExt;
+
+use reqwest::StatusCode;
+
+use crate::common::{Gateway, unix_get};
+
+#[tokio::test]
+async fn control_socket_is_0660_and_serves_root() {
+    let gw = Gateway::start().await;
+    let socket = gw.data().join("control.sock");
+    let mode = std::fs::metadata(&socket)
+        .expect("control socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o660);
+    let (status, body) = unix_get(&socket, "/v1/status").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["listeners"]["socketActivated"], false);
+    assert_eq!(body["listeners"]["control"], socket.display().to_string());
+    assert_eq!(body["database"]["schemaVersion"], 2);
+    assert!(body["database"]["sizeBytes"].as_u64().expect("size") > 0);
+    assert_eq!(body["tls"]["enabled"], true);
+    let (status, body) = unix_get(&socket, "/v1/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}
+
+#[tokio::test]
+async fn control_socket_refuses_other_users() {
+    let gw = Gateway::start().await;
+    let socket = gw.data().join("control.sock");
+    // Let an unprivileged user reach the socket at all, so that clawd itself
+    // has to refuse it.
+    std::fs::set_permissions(gw.data(), std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))
+        .expect("chmod socket");
+    // perl is part of every Debian system (perl-base), and its Unix socket
+    // module is core.
+    let client = r#"
+use IO::Socket::UNIX;
+my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "connect: $!";
+print $s "GET /v1/status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+print while <$s>;
+"#;
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/perl",
+            "-e",
+            client,
+        ])
+        .arg(&socket)
+        .output()
+        .expect("setpriv (util-linux) and perl");
+    let response = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        response.starts_with("HTTP/1.1 403"),
+        "{response}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(response.contains("claw-admin"), "{response}");
+    assert!(
+        !response.contains("\"runs\""),
+        "no status leaks: {response}"
+    );
+}
