@@ -146,6 +146,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
 
     let scheme = if tls.is_some() { "https" } else { "http" };
     let control_context = Arc::new(ControlContext {
+        core: core.clone(),
         store: store.clone(),
         hub: Arc::clone(&core.hub),
         started,

@@ -11,6 +11,7 @@ mod hub;
 mod listeners;
 mod logging;
 mod notify;
+mod ops;
 mod ratelimit;
 mod secrets;
 mod server;

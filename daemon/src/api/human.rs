@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::error::{body, ok, parse_json, parse_json_or_default, query};
 use super::session::Authed;
 use super::{ApiError, Shared};
-use crate::fsutil;
+use crate::ops;
 use crate::store::{AuditFilter, RunFilter};
 
 pub async fn health(State(state): State<Shared>) -> Json<Value> {
@@ -47,19 +47,14 @@ pub async fn create_run(
     if request.command.as_ref().is_some_and(|c| c.len() > 4096) {
         return Err(ApiError::bad_request("command is longer than 4096 bytes"));
     }
-    let token = fsutil::random_hex(32).map_err(|_| ApiError::internal())?;
-    let id = uuid::Uuid::new_v4().to_string();
     let metadata = request.metadata.map(|m| m.to_string());
-    let run = state
-        .store
-        .create_run(
-            id,
-            &token,
-            request.command,
-            metadata,
-            Some(user.user.username.clone()),
-        )
-        .await?;
+    let (run, token) = ops::create_run(
+        &state.store,
+        request.command,
+        metadata,
+        Some(user.user.username.clone()),
+    )
+    .await?;
     state
         .store
         .audit(user.audit("run.create", Some(&run.id), run.command.clone()))
@@ -104,6 +99,7 @@ pub async fn list_runs(
         .list_runs(RunFilter {
             status,
             before,
+            since: None,
             limit: q.limit.unwrap_or(50).clamp(1, 500),
         })
         .await?;
@@ -218,32 +214,13 @@ pub async fn stop_run(
     Path(run_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     user.require(Role::Operator)?;
-    let (row, change) = state
-        .store
-        .request_stop(
-            run_id.clone(),
-            uuid::Uuid::new_v4().to_string(),
-            Some(user.user.username.clone()),
-        )
-        .await?;
-    state.hub.publish(
+    let row = ops::stop_run(
+        &state.store,
+        &state.hub,
         &run_id,
-        &ServerMessage::StopRequested {
-            run_id: run_id.clone(),
-            command_id: row.id.clone(),
-        },
-    );
-    if let Some(change) = change {
-        state.hub.publish(
-            &run_id,
-            &ServerMessage::RunStatus {
-                run_id: run_id.clone(),
-                status: change.status,
-                exit_code: None,
-            },
-        );
-        state.hub.publish_status(&change);
-    }
+        Some(user.user.username.clone()),
+    )
+    .await?;
     state
         .store
         .audit(user.audit("run.stop", Some(&run_id), None))
@@ -258,13 +235,7 @@ pub async fn delete_run(
     Path(run_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     user.require(Role::Operator)?;
-    let artifacts = state.store.delete_run(run_id.clone()).await?;
-    for artifact in &artifacts {
-        state.artifacts.remove(&artifact.path);
-    }
-    if crate::artifacts::valid_run_id(&run_id) {
-        let _ = std::fs::remove_dir_all(state.artifacts.root().join(&run_id));
-    }
+    ops::delete_run(&state.store, state.artifacts.root(), &run_id).await?;
     state
         .store
         .audit(user.audit("run.delete", Some(&run_id), None))

@@ -1,6 +1,6 @@
 //! The public HTTPS API: runner protocol, human API, browser WebSocket.
 
-mod error;
+pub mod error;
 mod human;
 mod runner;
 mod session;
@@ -22,6 +22,8 @@ use claw_proto::{Allowlist, Redactor};
 use tokio::sync::watch;
 
 pub use error::ApiError;
+pub use human::parse_time;
+pub use ws::{follow, replay};
 
 use crate::artifacts::ArtifactStore;
 use crate::config::Config;

@@ -18,7 +18,8 @@ use tokio::task::JoinHandle;
 use super::error::query;
 use super::session::{self, ClientIp};
 use super::{ApiError, Shared};
-use crate::hub::{Live, encode, event_message};
+use crate::hub::{Hub, Live, encode, event_message};
+use crate::store::Store;
 
 /// Messages queued for one browser before its subscriptions wait.
 const OUTBOX_CAPACITY: usize = 256;
@@ -155,7 +156,8 @@ async fn handle(
                 }))
                 .await;
             let task = tokio::spawn(follow(
-                Arc::clone(state),
+                state.store.clone(),
+                Arc::clone(&state.hub),
                 run_id.clone(),
                 after_sequence.unwrap_or(0),
                 outbox.clone(),
@@ -181,27 +183,33 @@ async fn handle(
 
 /// Releases the hub subscription however the task ends (also on abort).
 struct SubscriptionGuard {
-    state: Shared,
+    hub: Arc<Hub>,
     run_id: String,
 }
 
 impl Drop for SubscriptionGuard {
     fn drop(&mut self) {
-        self.state.hub.unsubscribed(&self.run_id);
+        self.hub.unsubscribed(&self.run_id);
     }
 }
 
 /// Streams one run to one browser: replay from the store, then live.
-async fn follow(state: Shared, run_id: String, after: u64, outbox: mpsc::Sender<Utf8Bytes>) {
+pub async fn follow(
+    store: Store,
+    hub: Arc<Hub>,
+    run_id: String,
+    after: u64,
+    outbox: mpsc::Sender<Utf8Bytes>,
+) {
     // Subscribe before reading the store, so nothing committed in between is
     // missed; duplicates are dropped by sequence.
-    let mut live = state.hub.subscribe(&run_id);
+    let mut live = hub.subscribe(&run_id);
     let _guard = SubscriptionGuard {
-        state: Arc::clone(&state),
+        hub: Arc::clone(&hub),
         run_id: run_id.clone(),
     };
     let mut last = after;
-    if catch_up(&state, &run_id, &mut last, &outbox).await.is_err() {
+    if catch_up(&store, &run_id, &mut last, &outbox).await.is_err() {
         return;
     }
     loop {
@@ -215,7 +223,7 @@ async fn follow(state: Shared, run_id: String, after: u64, outbox: mpsc::Sender<
                         return;
                     }
                     last = sequence;
-                } else if catch_up(&state, &run_id, &mut last, &outbox).await.is_err() {
+                } else if catch_up(&store, &run_id, &mut last, &outbox).await.is_err() {
                     return;
                 }
             }
@@ -231,7 +239,7 @@ async fn follow(state: Shared, run_id: String, after: u64, outbox: mpsc::Sender<
                     ),
                 });
                 if outbox.send(notice).await.is_err()
-                    || catch_up(&state, &run_id, &mut last, &outbox).await.is_err()
+                    || catch_up(&store, &run_id, &mut last, &outbox).await.is_err()
                 {
                     return;
                 }
@@ -241,16 +249,21 @@ async fn follow(state: Shared, run_id: String, after: u64, outbox: mpsc::Sender<
     }
 }
 
+/// Sends the stored events after `after`, then returns.
+pub async fn replay(store: &Store, run_id: &str, after: u64, outbox: &mpsc::Sender<Utf8Bytes>) {
+    let mut last = after;
+    let _ = catch_up(store, run_id, &mut last, outbox).await;
+}
+
 /// Sends every stored event after `last`, advancing it.
 async fn catch_up(
-    state: &Shared,
+    store: &Store,
     run_id: &str,
     last: &mut u64,
     outbox: &mpsc::Sender<Utf8Bytes>,
 ) -> Result<(), ()> {
     loop {
-        let page = match state
-            .store
+        let page = match store
             .events_after(run_id.to_owned(), *last, REPLAY_PAGE)
             .await
         {

@@ -101,7 +101,92 @@ fn insert_user(conn: &Connection, user: &NewUser) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A login session as administrators see it (never the token).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRow {
+    /// The stored HMAC of the token: identifies, cannot be used to log in.
+    pub id: String,
+    pub username: String,
+    pub role: Role,
+    #[serde(serialize_with = "ser_iso")]
+    pub created_at: i64,
+    #[serde(serialize_with = "ser_iso")]
+    pub expires_at: i64,
+    pub ip: Option<String>,
+}
+
+/// Which sessions to end.
+#[derive(Debug, Clone)]
+pub enum SessionSelector {
+    /// One session, by its id or an unambiguous prefix of it (8+ chars).
+    Id(String),
+    User(String),
+    All,
+}
+
 impl Store {
+    pub async fn list_sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT s.id, u.username, u.role, s.created_at, s.expires_at, s.ip \
+                     FROM sessions s JOIN users u ON u.id = s.user_id \
+                     WHERE s.expires_at > ?1 ORDER BY s.created_at DESC",
+                )?
+                .query_map([now_ms()], |r| {
+                    let role: String = r.get(2)?;
+                    Ok(SessionRow {
+                        id: r.get(0)?,
+                        username: r.get(1)?,
+                        role: Role::parse(&role).unwrap_or(Role::Viewer),
+                        created_at: r.get(3)?,
+                        expires_at: r.get(4)?,
+                        ip: r.get(5)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Ends sessions; returns how many.
+    pub async fn revoke_sessions(&self, which: SessionSelector) -> Result<usize, StoreError> {
+        self.writer()
+            .write(move |conn| match which {
+                SessionSelector::All => Ok(conn.execute("DELETE FROM sessions", [])?),
+                SessionSelector::User(name) => {
+                    user_by(conn, "username", &name)?
+                        .ok_or_else(|| StoreError::NotFound(format!("unknown user {name}")))?;
+                    Ok(conn.execute(
+                        "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
+                        [&name],
+                    )?)
+                }
+                SessionSelector::Id(prefix) => {
+                    if prefix.len() < 8 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(StoreError::NotFound(
+                            "a session id is at least 8 hex characters (see clawctl sessions list)".to_owned(),
+                        ));
+                    }
+                    let ids: Vec<String> = conn
+                        .prepare("SELECT id FROM sessions WHERE substr(id, 1, length(?1)) = ?1")?
+                        .query_map([&prefix], |r| r.get(0))?
+                        .collect::<Result<_, _>>()?;
+                    match ids.as_slice() {
+                        [] => Err(StoreError::NotFound(format!("no session {prefix}"))),
+                        [id] => Ok(conn.execute("DELETE FROM sessions WHERE id = ?1", [id])?),
+                        _ => Err(StoreError::Conflict(format!(
+                            "{prefix} matches {} sessions: give more of the id",
+                            ids.len()
+                        ))),
+                    }
+                }
+            })
+            .await
+    }
+
     pub async fn user_count(&self) -> Result<u64, StoreError> {
         self.read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?))
             .await

@@ -17,8 +17,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use audit::{AuditEntry, AuditFilter};
-pub use auth::{NewUser, UserRow, UserUpdate};
-pub use runs::{EventRow, Ingested, NewArtifact, NewEvent, RunFilter, RunnerAuth, StatusChange};
+pub use auth::{NewUser, SessionSelector, UserRow, UserUpdate};
+pub use runs::{
+    CommandRow, RunRow,EventRow, Ingested, NewArtifact, NewEvent, RunFilter, RunnerAuth, StatusChange};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -136,6 +136,8 @@ pub struct NewArtifact {
 pub struct RunFilter {
     pub status: Option<RunStatus>,
     pub before: Option<i64>,
+    /// Created at or after this time.
+    pub since: Option<i64>,
     pub limit: u32,
 }
 
@@ -495,13 +497,15 @@ impl Store {
                 .prepare_cached(&format!(
                     "SELECT {RUN_COLUMNS} FROM runs \
                      WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR created_at < ?2) \
+                     AND (?4 IS NULL OR created_at >= ?4) \
                      ORDER BY created_at DESC, id DESC LIMIT ?3"
                 ))?
                 .query_map(
                     params![
                         filter.status.map(RunStatus::as_str),
                         filter.before,
-                        filter.limit
+                        filter.limit,
+                        filter.since
                     ],
                     run_from_row,
                 )?

@@ -16,6 +16,8 @@ use nix::unistd::{Gid, Group, Uid, User};
 use serde_json::{Value, json};
 
 use crate::api::ApiError;
+
+mod commands;
 use crate::hub::Hub;
 use crate::store::Store;
 
@@ -32,6 +34,7 @@ pub struct Caller {
 
 /// What the control API reports on and acts upon.
 pub struct ControlContext {
+    pub core: crate::api::Core,
     pub store: Store,
     pub hub: Arc<Hub>,
     pub started: Instant,
@@ -55,7 +58,7 @@ pub fn router_for(context: &Ctx, stream: &tokio::net::UnixStream) -> Router {
     match caller {
         Ok(caller) if authorised(caller) => {
             tracing::debug!(uid = caller.uid, pid = caller.pid, "control connection");
-            api(Arc::clone(context))
+            api(Arc::clone(context)).layer(axum::Extension(caller))
         }
         Ok(caller) => {
             tracing::warn!(
@@ -108,10 +111,25 @@ fn in_group(user: &User, gid: Gid) -> bool {
 }
 
 fn api(context: Ctx) -> Router {
+    use axum::routing::{delete, post};
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/status", get(status))
+        .route("/v1/runs", get(commands::list_runs).post(commands::create_run))
+        .route("/v1/runs/{id}", get(commands::show_run).delete(commands::delete_run))
+        .route("/v1/runs/{id}/events", get(commands::run_events))
+        .route("/v1/runs/{id}/stop", post(commands::stop_run))
+        .route("/v1/users", get(commands::list_users).post(commands::add_user))
+        .route("/v1/users/{name}", delete(commands::delete_user))
+        .route("/v1/users/{name}/password", post(commands::set_password))
+        .route("/v1/users/{name}/role", post(commands::set_role))
+        .route("/v1/users/{name}/reset-totp", post(commands::reset_totp))
+        .route("/v1/sessions", get(commands::list_sessions).delete(commands::revoke_sessions))
+        .route("/v1/sessions/{id}", delete(commands::revoke_session))
+        .route("/v1/audit", get(commands::audit_list))
+        .route("/v1/audit/verify", get(commands::audit_verify))
         .fallback(|| async { ApiError::not_found("no such control endpoint (see clawctl(1))") })
+        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .with_state(context)
 }
 
