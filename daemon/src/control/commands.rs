@@ -23,7 +23,12 @@ use crate::auth;
 use crate::store::{AuditEntry, AuditFilter, NewUser, RunFilter, SessionSelector, UserUpdate};
 
 /// The audit entry for an action of the caller.
-fn audit(caller: Caller, action: &str, target: Option<&str>, details: Option<String>) -> AuditEntry {
+fn audit(
+    caller: Caller,
+    action: &str,
+    target: Option<&str>,
+    details: Option<String>,
+) -> AuditEntry {
     let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(caller.uid))
         .ok()
         .flatten()
@@ -81,7 +86,10 @@ pub async fn list_runs(
     Ok(Json(json!(runs)))
 }
 
-pub async fn show_run(State(ctx): State<Ctx>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn show_run(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let run = ctx.store.run(id.clone()).await?;
     let artifacts = ctx.store.list_artifacts(id.clone()).await?;
     let commands = ctx.store.list_commands(id).await?;
@@ -143,7 +151,9 @@ pub async fn delete_run(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     crate::ops::delete_run(&ctx.store, &ctx.core.data_dir.join("artifacts"), &id).await?;
-    ctx.store.audit(audit(caller, "run.delete", Some(&id), None)).await?;
+    ctx.store
+        .audit(audit(caller, "run.delete", Some(&id), None))
+        .await?;
     Ok(ok())
 }
 
@@ -169,24 +179,31 @@ pub async fn run_events(
     let follow = q.follow.unwrap_or(false) && !run.status.is_finished();
     let after = q.after.unwrap_or(0);
     let task = if follow {
-        tokio::spawn(crate::api::follow(ctx.store.clone(), Arc::clone(&ctx.hub), id, after, tx))
+        tokio::spawn(crate::api::follow(
+            ctx.store.clone(),
+            Arc::clone(&ctx.hub),
+            id,
+            after,
+            tx,
+        ))
     } else {
         let store = ctx.store.clone();
         tokio::spawn(async move { crate::api::replay(&store, &id, after, &tx).await })
     };
     // Ends the stream once the run has ended (the status message is the
     // last line) or the client goes away.
-    let stream = futures_util::stream::unfold((false, rx, task), |(ended, mut rx, task)| async move {
-        if ended {
-            task.abort();
-            return None;
-        }
-        let message = rx.recv().await?;
-        let ended = message_ends_run(&message);
-        let mut line = message.as_str().to_owned();
-        line.push('\n');
-        Some((Ok::<_, std::convert::Infallible>(line), (ended, rx, task)))
-    });
+    let stream =
+        futures_util::stream::unfold((false, rx, task), |(ended, mut rx, task)| async move {
+            if ended {
+                task.abort();
+                return None;
+            }
+            let message = rx.recv().await?;
+            let ended = message_ends_run(&message);
+            let mut line = message.as_str().to_owned();
+            line.push('\n');
+            Some((Ok::<_, std::convert::Infallible>(line), (ended, rx, task)))
+        });
     let mut response = Body::from_stream(stream).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -254,7 +271,12 @@ pub async fn add_user(
         }
     }
     ctx.store
-        .audit(audit(caller, "user.create", Some(&user.username), Some(format!("role {}", role.as_str()))))
+        .audit(audit(
+            caller,
+            "user.create",
+            Some(&user.username),
+            Some(format!("role {}", role.as_str())),
+        ))
         .await?;
     Ok((StatusCode::CREATED, Json(json!(user))))
 }
@@ -267,10 +289,18 @@ async fn user_id(ctx: &Ctx, name: &str) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("unknown user {name} (see clawctl users list)")))
 }
 
-async fn update(ctx: &Ctx, caller: Caller, name: &str, update: UserUpdate, what: String) -> Result<Json<Value>, ApiError> {
+async fn update(
+    ctx: &Ctx,
+    caller: Caller,
+    name: &str,
+    update: UserUpdate,
+    what: String,
+) -> Result<Json<Value>, ApiError> {
     let id = user_id(ctx, name).await?;
     let user = ctx.store.update_user(id, update).await?;
-    ctx.store.audit(audit(caller, "user.update", Some(name), Some(what))).await?;
+    ctx.store
+        .audit(audit(caller, "user.update", Some(name), Some(what)))
+        .await?;
     Ok(Json(json!(user)))
 }
 
@@ -288,7 +318,17 @@ pub async fn set_password(
 ) -> Result<Json<Value>, ApiError> {
     let request: Password = parse_json(&body(raw)?)?;
     let password_hash = Some(hash(request.password).await?);
-    update(&ctx, caller, &name, UserUpdate { password_hash, ..Default::default() }, "password reset".to_owned()).await
+    update(
+        &ctx,
+        caller,
+        &name,
+        UserUpdate {
+            password_hash,
+            ..Default::default()
+        },
+        "password reset".to_owned(),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -305,7 +345,17 @@ pub async fn set_role(
 ) -> Result<Json<Value>, ApiError> {
     let request: SetRole = parse_json(&body(raw)?)?;
     let what = format!("role {}", request.role.as_str());
-    update(&ctx, caller, &name, UserUpdate { role: Some(request.role), ..Default::default() }, what).await
+    update(
+        &ctx,
+        caller,
+        &name,
+        UserUpdate {
+            role: Some(request.role),
+            ..Default::default()
+        },
+        what,
+    )
+    .await
 }
 
 pub async fn reset_totp(
@@ -313,7 +363,17 @@ pub async fn reset_totp(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    update(&ctx, caller, &name, UserUpdate { reset_totp: true, ..Default::default() }, "TOTP reset".to_owned()).await
+    update(
+        &ctx,
+        caller,
+        &name,
+        UserUpdate {
+            reset_totp: true,
+            ..Default::default()
+        },
+        "TOTP reset".to_owned(),
+    )
+    .await
 }
 
 pub async fn delete_user(
@@ -323,7 +383,9 @@ pub async fn delete_user(
 ) -> Result<Json<Value>, ApiError> {
     let id = user_id(&ctx, &name).await?;
     ctx.store.delete_user(id).await?;
-    ctx.store.audit(audit(caller, "user.delete", Some(&name), None)).await?;
+    ctx.store
+        .audit(audit(caller, "user.delete", Some(&name), None))
+        .await?;
     Ok(ok())
 }
 
@@ -340,7 +402,11 @@ pub struct RevokeQuery {
     all: Option<bool>,
 }
 
-async fn revoke(ctx: &Ctx, caller: Caller, which: SessionSelector) -> Result<Json<Value>, ApiError> {
+async fn revoke(
+    ctx: &Ctx,
+    caller: Caller,
+    which: SessionSelector,
+) -> Result<Json<Value>, ApiError> {
     let target = match &which {
         SessionSelector::Id(id) => format!("session {id}"),
         SessionSelector::User(user) => format!("sessions of {user}"),
@@ -348,7 +414,12 @@ async fn revoke(ctx: &Ctx, caller: Caller, which: SessionSelector) -> Result<Jso
     };
     let revoked = ctx.store.revoke_sessions(which).await?;
     ctx.store
-        .audit(audit(caller, "session.revoke", Some(&target), Some(format!("{revoked} ended"))))
+        .audit(audit(
+            caller,
+            "session.revoke",
+            Some(&target),
+            Some(format!("{revoked} ended")),
+        ))
         .await?;
     Ok(Json(json!({ "ok": true, "revoked": revoked })))
 }
@@ -360,9 +431,19 @@ pub async fn revoke_sessions(
     q: Result<Query<RevokeQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let which = match query(q)? {
-        RevokeQuery { user: Some(user), all: None | Some(false) } => SessionSelector::User(user),
-        RevokeQuery { user: None, all: Some(true) } => SessionSelector::All,
-        _ => return Err(ApiError::bad_request("give exactly one of user=NAME or all=true")),
+        RevokeQuery {
+            user: Some(user),
+            all: None | Some(false),
+        } => SessionSelector::User(user),
+        RevokeQuery {
+            user: None,
+            all: Some(true),
+        } => SessionSelector::All,
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of user=NAME or all=true",
+            ));
+        }
     };
     revoke(&ctx, caller, which).await
 }

@@ -115,16 +115,28 @@ fn api(context: Ctx) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/status", get(status))
-        .route("/v1/runs", get(commands::list_runs).post(commands::create_run))
-        .route("/v1/runs/{id}", get(commands::show_run).delete(commands::delete_run))
+        .route(
+            "/v1/runs",
+            get(commands::list_runs).post(commands::create_run),
+        )
+        .route(
+            "/v1/runs/{id}",
+            get(commands::show_run).delete(commands::delete_run),
+        )
         .route("/v1/runs/{id}/events", get(commands::run_events))
         .route("/v1/runs/{id}/stop", post(commands::stop_run))
-        .route("/v1/users", get(commands::list_users).post(commands::add_user))
+        .route(
+            "/v1/users",
+            get(commands::list_users).post(commands::add_user),
+        )
         .route("/v1/users/{name}", delete(commands::delete_user))
         .route("/v1/users/{name}/password", post(commands::set_password))
         .route("/v1/users/{name}/role", post(commands::set_role))
         .route("/v1/users/{name}/reset-totp", post(commands::reset_totp))
-        .route("/v1/sessions", get(commands::list_sessions).delete(commands::revoke_sessions))
+        .route(
+            "/v1/sessions",
+            get(commands::list_sessions).delete(commands::revoke_sessions),
+        )
         .route("/v1/sessions/{id}", delete(commands::revoke_session))
         .route("/v1/audit", get(commands::audit_list))
         .route("/v1/audit/verify", get(commands::audit_verify))

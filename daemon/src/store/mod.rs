@@ -19,7 +19,9 @@ use rusqlite::{Connection, OpenFlags};
 pub use audit::{AuditEntry, AuditFilter};
 pub use auth::{NewUser, SessionSelector, UserRow, UserUpdate};
 pub use runs::{
-    CommandRow, RunRow,EventRow, Ingested, NewArtifact, NewEvent, RunFilter, RunnerAuth, StatusChange};
+    CommandRow, EventRow, Ingested, NewArtifact, NewEvent, RunFilter, RunRow, RunnerAuth,
+    StatusChange,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -1,0 +1,187 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_clawctl_global_optspecs
+    string join \n socket= json h/help V/version
+end
+
+function __fish_clawctl_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_clawctl_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_clawctl_using_subcommand
+    set -l cmd (__fish_clawctl_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c clawctl -n "__fish_clawctl_needs_command" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_needs_command" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c clawctl -n "__fish_clawctl_needs_command" -s V -l version -d 'Print version'
+complete -c clawctl -n "__fish_clawctl_needs_command" -f -a "status" -d 'Version, uptime, listeners, certificate, database and run counts'
+complete -c clawctl -n "__fish_clawctl_needs_command" -f -a "health" -d 'Exit 0 only when clawd and its database answer (for monitoring)'
+complete -c clawctl -n "__fish_clawctl_needs_command" -f -a "runs" -d 'List, inspect, follow, create, stop and delete runs'
+complete -c clawctl -n "__fish_clawctl_needs_command" -f -a "users" -d 'Manage local user accounts'
+complete -c clawctl -n "__fish_clawctl_needs_command" -f -a "sessions" -d 'List and end login sessions'
+complete -c clawctl -n "__fish_clawctl_needs_command" -f -a "audit" -d 'Read and verify the tamper-evident audit log'
+complete -c clawctl -n "__fish_clawctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand status" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand status" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand status" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand health" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand health" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand health" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -f -a "list" -d 'List runs, newest first'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -f -a "show" -d 'Show one run with its commands and artifacts'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -f -a "tail" -d 'Print a run\'s output; stdout and stderr go to the same streams here'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -f -a "create" -d 'Create a run and print its id and capability token (shown only once)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -f -a "stop" -d 'Ask the run\'s runner to stop the agent (SIGINT, then SIGKILL after 10 s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -f -a "delete" -d 'Delete a run with its events, commands and artifacts'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from list" -l state -d 'Only runs in this state' -r -f -a "pending\t''
+running\t''
+done\t''
+failed\t''
+stopped\t''"
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from list" -l since -d 'Only runs created at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z)' -r
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from list" -l limit -d 'At most this many runs' -r
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from list" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from list" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from show" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from show" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from tail" -l after -d 'Start after this event sequence number' -r
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from tail" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from tail" -s f -l follow -d 'Keep following new output until the run ends (or Ctrl-C)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from tail" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from tail" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from create" -l command -d 'The agent command the run is for (informational)' -r
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from create" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from create" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from stop" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from stop" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from stop" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from delete" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from delete" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "list" -d 'List runs, newest first'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one run with its commands and artifacts'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "tail" -d 'Print a run\'s output; stdout and stderr go to the same streams here'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a run and print its id and capability token (shown only once)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "stop" -d 'Ask the run\'s runner to stop the agent (SIGINT, then SIGKILL after 10 s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a run with its events, commands and artifacts'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and not __fish_seen_subcommand_from list add del passwd role reset-totp help" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and not __fish_seen_subcommand_from list add del passwd role reset-totp help" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and not __fish_seen_subcommand_from list add del passwd role reset-totp help" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and not __fish_seen_subcommand_from list add del passwd role reset-totp help" -f -a "list" -d 'List accounts (never passwords or TOTP secrets)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and not __fish_seen_subcommand_from list add del passwd role reset-totp help" -f -a "add" -d 'Create an account; the password is asked for (without echo)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and not __fish_seen_subcommand_from list add del passwd role reset-totp help" -f -a "del" -d 'Delete an account and end its sessions'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and not __fish_seen_subcommand_from list add del passwd role reset-totp help" -f -a "passwd" -d 'Set a new password and end the user\'s sessions'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and not __fish_seen_subcommand_from list add del passwd role reset-totp help" -f -a "role" -d 'Change an account\'s role'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and not __fish_seen_subcommand_from list add del passwd role reset-totp help" -f -a "reset-totp" -d 'Remove the user\'s TOTP enrolment (after a lost authenticator)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and not __fish_seen_subcommand_from list add del passwd role reset-totp help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from list" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from list" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from add" -l role -d 'What the account may do: viewer reads, operator runs, admin manages users' -r -f -a "viewer\t''
+operator\t''
+admin\t''"
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from add" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from add" -l password-stdin -d 'Read the password from standard input (first line) instead of asking'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from add" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from del" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from del" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from del" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from passwd" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from passwd" -l password-stdin -d 'Read the password from standard input (first line) instead of asking'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from passwd" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from passwd" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from role" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from role" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from role" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from reset-totp" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from reset-totp" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from reset-totp" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "list" -d 'List accounts (never passwords or TOTP secrets)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "add" -d 'Create an account; the password is asked for (without echo)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "del" -d 'Delete an account and end its sessions'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "passwd" -d 'Set a new password and end the user\'s sessions'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "role" -d 'Change an account\'s role'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "reset-totp" -d 'Remove the user\'s TOTP enrolment (after a lost authenticator)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -f -a "list" -d 'List live login sessions'
+complete -c clawctl -n "__fish_clawctl_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -f -a "revoke" -d 'End one session, all of a user\'s, or all'
+complete -c clawctl -n "__fish_clawctl_using_subcommand sessions; and not __fish_seen_subcommand_from list revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand sessions; and __fish_seen_subcommand_from list" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand sessions; and __fish_seen_subcommand_from list" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand sessions; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l user -d 'End every session of this user' -r
+complete -c clawctl -n "__fish_clawctl_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l all -d 'End every session'
+complete -c clawctl -n "__fish_clawctl_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand sessions; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "list" -d 'List live login sessions'
+complete -c clawctl -n "__fish_clawctl_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'End one session, all of a user\'s, or all'
+complete -c clawctl -n "__fish_clawctl_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -f -a "list" -d 'List audit entries, newest first'
+complete -c clawctl -n "__fish_clawctl_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -f -a "verify" -d 'Check the hash chain; exit 1 and name the first broken entry if any'
+complete -c clawctl -n "__fish_clawctl_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand audit; and __fish_seen_subcommand_from list" -l user -d 'Only entries by this user (or "root" for control-socket actions)' -r
+complete -c clawctl -n "__fish_clawctl_using_subcommand audit; and __fish_seen_subcommand_from list" -l action -d 'Only this action or the actions under it (e.g. "login" or "run.create")' -r
+complete -c clawctl -n "__fish_clawctl_using_subcommand audit; and __fish_seen_subcommand_from list" -l since -d 'Only entries at or after this time (RFC 3339)' -r
+complete -c clawctl -n "__fish_clawctl_using_subcommand audit; and __fish_seen_subcommand_from list" -l limit -d 'At most this many entries' -r
+complete -c clawctl -n "__fish_clawctl_using_subcommand audit; and __fish_seen_subcommand_from list" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand audit; and __fish_seen_subcommand_from list" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand audit; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand audit; and __fish_seen_subcommand_from verify" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand audit; and __fish_seen_subcommand_from verify" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand audit; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "list" -d 'List audit entries, newest first'
+complete -c clawctl -n "__fish_clawctl_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Check the hash chain; exit 1 and name the first broken entry if any'
+complete -c clawctl -n "__fish_clawctl_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and not __fish_seen_subcommand_from status health runs users sessions audit help" -f -a "status" -d 'Version, uptime, listeners, certificate, database and run counts'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and not __fish_seen_subcommand_from status health runs users sessions audit help" -f -a "health" -d 'Exit 0 only when clawd and its database answer (for monitoring)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and not __fish_seen_subcommand_from status health runs users sessions audit help" -f -a "runs" -d 'List, inspect, follow, create, stop and delete runs'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and not __fish_seen_subcommand_from status health runs users sessions audit help" -f -a "users" -d 'Manage local user accounts'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and not __fish_seen_subcommand_from status health runs users sessions audit help" -f -a "sessions" -d 'List and end login sessions'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and not __fish_seen_subcommand_from status health runs users sessions audit help" -f -a "audit" -d 'Read and verify the tamper-evident audit log'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and not __fish_seen_subcommand_from status health runs users sessions audit help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "list" -d 'List runs, newest first'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "show" -d 'Show one run with its commands and artifacts'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "tail" -d 'Print a run\'s output; stdout and stderr go to the same streams here'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "create" -d 'Create a run and print its id and capability token (shown only once)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "stop" -d 'Ask the run\'s runner to stop the agent (SIGINT, then SIGKILL after 10 s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "delete" -d 'Delete a run with its events, commands and artifacts'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "list" -d 'List accounts (never passwords or TOTP secrets)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "add" -d 'Create an account; the password is asked for (without echo)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "del" -d 'Delete an account and end its sessions'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "passwd" -d 'Set a new password and end the user\'s sessions'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "role" -d 'Change an account\'s role'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "reset-totp" -d 'Remove the user\'s TOTP enrolment (after a lost authenticator)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "list" -d 'List live login sessions'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "revoke" -d 'End one session, all of a user\'s, or all'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "list" -d 'List audit entries, newest first'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Check the hash chain; exit 1 and name the first broken entry if any'

@@ -1,0 +1,226 @@
+//! The command line of `clawctl`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Where clawd listens for control requests under systemd.
+pub const DEFAULT_SOCKET: &str = "/run/claw/control.sock";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "clawctl",
+    version,
+    about = "Administer the claw gateway (clawd) over its control socket",
+    long_about = "clawctl talks to clawd over its Unix control socket. Root and members of the \
+                  claw-admin group may use it.\n\n\
+                  Exit status: 0 success, 1 error, 2 usage error, 3 clawd unreachable, \
+                  4 permission denied.",
+    after_help = "See clawctl(1), clawd(8)."
+)]
+pub struct Cli {
+    /// Control socket of clawd.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "CLAW_CONTROL_SOCKET",
+        default_value = DEFAULT_SOCKET
+    )]
+    pub socket: PathBuf,
+
+    /// Print JSON for scripts instead of text for people.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Version, uptime, listeners, certificate, database and run counts.
+    Status,
+    /// Exit 0 only when clawd and its database answer (for monitoring).
+    Health,
+    /// List, inspect, follow, create, stop and delete runs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Manage local user accounts.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// List and end login sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Read and verify the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RunState {
+    Pending,
+    Running,
+    Done,
+    Failed,
+    Stopped,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Operator => "operator",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first.
+    List {
+        /// Only runs in this state.
+        #[arg(long, value_enum)]
+        state: Option<RunState>,
+        /// Only runs created at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// At most this many runs.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Show one run with its commands and artifacts.
+    Show {
+        /// Run id.
+        id: String,
+    },
+    /// Print a run's output; stdout and stderr go to the same streams here.
+    Tail {
+        /// Run id.
+        id: String,
+        /// Keep following new output until the run ends (or Ctrl-C).
+        #[arg(short, long)]
+        follow: bool,
+        /// Start after this event sequence number.
+        #[arg(long, default_value_t = 0, value_name = "SEQ")]
+        after: u64,
+    },
+    /// Create a run and print its id and capability token (shown only once).
+    Create {
+        /// The agent command the run is for (informational).
+        #[arg(long, value_name = "CMD")]
+        command: Option<String>,
+    },
+    /// Ask the run's runner to stop the agent (SIGINT, then SIGKILL after 10 s).
+    Stop {
+        /// Run id.
+        id: String,
+    },
+    /// Delete a run with its events, commands and artifacts.
+    Delete {
+        /// Run id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PasswordInput {
+    /// Read the password from standard input (first line) instead of asking.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List accounts (never passwords or TOTP secrets).
+    List,
+    /// Create an account; the password is asked for (without echo).
+    Add {
+        /// User name: 3 to 50 letters, digits, '_' or '-'.
+        name: String,
+        /// What the account may do: viewer reads, operator runs, admin manages users.
+        #[arg(long, value_enum, default_value = "viewer")]
+        role: Role,
+        #[command(flatten)]
+        password: PasswordInput,
+    },
+    /// Delete an account and end its sessions.
+    Del { name: String },
+    /// Set a new password and end the user's sessions.
+    Passwd {
+        /// User name.
+        name: String,
+        #[command(flatten)]
+        password: PasswordInput,
+    },
+    /// Change an account's role.
+    Role {
+        name: String,
+        #[arg(value_enum)]
+        role: Role,
+    },
+    /// Remove the user's TOTP enrolment (after a lost authenticator).
+    ResetTotp { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List live login sessions.
+    List,
+    /// End one session, all of a user's, or all.
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct RevokeArgs {
+    /// Session id (or at least its first 8 characters) from `sessions list`.
+    pub id: Option<String>,
+    /// End every session of this user.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// End every session.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit entries, newest first.
+    List {
+        /// Only entries by this user (or "root" for control-socket actions).
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// Only this action or the actions under it (e.g. "login" or "run.create").
+        #[arg(long)]
+        action: Option<String>,
+        /// Only entries at or after this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Check the hash chain; exit 1 and name the first broken entry if any.
+    Verify,
+}

@@ -1,0 +1,596 @@
+//! `clawctl`: administer the claw gateway over its control socket.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use claw_ctl::cli::{
+    AuditCommand, Cli, Command, PasswordInput, RunsCommand, SessionsCommand, UsersCommand,
+};
+use claw_ctl::client::{Client, ClientError, encode};
+use claw_ctl::output::{bytes, cell, duration, table};
+use hyper::Method;
+use serde_json::{Value, json};
+
+/// Failures that are not the daemon's answer.
+#[derive(Debug, thiserror::Error)]
+enum CtlError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("{0}")]
+    Input(String),
+    /// The command ran and found a problem (exit 1, message already shown).
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("clawctl: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("clawctl: {e}");
+            ExitCode::from(match &e {
+                CtlError::Client(c) => c.exit_code(),
+                CtlError::Input(_) | CtlError::Failed(_) => 1,
+            })
+        }
+    }
+}
+
+fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+async fn run(cli: Cli) -> Result<(), CtlError> {
+    let client = Client::new(&cli.socket);
+    let json = cli.json;
+    match cli.command {
+        Command::Status => status(&client, json).await,
+        Command::Health => health(&client, json).await,
+        Command::Runs(cmd) => runs(&client, cmd, json).await,
+        Command::Users(cmd) => users(&client, cmd, json).await,
+        Command::Sessions(cmd) => sessions(&client, cmd, json).await,
+        Command::Audit(cmd) => audit(&client, cmd, json).await,
+    }
+}
+
+async fn status(client: &Client, json: bool) -> Result<(), CtlError> {
+    let s = client.get("/v1/status").await?;
+    if json {
+        print_json(&s);
+        return Ok(());
+    }
+    let runs = ["pending", "running", "done", "failed", "stopped"]
+        .iter()
+        .map(|k| format!("{} {k}", cell(&s["runs"][k])))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let tls = if s["tls"]["enabled"] == true {
+        format!("fingerprint {}", cell(&s["tls"]["fingerprintSha256"]))
+    } else {
+        "off (plain HTTP)".to_owned()
+    };
+    println!(
+        "clawd {}, up {}",
+        cell(&s["version"]),
+        duration(s["uptimeSecs"].as_u64().unwrap_or(0))
+    );
+    println!(
+        "Listening:   {}{}",
+        cell(&s["listeners"]["https"]),
+        if s["listeners"]["socketActivated"] == true {
+            " (socket-activated)"
+        } else {
+            ""
+        }
+    );
+    println!("Control:     {}", cell(&s["listeners"]["control"]));
+    println!("TLS:         {tls}");
+    println!(
+        "Database:    {} ({}, schema {})",
+        cell(&s["database"]["path"]),
+        bytes(s["database"]["sizeBytes"].as_u64().unwrap_or(0)),
+        cell(&s["database"]["schemaVersion"])
+    );
+    println!("Runs:        {runs}");
+    println!(
+        "Connected:   {} browsers, {} subscriptions",
+        cell(&s["connections"]["clients"]),
+        cell(&s["connections"]["subscriptions"])
+    );
+    Ok(())
+}
+
+async fn health(client: &Client, json: bool) -> Result<(), CtlError> {
+    let h = client.get("/v1/health").await?;
+    if json {
+        print_json(&h);
+    } else {
+        println!("clawd is healthy");
+    }
+    Ok(())
+}
+
+fn run_rows(runs: &Value) -> Vec<Vec<String>> {
+    runs.as_array()
+        .map(|list| {
+            list.iter()
+                .map(|r| {
+                    vec![
+                        cell(&r["id"]),
+                        cell(&r["status"]),
+                        cell(&r["created_at"]),
+                        cell(&r["exit_code"]),
+                        cell(&r["event_count"]),
+                        cell(&r["command"]),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn runs(client: &Client, cmd: RunsCommand, json: bool) -> Result<(), CtlError> {
+    match cmd {
+        RunsCommand::List {
+            state,
+            since,
+            limit,
+        } => {
+            let mut path = format!("/v1/runs?limit={limit}");
+            if let Some(state) = state {
+                path.push_str(&format!("&status={}", state.as_str()));
+            }
+            if let Some(since) = since {
+                path.push_str(&format!("&since={}", encode(&since)));
+            }
+            let runs = client.get(&path).await?;
+            if json {
+                print_json(&runs);
+            } else {
+                print!(
+                    "{}",
+                    table(
+                        &["ID", "STATE", "CREATED", "EXIT", "EVENTS", "COMMAND"],
+                        &run_rows(&runs)
+                    )
+                );
+            }
+        }
+        RunsCommand::Show { id } => {
+            let run = client
+                .get(&format!("/v1/runs/{}", encode(&id)))
+                .await
+                .map_err(unknown_run(&id))?;
+            if json {
+                print_json(&run);
+                return Ok(());
+            }
+            for (label, key) in [
+                ("Run", "id"),
+                ("State", "status"),
+                ("Command", "command"),
+                ("Created", "created_at"),
+                ("Created by", "created_by"),
+                ("Started", "started_at"),
+                ("Finished", "finished_at"),
+                ("Exit code", "exit_code"),
+                ("Events", "event_count"),
+            ] {
+                println!("{:<12}{}", format!("{label}:"), cell(&run[key]));
+            }
+            let commands: Vec<Vec<String>> = run["commands"]
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .map(|c| vec![cell(&c["id"]), cell(&c["status"]), cell(&c["command"])])
+                        .collect()
+                })
+                .unwrap_or_default();
+            println!("\nCommands:");
+            print!("{}", table(&["ID", "STATUS", "COMMAND"], &commands));
+            let artifacts: Vec<Vec<String>> = run["artifacts"]
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .map(|a| {
+                            vec![
+                                cell(&a["id"]),
+                                bytes(a["size"].as_u64().unwrap_or(0)),
+                                cell(&a["filename"]),
+                            ]
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            println!("\nArtifacts:");
+            print!("{}", table(&["ID", "SIZE", "NAME"], &artifacts));
+        }
+        RunsCommand::Tail { id, follow, after } => {
+            let path = format!(
+                "/v1/runs/{}/events?after={after}&follow={follow}",
+                encode(&id)
+            );
+            let mut stdout = std::io::stdout().lock();
+            let mut stderr = std::io::stderr().lock();
+            client
+                .stream(&path, |message| {
+                    if json {
+                        let _ = writeln!(stdout, "{message}");
+                        let _ = stdout.flush();
+                        return;
+                    }
+                    match (message["type"].as_str(), message["eventType"].as_str()) {
+                        (Some("event"), Some("stdout")) => {
+                            let _ = stdout
+                                .write_all(message["data"].as_str().unwrap_or_default().as_bytes());
+                            let _ = stdout.flush();
+                        }
+                        (Some("event"), Some("stderr")) => {
+                            let _ = stderr
+                                .write_all(message["data"].as_str().unwrap_or_default().as_bytes());
+                        }
+                        (Some("event"), Some(kind)) => {
+                            let _ = writeln!(
+                                stderr,
+                                "[{kind}] {}",
+                                message["data"].as_str().unwrap_or_default()
+                            );
+                        }
+                        (Some("run_status"), _) => {
+                            let _ = writeln!(
+                                stderr,
+                                "[run {}{}]",
+                                cell(&message["status"]),
+                                message["exitCode"]
+                                    .as_i64()
+                                    .map(|c| format!(", exit code {c}"))
+                                    .unwrap_or_default()
+                            );
+                        }
+                        _ => {}
+                    }
+                })
+                .await
+                .map_err(unknown_run(&id))?;
+        }
+        RunsCommand::Create { command } => {
+            let created = client
+                .call(
+                    Method::POST,
+                    "/v1/runs",
+                    Some(&json!({ "command": command })),
+                )
+                .await?;
+            if json {
+                print_json(&created);
+            } else {
+                println!("Run:              {}", cell(&created["id"]));
+                println!("Capability token: {}", cell(&created["capabilityToken"]));
+                println!("The token is shown only now. On the coding host:");
+                println!(
+                    "  claw-runner start --run-id {} --token {} -- {}",
+                    cell(&created["id"]),
+                    cell(&created["capabilityToken"]),
+                    command.as_deref().unwrap_or("claude")
+                );
+            }
+        }
+        RunsCommand::Stop { id } => {
+            let stopped = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/runs/{}/stop", encode(&id)),
+                    None,
+                )
+                .await
+                .map_err(unknown_run(&id))?;
+            done(json, &stopped, &format!("stop requested for run {id}"));
+        }
+        RunsCommand::Delete { id } => {
+            let deleted = client
+                .call(Method::DELETE, &format!("/v1/runs/{}", encode(&id)), None)
+                .await
+                .map_err(unknown_run(&id))?;
+            done(json, &deleted, &format!("run {id} deleted"));
+        }
+    }
+    Ok(())
+}
+
+/// An unknown run gets a hint on how to find the right one.
+fn unknown_run(id: &str) -> impl Fn(ClientError) -> CtlError + '_ {
+    move |e| match e {
+        ClientError::Api { status: 404, .. } => {
+            CtlError::Failed(format!("unknown run {id} (see clawctl runs list)"))
+        }
+        other => CtlError::Client(other),
+    }
+}
+
+fn done(json: bool, answer: &Value, message: &str) {
+    if json {
+        print_json(answer);
+    } else {
+        println!("{message}");
+    }
+}
+
+/// The password from stdin (`--password-stdin`) or a prompt without echo.
+fn read_password(input: &PasswordInput, name: &str) -> Result<String, CtlError> {
+    if input.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CtlError::Input(format!("cannot read the password from stdin: {e}")))?;
+        let password = line.trim_end_matches(['\n', '\r']).to_owned();
+        if password.is_empty() {
+            return Err(CtlError::Input("no password on stdin".to_owned()));
+        }
+        return Ok(password);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CtlError::Input(
+            "no terminal to ask for the password: use --password-stdin".to_owned(),
+        ));
+    }
+    let first = rpassword::prompt_password(format!("Password for {name}: "))
+        .map_err(|e| CtlError::Input(format!("cannot read the password: {e}")))?;
+    let second = rpassword::prompt_password("Repeat it: ")
+        .map_err(|e| CtlError::Input(format!("cannot read the password: {e}")))?;
+    if first != second {
+        return Err(CtlError::Input("the passwords differ".to_owned()));
+    }
+    Ok(first)
+}
+
+fn unknown_user(name: &str) -> impl Fn(ClientError) -> CtlError + '_ {
+    move |e| match e {
+        ClientError::Api { status: 404, .. } => {
+            CtlError::Failed(format!("unknown user {name} (see clawctl users list)"))
+        }
+        other => CtlError::Client(other),
+    }
+}
+
+async fn users(client: &Client, cmd: UsersCommand, json: bool) -> Result<(), CtlError> {
+    match cmd {
+        UsersCommand::List => {
+            let users = client.get("/v1/users").await?;
+            if json {
+                print_json(&users);
+            } else {
+                let rows: Vec<Vec<String>> = users
+                    .as_array()
+                    .map(|l| {
+                        l.iter()
+                            .map(|u| {
+                                vec![
+                                    cell(&u["username"]),
+                                    cell(&u["role"]),
+                                    if u["totpEnabled"] == true {
+                                        "yes".into()
+                                    } else {
+                                        "no".into()
+                                    },
+                                    cell(&u["createdAt"]),
+                                ]
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                print!("{}", table(&["USER", "ROLE", "TOTP", "CREATED"], &rows));
+            }
+        }
+        UsersCommand::Add {
+            name,
+            role,
+            password,
+        } => {
+            let password = read_password(&password, &name)?;
+            let user = client
+                .call(
+                    Method::POST,
+                    "/v1/users",
+                    Some(&json!({ "username": name, "password": password, "role": role.as_str() })),
+                )
+                .await?;
+            done(
+                json,
+                &user,
+                &format!("user {name} created with role {}", role.as_str()),
+            );
+        }
+        UsersCommand::Del { name } => {
+            let answer = client
+                .call(
+                    Method::DELETE,
+                    &format!("/v1/users/{}", encode(&name)),
+                    None,
+                )
+                .await
+                .map_err(unknown_user(&name))?;
+            done(json, &answer, &format!("user {name} deleted"));
+        }
+        UsersCommand::Passwd { name, password } => {
+            let password = read_password(&password, &name)?;
+            let user = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/users/{}/password", encode(&name)),
+                    Some(&json!({ "password": password })),
+                )
+                .await
+                .map_err(unknown_user(&name))?;
+            done(
+                json,
+                &user,
+                &format!("password of {name} changed; their sessions ended"),
+            );
+        }
+        UsersCommand::Role { name, role } => {
+            let user = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/users/{}/role", encode(&name)),
+                    Some(&json!({ "role": role.as_str() })),
+                )
+                .await
+                .map_err(unknown_user(&name))?;
+            done(json, &user, &format!("{name} is now {}", role.as_str()));
+        }
+        UsersCommand::ResetTotp { name } => {
+            let user = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/users/{}/reset-totp", encode(&name)),
+                    None,
+                )
+                .await
+                .map_err(unknown_user(&name))?;
+            done(
+                json,
+                &user,
+                &format!("TOTP of {name} removed; they can enrol again after logging in"),
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn sessions(client: &Client, cmd: SessionsCommand, json: bool) -> Result<(), CtlError> {
+    match cmd {
+        SessionsCommand::List => {
+            let sessions = client.get("/v1/sessions").await?;
+            if json {
+                print_json(&sessions);
+            } else {
+                let rows: Vec<Vec<String>> = sessions
+                    .as_array()
+                    .map(|l| {
+                        l.iter()
+                            .map(|s| {
+                                vec![
+                                    cell(&s["id"]).chars().take(16).collect(),
+                                    cell(&s["username"]),
+                                    cell(&s["role"]),
+                                    cell(&s["ip"]),
+                                    cell(&s["createdAt"]),
+                                    cell(&s["expiresAt"]),
+                                ]
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                print!(
+                    "{}",
+                    table(
+                        &["ID", "USER", "ROLE", "ADDRESS", "CREATED", "EXPIRES"],
+                        &rows
+                    )
+                );
+            }
+        }
+        SessionsCommand::Revoke(args) => {
+            let path = match (&args.id, &args.user, args.all) {
+                (Some(id), _, _) => format!("/v1/sessions/{}", encode(id)),
+                (None, Some(user), _) => format!("/v1/sessions?user={}", encode(user)),
+                _ => "/v1/sessions?all=true".to_owned(),
+            };
+            let answer = client.call(Method::DELETE, &path, None).await?;
+            done(
+                json,
+                &answer,
+                &format!("{} session(s) ended", cell(&answer["revoked"])),
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn audit(client: &Client, cmd: AuditCommand, json: bool) -> Result<(), CtlError> {
+    match cmd {
+        AuditCommand::List {
+            user,
+            action,
+            since,
+            limit,
+        } => {
+            let mut path = format!("/v1/audit?limit={limit}");
+            for (key, value) in [("user", user), ("action", action), ("since", since)] {
+                if let Some(value) = value {
+                    path.push_str(&format!("&{key}={}", encode(&value)));
+                }
+            }
+            let rows = client.get(&path).await?;
+            if json {
+                print_json(&rows);
+            } else {
+                let table_rows: Vec<Vec<String>> = rows
+                    .as_array()
+                    .map(|l| {
+                        l.iter()
+                            .map(|r| {
+                                vec![
+                                    cell(&r["id"]),
+                                    cell(&r["timestamp"]),
+                                    cell(&r["username"]),
+                                    cell(&r["action"]),
+                                    cell(&r["target"]),
+                                    cell(&r["ip"]),
+                                    cell(&r["details"]),
+                                ]
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                print!(
+                    "{}",
+                    table(
+                        &[
+                            "ID", "TIME", "USER", "ACTION", "TARGET", "ADDRESS", "DETAILS"
+                        ],
+                        &table_rows
+                    )
+                );
+            }
+        }
+        AuditCommand::Verify => {
+            let report = client.get("/v1/audit/verify").await?;
+            if json {
+                print_json(&report);
+            }
+            if report["ok"] == true {
+                if !json {
+                    println!(
+                        "audit log intact: {} entries verified",
+                        cell(&report["checked"])
+                    );
+                }
+            } else {
+                return Err(CtlError::Failed(format!(
+                    "audit log broken at entry {}: {} ({} entries before it verified)",
+                    cell(&report["brokenAt"]),
+                    cell(&report["reason"]),
+                    cell(&report["checked"])
+                )));
+            }
+        }
+    }
+    Ok(())
+}

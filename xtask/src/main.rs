@@ -1,0 +1,242 @@
+//! `cargo run -p xtask -- gen`: writes `man/clawctl.1` and the bash, zsh and
+//! fish completions under `completions/` from clawctl's clap definition.
+//! `cargo run -p xtask -- check` fails when the checked-in files differ.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+
+/// The man page: clap_mangen's header, synopsis, description and global
+/// options, then every command with its own arguments, then the exit
+/// status, environment and files.
+fn man_page() -> Result<Vec<u8>, std::io::Error> {
+    let mut cmd = claw_ctl::cli::Cli::command();
+    // Fills in defaults (actions, value names) for introspection.
+    cmd.build();
+    let man = clap_mangen::Man::new(cmd.clone())
+        .title("CLAWCTL")
+        .section("1")
+        .date("2026-11-22")
+        .source(format!("claw {}", env!("CARGO_PKG_VERSION")))
+        .manual("claw manual");
+    let mut out = Vec::new();
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    man.render_options_section(&mut out)?;
+    let mut commands = String::from(".SH COMMANDS\n");
+    for sub in cmd.get_subcommands() {
+        describe(&mut commands, "clawctl", sub);
+    }
+    out.extend_from_slice(commands.as_bytes());
+    out.extend_from_slice(EXTRA.as_bytes());
+    Ok(wrap(&String::from_utf8_lossy(&out)).into_bytes())
+}
+
+const EXTRA: &str = r#".SH EXIT STATUS
+.TP
+.B 0
+Success.
+.TP
+.B 1
+An error: clawd refused the request, an unknown run or user, or
+.B audit verify
+found a broken chain.
+.TP
+.B 2
+Usage error.
+.TP
+.B 3
+clawd is unreachable: the socket is missing or nothing listens on it.
+.TP
+.B 4
+Permission denied: run as root or as a member of the
+.B claw\-admin
+group.
+.SH ENVIRONMENT
+.TP
+.B CLAW_CONTROL_SOCKET
+The control socket, as
+.BR \-\-socket .
+.SH FILES
+.TP
+.I /run/claw/control.sock
+The control socket of clawd under systemd.
+.SH SEE ALSO
+.BR clawd (8),
+.BR clawd.toml (5),
+.BR systemctl (1),
+.BR journalctl (1)
+"#;
+
+/// Escapes text for roff.
+fn roff(text: &str) -> String {
+    let escaped = text.replace('\\', "\\e").replace('-', "\\-");
+    match escaped.chars().next() {
+        Some('.' | '\'') => format!("\\&{escaped}"),
+        _ => escaped,
+    }
+}
+
+fn describe(out: &mut String, parent: &str, cmd: &clap::Command) {
+    // clap's own help command and flags are described once, at the top.
+    if cmd.get_name() == "help" {
+        return;
+    }
+    let name = format!("{parent} {}", cmd.get_name());
+    if cmd.has_subcommands() {
+        for sub in cmd.get_subcommands() {
+            describe(out, &name, sub);
+        }
+        return;
+    }
+    let mut usage = format!("\\fB{}\\fR", roff(&name));
+    for arg in cmd.get_positionals() {
+        let value = arg
+            .get_value_names()
+            .and_then(|v| v.first().map(|s| s.to_string()))
+            .unwrap_or_else(|| arg.get_id().to_string().to_uppercase());
+        if arg.is_required_set() {
+            usage.push_str(&format!(" \\fI{}\\fR", roff(&value)));
+        } else {
+            usage.push_str(&format!(" [\\fI{}\\fR]", roff(&value)));
+        }
+    }
+    out.push_str(&format!(".SS \"{}\"\n{usage}\n.PP\n", roff(&name)));
+    if let Some(about) = cmd.get_long_about().or(cmd.get_about()) {
+        out.push_str(&roff(&about.to_string()));
+        out.push('\n');
+    }
+    for arg in cmd
+        .get_arguments()
+        .filter(|a| !a.is_global_set() && !a.is_hide_set())
+    {
+        let mut head = match (arg.get_short(), arg.get_long()) {
+            (Some(s), Some(l)) => format!("\\fB\\-{s}\\fR, \\fB\\-\\-{}\\fR", roff(l)),
+            (None, Some(l)) => format!("\\fB\\-\\-{}\\fR", roff(l)),
+            (Some(s), None) => format!("\\fB\\-{s}\\fR"),
+            (None, None) => format!("\\fI{}\\fR", roff(&arg.get_id().to_string().to_uppercase())),
+        };
+        let takes_value =
+            arg.get_num_args().is_some_and(|n| n.takes_values()) && arg.get_long().is_some();
+        if takes_value {
+            let value = arg
+                .get_value_names()
+                .and_then(|v| v.first().map(|s| s.to_string()))
+                .unwrap_or_else(|| arg.get_id().to_string().to_uppercase());
+            head.push_str(&format!(" \\fI{}\\fR", roff(&value)));
+        }
+        let mut help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+        if !help.is_empty() && !help.ends_with('.') {
+            help.push('.');
+        }
+        let values: Vec<String> = arg
+            .get_possible_values()
+            .iter()
+            .map(|v| v.get_name().to_owned())
+            .collect();
+        if !values.is_empty() && takes_value {
+            help.push_str(&format!(" One of: {}.", values.join(", ")));
+        }
+        let defaults: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        if !defaults.is_empty() {
+            help.push_str(&format!(" Default: {}.", defaults.join(", ")));
+        }
+        out.push_str(&format!(".TP\n{head}\n{}\n", roff(help.trim())));
+    }
+}
+
+/// Breaks filled text lines longer than 80 bytes at spaces (roff joins
+/// them again); request lines stay as they are.
+fn wrap(page: &str) -> String {
+    let mut out = String::new();
+    for line in page.lines() {
+        if line.starts_with('.') || line.len() <= 80 {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let mut current = String::new();
+        for word in line.split(' ') {
+            if !current.is_empty() && current.len() + 1 + word.len() > 80 {
+                out.push_str(&current);
+                out.push('\n');
+                current.clear();
+            }
+            if !current.is_empty() {
+                current.push(' ');
+            }
+            current.push_str(word);
+        }
+        out.push_str(&current);
+        out.push('\n');
+    }
+    out
+}
+
+fn generated() -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let cmd = claw_ctl::cli::Cli::command();
+    match man_page() {
+        Ok(page) => files.push((PathBuf::from("man/clawctl.1"), page)),
+        Err(e) => eprintln!("xtask: cannot render the man page: {e}"),
+    }
+    for (shell, name) in [
+        (Shell::Bash, "clawctl.bash"),
+        (Shell::Zsh, "_clawctl"),
+        (Shell::Fish, "clawctl.fish"),
+    ] {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut cmd.clone(), "clawctl", &mut out);
+        files.push((PathBuf::from("completions").join(name), out));
+    }
+    files
+}
+
+fn main() -> ExitCode {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    let mut stale = Vec::new();
+    for (relative, content) in generated() {
+        let path = root.join(&relative);
+        match mode.as_str() {
+            "gen" => {
+                if let Some(dir) = path.parent()
+                    && let Err(e) = std::fs::create_dir_all(dir)
+                {
+                    eprintln!("xtask: cannot create {}: {e}", dir.display());
+                    return ExitCode::FAILURE;
+                }
+                if let Err(e) = std::fs::write(&path, &content) {
+                    eprintln!("xtask: cannot write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+                println!("wrote {}", relative.display());
+            }
+            "check" => {
+                if std::fs::read(&path).ok().as_deref() != Some(content.as_slice()) {
+                    stale.push(relative);
+                }
+            }
+            _ => {
+                eprintln!("usage: cargo run -p xtask -- gen|check");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if !stale.is_empty() {
+        for path in &stale {
+            eprintln!("xtask: {} is out of date", path.display());
+        }
+        eprintln!("run `cargo run -p xtask -- gen` and commit the result");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
