@@ -112,7 +112,7 @@ fn describe(out: &mut String, parent: &str, cmd: &clap::Command) {
     }
     for arg in cmd
         .get_arguments()
-        .filter(|a| !a.is_global_set() && !a.is_hide_set())
+        .filter(|a| !a.is_global_set() && !a.is_hide_set() && a.get_id() != "help")
     {
         let mut head = match (arg.get_short(), arg.get_long()) {
             (Some(s), Some(l)) => format!("\\fB\\-{s}\\fR, \\fB\\-\\-{}\\fR", roff(l)),

@@ -265,10 +265,10 @@ pub async fn add_user(
         })
         .await?;
     // The first user makes setup unnecessary.
-    if let Ok(mut token) = ctx.core.setup_token.lock() {
-        if token.take().is_some() {
-            let _ = std::fs::remove_file(ctx.core.data_dir.join("setup-token"));
-        }
+    if let Ok(mut token) = ctx.core.setup_token.lock()
+        && token.take().is_some()
+    {
+        let _ = std::fs::remove_file(ctx.core.data_dir.join("setup-token"));
     }
     ctx.store
         .audit(audit(
