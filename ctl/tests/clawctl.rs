@@ -1,0 +1,594 @@
+//! End-to-end: the real `clawd` and the real `clawctl` on a temporary control
+//! socket; every command, its `--json` output, and its errors.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use claw_proto::signing::{self, SignedParts};
+use serde_json::{Value, json};
+
+/// clawd is built by the same `cargo test --workspace` into the same folder.
+fn clawd_binary() -> PathBuf {
+    let ctl = PathBuf::from(env!("CARGO_BIN_EXE_clawctl"));
+    let clawd = ctl.with_file_name("clawd");
+    if !clawd.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "clawd"])
+            .status()
+            .expect("cargo build -p clawd");
+        assert!(status.success());
+    }
+    clawd
+}
+
+struct Daemon {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Daemon {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("clawd.toml"), "rate_limit_per_minute = 0\n")
+            .expect("config");
+        let mut child = Command::new(clawd_binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .arg("--config")
+            .arg(dir.path().join("clawd.toml"))
+            .env("CLAW_LOG_TARGET", "stderr")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start clawd");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("address");
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        Self { child, dir, port }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("control.sock")
+    }
+
+    /// Runs clawctl against this daemon.
+    fn ctl(&self, args: &[&str]) -> Output {
+        self.ctl_with_stdin(args, None)
+    }
+
+    fn ctl_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_clawctl"))
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("clawctl");
+        {
+            let mut input = child.stdin.take().expect("stdin");
+            if let Some(text) = stdin {
+                input.write_all(text.as_bytes()).expect("write stdin");
+            }
+        }
+        child.wait_with_output().expect("clawctl output")
+    }
+
+    /// clawctl with --json, which must succeed; its parsed output.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.ctl(&all);
+        assert!(
+            out.status.success(),
+            "clawctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    }
+
+    fn client(&self) -> reqwest::Client {
+        let pem = std::fs::read(self.dir.path().join("certs/server.crt")).expect("cert");
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+            .build()
+            .expect("client")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.port)
+    }
+
+    /// A signed runner event, as claw-runner sends it.
+    async fn event(&self, run_id: &str, token: &str, kind: &str, data: &str) {
+        let secret =
+            std::fs::read_to_string(self.dir.path().join("secrets/hmac-secret")).expect("secret");
+        let body = json!({ "type": kind, "data": data }).to_string();
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).expect("random");
+        let nonce = hex::encode(nonce);
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+        let signature = signing::sign(
+            secret.trim().as_bytes(),
+            &SignedParts {
+                method: "POST",
+                path: "/api/ingest/event",
+                body: body.as_bytes(),
+                timestamp,
+                nonce: &nonce,
+                run_id,
+                capability_token: token,
+            },
+        );
+        let resp = self
+            .client()
+            .post(self.url("/api/ingest/event"))
+            .header("X-Signature", signature)
+            .header("X-Timestamp", timestamp.to_string())
+            .header("X-Nonce", nonce)
+            .header("X-Run-Id", run_id)
+            .header("X-Capability-Token", token)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("event");
+        assert_eq!(resp.status(), 200);
+    }
+
+    /// Logs a user in over HTTPS.
+    async fn login(&self, user: &str, password: &str) {
+        let resp = self
+            .client()
+            .post(self.url("/api/auth/login"))
+            .json(&json!({ "username": user, "password": password }))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(resp.status(), 200);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn status_and_health() {
+    let d = Daemon::start();
+    let status = d.json(&["status"]);
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        status["listeners"]["https"],
+        format!("https://127.0.0.1:{}", d.port)
+    );
+    assert_eq!(status["runs"]["running"], 0);
+    let out = d.ctl(&["status"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.contains("Listening:") && text.contains("fingerprint"),
+        "{text}"
+    );
+    let out = d.ctl(&["health"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(d.json(&["health"])["status"], "ok");
+}
+
+#[test]
+fn runs_create_list_show_stop_delete() {
+    let d = Daemon::start();
+    let created = d.json(&["runs", "create", "--command", "claude -p hello"]);
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        created["capabilityToken"].as_str().expect("token").len(),
+        64
+    );
+    let text = stdout(&d.ctl(&["runs", "create"]));
+    assert!(text.contains("claw-runner start --run-id"), "{text}");
+
+    let list = d.json(&["runs", "list"]);
+    assert_eq!(list.as_array().expect("runs").len(), 2);
+    let pending = d.json(&[
+        "runs",
+        "list",
+        "--state",
+        "pending",
+        "--since",
+        "2020-01-01T00:00:00Z",
+    ]);
+    assert_eq!(pending.as_array().expect("runs").len(), 2);
+    assert_eq!(
+        d.json(&["runs", "list", "--state", "done"])
+            .as_array()
+            .expect("runs")
+            .len(),
+        0
+    );
+    assert_eq!(
+        d.json(&["runs", "list", "--since", "2999-01-01T00:00:00Z"])
+            .as_array()
+            .expect("runs")
+            .len(),
+        0
+    );
+    let table = stdout(&d.ctl(&["runs", "list"]));
+    assert!(table.starts_with("ID") && table.contains(&id), "{table}");
+
+    let shown = d.json(&["runs", "show", &id]);
+    assert_eq!(shown["command"], "claude -p hello");
+    assert_eq!(shown["status"], "pending");
+    let stopped = d.json(&["runs", "stop", &id]);
+    assert_eq!(stopped["ok"], true);
+    assert_eq!(d.json(&["runs", "show", &id])["status"], "stopped");
+    let shown = stdout(&d.ctl(&["runs", "show", &id]));
+    assert!(shown.contains("__STOP__"), "{shown}");
+    assert_eq!(d.json(&["runs", "delete", &id])["ok"], true);
+
+    for args in [
+        vec!["runs", "show", &id],
+        vec!["runs", "stop", &id],
+        vec!["runs", "delete", &id],
+        vec!["runs", "tail", &id],
+    ] {
+        let out = d.ctl(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(
+            err.trim(),
+            format!("clawctl: unknown run {id} (see clawctl runs list)")
+        );
+    }
+    // Audited with the caller.
+    let audit = d.json(&["audit", "list", "--action", "run"]);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["action"].as_str().expect("action"))
+        .collect();
+    assert!(
+        actions.contains(&"run.create")
+            && actions.contains(&"run.stop")
+            && actions.contains(&"run.delete"),
+        "{actions:?}"
+    );
+    let row = &audit[0];
+    assert_eq!(row["username"], "root");
+    assert!(
+        row["details"].as_str().expect("details").contains("pid "),
+        "{row}"
+    );
+}
+
+#[tokio::test]
+async fn runs_tail_follows_live_events_until_the_run_ends() {
+    let d = Daemon::start();
+    let created = d.json(&["runs", "create"]);
+    let id = created["id"].as_str().expect("id").to_owned();
+    let token = created["capabilityToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    d.event(&id, &token, "marker", r#"{"event":"started"}"#)
+        .await;
+    d.event(&id, &token, "stdout", "before tail\n").await;
+
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_clawctl"))
+        .arg("--socket")
+        .arg(d.socket())
+        .args(["runs", "tail", "-f", &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tail");
+    // The replayed line proves the stream is open before more is sent.
+    let mut out = BufReader::new(tail.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    out.read_line(&mut first).expect("first line");
+    assert_eq!(first, "before tail\n");
+
+    d.event(&id, &token, "stdout", "live one\n").await;
+    d.event(&id, &token, "stderr", "warning: live\n").await;
+    d.event(&id, &token, "stdout", "live two\n").await;
+    d.event(
+        &id,
+        &token,
+        "marker",
+        r#"{"event":"finished","exitCode":0}"#,
+    )
+    .await;
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = tail.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tail -f did not end with the run"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).expect("rest");
+    assert_eq!(rest, "live one\nlive two\n");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut tail.stderr.take().expect("stderr"), &mut err)
+        .expect("stderr");
+    assert!(err.contains("warning: live\n"), "{err}");
+    assert!(err.contains("[run done, exit code 0]"), "{err}");
+
+    // Without -f on an ended run: everything, then exit.
+    let out = d.ctl(&["runs", "tail", &id]);
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "before tail\nlive one\nlive two\n");
+    let out = d.ctl(&["--json", "runs", "tail", &id, "--after", "3"]);
+    let lines: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("ndjson"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0]["sequence"], 4);
+}
+
+#[tokio::test]
+async fn users_and_sessions() {
+    let d = Daemon::start();
+    let out = d.ctl_with_stdin(
+        &[
+            "users",
+            "add",
+            "alice",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("alice password 1\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !d.dir.path().join("setup-token").exists(),
+        "the first user ends setup"
+    );
+    let out = d.ctl_with_stdin(
+        &["--json", "users", "add", "bob", "--password-stdin"],
+        Some("bob password 12\n"),
+    );
+    let bob: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(bob["role"], "viewer");
+    let users = d.json(&["users", "list"]);
+    let names: Vec<&str> = users
+        .as_array()
+        .expect("users")
+        .iter()
+        .map(|u| u["username"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+    assert!(!users.to_string().contains("argon2"));
+    // Short passwords and no password are refused.
+    let out = d.ctl_with_stdin(
+        &["users", "add", "carol", "--password-stdin"],
+        Some("short\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("at least 12"), "{}", stderr(&out));
+    let out = d.ctl_with_stdin(&["users", "add", "carol"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--password-stdin"),
+        "{}",
+        stderr(&out)
+    );
+
+    assert_eq!(
+        d.json(&["users", "role", "bob", "operator"])["role"],
+        "operator"
+    );
+    d.login("bob", "bob password 12").await;
+    d.login("bob", "bob password 12").await;
+    d.login("alice", "alice password 1").await;
+    let sessions = d.json(&["sessions", "list"]);
+    assert_eq!(sessions.as_array().expect("sessions").len(), 3);
+    assert!(stdout(&d.ctl(&["sessions", "list"])).contains("bob"));
+    let revoked = d.json(&["sessions", "revoke", "--user", "bob"]);
+    assert_eq!(revoked["revoked"], 2);
+    let alice_session = d.json(&["sessions", "list"])[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(
+        d.json(&["sessions", "revoke", &alice_session[..12]])["revoked"],
+        1
+    );
+    d.login("bob", "bob password 12").await;
+    assert_eq!(d.json(&["sessions", "revoke", "--all"])["revoked"], 1);
+    let out = d.ctl(&["sessions", "revoke"]);
+    assert_eq!(out.status.code(), Some(2), "usage error without a selector");
+
+    let out = d.ctl_with_stdin(
+        &["users", "passwd", "bob", "--password-stdin"],
+        Some("bob new password\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.login("bob", "bob new password").await;
+    assert_eq!(
+        d.json(&["users", "reset-totp", "bob"])["totpEnabled"],
+        false
+    );
+    let out = d.ctl(&["users", "del", "bob"]);
+    assert!(out.status.success());
+    let out = d.ctl(&["users", "del", "bob"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        "clawctl: unknown user bob (see clawctl users list)"
+    );
+    let out = d.ctl(&["users", "role", "nobody", "viewer"]);
+    assert_eq!(out.status.code(), Some(1));
+    // The last administrator stays.
+    let out = d.ctl(&["users", "del", "alice"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("last administrator"),
+        "{}",
+        stderr(&out)
+    );
+
+    let audit = d.json(&[
+        "audit",
+        "list",
+        "--user",
+        "root",
+        "--action",
+        "user",
+        "--since",
+        "2020-01-01T00:00:00Z",
+    ]);
+    assert!(audit.as_array().expect("rows").len() >= 5, "{audit}");
+    assert!(
+        audit
+            .as_array()
+            .expect("rows")
+            .iter()
+            .all(|r| r["action"].as_str().expect("a").starts_with("user."))
+    );
+}
+
+#[test]
+fn audit_verify_fails_after_a_row_is_altered() {
+    let d = Daemon::start();
+    d.json(&["runs", "create"]);
+    d.json(&["runs", "create"]);
+    let out = d.ctl(&["audit", "verify"]);
+    assert!(out.status.success());
+    assert!(
+        stdout(&out).contains("audit log intact: 2 entries verified"),
+        "{}",
+        stdout(&out)
+    );
+    let first = d
+        .json(&["audit", "list"])
+        .as_array()
+        .expect("rows")
+        .last()
+        .expect("row")["id"]
+        .as_i64()
+        .expect("id");
+    let db = rusqlite::Connection::open(d.dir.path().join("db.sqlite")).expect("db");
+    db.busy_timeout(Duration::from_secs(5)).expect("timeout");
+    db.execute(
+        "UPDATE audit_log SET action = 'run.nothing' WHERE id = ?1",
+        [first],
+    )
+    .expect("alter");
+    let out = d.ctl(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        format!(
+            "clawctl: audit log broken at entry {first}: row content does not match its hash (the row was edited) (0 entries before it verified)"
+        )
+    );
+    let report = d.ctl(&["--json", "audit", "verify"]);
+    assert_eq!(report.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&report.stdout).expect("json");
+    assert_eq!(report["brokenAt"], first);
+}
+
+#[test]
+fn unreachable_and_refused() {
+    let missing = Path::new("/nonexistent/claw/control.sock");
+    let out = Command::new(env!("CARGO_BIN_EXE_clawctl"))
+        .args(["status"])
+        .env("CLAW_CONTROL_SOCKET", missing)
+        .output()
+        .expect("clawctl");
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("clawctl: cannot reach clawd at /nonexistent/claw/control.sock"),
+        "{err}"
+    );
+    assert!(
+        err.contains("systemctl start clawd-control.socket") && err.lines().count() == 1,
+        "{err}"
+    );
+
+    // A socket file nobody listens on.
+    let dir = tempfile::tempdir().expect("dir");
+    let stale = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).expect("bind"));
+    let out = Command::new(env!("CARGO_BIN_EXE_clawctl"))
+        .args(["--socket"])
+        .arg(&stale)
+        .arg("health")
+        .output()
+        .expect("clawctl");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("not running"), "{}", stderr(&out));
+
+    let d = Daemon::start();
+    use std::os::unix::fs::PermissionsExt;
+    // Reachable for everybody, so that clawd itself must refuse.
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(d.socket(), std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_clawctl"))
+        .arg("--socket")
+        .arg(d.socket())
+        .arg("status")
+        .output()
+        .expect("setpriv (util-linux)");
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("claw-admin"), "{}", stderr(&out));
+    // The socket's own permissions refuse before clawd does.
+    std::fs::set_permissions(d.socket(), std::fs::Permissions::from_mode(0o660)).expect("chmod");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_clawctl"))
+        .arg("--socket")
+        .arg(d.socket())
+        .arg("status")
+        .output()
+        .expect("setpriv");
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stderr(&out).contains("permission denied"),
+        "{}",
+        stderr(&out)
+    );
+    // Usage errors are 2.
+    let out = Command::new(env!("CARGO_BIN_EXE_clawctl"))
+        .args(["runs", "frobnicate"])
+        .output()
+        .expect("clawctl");
+    assert_eq!(out.status.code(), Some(2));
+}
