@@ -80,7 +80,13 @@ async fn status(client: &Client, json: bool) -> Result<(), CtlError> {
         .collect::<Vec<_>>()
         .join(", ");
     let tls = if s["tls"]["enabled"] == true {
-        format!("fingerprint {}", cell(&s["tls"]["fingerprintSha256"]))
+        format!(
+            "{}, expires {} (in {} days)\n             fingerprint {}",
+            cell(&s["tls"]["subject"]),
+            cell(&s["tls"]["notAfter"]),
+            cell(&s["tls"]["expiresInDays"]),
+            cell(&s["tls"]["fingerprintSha256"])
+        )
     } else {
         "off (plain HTTP)".to_owned()
     };

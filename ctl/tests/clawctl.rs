@@ -195,6 +195,10 @@ fn status_and_health() {
         text.contains("Listening:") && text.contains("fingerprint"),
         "{text}"
     );
+    assert!(
+        text.contains("(in 364 days)") || text.contains("(in 365 days)"),
+        "{text}"
+    );
     let out = d.ctl(&["health"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(d.json(&["health"])["status"], "ok");

@@ -99,12 +99,12 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
     let redactor = Redactor::new(&config.redact_patterns)?;
     let setup_token = setup_token(&store, &data_dir).await?;
 
-    let (tls, fingerprint) = if config.tls {
+    let (tls, cert_info) = if config.tls {
         let loaded = tls::load_or_generate(&cert_paths(&config, &data_dir))?;
         tracing::info!(fingerprint = %loaded.fingerprint_sha256, "TLS certificate loaded");
         (
             Some(Arc::new(RwLock::new(loaded.config))),
-            Some(loaded.fingerprint_sha256),
+            Some(loaded.info),
         )
     } else {
         tracing::warn!("TLS is off (tls = false): serve only behind a TLS-terminating proxy");
@@ -153,7 +153,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
         https_address: format!("{scheme}://{bound}"),
         control_address: control_address.clone(),
         activated,
-        tls_fingerprint: RwLock::new(fingerprint),
+        tls: RwLock::new(cert_info),
         database_path: db_path,
     });
     let mut tasks = tokio::task::JoinSet::new();
@@ -252,11 +252,7 @@ impl Reloadable {
         };
         if let (Some(current), Some(loaded)) = (&self.tls, loaded) {
             *current.write().unwrap_or_else(|e| e.into_inner()) = loaded.config;
-            *self
-                .control
-                .tls_fingerprint
-                .write()
-                .unwrap_or_else(|e| e.into_inner()) = Some(loaded.fingerprint_sha256.clone());
+            *self.control.tls.write().unwrap_or_else(|e| e.into_inner()) = Some(loaded.info);
             tracing::info!(fingerprint = %loaded.fingerprint_sha256, "TLS certificate reloaded");
         }
         let state = AppState::new(&self.core, new.clone(), redactor, self.tls.is_some());

@@ -135,9 +135,11 @@ pub async fn serve_control(
                 continue;
             }
         };
-        let router = crate::control::router_for(&context, &stream);
         let shutdown = shutdown.clone();
+        let context = Arc::clone(&context);
         connections.spawn(async move {
+            // May ask polkit: off the accept loop.
+            let router = crate::control::router_for(&context, &stream).await;
             let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                 router.clone().oneshot(request)
             });

@@ -47,10 +47,35 @@ pub struct CertPaths {
     pub generate_if_missing: bool,
 }
 
-/// A loaded certificate with what operators want to see about it.
+/// What operators want to see about the certificate in use.
+#[derive(Debug, Clone)]
+pub struct CertInfo {
+    pub fingerprint_sha256: String,
+    pub subject: String,
+    /// Unix seconds.
+    pub not_after: i64,
+}
+
+/// A loaded certificate and its description.
 pub struct LoadedTls {
     pub config: Arc<ServerConfig>,
     pub fingerprint_sha256: String,
+    pub info: CertInfo,
+}
+
+fn describe(cert: &CertificateDer<'_>) -> CertInfo {
+    let (subject, not_after) = match x509_parser::parse_x509_certificate(cert.as_ref()) {
+        Ok((_, parsed)) => (
+            parsed.subject().to_string(),
+            parsed.validity().not_after.timestamp(),
+        ),
+        Err(_) => (String::from("(unreadable)"), 0),
+    };
+    CertInfo {
+        fingerprint_sha256: fingerprint(cert),
+        subject,
+        not_after,
+    }
 }
 
 pub fn load_or_generate(paths: &CertPaths) -> Result<LoadedTls, TlsError> {
@@ -91,7 +116,8 @@ pub fn load(cert_path: &Path, key_path: &Path) -> Result<LoadedTls, TlsError> {
             path: cert_path.to_owned(),
         });
     };
-    let fingerprint_sha256 = fingerprint(first);
+    let info = describe(first);
+    let fingerprint_sha256 = info.fingerprint_sha256.clone();
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .ok()
         .flatten()
@@ -107,6 +133,7 @@ pub fn load(cert_path: &Path, key_path: &Path) -> Result<LoadedTls, TlsError> {
     Ok(LoadedTls {
         config: Arc::new(config),
         fingerprint_sha256,
+        info,
     })
 }
 

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use crate::api::ApiError;
 
 mod commands;
+mod polkit;
 use crate::hub::Hub;
 use crate::store::Store;
 
@@ -41,39 +42,51 @@ pub struct ControlContext {
     pub https_address: String,
     pub control_address: String,
     pub activated: bool,
-    pub tls_fingerprint: std::sync::RwLock<Option<String>>,
+    pub tls: std::sync::RwLock<Option<crate::tls::CertInfo>>,
     pub database_path: std::path::PathBuf,
 }
 
 type Ctx = Arc<ControlContext>;
 
 /// The router for one connection: the API for an authorised caller, a
-/// refusal for anyone else.
-pub fn router_for(context: &Ctx, stream: &tokio::net::UnixStream) -> Router {
-    let caller = getsockopt(stream, PeerCredentials).map(|c| Caller {
-        uid: c.uid(),
-        gid: c.gid(),
-        pid: c.pid(),
-    });
-    match caller {
-        Ok(caller) if authorised(caller) => {
-            tracing::debug!(uid = caller.uid, pid = caller.pid, "control connection");
-            api(Arc::clone(context)).layer(axum::Extension(caller))
+/// refusal for anyone else. Root, the daemon's user and `claw-admin` are
+/// let in at once; anyone else is asked of polkit when it is there.
+pub async fn router_for(context: &Ctx, stream: &tokio::net::UnixStream) -> Router {
+    let caller = match getsockopt(stream, PeerCredentials) {
+        Ok(c) => Caller {
+            uid: c.uid(),
+            gid: c.gid(),
+            pid: c.pid(),
+        },
+        Err(e) => return refuse(format!("cannot identify the caller: {e}")),
+    };
+    let admitted = if in_admin_group(caller) {
+        true
+    } else {
+        match polkit::authorised(caller).await {
+            Ok(allowed) => allowed,
+            Err(e) => {
+                tracing::debug!(uid = caller.uid, error = %e, "polkit not asked");
+                false
+            }
         }
-        Ok(caller) => {
-            tracing::warn!(
-                uid = caller.uid,
-                pid = caller.pid,
-                "control connection refused"
-            );
-            refuse(format!(
-                "uid {} may not use the claw control socket: run as root or as a member of the \
-                 {ADMIN_GROUP} group (sudo usermod -aG {ADMIN_GROUP} USER, then log in again)",
-                caller.uid
-            ))
-        }
-        Err(e) => refuse(format!("cannot identify the caller: {e}")),
+    };
+    if admitted {
+        tracing::debug!(uid = caller.uid, pid = caller.pid, "control connection");
+        return api(Arc::clone(context)).layer(axum::Extension(caller));
     }
+    tracing::warn!(
+        uid = caller.uid,
+        pid = caller.pid,
+        "control connection refused"
+    );
+    refuse(format!(
+        "uid {} may not use the claw control socket: run as root or as a member of the \
+         {ADMIN_GROUP} group (sudo usermod -aG {ADMIN_GROUP} USER, then log in again), \
+         or allow {} in polkit",
+        caller.uid,
+        polkit::ACTION_ID
+    ))
 }
 
 fn refuse(message: String) -> Router {
@@ -83,7 +96,7 @@ fn refuse(message: String) -> Router {
     })
 }
 
-fn authorised(caller: Caller) -> bool {
+fn in_admin_group(caller: Caller) -> bool {
     if caller.uid == 0 || caller.uid == Uid::effective().as_raw() {
         return true;
     }
@@ -161,11 +174,17 @@ async fn status(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
             .map_or(0, |(_, n)| *n);
         runs.insert(state.as_str().to_owned(), json!(n));
     }
-    let fingerprint = ctx
-        .tls_fingerprint
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let cert = ctx.tls.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let tls = match cert {
+        Some(c) => json!({
+            "enabled": true,
+            "fingerprintSha256": c.fingerprint_sha256,
+            "subject": c.subject,
+            "notAfter": crate::store::iso(c.not_after.saturating_mul(1000)),
+            "expiresInDays": (c.not_after - crate::store::now_ms() / 1000).div_euclid(86_400),
+        }),
+        None => json!({ "enabled": false }),
+    };
     let db_size: u64 = ["", "-wal"]
         .iter()
         .filter_map(|suffix| {
@@ -183,7 +202,7 @@ async fn status(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
             "control": ctx.control_address,
             "socketActivated": ctx.activated,
         },
-        "tls": { "enabled": fingerprint.is_some(), "fingerprintSha256": fingerprint },
+        "tls": tls,
         "database": {
             "path": ctx.database_path,
             "sizeBytes": db_size,

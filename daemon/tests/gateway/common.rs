@@ -23,6 +23,7 @@ pub struct Gateway {
     pub client: reqwest::Client,
     pub hmac_secret: String,
     config: String,
+    env: Vec<(String, String)>,
 }
 
 /// Tests do many requests from one address: no request limit unless a test
@@ -40,6 +41,15 @@ impl Gateway {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, config: &str) -> Self {
+        Self::start_in_with_env(dir, config, &[]).await
+    }
+
+    /// Starts clawd with extra environment variables.
+    pub async fn start_in_with_env(
+        dir: tempfile::TempDir,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut gw = Self {
             dir,
             child: None,
@@ -47,6 +57,10 @@ impl Gateway {
             client: reqwest::Client::new(),
             hmac_secret: String::new(),
             config: config.to_owned(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         gw.launch();
         gw
@@ -75,6 +89,7 @@ impl Gateway {
             .env("RUST_LOG", "debug")
             .env("CLAW_LOG_TARGET", "stderr")
             .env_remove("CREDENTIALS_DIRECTORY")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -666,4 +681,33 @@ pub fn free_port() -> u16 {
         .local_addr()
         .expect("addr")
         .port()
+}
+
+/// A raw HTTP GET on the control socket, as root or (with `uid`) as another
+/// user through `setpriv`; perl is part of every Debian system.
+pub fn raw_control_get(socket: &Path, path: &str, uid: Option<u32>) -> String {
+    let client = format!(
+        r#"use IO::Socket::UNIX;
+my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "connect: $!";
+print $s "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+print while <$s>;"#
+    );
+    let mut cmd = match uid {
+        Some(uid) => {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={uid}"))
+                .arg("--clear-groups")
+                .arg("/usr/bin/perl");
+            c
+        }
+        None => Command::new("/usr/bin/perl"),
+    };
+    let out = cmd
+        .arg("-e")
+        .arg(client)
+        .arg(socket)
+        .output()
+        .expect("setpriv and perl");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }

@@ -23,6 +23,15 @@ async fn control_socket_is_0660_and_serves_root() {
     assert_eq!(body["database"]["schemaVersion"], 2);
     assert!(body["database"]["sizeBytes"].as_u64().expect("size") > 0);
     assert_eq!(body["tls"]["enabled"], true);
+    assert!(
+        body["tls"]["subject"]
+            .as_str()
+            .expect("subject")
+            .contains("O=claw (self-signed)"),
+        "{body}"
+    );
+    let days = body["tls"]["expiresInDays"].as_i64().expect("days");
+    assert!((363..=365).contains(&days), "{days}");
     let (status, body) = unix_get(&socket, "/v1/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 }

@@ -6,6 +6,7 @@ mod common;
 mod auth;
 mod control;
 mod persistence;
+mod polkit;
 mod runner;
 mod systemd;
 mod websocket;
