@@ -113,6 +113,15 @@ async fn status(client: &Client, json: bool) -> Result<(), CtlError> {
         cell(&s["database"]["schemaVersion"])
     );
     println!("Runs:        {runs}");
+    let last = |job: &Value| {
+        if job.is_null() {
+            "never".to_owned()
+        } else {
+            format!("{} ({})", cell(&job["at"]), cell(&job["summary"]))
+        }
+    };
+    println!("Last prune:  {}", last(&s["lastPrune"]));
+    println!("Last backup: {}", last(&s["lastBackup"]));
     println!(
         "Connected:   {} browsers, {} subscriptions",
         cell(&s["connections"]["clients"]),

@@ -199,6 +199,7 @@ fn status_and_health() {
         text.contains("(in 364 days)") || text.contains("(in 365 days)"),
         "{text}"
     );
+    assert!(text.contains("Last prune:  never"), "{text}");
     let out = d.ctl(&["health"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(d.json(&["health"])["status"], "ok");

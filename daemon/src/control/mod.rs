@@ -164,6 +164,14 @@ async fn health(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "status": "ok" })))
 }
 
+/// When a recorded job last ran, with its summary; null when never.
+async fn last(store: &Store, key: &'static str) -> Result<Value, ApiError> {
+    Ok(match store.meta(key).await? {
+        Some((summary, at)) => json!({ "at": crate::store::iso(at), "summary": summary }),
+        None => Value::Null,
+    })
+}
+
 async fn status(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
     let counts = ctx.store.run_counts().await?;
     let mut runs = serde_json::Map::new();
@@ -209,6 +217,8 @@ async fn status(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
             "schemaVersion": Store::schema_version(),
         },
         "runs": runs,
+        "lastPrune": last(&ctx.store, "last_prune").await?,
+        "lastBackup": last(&ctx.store, "last_backup").await?,
         "connections": { "clients": ctx.hub.clients(), "subscriptions": ctx.hub.subscriptions() },
     })))
 }

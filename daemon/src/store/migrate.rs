@@ -28,6 +28,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0002_sequences_and_audit_chain.sql"),
         post: Some(audit::rechain_all),
     },
+    Migration {
+        version: 3,
+        sql: include_str!("migrations/0003_meta.sql"),
+        post: None,
+    },
 ];
 
 /// The schema version this build writes.

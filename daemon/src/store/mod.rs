@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 pub use audit::{AuditEntry, AuditFilter};
 pub use auth::{NewUser, SessionSelector, UserRow, UserUpdate};
@@ -106,6 +106,17 @@ impl Store {
 
     pub fn schema_version() -> u32 {
         migrate::latest_version()
+    }
+
+    /// A fact about the installation (e.g. `last_prune`) and when it was set.
+    pub async fn meta(&self, key: &'static str) -> Result<Option<(String, i64)>, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT value, updated_at FROM meta WHERE key = ?1")?
+                .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?)
+        })
+        .await
     }
 
     /// A round trip through the writer and a reader: proves both answer.

@@ -1,0 +1,6 @@
+-- Schema 3: facts about the installation itself (last prune, last backup).
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
