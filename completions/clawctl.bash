@@ -25,6 +25,9 @@ _clawctl() {
             clawctl,help)
                 cmd="clawctl__subcmd__help"
                 ;;
+            clawctl,prune)
+                cmd="clawctl__subcmd__prune"
+                ;;
             clawctl,runs)
                 cmd="clawctl__subcmd__runs"
                 ;;
@@ -63,6 +66,9 @@ _clawctl() {
                 ;;
             clawctl__subcmd__help,help)
                 cmd="clawctl__subcmd__help__subcmd__help"
+                ;;
+            clawctl__subcmd__help,prune)
+                cmd="clawctl__subcmd__help__subcmd__prune"
                 ;;
             clawctl__subcmd__help,runs)
                 cmd="clawctl__subcmd__help__subcmd__runs"
@@ -233,7 +239,7 @@ _clawctl() {
 
     case "${cmd}" in
         clawctl)
-            opts="-h -V --socket --json --help --version status health runs users sessions audit help"
+            opts="-h -V --socket --json --help --version status health runs users sessions audit prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -395,7 +401,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help)
-            opts="status health runs users sessions audit help"
+            opts="status health runs users sessions audit prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -465,6 +471,20 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__prune)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -723,6 +743,28 @@ _clawctl() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__prune)
+            opts="-h --dry-run --older-than --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --older-than)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

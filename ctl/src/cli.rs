@@ -55,6 +55,17 @@ pub enum Command {
     /// Read and verify the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Remove finished runs past the retention with their events, commands and
+    /// artifacts, artifact folders of no run, expired sessions and nonces.
+    Prune {
+        /// Report what would go, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Remove runs that finished more than DAYS days ago
+        /// [default: run_retention_days from clawd.toml, 30].
+        #[arg(long, value_name = "DAYS")]
+        older_than: Option<u32>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

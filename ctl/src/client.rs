@@ -147,8 +147,14 @@ impl Client {
     }
 
     /// Streams a newline-delimited JSON answer, one value per call.
-    pub async fn stream(&self, path: &str, mut each: impl FnMut(Value)) -> Result<(), ClientError> {
-        let mut body = self.send(Method::GET, path, None).await?.into_body();
+    pub async fn stream(
+        &self,
+        method: Method,
+        path: &str,
+        request: Option<&Value>,
+        mut each: impl FnMut(Value),
+    ) -> Result<(), ClientError> {
+        let mut body = self.send(method, path, request).await?.into_body();
         let mut pending = Vec::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| ClientError::Protocol(e.to_string()))?;

@@ -65,6 +65,10 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Users(cmd) => users(&client, cmd, json).await,
         Command::Sessions(cmd) => sessions(&client, cmd, json).await,
         Command::Audit(cmd) => audit(&client, cmd, json).await,
+        Command::Prune {
+            dry_run,
+            older_than,
+        } => prune(&client, dry_run, older_than, json).await,
     }
 }
 
@@ -243,7 +247,7 @@ async fn runs(client: &Client, cmd: RunsCommand, json: bool) -> Result<(), CtlEr
             let mut stdout = std::io::stdout().lock();
             let mut stderr = std::io::stderr().lock();
             client
-                .stream(&path, |message| {
+                .stream(Method::GET, &path, None, |message| {
                     if json {
                         let _ = writeln!(stdout, "{message}");
                         let _ = stdout.flush();
@@ -607,5 +611,74 @@ async fn audit(client: &Client, cmd: AuditCommand, json: bool) -> Result<(), Ctl
             }
         }
     }
+    Ok(())
+}
+
+async fn prune(
+    client: &Client,
+    dry_run: bool,
+    older_than: Option<u32>,
+    json: bool,
+) -> Result<(), CtlError> {
+    let request = json!({ "dryRun": dry_run, "olderThanDays": older_than });
+    let show_progress = !json && std::io::stderr().is_terminal();
+    let mut result = None;
+    client
+        .stream(
+            Method::POST,
+            "/v1/prune",
+            Some(&request),
+            |message| match message["type"].as_str() {
+                Some("progress") if show_progress => {
+                    eprint!(
+                        "\rpruning: {}/{} runs",
+                        cell(&message["runsDone"]),
+                        cell(&message["runsTotal"])
+                    );
+                }
+                Some("result" | "error") => result = Some(message),
+                _ => {}
+            },
+        )
+        .await?;
+    if show_progress {
+        eprint!("\r\x1b[K");
+    }
+    let Some(result) = result else {
+        return Err(CtlError::Failed(
+            "clawd ended the prune without a result; run it again".to_owned(),
+        ));
+    };
+    if result["type"] == "error" {
+        return Err(CtlError::Failed(format!(
+            "prune failed: {}; run it again to continue",
+            cell(&result["error"])
+        )));
+    }
+    if json {
+        print_json(&result);
+        return Ok(());
+    }
+    let c = &result["counts"];
+    let verb = if dry_run { "would remove" } else { "removed" };
+    println!(
+        "{verb} {} runs finished more than {} days ago ({} events, {} commands, {} artifacts)",
+        cell(&c["runs"]),
+        cell(&result["olderThanDays"]),
+        cell(&c["events"]),
+        cell(&c["commands"]),
+        cell(&c["artifacts"])
+    );
+    println!(
+        "{verb} {} orphaned artifact folders, {} expired sessions, {} expired nonces",
+        cell(&c["orphanFolders"]),
+        cell(&c["expiredSessions"]),
+        cell(&c["expiredNonces"])
+    );
+    println!(
+        "{}: {}",
+        if dry_run { "would free" } else { "freed" },
+        bytes(c["bytesFreed"].as_u64().unwrap_or(0))
+    );
     Ok(())
 }

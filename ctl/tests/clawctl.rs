@@ -597,3 +597,139 @@ fn unreachable_and_refused() {
         .expect("clawctl");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn prune_removes_old_finished_runs_orphans_and_expired_sessions() {
+    let d = Daemon::start();
+    let new_run = |d: &Daemon| {
+        let created = d.json(&["runs", "create"]);
+        (
+            created["id"].as_str().expect("id").to_owned(),
+            created["capabilityToken"]
+                .as_str()
+                .expect("token")
+                .to_owned(),
+        )
+    };
+    let (old_done, old_token) = new_run(&d);
+    let (old_running, running_token) = new_run(&d);
+    let (recent_done, recent_token) = new_run(&d);
+    for (id, token, finish) in [
+        (&old_done, &old_token, true),
+        (&old_running, &running_token, false),
+        (&recent_done, &recent_token, true),
+    ] {
+        d.event(id, token, "marker", r#"{"event":"started"}"#).await;
+        d.event(id, token, "stdout", "0123456789").await;
+        if finish {
+            d.event(id, token, "marker", r#"{"event":"finished","exitCode":0}"#)
+                .await;
+        }
+    }
+    let artifacts = d.dir.path().join("artifacts");
+    std::fs::create_dir_all(artifacts.join(&old_done)).expect("dir");
+    std::fs::write(
+        artifacts.join(&old_done).join("a_latest.diff"),
+        vec![b'x'; 1000],
+    )
+    .expect("file");
+    std::fs::create_dir_all(artifacts.join("no-such-run")).expect("orphan");
+    std::fs::write(
+        artifacts.join("no-such-run").join("b_log.txt"),
+        vec![b'y'; 500],
+    )
+    .expect("file");
+    // Age two runs by 40 days; expire a session.
+    let out = d.ctl_with_stdin(
+        &["users", "add", "eve", "--password-stdin"],
+        Some("eve password 123\n"),
+    );
+    assert!(out.status.success());
+    d.login("eve", "eve password 123").await;
+    {
+        let db = rusqlite::Connection::open(d.dir.path().join("db.sqlite")).expect("db");
+        db.busy_timeout(Duration::from_secs(5)).expect("timeout");
+        let old = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as i64
+            - 40 * 86_400_000;
+        for id in [&old_done, &old_running] {
+            db.execute(
+                "UPDATE runs SET created_at = ?2, started_at = ?2, finished_at = CASE WHEN finished_at IS NULL THEN NULL ELSE ?2 END WHERE id = ?1",
+                rusqlite::params![id, old],
+            )
+            .expect("age run");
+        }
+        db.execute("UPDATE sessions SET expires_at = 1", [])
+            .expect("expire");
+    }
+
+    let dry = d.json(&["prune", "--dry-run"]);
+    assert_eq!(dry["dryRun"], true);
+    assert_eq!(dry["olderThanDays"], 30, "run_retention_days by default");
+    assert_eq!(dry["counts"]["runs"], 1);
+    assert_eq!(dry["counts"]["events"], 3);
+    assert_eq!(dry["counts"]["orphanFolders"], 1);
+    assert_eq!(dry["counts"]["expiredSessions"], 1);
+    assert!(dry["counts"]["bytesFreed"].as_u64().expect("bytes") >= 1500);
+    // Nothing changed.
+    assert_eq!(d.json(&["runs", "list"]).as_array().expect("runs").len(), 3);
+    assert!(artifacts.join("no-such-run").exists() && artifacts.join(&old_done).exists());
+    assert!(
+        d.json(&["status"])["lastPrune"].is_null(),
+        "a dry run is not a prune"
+    );
+
+    let out = d.ctl(&["prune"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("removed 1 runs finished more than 30 days ago (3 events"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 orphaned artifact folders, 1 expired sessions"),
+        "{text}"
+    );
+    let out = d.ctl(&["runs", "show", &old_done]);
+    assert_eq!(out.status.code(), Some(1), "the old finished run is gone");
+    assert!(!artifacts.join(&old_done).exists());
+    assert!(!artifacts.join("no-such-run").exists());
+    assert_eq!(
+        d.json(&["runs", "show", &old_running])["status"],
+        "running",
+        "running runs stay"
+    );
+    assert_eq!(
+        d.json(&["runs", "show", &recent_done])["event_count"],
+        3,
+        "recent runs stay"
+    );
+    assert_eq!(
+        d.json(&["sessions", "list"])
+            .as_array()
+            .expect("sessions")
+            .len(),
+        0
+    );
+    let status = d.json(&["status"]);
+    assert!(
+        status["lastPrune"]["summary"]
+            .as_str()
+            .expect("summary")
+            .starts_with("1 runs"),
+        "{status}"
+    );
+    let audit = d.json(&["audit", "list", "--action", "prune"]);
+    assert_eq!(audit.as_array().expect("rows").len(), 1);
+
+    // Again, and with an explicit age: nothing left to do, still fine.
+    let again = d.json(&["prune"]);
+    assert_eq!(again["counts"]["runs"], 0);
+    let younger = d.json(&["prune", "--older-than", "0", "--dry-run"]);
+    assert_eq!(
+        younger["counts"]["runs"], 1,
+        "the recent finished run is past a zero-day retention"
+    );
+}

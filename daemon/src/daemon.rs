@@ -147,6 +147,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
     let scheme = if tls.is_some() { "https" } else { "http" };
     let control_context = Arc::new(ControlContext {
         core: core.clone(),
+        retention_days: std::sync::atomic::AtomicU32::new(config.run_retention_days),
         store: store.clone(),
         hub: Arc::clone(&core.hub),
         started,
@@ -258,6 +259,9 @@ impl Reloadable {
         let state = AppState::new(&self.core, new.clone(), redactor, self.tls.is_some());
         *self.app.write().unwrap_or_else(|e| e.into_inner()) = api::router(Arc::new(state));
         self.log.set(&new.log_level);
+        self.control
+            .retention_days
+            .store(new.run_retention_days, std::sync::atomic::Ordering::Relaxed);
         self.config = new;
         Ok(())
     }

@@ -23,7 +23,7 @@ use crate::auth;
 use crate::store::{AuditEntry, AuditFilter, NewUser, RunFilter, SessionSelector, UserUpdate};
 
 /// The audit entry for an action of the caller.
-fn audit(
+pub(super) fn audit(
     caller: Caller,
     action: &str,
     target: Option<&str>,

@@ -19,6 +19,7 @@ use crate::api::ApiError;
 
 mod commands;
 mod polkit;
+mod prune;
 use crate::hub::Hub;
 use crate::store::Store;
 
@@ -36,6 +37,8 @@ pub struct Caller {
 /// What the control API reports on and acts upon.
 pub struct ControlContext {
     pub core: crate::api::Core,
+    /// `run_retention_days`, kept current across reloads.
+    pub retention_days: std::sync::atomic::AtomicU32,
     pub store: Store,
     pub hub: Arc<Hub>,
     pub started: Instant,
@@ -153,6 +156,7 @@ fn api(context: Ctx) -> Router {
         .route("/v1/sessions/{id}", delete(commands::revoke_session))
         .route("/v1/audit", get(commands::audit_list))
         .route("/v1/audit/verify", get(commands::audit_verify))
+        .route("/v1/prune", post(prune::prune))
         .fallback(|| async { ApiError::not_found("no such control endpoint (see clawctl(1))") })
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .with_state(context)

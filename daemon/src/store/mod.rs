@@ -7,6 +7,7 @@
 mod audit;
 mod auth;
 mod migrate;
+mod prune;
 mod runs;
 mod writer;
 
@@ -18,6 +19,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 pub use audit::{AuditEntry, AuditFilter};
 pub use auth::{NewUser, SessionSelector, UserRow, UserUpdate};
+pub use prune::PruneCounts;
 pub use runs::{
     CommandRow, EventRow, Ingested, NewArtifact, NewEvent, RunFilter, RunRow, RunnerAuth,
     StatusChange,
