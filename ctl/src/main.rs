@@ -127,7 +127,8 @@ async fn status(client: &Client, json: bool) -> Result<(), CtlError> {
     println!("Last prune:  {}", last(&s["lastPrune"]));
     println!("Last backup: {}", last(&s["lastBackup"]));
     println!(
-        "Connected:   {} browsers, {} subscriptions",
+        "Connected:   {} runners, {} browsers, {} subscriptions",
+        cell(&s["connections"]["runners"]),
         cell(&s["connections"]["clients"]),
         cell(&s["connections"]["subscriptions"])
     );

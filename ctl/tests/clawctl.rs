@@ -188,6 +188,7 @@ fn status_and_health() {
         format!("https://127.0.0.1:{}", d.port)
     );
     assert_eq!(status["runs"]["running"], 0);
+    assert_eq!(status["connections"]["runners"], 0);
     let out = d.ctl(&["status"]);
     assert!(out.status.success());
     let text = stdout(&out);
@@ -350,6 +351,7 @@ async fn runs_tail_follows_live_events_until_the_run_ends() {
     assert!(err.contains("warning: live\n"), "{err}");
     assert!(err.contains("[run done, exit code 0]"), "{err}");
 
+    assert_eq!(d.json(&["status"])["connections"]["runners"], 1);
     // Without -f on an ended run: everything, then exit.
     let out = d.ctl(&["runs", "tail", &id]);
     assert!(out.status.success());

@@ -31,7 +31,13 @@ pub struct Hub {
     all: broadcast::Sender<Utf8Bytes>,
     clients: AtomicUsize,
     subscriptions: AtomicUsize,
+    /// When each run's runner last made a correctly signed request.
+    runners: Mutex<HashMap<String, std::time::Instant>>,
 }
+
+/// A runner counts as connected this long after its last request (it polls
+/// for commands every 2 s while it runs).
+const RUNNER_FRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Default for Hub {
     fn default() -> Self {
@@ -40,6 +46,7 @@ impl Default for Hub {
             all: broadcast::channel(GLOBAL_CHANNEL_CAPACITY).0,
             clients: AtomicUsize::new(0),
             subscriptions: AtomicUsize::new(0),
+            runners: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -114,6 +121,18 @@ impl Hub {
             exit_code: change.exit_code,
         };
         let _ = self.all.send(encode(&message));
+    }
+
+    pub fn runner_seen(&self, run_id: &str) {
+        let mut runners = self.runners.lock().unwrap_or_else(|e| e.into_inner());
+        runners.insert(run_id.to_owned(), std::time::Instant::now());
+    }
+
+    /// Runners heard from within the last 30 s.
+    pub fn runners_connected(&self) -> usize {
+        let mut runners = self.runners.lock().unwrap_or_else(|e| e.into_inner());
+        runners.retain(|_, seen| seen.elapsed() < RUNNER_FRESH);
+        runners.len()
     }
 
     pub fn client_connected(&self) {

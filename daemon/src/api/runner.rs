@@ -77,6 +77,7 @@ pub fn verify(
     if !valid_run_id(run_id) {
         return Err(ApiError::not_found(format!("unknown run {run_id}")));
     }
+    state.hub.runner_seen(run_id);
     let lifetime = i64::try_from(state.config.nonce_lifetime_secs).unwrap_or(i64::MAX);
     Ok(RunnerAuth {
         run_id: run_id.to_owned(),

@@ -223,6 +223,10 @@ async fn status(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
         "runs": runs,
         "lastPrune": last(&ctx.store, "last_prune").await?,
         "lastBackup": last(&ctx.store, "last_backup").await?,
-        "connections": { "clients": ctx.hub.clients(), "subscriptions": ctx.hub.subscriptions() },
+        "connections": {
+            "runners": ctx.hub.runners_connected(),
+            "clients": ctx.hub.clients(),
+            "subscriptions": ctx.hub.subscriptions(),
+        },
     })))
 }
