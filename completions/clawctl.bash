@@ -19,6 +19,9 @@ _clawctl() {
             clawctl,audit)
                 cmd="clawctl__subcmd__audit"
                 ;;
+            clawctl,db)
+                cmd="clawctl__subcmd__db"
+                ;;
             clawctl,health)
                 cmd="clawctl__subcmd__health"
                 ;;
@@ -58,8 +61,29 @@ _clawctl() {
             clawctl__subcmd__audit__subcmd__help,verify)
                 cmd="clawctl__subcmd__audit__subcmd__help__subcmd__verify"
                 ;;
+            clawctl__subcmd__db,check)
+                cmd="clawctl__subcmd__db__subcmd__check"
+                ;;
+            clawctl__subcmd__db,help)
+                cmd="clawctl__subcmd__db__subcmd__help"
+                ;;
+            clawctl__subcmd__db,status)
+                cmd="clawctl__subcmd__db__subcmd__status"
+                ;;
+            clawctl__subcmd__db__subcmd__help,check)
+                cmd="clawctl__subcmd__db__subcmd__help__subcmd__check"
+                ;;
+            clawctl__subcmd__db__subcmd__help,help)
+                cmd="clawctl__subcmd__db__subcmd__help__subcmd__help"
+                ;;
+            clawctl__subcmd__db__subcmd__help,status)
+                cmd="clawctl__subcmd__db__subcmd__help__subcmd__status"
+                ;;
             clawctl__subcmd__help,audit)
                 cmd="clawctl__subcmd__help__subcmd__audit"
+                ;;
+            clawctl__subcmd__help,db)
+                cmd="clawctl__subcmd__help__subcmd__db"
                 ;;
             clawctl__subcmd__help,health)
                 cmd="clawctl__subcmd__help__subcmd__health"
@@ -87,6 +111,12 @@ _clawctl() {
                 ;;
             clawctl__subcmd__help__subcmd__audit,verify)
                 cmd="clawctl__subcmd__help__subcmd__audit__subcmd__verify"
+                ;;
+            clawctl__subcmd__help__subcmd__db,check)
+                cmd="clawctl__subcmd__help__subcmd__db__subcmd__check"
+                ;;
+            clawctl__subcmd__help__subcmd__db,status)
+                cmd="clawctl__subcmd__help__subcmd__db__subcmd__status"
                 ;;
             clawctl__subcmd__help__subcmd__runs,create)
                 cmd="clawctl__subcmd__help__subcmd__runs__subcmd__create"
@@ -239,7 +269,7 @@ _clawctl() {
 
     case "${cmd}" in
         clawctl)
-            opts="-h -V --socket --json --help --version status health runs users sessions audit prune help"
+            opts="-h -V --socket --json --help --version status health runs users sessions audit db prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -382,6 +412,116 @@ _clawctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        clawctl__subcmd__db)
+            opts="-h --socket --json --help status check help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__db__subcmd__check)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__db__subcmd__help)
+            opts="status check help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__db__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__db__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__db__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__db__subcmd__status)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         clawctl__subcmd__health)
             opts="-h --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -401,7 +541,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help)
-            opts="status health runs users sessions audit prune help"
+            opts="status health runs users sessions audit db prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -443,6 +583,48 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help__subcmd__audit__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__db)
+            opts="status check"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__db__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__db__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -55,6 +55,9 @@ pub enum Command {
     /// Read and verify the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Database schema, size and checks.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Remove finished runs past the retention with their events, commands and
     /// artifacts, artifact folders of no run, expired sessions and nonces.
     Prune {
@@ -234,4 +237,12 @@ pub enum AuditCommand {
     },
     /// Check the hash chain; exit 1 and name the first broken entry if any.
     Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Schema version, applied migrations, size, WAL size, page counts, rows per table.
+    Status,
+    /// Run SQLite's integrity and foreign-key checks; exit 1 on any problem.
+    Check,
 }

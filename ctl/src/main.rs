@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use claw_ctl::cli::{
-    AuditCommand, Cli, Command, PasswordInput, RunsCommand, SessionsCommand, UsersCommand,
+    AuditCommand, Cli, Command, DbCommand, PasswordInput, RunsCommand, SessionsCommand,
+    UsersCommand,
 };
 use claw_ctl::client::{Client, ClientError, encode};
 use claw_ctl::output::{bytes, cell, duration, table};
@@ -65,6 +66,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Users(cmd) => users(&client, cmd, json).await,
         Command::Sessions(cmd) => sessions(&client, cmd, json).await,
         Command::Audit(cmd) => audit(&client, cmd, json).await,
+        Command::Db(cmd) => db(&client, cmd, json).await,
         Command::Prune {
             dry_run,
             older_than,
@@ -681,5 +683,65 @@ async fn prune(
         if dry_run { "would free" } else { "freed" },
         bytes(c["bytesFreed"].as_u64().unwrap_or(0))
     );
+    Ok(())
+}
+
+async fn db(client: &Client, cmd: DbCommand, json: bool) -> Result<(), CtlError> {
+    match cmd {
+        DbCommand::Status => {
+            let s = client.get("/v1/db/status").await?;
+            if json {
+                print_json(&s);
+                return Ok(());
+            }
+            let pages = s["pageCount"].as_u64().unwrap_or(0);
+            let page_size = s["pageSize"].as_u64().unwrap_or(0);
+            println!("Database:    {}", cell(&s["path"]));
+            println!(
+                "Schema:      version {} (this clawd writes {})",
+                cell(&s["schemaVersion"]),
+                cell(&s["latestSchemaVersion"])
+            );
+            println!(
+                "Size:        {} (WAL {})",
+                bytes(s["sizeBytes"].as_u64().unwrap_or(0)),
+                bytes(s["walBytes"].as_u64().unwrap_or(0))
+            );
+            println!(
+                "Pages:       {pages} of {} ({} free), journal {}",
+                bytes(page_size),
+                cell(&s["freelistCount"]),
+                cell(&s["journalMode"])
+            );
+            println!("Migrations:");
+            for m in s["migrations"].as_array().into_iter().flatten() {
+                println!("  {}", cell(m));
+            }
+            let rows: Vec<Vec<String>> = s["tables"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| vec![cell(&t[0]), cell(&t[1])])
+                .collect();
+            print!("{}", table(&["TABLE", "ROWS"], &rows));
+        }
+        DbCommand::Check => {
+            let c = client.get("/v1/db/check").await?;
+            if json {
+                print_json(&c);
+            }
+            if c["ok"] != true {
+                return Err(CtlError::Failed(format!(
+                    "database check failed: {} integrity problems, {} broken references; \
+                     restore a backup or see clawctl db status",
+                    c["integrity"].as_array().map_or(0, Vec::len),
+                    c["foreignKeys"].as_array().map_or(0, Vec::len)
+                )));
+            }
+            if !json {
+                println!("database ok: integrity and foreign keys check out");
+            }
+        }
+    }
     Ok(())
 }

@@ -735,3 +735,51 @@ async fn prune_removes_old_finished_runs_orphans_and_expired_sessions() {
         "the recent finished run is past a zero-day retention"
     );
 }
+
+#[test]
+fn db_status_and_check() {
+    let d = Daemon::start();
+    d.json(&["runs", "create"]);
+    let status = d.json(&["db", "status"]);
+    assert_eq!(status["schemaVersion"], status["latestSchemaVersion"]);
+    assert_eq!(status["journalMode"], "wal");
+    assert!(
+        status["migrations"][0]
+            .as_str()
+            .expect("m")
+            .starts_with("0001 initial schema"),
+        "{status}"
+    );
+    assert!(
+        status["tables"]
+            .as_array()
+            .expect("tables")
+            .iter()
+            .any(|t| t[0] == "runs" && t[1] == 1)
+    );
+    assert!(status["pageCount"].as_u64().expect("pages") > 0);
+    let text = stdout(&d.ctl(&["db", "status"]));
+    assert!(
+        text.contains("Migrations:") && text.contains("0003 installation facts"),
+        "{text}"
+    );
+    assert_eq!(d.json(&["db", "check"])["ok"], true);
+    let out = d.ctl(&["db", "check"]);
+    assert!(out.status.success());
+    // A row whose run does not exist, planted with foreign keys off.
+    let db = rusqlite::Connection::open(d.dir.path().join("db.sqlite")).expect("db");
+    db.busy_timeout(Duration::from_secs(5)).expect("timeout");
+    db.pragma_update(None, "foreign_keys", "OFF").expect("fk off");
+    db.execute(
+        "INSERT INTO commands (id, run_id, command, status, created_at) VALUES ('c', 'ghost', 'ls', 'pending', 0)",
+        [],
+    )
+    .expect("plant");
+    let out = d.ctl(&["db", "check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("1 broken references"),
+        "{}",
+        stderr(&out)
+    );
+}

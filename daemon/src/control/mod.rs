@@ -157,6 +157,8 @@ fn api(context: Ctx) -> Router {
         .route("/v1/audit", get(commands::audit_list))
         .route("/v1/audit/verify", get(commands::audit_verify))
         .route("/v1/prune", post(prune::prune))
+        .route("/v1/db/status", get(db_status))
+        .route("/v1/db/check", get(db_check))
         .fallback(|| async { ApiError::not_found("no such control endpoint (see clawctl(1))") })
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .with_state(context)
@@ -166,6 +168,25 @@ async fn health(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
     // Proves the writer and the database answer, not only this task.
     ctx.store.ping().await?;
     Ok(Json(json!({ "status": "ok" })))
+}
+
+async fn db_status(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
+    let status = ctx.store.db_status().await?;
+    let mut value = json!(status);
+    value["path"] = json!(ctx.database_path);
+    value["sizeBytes"] = json!(file_size(&ctx.database_path, ""));
+    value["walBytes"] = json!(file_size(&ctx.database_path, "-wal"));
+    Ok(Json(value))
+}
+
+async fn db_check(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(ctx.store.db_check().await?)))
+}
+
+fn file_size(db: &std::path::Path, suffix: &str) -> u64 {
+    let mut path = db.as_os_str().to_owned();
+    path.push(suffix);
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
 /// When a recorded job last ran, with its summary; null when never.
@@ -197,15 +218,7 @@ async fn status(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
         }),
         None => json!({ "enabled": false }),
     };
-    let db_size: u64 = ["", "-wal"]
-        .iter()
-        .filter_map(|suffix| {
-            let mut path = ctx.database_path.clone().into_os_string();
-            path.push(suffix);
-            std::fs::metadata(path).ok()
-        })
-        .map(|m| m.len())
-        .sum();
+    let db_size = file_size(&ctx.database_path, "") + file_size(&ctx.database_path, "-wal");
     Ok(Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSecs": ctx.started.elapsed().as_secs(),

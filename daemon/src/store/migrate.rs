@@ -35,6 +35,23 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// Names of the migrations applied up to `version`, e.g. "0002 sequences and audit chain".
+pub fn applied(version: u32) -> Vec<String> {
+    MIGRATIONS
+        .iter()
+        .filter(|m| m.version <= version)
+        .map(|m| {
+            let title = m
+                .sql
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("-- "))
+                .unwrap_or_default();
+            format!("{:04} {title}", m.version)
+        })
+        .collect()
+}
+
 /// The schema version this build writes.
 pub fn latest_version() -> u32 {
     MIGRATIONS.last().map_or(0, |m| m.version)

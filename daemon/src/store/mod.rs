@@ -6,6 +6,7 @@
 
 mod audit;
 mod auth;
+mod maintenance;
 mod migrate;
 mod prune;
 mod runs;

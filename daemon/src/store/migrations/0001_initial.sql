@@ -1,4 +1,4 @@
--- Schema 1: the original gateway's tables (first seed).
+-- initial schema: the original gateway's tables (first seed)
 CREATE TABLE runs (
     id TEXT PRIMARY KEY,
     status TEXT NOT NULL DEFAULT 'pending',

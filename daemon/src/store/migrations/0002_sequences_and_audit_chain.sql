@@ -1,5 +1,6 @@
--- Schema 2: exactly-once event sequences, tamper-evident audit log, TOTP
--- enrolment state, richer sessions.
+-- sequences and audit chain
+-- Exactly-once event sequences, tamper-evident audit log, TOTP enrolment
+-- state, richer sessions.
 ALTER TABLE events ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;
 UPDATE events SET sequence = numbered.seq
 FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY run_id ORDER BY id) AS seq FROM events) AS numbered

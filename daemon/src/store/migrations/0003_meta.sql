@@ -1,4 +1,4 @@
--- Schema 3: facts about the installation itself (last prune, last backup).
+-- installation facts (last prune, last backup)
 CREATE TABLE meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL,
