@@ -19,6 +19,9 @@ _clawctl() {
             clawctl,audit)
                 cmd="clawctl__subcmd__audit"
                 ;;
+            clawctl,certs)
+                cmd="clawctl__subcmd__certs"
+                ;;
             clawctl,db)
                 cmd="clawctl__subcmd__db"
                 ;;
@@ -61,6 +64,30 @@ _clawctl() {
             clawctl__subcmd__audit__subcmd__help,verify)
                 cmd="clawctl__subcmd__audit__subcmd__help__subcmd__verify"
                 ;;
+            clawctl__subcmd__certs,help)
+                cmd="clawctl__subcmd__certs__subcmd__help"
+                ;;
+            clawctl__subcmd__certs,install)
+                cmd="clawctl__subcmd__certs__subcmd__install"
+                ;;
+            clawctl__subcmd__certs,self-signed)
+                cmd="clawctl__subcmd__certs__subcmd__self__subcmd__signed"
+                ;;
+            clawctl__subcmd__certs,show)
+                cmd="clawctl__subcmd__certs__subcmd__show"
+                ;;
+            clawctl__subcmd__certs__subcmd__help,help)
+                cmd="clawctl__subcmd__certs__subcmd__help__subcmd__help"
+                ;;
+            clawctl__subcmd__certs__subcmd__help,install)
+                cmd="clawctl__subcmd__certs__subcmd__help__subcmd__install"
+                ;;
+            clawctl__subcmd__certs__subcmd__help,self-signed)
+                cmd="clawctl__subcmd__certs__subcmd__help__subcmd__self__subcmd__signed"
+                ;;
+            clawctl__subcmd__certs__subcmd__help,show)
+                cmd="clawctl__subcmd__certs__subcmd__help__subcmd__show"
+                ;;
             clawctl__subcmd__db,check)
                 cmd="clawctl__subcmd__db__subcmd__check"
                 ;;
@@ -81,6 +108,9 @@ _clawctl() {
                 ;;
             clawctl__subcmd__help,audit)
                 cmd="clawctl__subcmd__help__subcmd__audit"
+                ;;
+            clawctl__subcmd__help,certs)
+                cmd="clawctl__subcmd__help__subcmd__certs"
                 ;;
             clawctl__subcmd__help,db)
                 cmd="clawctl__subcmd__help__subcmd__db"
@@ -111,6 +141,15 @@ _clawctl() {
                 ;;
             clawctl__subcmd__help__subcmd__audit,verify)
                 cmd="clawctl__subcmd__help__subcmd__audit__subcmd__verify"
+                ;;
+            clawctl__subcmd__help__subcmd__certs,install)
+                cmd="clawctl__subcmd__help__subcmd__certs__subcmd__install"
+                ;;
+            clawctl__subcmd__help__subcmd__certs,self-signed)
+                cmd="clawctl__subcmd__help__subcmd__certs__subcmd__self__subcmd__signed"
+                ;;
+            clawctl__subcmd__help__subcmd__certs,show)
+                cmd="clawctl__subcmd__help__subcmd__certs__subcmd__show"
                 ;;
             clawctl__subcmd__help__subcmd__db,check)
                 cmd="clawctl__subcmd__help__subcmd__db__subcmd__check"
@@ -269,7 +308,7 @@ _clawctl() {
 
     case "${cmd}" in
         clawctl)
-            opts="-h -V --socket --json --help --version status health runs users sessions audit db prune help"
+            opts="-h -V --socket --json --help --version status health runs users sessions audit certs db prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -395,6 +434,160 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__audit__subcmd__verify)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__certs)
+            opts="-h --socket --json --help show install self-signed help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__certs__subcmd__help)
+            opts="show install self-signed help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__certs__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__certs__subcmd__help__subcmd__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__certs__subcmd__help__subcmd__self__subcmd__signed)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__certs__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__certs__subcmd__install)
+            opts="-h --cert --key --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__certs__subcmd__self__subcmd__signed)
+            opts="-h --name --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__certs__subcmd__show)
             opts="-h --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -541,7 +734,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help)
-            opts="status health runs users sessions audit db prune help"
+            opts="status health runs users sessions audit certs db prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -583,6 +776,62 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help__subcmd__audit__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__certs)
+            opts="show install self-signed"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__certs__subcmd__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__certs__subcmd__self__subcmd__signed)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__certs__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -55,6 +55,9 @@ pub enum Command {
     /// Read and verify the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Show, install or generate the HTTPS certificate.
+    #[command(subcommand)]
+    Certs(CertsCommand),
     /// Database schema, size and checks.
     #[command(subcommand)]
     Db(DbCommand),
@@ -245,4 +248,25 @@ pub enum DbCommand {
     Status,
     /// Run SQLite's integrity and foreign-key checks; exit 1 on any problem.
     Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Subject, names, issuer, validity, SHA-256 fingerprint and days left.
+    Show,
+    /// Install a certificate chain and its key; new connections use it at once.
+    Install {
+        /// PEM certificate chain, server certificate first (e.g. certbot's fullchain.pem).
+        #[arg(long, value_name = "FULLCHAIN")]
+        cert: PathBuf,
+        /// PEM private key of that certificate (e.g. certbot's privkey.pem).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+    },
+    /// Generate and install a self-signed certificate valid for 365 days.
+    SelfSigned {
+        /// Host names (repeatable) [default: localhost and this host's name].
+        #[arg(long = "name", value_name = "HOST")]
+        names: Vec<String>,
+    },
 }

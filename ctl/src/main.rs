@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use claw_ctl::cli::{
-    AuditCommand, Cli, Command, DbCommand, PasswordInput, RunsCommand, SessionsCommand,
-    UsersCommand,
+    AuditCommand, CertsCommand, Cli, Command, DbCommand, PasswordInput, RunsCommand,
+    SessionsCommand, UsersCommand,
 };
 use claw_ctl::client::{Client, ClientError, encode};
 use claw_ctl::output::{bytes, cell, duration, table};
@@ -67,6 +67,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Sessions(cmd) => sessions(&client, cmd, json).await,
         Command::Audit(cmd) => audit(&client, cmd, json).await,
         Command::Db(cmd) => db(&client, cmd, json).await,
+        Command::Certs(cmd) => certs(&client, cmd, json).await,
         Command::Prune {
             dry_run,
             older_than,
@@ -112,6 +113,12 @@ async fn status(client: &Client, json: bool) -> Result<(), CtlError> {
     );
     println!("Control:     {}", cell(&s["listeners"]["control"]));
     println!("TLS:         {tls}");
+    if s["tls"]["expiresSoon"] == true {
+        println!(
+            "WARNING:     the certificate expires in {} days: renew it (clawctl certs install)",
+            cell(&s["tls"]["expiresInDays"])
+        );
+    }
     println!(
         "Database:    {} ({}, schema {})",
         cell(&s["database"]["path"]),
@@ -742,6 +749,71 @@ async fn db(client: &Client, cmd: DbCommand, json: bool) -> Result<(), CtlError>
                 println!("database ok: integrity and foreign keys check out");
             }
         }
+    }
+    Ok(())
+}
+
+fn print_cert(c: &Value) {
+    println!("Subject:     {}", cell(&c["subject"]));
+    let names: Vec<String> = c["names"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(cell)
+        .collect();
+    println!("Names:       {}", names.join(", "));
+    println!("Issuer:      {}", cell(&c["issuer"]));
+    println!(
+        "Valid:       {} to {}",
+        cell(&c["notBefore"]),
+        cell(&c["notAfter"])
+    );
+    println!(
+        "Days left:   {}{}",
+        cell(&c["daysLeft"]),
+        if c["expiresSoon"] == true {
+            " (renew soon)"
+        } else {
+            ""
+        }
+    );
+    println!("SHA-256:     {}", cell(&c["fingerprintSha256"]));
+    println!(
+        "Files:       {} {}",
+        cell(&c["certPath"]),
+        cell(&c["keyPath"])
+    );
+}
+
+async fn certs(client: &Client, cmd: CertsCommand, json: bool) -> Result<(), CtlError> {
+    let answer = match cmd {
+        CertsCommand::Show => client.get("/v1/certs").await?,
+        CertsCommand::Install { cert, key } => {
+            let read = |path: &std::path::Path| {
+                std::fs::read_to_string(path)
+                    .map_err(|e| CtlError::Input(format!("cannot read {}: {e}", path.display())))
+            };
+            let request = json!({ "certPem": read(&cert)?, "keyPem": read(&key)? });
+            client
+                .call(Method::POST, "/v1/certs/install", Some(&request))
+                .await?
+        }
+        CertsCommand::SelfSigned { names } => {
+            client
+                .call(
+                    Method::POST,
+                    "/v1/certs/self-signed",
+                    Some(&json!({ "names": names })),
+                )
+                .await?
+        }
+    };
+    if json {
+        print_json(&answer);
+    } else if answer["enabled"] == false {
+        println!("TLS is off (tls = false in clawd.toml)");
+    } else {
+        print_cert(&answer);
     }
     Ok(())
 }

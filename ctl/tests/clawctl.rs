@@ -9,7 +9,9 @@ use std::time::Duration;
 use claw_proto::signing::{self, SignedParts};
 use serde_json::{Value, json};
 
-/// clawd is built by the same `cargo test --workspace` into the same folder.
+/// clawd is built by the same `cargo test --workspace` (scripts/test) into the
+/// same folder; run these tests that way so that it is current. Built here
+/// only when missing.
 fn clawd_binary() -> PathBuf {
     let ctl = PathBuf::from(env!("CARGO_BIN_EXE_clawctl"));
     let clawd = ctl.with_file_name("clawd");
@@ -769,7 +771,8 @@ fn db_status_and_check() {
     // A row whose run does not exist, planted with foreign keys off.
     let db = rusqlite::Connection::open(d.dir.path().join("db.sqlite")).expect("db");
     db.busy_timeout(Duration::from_secs(5)).expect("timeout");
-    db.pragma_update(None, "foreign_keys", "OFF").expect("fk off");
+    db.pragma_update(None, "foreign_keys", "OFF")
+        .expect("fk off");
     db.execute(
         "INSERT INTO commands (id, run_id, command, status, created_at) VALUES ('c', 'ghost', 'ls', 'pending', 0)",
         [],
@@ -782,4 +785,170 @@ fn db_status_and_check() {
         "{}",
         stderr(&out)
     );
+}
+
+/// A self-signed certificate and key (PEM) for localhost.
+fn certificate() -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// True when a client trusting only `pem` completes a handshake.
+async fn handshake_trusting(d: &Daemon, pem: &str) -> bool {
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).expect("pem"))
+        .build()
+        .expect("client");
+    client.get(d.url("/api/health")).send().await.is_ok()
+}
+
+#[tokio::test]
+async fn certificates_show_install_and_self_signed() {
+    let d = Daemon::start();
+    let shown = d.json(&["certs", "show"]);
+    assert!(
+        shown["names"]
+            .as_array()
+            .expect("names")
+            .iter()
+            .any(|n| n == "localhost"),
+        "{shown}"
+    );
+    assert!((364..=365).contains(&shown["daysLeft"].as_i64().expect("days")));
+    assert_eq!(shown["expiresSoon"], false);
+    let old_fingerprint = shown["fingerprintSha256"].as_str().expect("fp").to_owned();
+    let text = stdout(&d.ctl(&["certs", "show"]));
+    assert!(
+        text.contains("SHA-256:") && text.contains("Days left:"),
+        "{text}"
+    );
+    let old_pem = std::fs::read_to_string(d.dir.path().join("certs/server.crt")).expect("cert");
+
+    // A key that does not belong to the certificate is refused.
+    let dir = tempfile::tempdir().expect("dir");
+    let (cert_a, _) = certificate();
+    let (_, key_b) = certificate();
+    std::fs::write(dir.path().join("fullchain.pem"), &cert_a).expect("write");
+    std::fs::write(dir.path().join("wrong.pem"), &key_b).expect("write");
+    let fullchain = dir.path().join("fullchain.pem");
+    let wrong = dir.path().join("wrong.pem");
+    let out = d.ctl(&[
+        "certs",
+        "install",
+        "--cert",
+        fullchain.to_str().expect("path"),
+        "--key",
+        wrong.to_str().expect("path"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("the old one stays"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        d.json(&["certs", "show"])["fingerprintSha256"],
+        old_fingerprint.as_str()
+    );
+    assert!(
+        handshake_trusting(&d, &old_pem).await,
+        "the old certificate still serves"
+    );
+    let out = d.ctl(&[
+        "certs",
+        "install",
+        "--cert",
+        "/nonexistent.pem",
+        "--key",
+        wrong.to_str().expect("path"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot read /nonexistent.pem"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The certbot deploy hook installs a renewed lineage.
+    let (new_cert, new_key) = certificate();
+    let lineage = tempfile::tempdir().expect("lineage");
+    std::fs::write(lineage.path().join("fullchain.pem"), &new_cert).expect("write");
+    std::fs::write(lineage.path().join("privkey.pem"), &new_key).expect("write");
+    let ctl_dir = PathBuf::from(env!("CARGO_BIN_EXE_clawctl"))
+        .parent()
+        .expect("dir")
+        .to_owned();
+    let hook = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/certbot/clawd-deploy-hook");
+    let out = Command::new(&hook)
+        .env("RENEWED_LINEAGE", lineage.path())
+        .env("RENEWED_DOMAINS", "localhost")
+        .env("CLAW_CONTROL_SOCKET", d.socket())
+        .env("PATH", format!("{}:/usr/bin:/bin", ctl_dir.display()))
+        .output()
+        .expect("deploy hook");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let installed = d.json(&["certs", "show"]);
+    assert_ne!(installed["fingerprintSha256"], old_fingerprint.as_str());
+    assert!(
+        handshake_trusting(&d, &new_cert).await,
+        "new handshakes present the new certificate"
+    );
+    assert!(
+        !handshake_trusting(&d, &old_pem).await,
+        "the old certificate is gone"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.dir.path().join("certs/server.crt")).expect("cert"),
+        new_cert
+    );
+    let key_mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(d.dir.path().join("certs/server.key"))
+            .expect("key")
+            .permissions(),
+    );
+    assert_eq!(key_mode & 0o777, 0o600);
+
+    // A new self-signed certificate with chosen names.
+    let generated = d.json(&[
+        "certs",
+        "self-signed",
+        "--name",
+        "gateway.example",
+        "--name",
+        "localhost",
+    ]);
+    let names: Vec<&str> = generated["names"]
+        .as_array()
+        .expect("names")
+        .iter()
+        .map(|n| n.as_str().expect("n"))
+        .collect();
+    assert!(
+        names.contains(&"gateway.example") && names.contains(&"localhost"),
+        "{names:?}"
+    );
+    assert!(
+        generated["subject"]
+            .as_str()
+            .expect("subject")
+            .contains("gateway.example")
+    );
+    let actions: Vec<String> = d
+        .json(&["audit", "list", "--action", "certs"])
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| cell(&r["action"]))
+        .collect();
+    assert_eq!(actions, ["certs.self-signed", "certs.install"]);
+}
+
+fn cell(v: &Value) -> String {
+    v.as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| v.to_string())
 }

@@ -102,6 +102,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
     let (tls, cert_info) = if config.tls {
         let loaded = tls::load_or_generate(&cert_paths(&config, &data_dir))?;
         tracing::info!(fingerprint = %loaded.fingerprint_sha256, "TLS certificate loaded");
+        loaded.info.warn_if_expiring();
         (
             Some(Arc::new(RwLock::new(loaded.config))),
             Some(loaded.info),
@@ -155,6 +156,8 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
         control_address: control_address.clone(),
         activated,
         tls: RwLock::new(cert_info),
+        tls_config: tls.clone(),
+        cert_paths: RwLock::new(tls.is_some().then(|| cert_paths(&config, &data_dir))),
         database_path: db_path,
     });
     let mut tasks = tokio::task::JoinSet::new();
@@ -253,7 +256,13 @@ impl Reloadable {
         };
         if let (Some(current), Some(loaded)) = (&self.tls, loaded) {
             *current.write().unwrap_or_else(|e| e.into_inner()) = loaded.config;
+            loaded.info.warn_if_expiring();
             *self.control.tls.write().unwrap_or_else(|e| e.into_inner()) = Some(loaded.info);
+            *self
+                .control
+                .cert_paths
+                .write()
+                .unwrap_or_else(|e| e.into_inner()) = Some(cert_paths(&new, &self.core.data_dir));
             tracing::info!(fingerprint = %loaded.fingerprint_sha256, "TLS certificate reloaded");
         }
         let state = AppState::new(&self.core, new.clone(), redactor, self.tls.is_some());

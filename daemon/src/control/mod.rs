@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::api::ApiError;
 
+mod certs;
 mod commands;
 mod polkit;
 mod prune;
@@ -46,6 +47,10 @@ pub struct ControlContext {
     pub control_address: String,
     pub activated: bool,
     pub tls: std::sync::RwLock<Option<crate::tls::CertInfo>>,
+    /// The configuration new TLS handshakes use (None with `tls = false`).
+    pub tls_config: Option<crate::server::TlsConfig>,
+    /// Where the certificate and key are read from and installed to.
+    pub cert_paths: std::sync::RwLock<Option<crate::tls::CertPaths>>,
     pub database_path: std::path::PathBuf,
 }
 
@@ -157,6 +162,9 @@ fn api(context: Ctx) -> Router {
         .route("/v1/audit", get(commands::audit_list))
         .route("/v1/audit/verify", get(commands::audit_verify))
         .route("/v1/prune", post(prune::prune))
+        .route("/v1/certs", get(certs::show))
+        .route("/v1/certs/install", post(certs::install))
+        .route("/v1/certs/self-signed", post(certs::self_signed))
         .route("/v1/db/status", get(db_status))
         .route("/v1/db/check", get(db_check))
         .fallback(|| async { ApiError::not_found("no such control endpoint (see clawctl(1))") })
@@ -209,13 +217,17 @@ async fn status(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
     }
     let cert = ctx.tls.read().unwrap_or_else(|e| e.into_inner()).clone();
     let tls = match cert {
-        Some(c) => json!({
-            "enabled": true,
-            "fingerprintSha256": c.fingerprint_sha256,
-            "subject": c.subject,
-            "notAfter": crate::store::iso(c.not_after.saturating_mul(1000)),
-            "expiresInDays": (c.not_after - crate::store::now_ms() / 1000).div_euclid(86_400),
-        }),
+        Some(c) => {
+            let days = c.days_left();
+            json!({
+                "enabled": true,
+                "fingerprintSha256": c.fingerprint_sha256,
+                "subject": c.subject,
+                "notAfter": crate::store::iso(c.not_after.saturating_mul(1000)),
+                "expiresInDays": days,
+                "expiresSoon": days < crate::tls::EXPIRY_WARNING_DAYS,
+            })
+        }
         None => json!({ "enabled": false }),
     };
     let db_size = file_size(&ctx.database_path, "") + file_size(&ctx.database_path, "-wal");
