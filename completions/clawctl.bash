@@ -19,6 +19,9 @@ _clawctl() {
             clawctl,audit)
                 cmd="clawctl__subcmd__audit"
                 ;;
+            clawctl,backup)
+                cmd="clawctl__subcmd__backup"
+                ;;
             clawctl,certs)
                 cmd="clawctl__subcmd__certs"
                 ;;
@@ -63,6 +66,18 @@ _clawctl() {
                 ;;
             clawctl__subcmd__audit__subcmd__help,verify)
                 cmd="clawctl__subcmd__audit__subcmd__help__subcmd__verify"
+                ;;
+            clawctl__subcmd__backup,help)
+                cmd="clawctl__subcmd__backup__subcmd__help"
+                ;;
+            clawctl__subcmd__backup,verify)
+                cmd="clawctl__subcmd__backup__subcmd__verify"
+                ;;
+            clawctl__subcmd__backup__subcmd__help,help)
+                cmd="clawctl__subcmd__backup__subcmd__help__subcmd__help"
+                ;;
+            clawctl__subcmd__backup__subcmd__help,verify)
+                cmd="clawctl__subcmd__backup__subcmd__help__subcmd__verify"
                 ;;
             clawctl__subcmd__certs,help)
                 cmd="clawctl__subcmd__certs__subcmd__help"
@@ -109,6 +124,9 @@ _clawctl() {
             clawctl__subcmd__help,audit)
                 cmd="clawctl__subcmd__help__subcmd__audit"
                 ;;
+            clawctl__subcmd__help,backup)
+                cmd="clawctl__subcmd__help__subcmd__backup"
+                ;;
             clawctl__subcmd__help,certs)
                 cmd="clawctl__subcmd__help__subcmd__certs"
                 ;;
@@ -141,6 +159,9 @@ _clawctl() {
                 ;;
             clawctl__subcmd__help__subcmd__audit,verify)
                 cmd="clawctl__subcmd__help__subcmd__audit__subcmd__verify"
+                ;;
+            clawctl__subcmd__help__subcmd__backup,verify)
+                cmd="clawctl__subcmd__help__subcmd__backup__subcmd__verify"
                 ;;
             clawctl__subcmd__help__subcmd__certs,install)
                 cmd="clawctl__subcmd__help__subcmd__certs__subcmd__install"
@@ -308,7 +329,7 @@ _clawctl() {
 
     case "${cmd}" in
         clawctl)
-            opts="-h -V --socket --json --help --version status health runs users sessions audit certs db prune help"
+            opts="-h -V --socket --json --help --version status health runs users sessions audit backup certs db prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -434,6 +455,92 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__audit__subcmd__verify)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__backup)
+            opts="-h --output --keep --socket --json --help verify help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__backup__subcmd__help)
+            opts="verify help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__backup__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__backup__subcmd__help__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__backup__subcmd__verify)
             opts="-h --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -734,7 +841,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help)
-            opts="status health runs users sessions audit certs db prune help"
+            opts="status health runs users sessions audit backup certs db prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -776,6 +883,34 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help__subcmd__audit__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__backup)
+            opts="verify"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__backup__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

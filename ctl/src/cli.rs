@@ -55,6 +55,8 @@ pub enum Command {
     /// Read and verify the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Take an online backup archive (or check one with `backup verify FILE`).
+    Backup(BackupArgs),
     /// Show, install or generate the HTTPS certificate.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -268,5 +270,27 @@ pub enum CertsCommand {
         /// Host names (repeatable) [default: localhost and this host's name].
         #[arg(long = "name", value_name = "HOST")]
         names: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    pub command: Option<BackupCommand>,
+    /// Directory for the archive (clawd writes it) [default: /var/backups/claw].
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Keep this many newest archives in the directory, remove older ones.
+    #[arg(long, value_name = "N", default_value_t = 7)]
+    pub keep: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Check an archive: every file against the manifest, and the database's integrity.
+    Verify {
+        /// The archive (claw-backup-*.tar.gz).
+        file: PathBuf,
     },
 }

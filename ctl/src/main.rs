@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use claw_ctl::cli::{
-    AuditCommand, CertsCommand, Cli, Command, DbCommand, PasswordInput, RunsCommand,
-    SessionsCommand, UsersCommand,
+    AuditCommand, BackupArgs, BackupCommand, CertsCommand, Cli, Command, DbCommand, PasswordInput,
+    RunsCommand, SessionsCommand, UsersCommand,
 };
 use claw_ctl::client::{Client, ClientError, encode};
 use claw_ctl::output::{bytes, cell, duration, table};
@@ -68,6 +68,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Audit(cmd) => audit(&client, cmd, json).await,
         Command::Db(cmd) => db(&client, cmd, json).await,
         Command::Certs(cmd) => certs(&client, cmd, json).await,
+        Command::Backup(args) => backup(&client, args, json).await,
         Command::Prune {
             dry_run,
             older_than,
@@ -814,6 +815,65 @@ async fn certs(client: &Client, cmd: CertsCommand, json: bool) -> Result<(), Ctl
         println!("TLS is off (tls = false in clawd.toml)");
     } else {
         print_cert(&answer);
+    }
+    Ok(())
+}
+
+async fn backup(client: &Client, args: BackupArgs, json: bool) -> Result<(), CtlError> {
+    if let Some(BackupCommand::Verify { file }) = args.command {
+        let report =
+            claw_ctl::archive::verify(&file).map_err(|e| CtlError::Input(e.to_string()))?;
+        if json {
+            print_json(&json!(report));
+        }
+        if !report.ok {
+            return Err(CtlError::Failed(format!(
+                "{} is not a good backup: {}",
+                file.display(),
+                report.problems.join("; ")
+            )));
+        }
+        if !json {
+            println!(
+                "{}: {} files match the manifest, database intact (schema {})",
+                file.display(),
+                report.files,
+                report
+                    .schema_version
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            );
+        }
+        return Ok(());
+    }
+    // clawd resolves the path, so it must not depend on our working directory.
+    let output = match args.output {
+        Some(dir) if dir.is_relative() => Some(
+            std::env::current_dir()
+                .map_err(|e| CtlError::Input(format!("cannot resolve {}: {e}", dir.display())))?
+                .join(dir),
+        ),
+        other => other,
+    };
+    let result = client
+        .call(
+            Method::POST,
+            "/v1/backup",
+            Some(&json!({ "output": output, "keep": args.keep })),
+        )
+        .await?;
+    if json {
+        print_json(&result);
+    } else {
+        println!(
+            "backup written: {} ({}, {} files)",
+            cell(&result["path"]),
+            bytes(result["size"].as_u64().unwrap_or(0)),
+            cell(&result["files"])
+        );
+        for old in result["removed"].as_array().into_iter().flatten() {
+            println!("removed old backup {}", cell(old));
+        }
     }
     Ok(())
 }

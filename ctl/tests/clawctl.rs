@@ -116,40 +116,16 @@ impl Daemon {
     async fn event(&self, run_id: &str, token: &str, kind: &str, data: &str) {
         let secret =
             std::fs::read_to_string(self.dir.path().join("secrets/hmac-secret")).expect("secret");
-        let body = json!({ "type": kind, "data": data }).to_string();
-        let mut nonce = [0u8; 16];
-        getrandom::fill(&mut nonce).expect("random");
-        let nonce = hex::encode(nonce);
-        let timestamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs() as i64;
-        let signature = signing::sign(
-            secret.trim().as_bytes(),
-            &SignedParts {
-                method: "POST",
-                path: "/api/ingest/event",
-                body: body.as_bytes(),
-                timestamp,
-                nonce: &nonce,
-                run_id,
-                capability_token: token,
-            },
-        );
-        let resp = self
-            .client()
-            .post(self.url("/api/ingest/event"))
-            .header("X-Signature", signature)
-            .header("X-Timestamp", timestamp.to_string())
-            .header("X-Nonce", nonce)
-            .header("X-Run-Id", run_id)
-            .header("X-Capability-Token", token)
-            .header("Content-Type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("event");
-        assert_eq!(resp.status(), 200);
+        send_event(
+            &self.client(),
+            &self.url("/api/ingest/event"),
+            secret.trim(),
+            run_id,
+            token,
+            kind,
+            data,
+        )
+        .await;
     }
 
     /// Logs a user in over HTTPS.
@@ -163,6 +139,51 @@ impl Daemon {
             .expect("login");
         assert_eq!(resp.status(), 200);
     }
+}
+
+/// Signs and sends one event; asserts it was accepted.
+async fn send_event(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    run_id: &str,
+    token: &str,
+    kind: &str,
+    data: &str,
+) {
+    let body = json!({ "type": kind, "data": data }).to_string();
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).expect("random");
+    let nonce = hex::encode(nonce);
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let signature = signing::sign(
+        secret.as_bytes(),
+        &SignedParts {
+            method: "POST",
+            path: "/api/ingest/event",
+            body: body.as_bytes(),
+            timestamp,
+            nonce: &nonce,
+            run_id,
+            capability_token: token,
+        },
+    );
+    let resp = client
+        .post(url)
+        .header("X-Signature", signature)
+        .header("X-Timestamp", timestamp.to_string())
+        .header("X-Nonce", nonce)
+        .header("X-Run-Id", run_id)
+        .header("X-Capability-Token", token)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("event");
+    assert_eq!(resp.status(), 200);
 }
 
 impl Drop for Daemon {
@@ -951,4 +972,176 @@ fn cell(v: &Value) -> String {
     v.as_str()
         .map(str::to_owned)
         .unwrap_or_else(|| v.to_string())
+}
+
+// The runner task streams while this thread waits for clawctl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_while_streaming_verify_and_keep() {
+    let d = Daemon::start();
+    let created = d.json(&["runs", "create"]);
+    let id = created["id"].as_str().expect("id").to_owned();
+    let token = created["capabilityToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    std::fs::create_dir_all(d.dir.path().join("artifacts").join(&id)).expect("dir");
+    std::fs::write(
+        d.dir
+            .path()
+            .join("artifacts")
+            .join(&id)
+            .join("x_latest.diff"),
+        b"+line\n",
+    )
+    .expect("artifact");
+    for i in 0..50 {
+        d.event(&id, &token, "stdout", &format!("before {i}\n"))
+            .await;
+    }
+    let out_dir = tempfile::tempdir().expect("out");
+
+    // A runner keeps streaming while the backup runs.
+    let streaming = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let streamer = {
+        let streaming = std::sync::Arc::clone(&streaming);
+        let (client, url) = (d.client(), d.url("/api/ingest/event"));
+        let secret =
+            std::fs::read_to_string(d.dir.path().join("secrets/hmac-secret")).expect("secret");
+        let (id, token) = (id.clone(), token.clone());
+        tokio::spawn(async move {
+            let mut sent = 0;
+            while streaming.load(std::sync::atomic::Ordering::Relaxed) {
+                send_event(
+                    &client,
+                    &url,
+                    secret.trim(),
+                    &id,
+                    &token,
+                    "stdout",
+                    &format!("during {sent}\n"),
+                )
+                .await;
+                sent += 1;
+            }
+            sent
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let acknowledged_before = d.json(&["runs", "show", &id])["event_count"]
+        .as_u64()
+        .expect("count");
+    let out = d.ctl(&[
+        "--json",
+        "backup",
+        "--output",
+        out_dir.path().to_str().expect("path"),
+        "--keep",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    streaming.store(false, std::sync::atomic::Ordering::Relaxed);
+    let sent_during = streamer.await.expect("streamer");
+    assert!(sent_during > 0);
+    let result: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let archive = PathBuf::from(result["path"].as_str().expect("path"));
+    assert!(archive.starts_with(out_dir.path()));
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&archive).expect("archive").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "archives hold secrets");
+
+    let verified = d.ctl(&["backup", "verify", archive.to_str().expect("path")]);
+    assert!(verified.status.success(), "{}", stderr(&verified));
+    assert!(
+        stdout(&verified).contains("files match the manifest, database intact"),
+        "{}",
+        stdout(&verified)
+    );
+    let report = d.json(&["backup", "verify", archive.to_str().expect("path")]);
+    assert_eq!(report["ok"], true);
+
+    // The archive's database has every event acknowledged before it began.
+    let unpacked = tempfile::tempdir().expect("unpack");
+    let file = std::fs::File::open(&archive).expect("open");
+    tar::Archive::new(flate2::read::GzDecoder::new(file))
+        .unpack(unpacked.path())
+        .expect("unpack");
+    let db = rusqlite::Connection::open(unpacked.path().join("db.sqlite")).expect("db");
+    let stored: u64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE run_id = ?1",
+            [&id],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert!(
+        stored >= acknowledged_before,
+        "{stored} < {acknowledged_before}"
+    );
+    let seqs: u64 = db
+        .query_row(
+            "SELECT MAX(sequence) FROM events WHERE run_id = ?1",
+            [&id],
+            |r| r.get(0),
+        )
+        .expect("max");
+    assert_eq!(seqs, stored, "no gaps");
+    assert_eq!(
+        std::fs::read(
+            unpacked
+                .path()
+                .join("artifacts")
+                .join(&id)
+                .join("x_latest.diff")
+        )
+        .expect("artifact"),
+        b"+line\n"
+    );
+    assert!(
+        unpacked.path().join("certs/server.key").exists()
+            && unpacked.path().join("secrets/hmac-secret").exists()
+    );
+    let status = d.json(&["status"]);
+    assert!(
+        status["lastBackup"]["summary"]
+            .as_str()
+            .expect("summary")
+            .contains("claw-backup-"),
+        "{status}"
+    );
+
+    // A damaged archive is caught.
+    let mut bytes = std::fs::read(&archive).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    let damaged = out_dir.path().join("damaged.tar.gz");
+    std::fs::write(&damaged, &bytes).expect("write");
+    let out = d.ctl(&["backup", "verify", damaged.to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is not a good backup"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Only the newest two archives stay.
+    for _ in 0..2 {
+        let out = d.ctl(&[
+            "backup",
+            "--output",
+            out_dir.path().to_str().expect("path"),
+            "--keep",
+            "2",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let archives = std::fs::read_dir(out_dir.path())
+        .expect("list")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("claw-backup-"))
+        .count();
+    assert_eq!(archives, 2);
+    assert!(!archive.exists(), "the oldest archive went");
+    let audit = d.json(&["audit", "list", "--action", "backup"]);
+    assert_eq!(audit.as_array().expect("rows").len(), 3);
 }

@@ -157,6 +157,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
         activated,
         tls: RwLock::new(cert_info),
         tls_config: tls.clone(),
+        config_path: options.config_path(),
         cert_paths: RwLock::new(tls.is_some().then(|| cert_paths(&config, &data_dir))),
         database_path: db_path,
     });

@@ -3,6 +3,7 @@
 mod api;
 mod artifacts;
 mod auth;
+mod backup;
 mod config;
 mod control;
 mod daemon;

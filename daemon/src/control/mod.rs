@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::api::ApiError;
 
+mod backup;
 mod certs;
 mod commands;
 mod polkit;
@@ -49,6 +50,8 @@ pub struct ControlContext {
     pub tls: std::sync::RwLock<Option<crate::tls::CertInfo>>,
     /// The configuration new TLS handshakes use (None with `tls = false`).
     pub tls_config: Option<crate::server::TlsConfig>,
+    /// The configuration file in effect, included in backups.
+    pub config_path: Option<std::path::PathBuf>,
     /// Where the certificate and key are read from and installed to.
     pub cert_paths: std::sync::RwLock<Option<crate::tls::CertPaths>>,
     pub database_path: std::path::PathBuf,
@@ -162,6 +165,7 @@ fn api(context: Ctx) -> Router {
         .route("/v1/audit", get(commands::audit_list))
         .route("/v1/audit/verify", get(commands::audit_verify))
         .route("/v1/prune", post(prune::prune))
+        .route("/v1/backup", post(backup::create))
         .route("/v1/certs", get(certs::show))
         .route("/v1/certs/install", post(certs::install))
         .route("/v1/certs/self-signed", post(certs::self_signed))

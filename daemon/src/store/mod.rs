@@ -122,6 +122,20 @@ impl Store {
         .await
     }
 
+    /// Writes a consistent copy of the database to `target` (`VACUUM INTO`
+    /// inside one read transaction: concurrent writers are not blocked).
+    pub async fn snapshot_to(&self, target: PathBuf) -> Result<(), StoreError> {
+        self.read(move |conn| {
+            let target = target
+                .to_str()
+                .ok_or_else(|| StoreError::Conflict("backup path is not UTF-8".to_owned()))?
+                .to_owned();
+            conn.execute("VACUUM INTO ?1", [target])?;
+            Ok(())
+        })
+        .await
+    }
+
     /// A round trip through the writer and a reader: proves both answer.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.writer()

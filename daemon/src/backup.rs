@@ -1,0 +1,242 @@
+//! Backups: one compressed archive with a consistent copy of the database
+//! (`VACUUM INTO` on a read transaction, never a copy of the live file), the
+//! artifacts, certificates, secrets and configuration, and a manifest of
+//! SHA-256 checksums. Written under a temporary name and renamed when
+//! complete; archives beyond the newest N are removed.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::store::{Store, StoreError};
+
+pub const ARCHIVE_PREFIX: &str = "claw-backup-";
+pub const ARCHIVE_SUFFIX: &str = ".tar.gz";
+pub const MANIFEST: &str = "manifest.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestEntry {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub format: u32,
+    pub created: String,
+    pub clawd_version: String,
+    pub schema_version: u32,
+    pub files: Vec<ManifestEntry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupResult {
+    pub path: PathBuf,
+    pub size: u64,
+    pub files: usize,
+    pub removed: Vec<PathBuf>,
+}
+
+/// What goes into the archive: (name in the archive, file on disk).
+fn collect(data_dir: &Path, config: Option<&Path>, db_copy: &Path) -> Vec<(String, PathBuf)> {
+    let mut files = vec![("db.sqlite".to_owned(), db_copy.to_owned())];
+    for dir in ["artifacts", "certs", "secrets"] {
+        walk(&data_dir.join(dir), dir, &mut files);
+    }
+    if let Some(config) = config.filter(|c| c.is_file()) {
+        files.push(("config/clawd.toml".to_owned(), config.to_owned()));
+    }
+    files
+}
+
+fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => walk(&path, &format!("{prefix}/{name}"), out),
+            // Half-written uploads and staged certificates are not data.
+            Ok(t) if t.is_file() && !name.ends_with(".part") && !name.ends_with(".new") => {
+                out.push((format!("{prefix}/{name}"), path));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn digest(path: &Path) -> Result<(u64, String), BackupError> {
+    let mut file = File::open(path).map_err(io(path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(io(path))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+/// Takes a backup into `output`; keeps the newest `keep` archives there.
+pub async fn create(
+    store: &Store,
+    data_dir: &Path,
+    config: Option<&Path>,
+    output: &Path,
+    keep: usize,
+) -> Result<BackupResult, BackupError> {
+    std::fs::create_dir_all(output).map_err(io(output))?;
+    // Milliseconds: two backups in one second must not share a name.
+    let stamp = humantime::format_rfc3339_millis(std::time::SystemTime::now())
+        .to_string()
+        .replace(':', "");
+    let name = format!("{ARCHIVE_PREFIX}{stamp}{ARCHIVE_SUFFIX}");
+    let final_path = output.join(&name);
+    let partial = output.join(format!(".{name}.part"));
+    let db_copy = output.join(format!(".{name}.db"));
+    let _ = std::fs::remove_file(&db_copy);
+    store.snapshot_to(db_copy.clone()).await?;
+    let (data_dir, config, output_dir) = (
+        data_dir.to_owned(),
+        config.map(Path::to_owned),
+        output.to_owned(),
+    );
+    let (db, part, fin) = (db_copy.clone(), partial.clone(), final_path.clone());
+    let written = tokio::task::spawn_blocking(move || {
+        write_archive(&data_dir, config.as_deref(), &db, &part, &fin)
+    })
+    .await
+    .map_err(|e| BackupError::Io {
+        path: partial.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    let _ = std::fs::remove_file(&db_copy);
+    let files = match written {
+        Ok(files) => files,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    let size = std::fs::metadata(&final_path).map(|m| m.len()).unwrap_or(0);
+    let removed = rotate(&output_dir, keep.max(1));
+    Ok(BackupResult {
+        path: final_path,
+        size,
+        files,
+        removed,
+    })
+}
+
+fn write_archive(
+    data_dir: &Path,
+    config: Option<&Path>,
+    db_copy: &Path,
+    partial: &Path,
+    final_path: &Path,
+) -> Result<usize, BackupError> {
+    let files = collect(data_dir, config, db_copy);
+    let mut entries = Vec::with_capacity(files.len());
+    for (name, path) in &files {
+        let (size, sha256) = digest(path)?;
+        entries.push(ManifestEntry {
+            path: name.clone(),
+            size,
+            sha256,
+        });
+    }
+    let manifest = Manifest {
+        format: 1,
+        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        clawd_version: env!("CARGO_PKG_VERSION").to_owned(),
+        schema_version: Store::schema_version(),
+        files: entries,
+    };
+    let manifest_json = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Io {
+        path: partial.to_owned(),
+        source: std::io::Error::other(e),
+    })?;
+    // The archive holds secrets: owner only.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(partial)
+        .map_err(io(partial))?;
+    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(manifest_json.len() as u64);
+    header.set_mode(0o600);
+    header.set_mtime(0);
+    header.set_cksum();
+    tar.append_data(&mut header, MANIFEST, manifest_json.as_slice())
+        .map_err(io(partial))?;
+    for (name, path) in &files {
+        let mut file = File::open(path).map_err(io(path))?;
+        tar.append_file(name, &mut file).map_err(io(path))?;
+    }
+    let gz = tar.into_inner().map_err(io(partial))?;
+    let mut file = gz.finish().map_err(io(partial))?;
+    file.flush().map_err(io(partial))?;
+    file.sync_all().map_err(io(partial))?;
+    std::fs::rename(partial, final_path).map_err(io(final_path))?;
+    Ok(files.len())
+}
+
+/// Removes all but the newest `keep` archives (names sort by time).
+fn rotate(output: &Path, keep: usize) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(output) else {
+        return Vec::new();
+    };
+    let mut archives: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(ARCHIVE_PREFIX) && n.ends_with(ARCHIVE_SUFFIX))
+        })
+        .collect();
+    archives.sort();
+    let excess = archives.len().saturating_sub(keep);
+    archives
+        .into_iter()
+        .take(excess)
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .collect()
+}
