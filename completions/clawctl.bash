@@ -40,6 +40,9 @@ _clawctl() {
             clawctl,runs)
                 cmd="clawctl__subcmd__runs"
                 ;;
+            clawctl,secrets)
+                cmd="clawctl__subcmd__secrets"
+                ;;
             clawctl,sessions)
                 cmd="clawctl__subcmd__sessions"
                 ;;
@@ -145,6 +148,9 @@ _clawctl() {
             clawctl__subcmd__help,runs)
                 cmd="clawctl__subcmd__help__subcmd__runs"
                 ;;
+            clawctl__subcmd__help,secrets)
+                cmd="clawctl__subcmd__help__subcmd__secrets"
+                ;;
             clawctl__subcmd__help,sessions)
                 cmd="clawctl__subcmd__help__subcmd__sessions"
                 ;;
@@ -195,6 +201,15 @@ _clawctl() {
                 ;;
             clawctl__subcmd__help__subcmd__runs,tail)
                 cmd="clawctl__subcmd__help__subcmd__runs__subcmd__tail"
+                ;;
+            clawctl__subcmd__help__subcmd__secrets,rotate)
+                cmd="clawctl__subcmd__help__subcmd__secrets__subcmd__rotate"
+                ;;
+            clawctl__subcmd__help__subcmd__secrets__subcmd__rotate,auth)
+                cmd="clawctl__subcmd__help__subcmd__secrets__subcmd__rotate__subcmd__auth"
+                ;;
+            clawctl__subcmd__help__subcmd__secrets__subcmd__rotate,hmac)
+                cmd="clawctl__subcmd__help__subcmd__secrets__subcmd__rotate__subcmd__hmac"
                 ;;
             clawctl__subcmd__help__subcmd__sessions,list)
                 cmd="clawctl__subcmd__help__subcmd__sessions__subcmd__list"
@@ -261,6 +276,42 @@ _clawctl() {
                 ;;
             clawctl__subcmd__runs__subcmd__help,tail)
                 cmd="clawctl__subcmd__runs__subcmd__help__subcmd__tail"
+                ;;
+            clawctl__subcmd__secrets,help)
+                cmd="clawctl__subcmd__secrets__subcmd__help"
+                ;;
+            clawctl__subcmd__secrets,rotate)
+                cmd="clawctl__subcmd__secrets__subcmd__rotate"
+                ;;
+            clawctl__subcmd__secrets__subcmd__help,help)
+                cmd="clawctl__subcmd__secrets__subcmd__help__subcmd__help"
+                ;;
+            clawctl__subcmd__secrets__subcmd__help,rotate)
+                cmd="clawctl__subcmd__secrets__subcmd__help__subcmd__rotate"
+                ;;
+            clawctl__subcmd__secrets__subcmd__help__subcmd__rotate,auth)
+                cmd="clawctl__subcmd__secrets__subcmd__help__subcmd__rotate__subcmd__auth"
+                ;;
+            clawctl__subcmd__secrets__subcmd__help__subcmd__rotate,hmac)
+                cmd="clawctl__subcmd__secrets__subcmd__help__subcmd__rotate__subcmd__hmac"
+                ;;
+            clawctl__subcmd__secrets__subcmd__rotate,auth)
+                cmd="clawctl__subcmd__secrets__subcmd__rotate__subcmd__auth"
+                ;;
+            clawctl__subcmd__secrets__subcmd__rotate,help)
+                cmd="clawctl__subcmd__secrets__subcmd__rotate__subcmd__help"
+                ;;
+            clawctl__subcmd__secrets__subcmd__rotate,hmac)
+                cmd="clawctl__subcmd__secrets__subcmd__rotate__subcmd__hmac"
+                ;;
+            clawctl__subcmd__secrets__subcmd__rotate__subcmd__help,auth)
+                cmd="clawctl__subcmd__secrets__subcmd__rotate__subcmd__help__subcmd__auth"
+                ;;
+            clawctl__subcmd__secrets__subcmd__rotate__subcmd__help,help)
+                cmd="clawctl__subcmd__secrets__subcmd__rotate__subcmd__help__subcmd__help"
+                ;;
+            clawctl__subcmd__secrets__subcmd__rotate__subcmd__help,hmac)
+                cmd="clawctl__subcmd__secrets__subcmd__rotate__subcmd__help__subcmd__hmac"
                 ;;
             clawctl__subcmd__sessions,help)
                 cmd="clawctl__subcmd__sessions__subcmd__help"
@@ -329,7 +380,7 @@ _clawctl() {
 
     case "${cmd}" in
         clawctl)
-            opts="-h -V --socket --json --help --version status health runs users sessions audit backup certs db prune help"
+            opts="-h -V --socket --json --help --version status health runs users sessions audit backup secrets certs db prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -841,7 +892,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help)
-            opts="status health runs users sessions audit backup certs db prune help"
+            opts="status health runs users sessions audit backup secrets certs db prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1151,6 +1202,62 @@ _clawctl() {
         clawctl__subcmd__help__subcmd__runs__subcmd__tail)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__secrets)
+            opts="rotate"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__secrets__subcmd__rotate)
+            opts="hmac auth"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__secrets__subcmd__rotate__subcmd__auth)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__secrets__subcmd__rotate__subcmd__hmac)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1582,6 +1689,208 @@ _clawctl() {
             fi
             case "${prev}" in
                 --after)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__secrets)
+            opts="-h --socket --json --help rotate help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__secrets__subcmd__help)
+            opts="rotate help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__secrets__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__secrets__subcmd__help__subcmd__rotate)
+            opts="hmac auth"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__secrets__subcmd__help__subcmd__rotate__subcmd__auth)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__secrets__subcmd__help__subcmd__rotate__subcmd__hmac)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__secrets__subcmd__rotate)
+            opts="-h --socket --json --help hmac auth help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__secrets__subcmd__rotate__subcmd__auth)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__secrets__subcmd__rotate__subcmd__help)
+            opts="hmac auth help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__secrets__subcmd__rotate__subcmd__help__subcmd__auth)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__secrets__subcmd__rotate__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__secrets__subcmd__rotate__subcmd__help__subcmd__hmac)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__secrets__subcmd__rotate__subcmd__hmac)
+            opts="-h --grace --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --grace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -57,6 +57,9 @@ pub enum Command {
     Audit(AuditCommand),
     /// Take an online backup archive (or check one with `backup verify FILE`).
     Backup(BackupArgs),
+    /// Rotate the runners' HMAC secret or the session secret.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Show, install or generate the HTTPS certificate.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -293,4 +296,29 @@ pub enum BackupCommand {
         /// The archive (claw-backup-*.tar.gz).
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Generate a new secret; `hmac` prints it once for the runners.
+    Rotate {
+        #[command(subcommand)]
+        which: RotateSecret,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RotateSecret {
+    /// The runners' HMAC secret; the old one keeps working for the grace period.
+    Hmac {
+        /// How long the old secret stays valid (e.g. 1h, 30min, 90s).
+        #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+        grace: std::time::Duration,
+    },
+    /// The session secret: every login session ends.
+    Auth,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (e.g. 1h, 30min, 90s)"))
 }

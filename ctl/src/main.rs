@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use claw_ctl::cli::{
     AuditCommand, BackupArgs, BackupCommand, CertsCommand, Cli, Command, DbCommand, PasswordInput,
-    RunsCommand, SessionsCommand, UsersCommand,
+    RotateSecret, RunsCommand, SecretsCommand, SessionsCommand, UsersCommand,
 };
 use claw_ctl::client::{Client, ClientError, encode};
 use claw_ctl::output::{bytes, cell, duration, table};
@@ -69,6 +69,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Db(cmd) => db(&client, cmd, json).await,
         Command::Certs(cmd) => certs(&client, cmd, json).await,
         Command::Backup(args) => backup(&client, args, json).await,
+        Command::Secrets(SecretsCommand::Rotate { which }) => rotate(&client, which, json).await,
         Command::Prune {
             dry_run,
             older_than,
@@ -874,6 +875,32 @@ async fn backup(client: &Client, args: BackupArgs, json: bool) -> Result<(), Ctl
         for old in result["removed"].as_array().into_iter().flatten() {
             println!("removed old backup {}", cell(old));
         }
+    }
+    Ok(())
+}
+
+async fn rotate(client: &Client, which: RotateSecret, json: bool) -> Result<(), CtlError> {
+    let request = match which {
+        RotateSecret::Hmac { grace } => json!({ "secret": "hmac", "graceSecs": grace.as_secs() }),
+        RotateSecret::Auth => json!({ "secret": "auth" }),
+    };
+    let answer = client
+        .call(Method::POST, "/v1/secrets/rotate", Some(&request))
+        .await?;
+    if json {
+        print_json(&answer);
+    } else if answer.get("hmacSecret").is_some() {
+        println!("New HMAC secret (shown only now; set it as CLAW_HMAC_SECRET on every runner):");
+        println!("{}", cell(&answer["hmacSecret"]));
+        println!(
+            "The old secret keeps working until {}.",
+            cell(&answer["previousValidUntil"])
+        );
+    } else {
+        println!(
+            "New session secret; {} sessions ended, everybody logs in again.",
+            cell(&answer["sessionsEnded"])
+        );
     }
     Ok(())
 }

@@ -128,8 +128,8 @@ impl Daemon {
         .await;
     }
 
-    /// Logs a user in over HTTPS.
-    async fn login(&self, user: &str, password: &str) {
+    /// Logs a user in over HTTPS; returns the session token.
+    async fn login(&self, user: &str, password: &str) -> String {
         let resp = self
             .client()
             .post(self.url("/api/auth/login"))
@@ -138,11 +138,18 @@ impl Daemon {
             .await
             .expect("login");
         assert_eq!(resp.status(), 200);
+        let cookie = resp.headers()["set-cookie"].to_str().expect("cookie");
+        cookie
+            .split(';')
+            .next()
+            .and_then(|c| c.strip_prefix("session="))
+            .expect("session")
+            .to_owned()
     }
 }
 
-/// Signs and sends one event; asserts it was accepted.
-async fn send_event(
+/// Signs and sends one event; its HTTP status.
+async fn try_send_event(
     client: &reqwest::Client,
     url: &str,
     secret: &str,
@@ -150,7 +157,7 @@ async fn send_event(
     token: &str,
     kind: &str,
     data: &str,
-) {
+) -> u16 {
     let body = json!({ "type": kind, "data": data }).to_string();
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).expect("random");
@@ -183,7 +190,21 @@ async fn send_event(
         .send()
         .await
         .expect("event");
-    assert_eq!(resp.status(), 200);
+    resp.status().as_u16()
+}
+
+/// Signs and sends one event; asserts it was accepted.
+async fn send_event(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    run_id: &str,
+    token: &str,
+    kind: &str,
+    data: &str,
+) {
+    let status = try_send_event(client, url, secret, run_id, token, kind, data).await;
+    assert_eq!(status, 200);
 }
 
 impl Drop for Daemon {
@@ -1144,4 +1165,86 @@ async fn backup_while_streaming_verify_and_keep() {
     assert!(!archive.exists(), "the oldest archive went");
     let audit = d.json(&["audit", "list", "--action", "backup"]);
     assert_eq!(audit.as_array().expect("rows").len(), 3);
+}
+
+#[tokio::test]
+async fn secret_rotation() {
+    let d = Daemon::start();
+    let created = d.json(&["runs", "create"]);
+    let id = created["id"].as_str().expect("id").to_owned();
+    let token = created["capabilityToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let old = std::fs::read_to_string(d.dir.path().join("secrets/hmac-secret")).expect("secret");
+    let old = old.trim().to_owned();
+    let url = d.url("/api/ingest/event");
+
+    let rotated = d.json(&["secrets", "rotate", "hmac", "--grace", "2s"]);
+    let new = rotated["hmacSecret"].as_str().expect("secret").to_owned();
+    assert_eq!(new.len(), 64);
+    assert_ne!(new, old);
+    assert_eq!(
+        std::fs::read_to_string(d.dir.path().join("secrets/hmac-secret"))
+            .expect("file")
+            .trim(),
+        new
+    );
+    let client = d.client();
+    assert_eq!(
+        try_send_event(&client, &url, &new, &id, &token, "stdout", "new").await,
+        200
+    );
+    assert_eq!(
+        try_send_event(&client, &url, &old, &id, &token, "stdout", "old, in grace").await,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        try_send_event(&client, &url, &old, &id, &token, "stdout", "old, too late").await,
+        401
+    );
+    assert_eq!(
+        try_send_event(&client, &url, &new, &id, &token, "stdout", "new still").await,
+        200
+    );
+    let text = stdout(&d.ctl(&["secrets", "rotate", "hmac"]));
+    assert!(
+        text.contains("shown only now") && text.contains("keeps working until"),
+        "{text}"
+    );
+
+    // The session secret: every session ends.
+    let out = d.ctl_with_stdin(
+        &["users", "add", "sam", "--password-stdin"],
+        Some("sam password 1234\n"),
+    );
+    assert!(out.status.success());
+    let session = d.login("sam", "sam password 1234").await;
+    let me = |session: String| {
+        let client = d.client();
+        let url = d.url("/api/auth/me");
+        async move {
+            client
+                .get(url)
+                .bearer_auth(session)
+                .send()
+                .await
+                .expect("me")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(me(session.clone()).await, 200);
+    let rotated = d.json(&["secrets", "rotate", "auth"]);
+    assert_eq!(rotated["sessionsEnded"], 1);
+    assert_eq!(me(session).await, 401);
+    let fresh = d.login("sam", "sam password 1234").await;
+    assert_eq!(me(fresh).await, 200, "new logins work with the new secret");
+    let audit = d.json(&["audit", "list", "--action", "secrets"]);
+    assert_eq!(audit.as_array().expect("rows").len(), 3);
+    assert!(
+        !audit.to_string().contains(&new),
+        "the secret is not in the audit log"
+    );
 }

@@ -1,14 +1,23 @@
 //! The HMAC secret (runner signatures) and the auth secret (sessions):
 //! from systemd credentials when `$CREDENTIALS_DIRECTORY` holds them, else from
 //! `DATA_DIR/secrets/`, generated with mode 0600 on first start. Never logged.
+//!
+//! Both can be rotated while the daemon runs. After an HMAC rotation the old
+//! secret keeps working for a grace period (kept in
+//! `secrets/hmac-secret.previous` with its end, so a restart keeps it), so
+//! running runners can be switched without failing.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use claw_proto::signing::{self, SignedParts};
 
 use crate::fsutil;
 
 pub const HMAC_SECRET: &str = "hmac-secret";
 pub const AUTH_SECRET: &str = "auth-secret";
+const PREVIOUS_SUFFIX: &str = ".previous";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -26,6 +35,10 @@ pub enum SecretError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "the {name} comes from systemd credentials ({path}): replace that file and restart clawd instead"
+    )]
+    FromCredentials { name: &'static str, path: PathBuf },
 }
 
 /// A secret that never prints itself.
@@ -44,27 +57,154 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Where a secret was read from.
 #[derive(Debug, Clone)]
+enum Source {
+    Credential(PathBuf),
+    File(PathBuf),
+}
+
+#[derive(Debug)]
+struct Slot {
+    current: Secret,
+    source: Source,
+}
+
+/// The daemon's secrets, shared by every request and replaceable at run time.
+#[derive(Debug)]
 pub struct Secrets {
-    pub hmac: Secret,
-    pub auth: Secret,
+    data_dir: PathBuf,
+    hmac: RwLock<Slot>,
+    /// The HMAC secret before the last rotation and when it stops working
+    /// (Unix seconds).
+    hmac_previous: RwLock<Option<(Secret, i64)>>,
+    auth: RwLock<Slot>,
+}
+
+fn now_secs() -> i64 {
+    crate::store::now_ms() / 1000
 }
 
 impl Secrets {
-    pub fn load(data_dir: &Path) -> Result<Self, SecretError> {
+    pub fn load(data_dir: &Path) -> Result<Arc<Self>, SecretError> {
         let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-        Ok(Self {
-            hmac: load_one(HMAC_SECRET, credentials.as_deref(), data_dir)?,
-            auth: load_one(AUTH_SECRET, credentials.as_deref(), data_dir)?,
-        })
+        let hmac = load_one(HMAC_SECRET, credentials.as_deref(), data_dir)?;
+        let auth = load_one(AUTH_SECRET, credentials.as_deref(), data_dir)?;
+        let previous = read_previous(
+            &data_dir
+                .join("secrets")
+                .join(format!("{HMAC_SECRET}{PREVIOUS_SUFFIX}")),
+        );
+        Ok(Arc::new(Self {
+            data_dir: data_dir.to_owned(),
+            hmac: RwLock::new(hmac),
+            hmac_previous: RwLock::new(previous),
+            auth: RwLock::new(auth),
+        }))
     }
+
+    /// The current HMAC secret.
+    pub fn hmac(&self) -> Secret {
+        self.hmac
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .current
+            .clone()
+    }
+
+    pub fn auth(&self) -> Secret {
+        self.auth
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .current
+            .clone()
+    }
+
+    /// Checks a runner signature with the current secret, or with the
+    /// previous one while its grace period lasts.
+    pub fn verify_signature(&self, parts: &SignedParts<'_>, signature: &str) -> bool {
+        if signing::verify(self.hmac().expose(), parts, signature) {
+            return true;
+        }
+        let previous = self.hmac_previous.read().unwrap_or_else(|e| e.into_inner());
+        matches!(&*previous, Some((secret, until)) if now_secs() < *until
+            && signing::verify(secret.expose(), parts, signature))
+    }
+
+    /// Generates a new HMAC secret and returns it; the old one works for
+    /// `grace_secs` more.
+    pub fn rotate_hmac(&self, grace_secs: u64) -> Result<(String, i64), SecretError> {
+        let mut slot = self.hmac.write().unwrap_or_else(|e| e.into_inner());
+        let path = writable(&slot.source, HMAC_SECRET)?;
+        let new = fsutil::random_hex(32).map_err(|source| SecretError::Create {
+            path: path.clone(),
+            source,
+        })?;
+        let until = now_secs().saturating_add(i64::try_from(grace_secs).unwrap_or(i64::MAX));
+        let previous_path = self
+            .data_dir
+            .join("secrets")
+            .join(format!("{HMAC_SECRET}{PREVIOUS_SUFFIX}"));
+        let old = String::from_utf8_lossy(slot.current.expose()).into_owned();
+        fsutil::write_private(&previous_path, format!("{until}\n{old}\n").as_bytes()).map_err(
+            |source| SecretError::Create {
+                path: previous_path.clone(),
+                source,
+            },
+        )?;
+        fsutil::write_private(&path, format!("{new}\n").as_bytes()).map_err(|source| {
+            SecretError::Create {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        *self
+            .hmac_previous
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some((slot.current.clone(), until));
+        slot.current = Secret(new.clone().into_bytes());
+        Ok((new, until))
+    }
+
+    /// Generates a new auth secret: every session token stops matching.
+    pub fn rotate_auth(&self) -> Result<(), SecretError> {
+        let mut slot = self.auth.write().unwrap_or_else(|e| e.into_inner());
+        let path = writable(&slot.source, AUTH_SECRET)?;
+        let new = fsutil::random_hex(32).map_err(|source| SecretError::Create {
+            path: path.clone(),
+            source,
+        })?;
+        fsutil::write_private(&path, format!("{new}\n").as_bytes())
+            .map_err(|source| SecretError::Create { path, source })?;
+        slot.current = Secret(new.into_bytes());
+        Ok(())
+    }
+}
+
+fn writable(source: &Source, name: &'static str) -> Result<PathBuf, SecretError> {
+    match source {
+        Source::File(path) => Ok(path.clone()),
+        Source::Credential(path) => Err(SecretError::FromCredentials {
+            name,
+            path: path.clone(),
+        }),
+    }
+}
+
+/// `UNTIL\nSECRET` as written by a rotation; ignored when unreadable or over.
+fn read_previous(path: &Path) -> Option<(Secret, i64)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut lines = text.lines();
+    let until: i64 = lines.next()?.trim().parse().ok()?;
+    let secret = lines.next()?.trim();
+    (until > now_secs() && !secret.is_empty()).then(|| (Secret(secret.as_bytes().to_vec()), until))
 }
 
 fn load_one(
     name: &'static str,
     credentials: Option<&Path>,
     data_dir: &Path,
-) -> Result<Secret, SecretError> {
+) -> Result<Slot, SecretError> {
     // A credential wins; without one the state directory's file is used.
     // `claw_NAME` is how `LoadCredential=claw:/etc/claw/credentials` (a
     // directory) names them.
@@ -74,11 +214,17 @@ fn load_one(
             .map(|file| dir.join(file))
             .find(|p| p.exists())
     {
-        return read_secret(&path);
+        return Ok(Slot {
+            current: read_secret(&path)?,
+            source: Source::Credential(path),
+        });
     }
     let path = data_dir.join("secrets").join(name);
     if path.exists() {
-        return read_secret(&path);
+        return Ok(Slot {
+            current: read_secret(&path)?,
+            source: Source::File(path),
+        });
     }
     let generated = fsutil::random_hex(32).map_err(|source| SecretError::Create {
         path: path.clone(),
@@ -91,7 +237,10 @@ fn load_one(
             source,
         })?;
     tracing::info!(path = %path.display(), "generated new {name}");
-    Ok(Secret(generated.into_bytes()))
+    Ok(Slot {
+        current: Secret(generated.into_bytes()),
+        source: Source::File(path),
+    })
 }
 
 fn read_secret(path: &Path) -> Result<Secret, SecretError> {
@@ -99,7 +248,7 @@ fn read_secret(path: &Path) -> Result<Secret, SecretError> {
         path: path.to_owned(),
         source,
     })?;
-    let value = claw_proto::signing::normalize_secret(&raw);
+    let value = signing::normalize_secret(&raw);
     if value.is_empty() {
         return Err(SecretError::Empty {
             path: path.to_owned(),

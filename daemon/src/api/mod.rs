@@ -42,7 +42,7 @@ pub struct Core {
     pub data_dir: PathBuf,
     pub store: Store,
     pub hub: Arc<Hub>,
-    pub secrets: Secrets,
+    pub secrets: Arc<Secrets>,
     /// Present while no user exists.
     pub setup_token: Arc<Mutex<Option<String>>>,
     /// Turns true when the daemon shuts down (WebSockets close on it).
@@ -57,7 +57,7 @@ pub struct AppState {
     pub data_dir: PathBuf,
     pub store: Store,
     pub hub: Arc<Hub>,
-    pub secrets: Secrets,
+    pub secrets: Arc<Secrets>,
     pub redactor: Redactor,
     pub allowlist: Allowlist,
     pub artifacts: ArtifactStore,

@@ -67,7 +67,7 @@ pub fn verify(
         run_id,
         capability_token: token,
     };
-    if !signing::verify(state.secrets.hmac.expose(), &parts, signature) {
+    if !state.secrets.verify_signature(&parts, signature) {
         tracing::warn!(
             RUN_ID = run_id,
             "rejected a runner request with a bad signature"

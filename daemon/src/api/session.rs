@@ -72,7 +72,7 @@ pub async fn authenticate(
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Err(ApiError::unauthorized("not logged in"));
     };
-    let session_hash = auth::session_id_hash(state.secrets.auth.expose(), &token);
+    let session_hash = auth::session_id_hash(state.secrets.auth().expose(), &token);
     match state.store.session_user(session_hash.clone()).await? {
         Some(user) => Ok(Authed {
             user,

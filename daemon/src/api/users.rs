@@ -166,7 +166,7 @@ async fn start_session(
     state
         .store
         .create_session(
-            auth::session_id_hash(state.secrets.auth.expose(), &token),
+            auth::session_id_hash(state.secrets.auth().expose(), &token),
             user.id.clone(),
             expires_at,
             ip,

@@ -22,6 +22,7 @@ mod certs;
 mod commands;
 mod polkit;
 mod prune;
+mod secrets;
 use crate::hub::Hub;
 use crate::store::Store;
 
@@ -166,6 +167,7 @@ fn api(context: Ctx) -> Router {
         .route("/v1/audit/verify", get(commands::audit_verify))
         .route("/v1/prune", post(prune::prune))
         .route("/v1/backup", post(backup::create))
+        .route("/v1/secrets/rotate", post(secrets::rotate))
         .route("/v1/certs", get(certs::show))
         .route("/v1/certs/install", post(certs::install))
         .route("/v1/certs/self-signed", post(certs::self_signed))
