@@ -37,6 +37,9 @@ _clawctl() {
             clawctl,prune)
                 cmd="clawctl__subcmd__prune"
                 ;;
+            clawctl,reconcile)
+                cmd="clawctl__subcmd__reconcile"
+                ;;
             clawctl,runs)
                 cmd="clawctl__subcmd__runs"
                 ;;
@@ -144,6 +147,9 @@ _clawctl() {
                 ;;
             clawctl__subcmd__help,prune)
                 cmd="clawctl__subcmd__help__subcmd__prune"
+                ;;
+            clawctl__subcmd__help,reconcile)
+                cmd="clawctl__subcmd__help__subcmd__reconcile"
                 ;;
             clawctl__subcmd__help,runs)
                 cmd="clawctl__subcmd__help__subcmd__runs"
@@ -380,7 +386,7 @@ _clawctl() {
 
     case "${cmd}" in
         clawctl)
-            opts="-h -V --socket --json --help --version status health runs users sessions audit backup secrets certs db prune help"
+            opts="-h -V --socket --json --help --version status health runs users sessions audit backup secrets certs reconcile db prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -892,7 +898,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help)
-            opts="status health runs users sessions audit backup secrets certs db prune help"
+            opts="status health runs users sessions audit backup secrets certs reconcile db prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1102,6 +1108,20 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help__subcmd__prune)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__reconcile)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1434,6 +1454,24 @@ _clawctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__reconcile)
+            opts="-h --fix --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

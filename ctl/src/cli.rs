@@ -63,6 +63,12 @@ pub enum Command {
     /// Show, install or generate the HTTPS certificate.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Find drift between the store and reality; --fix repairs what is safe.
+    Reconcile {
+        /// Repair what can be repaired safely (statuses, artifact rows and files).
+        #[arg(long)]
+        fix: bool,
+    },
     /// Database schema, size and checks.
     #[command(subcommand)]
     Db(DbCommand),

@@ -69,6 +69,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Db(cmd) => db(&client, cmd, json).await,
         Command::Certs(cmd) => certs(&client, cmd, json).await,
         Command::Backup(args) => backup(&client, args, json).await,
+        Command::Reconcile { fix } => reconcile(&client, fix, json).await,
         Command::Secrets(SecretsCommand::Rotate { which }) => rotate(&client, which, json).await,
         Command::Prune {
             dry_run,
@@ -902,5 +903,38 @@ async fn rotate(client: &Client, which: RotateSecret, json: bool) -> Result<(), 
             cell(&answer["sessionsEnded"])
         );
     }
+    Ok(())
+}
+
+async fn reconcile(client: &Client, fix: bool, json: bool) -> Result<(), CtlError> {
+    let answer = client
+        .call(Method::POST, "/v1/reconcile", Some(&json!({ "fix": fix })))
+        .await?;
+    if json {
+        print_json(&answer);
+        return Ok(());
+    }
+    let findings = answer["findings"].as_array().cloned().unwrap_or_default();
+    if findings.is_empty() {
+        println!("no drift found");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = findings
+        .iter()
+        .map(|f| {
+            let action = match (f["repair"].as_str(), f["fixed"].as_bool()) {
+                (None, _) => "cannot be repaired".to_owned(),
+                (Some(r), Some(true)) => format!("fixed: {r}"),
+                (Some(r), _) => format!("--fix would {r}"),
+            };
+            vec![
+                cell(&f["kind"]),
+                cell(&f["runId"]),
+                cell(&f["detail"]),
+                action,
+            ]
+        })
+        .collect();
+    print!("{}", table(&["KIND", "RUN", "DETAIL", "REPAIR"], &rows));
     Ok(())
 }

@@ -1248,3 +1248,148 @@ async fn secret_rotation() {
         "the secret is not in the audit log"
     );
 }
+
+#[tokio::test]
+async fn reconcile_finds_and_fixes_planted_drift() {
+    let d = Daemon::start();
+    let mut runs = Vec::new();
+    for _ in 0..4 {
+        let created = d.json(&["runs", "create"]);
+        let id = created["id"].as_str().expect("id").to_owned();
+        let token = created["capabilityToken"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        d.event(&id, &token, "marker", r#"{"event":"started"}"#)
+            .await;
+        for i in 0..3 {
+            d.event(&id, &token, "stdout", &format!("line {i}\n")).await;
+        }
+        runs.push(id);
+    }
+    let (mismatch, stale, gap, files) = (&runs[0], &runs[1], &runs[2], &runs[3]);
+    let created = d.json(&["runs", "show", mismatch]);
+    assert_eq!(created["status"], "running");
+    let old = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+        - 48 * 3_600_000;
+    {
+        let db = rusqlite::Connection::open(d.dir.path().join("db.sqlite")).expect("db");
+        db.busy_timeout(Duration::from_secs(5)).expect("timeout");
+        // A finished marker the status never caught up with.
+        db.execute(
+            "INSERT INTO events (run_id, type, data, timestamp, sequence) VALUES (?1, 'marker', '{\"event\":\"finished\",\"exitCode\":2}', 0, 5)",
+            [mismatch],
+        )
+        .expect("plant finished marker");
+        // Nobody heard from this runner for two days.
+        db.execute(
+            "UPDATE events SET timestamp = ?2 WHERE run_id = ?1",
+            rusqlite::params![stale, old],
+        )
+        .expect("age");
+        db.execute(
+            "UPDATE runs SET created_at = ?2, started_at = ?2 WHERE id = ?1",
+            rusqlite::params![stale, old],
+        )
+        .expect("age");
+        // A lost event.
+        db.execute(
+            "DELETE FROM events WHERE run_id = ?1 AND sequence = 2",
+            [gap],
+        )
+        .expect("gap");
+        // An artifact row without its file.
+        db.execute(
+            "INSERT INTO artifacts (id, run_id, filename, path, size, content_type, created_at) VALUES ('ghost', ?1, 'gone.log', ?2, 1, 'text/plain', 0)",
+            rusqlite::params![files, format!("{files}/ghost_gone.log")],
+        )
+        .expect("row");
+    }
+    // A file without a row, older than an upload in flight.
+    let folder = d.dir.path().join("artifacts").join(files);
+    std::fs::create_dir_all(&folder).expect("dir");
+    let stray = folder.join("stray_file.txt");
+    std::fs::write(&stray, b"?").expect("file");
+    std::fs::File::options()
+        .write(true)
+        .open(&stray)
+        .expect("open")
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .expect("mtime");
+
+    let report = d.json(&["reconcile"]);
+    let kinds = |report: &Value| -> Vec<(String, bool)> {
+        let mut k: Vec<(String, bool)> = report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .map(|f| {
+                (
+                    f["kind"].as_str().expect("kind").to_owned(),
+                    f["fixed"].as_bool().expect("fixed"),
+                )
+            })
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        kinds(&report),
+        [
+            ("missing_artifact_file".to_owned(), false),
+            ("orphan_artifact_file".to_owned(), false),
+            ("sequence_gap".to_owned(), false),
+            ("stale_run".to_owned(), false),
+            ("status_mismatch".to_owned(), false),
+        ]
+    );
+    assert_eq!(
+        d.json(&["runs", "show", mismatch])["status"],
+        "running",
+        "no --fix, no change"
+    );
+    assert!(stray.exists());
+    let text = stdout(&d.ctl(&["reconcile"]));
+    assert!(
+        text.contains("--fix would set status failed") && text.contains("cannot be repaired"),
+        "{text}"
+    );
+
+    let fixed = d.json(&["reconcile", "--fix"]);
+    assert_eq!(
+        kinds(&fixed),
+        [
+            ("missing_artifact_file".to_owned(), true),
+            ("orphan_artifact_file".to_owned(), true),
+            ("sequence_gap".to_owned(), false),
+            ("stale_run".to_owned(), true),
+            ("status_mismatch".to_owned(), true),
+        ]
+    );
+    let run = d.json(&["runs", "show", mismatch]);
+    assert_eq!(
+        (run["status"].as_str(), run["exit_code"].as_i64()),
+        (Some("failed"), Some(2))
+    );
+    assert_eq!(d.json(&["runs", "show", stale])["status"], "failed");
+    assert!(!stray.exists());
+    assert_eq!(
+        d.json(&["runs", "show", files])["artifacts"]
+            .as_array()
+            .expect("a")
+            .len(),
+        0
+    );
+    let again = d.json(&["reconcile"]);
+    assert_eq!(kinds(&again), [("sequence_gap".to_owned(), false)]);
+    assert_eq!(
+        d.json(&["audit", "list", "--action", "reconcile"])
+            .as_array()
+            .expect("rows")
+            .len(),
+        1
+    );
+}

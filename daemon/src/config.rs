@@ -41,6 +41,9 @@ pub struct Config {
     pub log_level: String,
     /// Finished runs older than this are removed by pruning.
     pub run_retention_days: u32,
+    /// A running run without any event for this long is reported (and with
+    /// `clawctl reconcile --fix` marked failed).
+    pub stale_run_hours: u32,
     /// Largest accepted difference between a runner's clock and ours.
     pub clock_skew_secs: u64,
     /// How long a used nonce is remembered (replay protection).
@@ -85,6 +88,7 @@ impl Default for Config {
             tls_key: None,
             log_level: "info".to_owned(),
             run_retention_days: 30,
+            stale_run_hours: 24,
             clock_skew_secs: 300,
             nonce_lifetime_secs: 600,
             body_limit_bytes: 10 * 1024 * 1024,

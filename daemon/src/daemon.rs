@@ -149,6 +149,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
     let control_context = Arc::new(ControlContext {
         core: core.clone(),
         retention_days: std::sync::atomic::AtomicU32::new(config.run_retention_days),
+        stale_run_hours: std::sync::atomic::AtomicU32::new(config.stale_run_hours),
         store: store.clone(),
         hub: Arc::clone(&core.hub),
         started,
@@ -272,6 +273,9 @@ impl Reloadable {
         self.control
             .retention_days
             .store(new.run_retention_days, std::sync::atomic::Ordering::Relaxed);
+        self.control
+            .stale_run_hours
+            .store(new.stale_run_hours, std::sync::atomic::Ordering::Relaxed);
         self.config = new;
         Ok(())
     }

@@ -22,6 +22,7 @@ mod certs;
 mod commands;
 mod polkit;
 mod prune;
+mod reconcile;
 mod secrets;
 use crate::hub::Hub;
 use crate::store::Store;
@@ -42,6 +43,8 @@ pub struct ControlContext {
     pub core: crate::api::Core,
     /// `run_retention_days`, kept current across reloads.
     pub retention_days: std::sync::atomic::AtomicU32,
+    /// `stale_run_hours`, kept current across reloads.
+    pub stale_run_hours: std::sync::atomic::AtomicU32,
     pub store: Store,
     pub hub: Arc<Hub>,
     pub started: Instant,
@@ -166,6 +169,7 @@ fn api(context: Ctx) -> Router {
         .route("/v1/audit", get(commands::audit_list))
         .route("/v1/audit/verify", get(commands::audit_verify))
         .route("/v1/prune", post(prune::prune))
+        .route("/v1/reconcile", post(reconcile::reconcile))
         .route("/v1/backup", post(backup::create))
         .route("/v1/secrets/rotate", post(secrets::rotate))
         .route("/v1/certs", get(certs::show))

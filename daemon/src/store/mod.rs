@@ -9,6 +9,7 @@ mod auth;
 mod maintenance;
 mod migrate;
 mod prune;
+mod reconcile;
 mod runs;
 mod writer;
 
@@ -21,6 +22,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 pub use audit::{AuditEntry, AuditFilter};
 pub use auth::{NewUser, SessionSelector, UserRow, UserUpdate};
 pub use prune::PruneCounts;
+pub use reconcile::Finding;
 pub use runs::{
     CommandRow, EventRow, Ingested, NewArtifact, NewEvent, RunFilter, RunRow, RunnerAuth,
     StatusChange,
