@@ -40,6 +40,9 @@ _clawctl() {
             clawctl,reconcile)
                 cmd="clawctl__subcmd__reconcile"
                 ;;
+            clawctl,restore)
+                cmd="clawctl__subcmd__restore"
+                ;;
             clawctl,runs)
                 cmd="clawctl__subcmd__runs"
                 ;;
@@ -150,6 +153,9 @@ _clawctl() {
                 ;;
             clawctl__subcmd__help,reconcile)
                 cmd="clawctl__subcmd__help__subcmd__reconcile"
+                ;;
+            clawctl__subcmd__help,restore)
+                cmd="clawctl__subcmd__help__subcmd__restore"
                 ;;
             clawctl__subcmd__help,runs)
                 cmd="clawctl__subcmd__help__subcmd__runs"
@@ -386,7 +392,7 @@ _clawctl() {
 
     case "${cmd}" in
         clawctl)
-            opts="-h -V --socket --json --help --version status health runs users sessions audit backup secrets certs reconcile db prune help"
+            opts="-h -V --socket --json --help --version status health runs users sessions audit backup restore secrets certs reconcile db prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -898,7 +904,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help)
-            opts="status health runs users sessions audit backup secrets certs reconcile db prune help"
+            opts="status health runs users sessions audit backup restore secrets certs reconcile db prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1122,6 +1128,20 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help__subcmd__reconcile)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__restore)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1472,6 +1492,32 @@ _clawctl() {
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__restore)
+            opts="-h --data-dir --stop --config --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

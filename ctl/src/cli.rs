@@ -57,6 +57,21 @@ pub enum Command {
     Audit(AuditCommand),
     /// Take an online backup archive (or check one with `backup verify FILE`).
     Backup(BackupArgs),
+    /// Put a backup back: database, artifacts, certificates, secrets.
+    Restore {
+        /// The archive (claw-backup-*.tar.gz); it is verified first.
+        file: PathBuf,
+        /// clawd's data directory.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/claw")]
+        data_dir: PathBuf,
+        /// Stop clawd if it is serving (and start it again afterwards when
+        /// systemd runs it).
+        #[arg(long)]
+        stop: bool,
+        /// Also write the archive's configuration here (the old file is kept as .bak).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Rotate the runners' HMAC secret or the session secret.
     #[command(subcommand)]
     Secrets(SecretsCommand),

@@ -59,6 +59,7 @@ fn print_json(value: &Value) {
 async fn run(cli: Cli) -> Result<(), CtlError> {
     let client = Client::new(&cli.socket);
     let json = cli.json;
+    let socket = cli.socket.clone();
     match cli.command {
         Command::Status => status(&client, json).await,
         Command::Health => health(&client, json).await,
@@ -70,6 +71,23 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Certs(cmd) => certs(&client, cmd, json).await,
         Command::Backup(args) => backup(&client, args, json).await,
         Command::Reconcile { fix } => reconcile(&client, fix, json).await,
+        Command::Restore {
+            file,
+            data_dir,
+            stop,
+            config,
+        } => {
+            restore(
+                &client,
+                &socket,
+                &file,
+                &data_dir,
+                stop,
+                config.as_deref(),
+                json,
+            )
+            .await
+        }
         Command::Secrets(SecretsCommand::Rotate { which }) => rotate(&client, which, json).await,
         Command::Prune {
             dry_run,
@@ -936,5 +954,100 @@ async fn reconcile(client: &Client, fix: bool, json: bool) -> Result<(), CtlErro
         })
         .collect();
     print!("{}", table(&["KIND", "RUN", "DETAIL", "REPAIR"], &rows));
+    Ok(())
+}
+
+/// True when systemd runs clawd here.
+fn systemd_runs_clawd() -> bool {
+    std::process::Command::new("systemctl")
+        .args(["is-active", "--quiet", "clawd.service"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn systemctl(verb: &str) -> Result<(), CtlError> {
+    let status = std::process::Command::new("systemctl")
+        .arg(verb)
+        .args(["clawd.socket", "clawd-control.socket", "clawd.service"])
+        .status()
+        .map_err(|e| CtlError::Failed(format!("cannot run systemctl {verb}: {e}")))?;
+    if !status.success() {
+        return Err(CtlError::Failed(format!(
+            "systemctl {verb} clawd failed ({status})"
+        )));
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn restore(
+    client: &Client,
+    socket: &std::path::Path,
+    file: &std::path::Path,
+    data_dir: &std::path::Path,
+    stop: bool,
+    config: Option<&std::path::Path>,
+    json: bool,
+) -> Result<(), CtlError> {
+    let report = claw_ctl::archive::verify(file).map_err(|e| CtlError::Input(e.to_string()))?;
+    if !report.ok {
+        return Err(CtlError::Failed(format!(
+            "{} is not a good backup, nothing restored: {}",
+            file.display(),
+            report.problems.join("; ")
+        )));
+    }
+    let serving = match client.get("/v1/health").await {
+        Ok(_) => true,
+        Err(ClientError::Unreachable { .. }) => false,
+        Err(e) => return Err(e.into()),
+    };
+    let mut restart = false;
+    if serving {
+        if !stop {
+            return Err(CtlError::Failed(format!(
+                "clawd is serving on {}: stop it first (systemctl stop clawd.socket \
+                 clawd-control.socket clawd.service) or pass --stop",
+                socket.display()
+            )));
+        }
+        if systemd_runs_clawd() {
+            systemctl("stop")?;
+            restart = true;
+        } else {
+            client.call(Method::POST, "/v1/shutdown", None).await?;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while client.get("/v1/health").await.is_ok() {
+                if std::time::Instant::now() > deadline {
+                    return Err(CtlError::Failed(
+                        "clawd did not stop within 30 s; nothing restored".to_owned(),
+                    ));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let restored = claw_ctl::restore::replace(file, data_dir, config).map_err(|e| {
+        CtlError::Failed(format!("restore failed, the previous state is back: {e}"))
+    })?;
+    if restart {
+        systemctl("start")?;
+    }
+    if json {
+        print_json(
+            &json!({ "ok": true, "restored": restored, "dataDir": data_dir, "restarted": restart }),
+        );
+    } else {
+        println!(
+            "restored {} into {}",
+            restored.join(", "),
+            data_dir.display()
+        );
+        if restart {
+            println!("clawd started again on the restored data");
+        } else if serving {
+            println!("clawd was stopped: start it again to serve the restored data");
+        }
+    }
     Ok(())
 }

@@ -27,20 +27,28 @@ fn clawd_binary() -> PathBuf {
 
 struct Daemon {
     child: Child,
-    dir: tempfile::TempDir,
+    data: PathBuf,
+    /// The temporary data directory, when this daemon made it.
+    _owned: Option<tempfile::TempDir>,
     port: u16,
 }
 
 impl Daemon {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("dir");
-        std::fs::write(dir.path().join("clawd.toml"), "rate_limit_per_minute = 0\n")
-            .expect("config");
+        let mut daemon = Self::start_at(dir.path());
+        daemon._owned = Some(dir);
+        daemon
+    }
+
+    /// Starts clawd on an existing data directory.
+    fn start_at(data: &Path) -> Self {
+        std::fs::write(data.join("clawd.toml"), "rate_limit_per_minute = 0\n").expect("config");
         let mut child = Command::new(clawd_binary())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
+            .arg(data)
             .arg("--config")
-            .arg(dir.path().join("clawd.toml"))
+            .arg(data.join("clawd.toml"))
             .env("CLAW_LOG_TARGET", "stderr")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -56,11 +64,16 @@ impl Daemon {
             .next()
             .and_then(|p| p.parse().ok())
             .expect("port");
-        Self { child, dir, port }
+        Self {
+            child,
+            data: data.to_owned(),
+            _owned: None,
+            port,
+        }
     }
 
     fn socket(&self) -> PathBuf {
-        self.dir.path().join("control.sock")
+        self.data.as_path().join("control.sock")
     }
 
     /// Runs clawctl against this daemon.
@@ -101,7 +114,7 @@ impl Daemon {
     }
 
     fn client(&self) -> reqwest::Client {
-        let pem = std::fs::read(self.dir.path().join("certs/server.crt")).expect("cert");
+        let pem = std::fs::read(self.data.as_path().join("certs/server.crt")).expect("cert");
         reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
             .build()
@@ -114,8 +127,8 @@ impl Daemon {
 
     /// A signed runner event, as claw-runner sends it.
     async fn event(&self, run_id: &str, token: &str, kind: &str, data: &str) {
-        let secret =
-            std::fs::read_to_string(self.dir.path().join("secrets/hmac-secret")).expect("secret");
+        let secret = std::fs::read_to_string(self.data.as_path().join("secrets/hmac-secret"))
+            .expect("secret");
         send_event(
             &self.client(),
             &self.url("/api/ingest/event"),
@@ -425,7 +438,7 @@ async fn users_and_sessions() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        !d.dir.path().join("setup-token").exists(),
+        !d.data.as_path().join("setup-token").exists(),
         "the first user ends setup"
     );
     let out = d.ctl_with_stdin(
@@ -552,7 +565,7 @@ fn audit_verify_fails_after_a_row_is_altered() {
         .expect("row")["id"]
         .as_i64()
         .expect("id");
-    let db = rusqlite::Connection::open(d.dir.path().join("db.sqlite")).expect("db");
+    let db = rusqlite::Connection::open(d.data.as_path().join("db.sqlite")).expect("db");
     db.busy_timeout(Duration::from_secs(5)).expect("timeout");
     db.execute(
         "UPDATE audit_log SET action = 'run.nothing' WHERE id = ?1",
@@ -608,7 +621,8 @@ fn unreachable_and_refused() {
     let d = Daemon::start();
     use std::os::unix::fs::PermissionsExt;
     // Reachable for everybody, so that clawd itself must refuse.
-    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(d.data.as_path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
     std::fs::set_permissions(d.socket(), std::fs::Permissions::from_mode(0o666)).expect("chmod");
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -672,7 +686,7 @@ async fn prune_removes_old_finished_runs_orphans_and_expired_sessions() {
                 .await;
         }
     }
-    let artifacts = d.dir.path().join("artifacts");
+    let artifacts = d.data.as_path().join("artifacts");
     std::fs::create_dir_all(artifacts.join(&old_done)).expect("dir");
     std::fs::write(
         artifacts.join(&old_done).join("a_latest.diff"),
@@ -693,7 +707,7 @@ async fn prune_removes_old_finished_runs_orphans_and_expired_sessions() {
     assert!(out.status.success());
     d.login("eve", "eve password 123").await;
     {
-        let db = rusqlite::Connection::open(d.dir.path().join("db.sqlite")).expect("db");
+        let db = rusqlite::Connection::open(d.data.as_path().join("db.sqlite")).expect("db");
         db.busy_timeout(Duration::from_secs(5)).expect("timeout");
         let old = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -811,7 +825,7 @@ fn db_status_and_check() {
     let out = d.ctl(&["db", "check"]);
     assert!(out.status.success());
     // A row whose run does not exist, planted with foreign keys off.
-    let db = rusqlite::Connection::open(d.dir.path().join("db.sqlite")).expect("db");
+    let db = rusqlite::Connection::open(d.data.as_path().join("db.sqlite")).expect("db");
     db.busy_timeout(Duration::from_secs(5)).expect("timeout");
     db.pragma_update(None, "foreign_keys", "OFF")
         .expect("fk off");
@@ -868,7 +882,7 @@ async fn certificates_show_install_and_self_signed() {
         text.contains("SHA-256:") && text.contains("Days left:"),
         "{text}"
     );
-    let old_pem = std::fs::read_to_string(d.dir.path().join("certs/server.crt")).expect("cert");
+    let old_pem = std::fs::read_to_string(d.data.as_path().join("certs/server.crt")).expect("cert");
 
     // A key that does not belong to the certificate is refused.
     let dir = tempfile::tempdir().expect("dir");
@@ -944,11 +958,11 @@ async fn certificates_show_install_and_self_signed() {
         "the old certificate is gone"
     );
     assert_eq!(
-        std::fs::read_to_string(d.dir.path().join("certs/server.crt")).expect("cert"),
+        std::fs::read_to_string(d.data.as_path().join("certs/server.crt")).expect("cert"),
         new_cert
     );
     let key_mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(d.dir.path().join("certs/server.key"))
+        &std::fs::metadata(d.data.as_path().join("certs/server.key"))
             .expect("key")
             .permissions(),
     );
@@ -1005,13 +1019,9 @@ async fn backup_while_streaming_verify_and_keep() {
         .as_str()
         .expect("token")
         .to_owned();
-    std::fs::create_dir_all(d.dir.path().join("artifacts").join(&id)).expect("dir");
+    std::fs::create_dir_all(d.data.as_path().join("artifacts").join(&id)).expect("dir");
     std::fs::write(
-        d.dir
-            .path()
-            .join("artifacts")
-            .join(&id)
-            .join("x_latest.diff"),
+        d.data.join("artifacts").join(&id).join("x_latest.diff"),
         b"+line\n",
     )
     .expect("artifact");
@@ -1027,7 +1037,7 @@ async fn backup_while_streaming_verify_and_keep() {
         let streaming = std::sync::Arc::clone(&streaming);
         let (client, url) = (d.client(), d.url("/api/ingest/event"));
         let secret =
-            std::fs::read_to_string(d.dir.path().join("secrets/hmac-secret")).expect("secret");
+            std::fs::read_to_string(d.data.as_path().join("secrets/hmac-secret")).expect("secret");
         let (id, token) = (id.clone(), token.clone());
         tokio::spawn(async move {
             let mut sent = 0;
@@ -1176,7 +1186,8 @@ async fn secret_rotation() {
         .as_str()
         .expect("token")
         .to_owned();
-    let old = std::fs::read_to_string(d.dir.path().join("secrets/hmac-secret")).expect("secret");
+    let old =
+        std::fs::read_to_string(d.data.as_path().join("secrets/hmac-secret")).expect("secret");
     let old = old.trim().to_owned();
     let url = d.url("/api/ingest/event");
 
@@ -1185,7 +1196,7 @@ async fn secret_rotation() {
     assert_eq!(new.len(), 64);
     assert_ne!(new, old);
     assert_eq!(
-        std::fs::read_to_string(d.dir.path().join("secrets/hmac-secret"))
+        std::fs::read_to_string(d.data.as_path().join("secrets/hmac-secret"))
             .expect("file")
             .trim(),
         new
@@ -1276,7 +1287,7 @@ async fn reconcile_finds_and_fixes_planted_drift() {
         .as_millis() as i64
         - 48 * 3_600_000;
     {
-        let db = rusqlite::Connection::open(d.dir.path().join("db.sqlite")).expect("db");
+        let db = rusqlite::Connection::open(d.data.as_path().join("db.sqlite")).expect("db");
         db.busy_timeout(Duration::from_secs(5)).expect("timeout");
         // A finished marker the status never caught up with.
         db.execute(
@@ -1309,7 +1320,7 @@ async fn reconcile_finds_and_fixes_planted_drift() {
         .expect("row");
     }
     // A file without a row, older than an upload in flight.
-    let folder = d.dir.path().join("artifacts").join(files);
+    let folder = d.data.as_path().join("artifacts").join(files);
     std::fs::create_dir_all(&folder).expect("dir");
     let stray = folder.join("stray_file.txt");
     std::fs::write(&stray, b"?").expect("file");
@@ -1392,4 +1403,123 @@ async fn reconcile_finds_and_fixes_planted_drift() {
             .len(),
         1
     );
+}
+
+#[tokio::test]
+async fn restore_round_trip_gives_the_same_rows_and_bytes() {
+    let data = tempfile::tempdir().expect("data");
+    let mut d = Daemon::start_at(data.path());
+    let mut runs = Vec::new();
+    for n in 0..2 {
+        let created = d.json(&["runs", "create", "--command", &format!("claude {n}")]);
+        let id = created["id"].as_str().expect("id").to_owned();
+        let token = created["capabilityToken"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        for i in 0..5 {
+            d.event(&id, &token, "stdout", &format!("run {n} line {i}\n"))
+                .await;
+        }
+        runs.push(id);
+    }
+    let artifact = data
+        .path()
+        .join("artifacts")
+        .join(&runs[0])
+        .join("a_latest.diff");
+    std::fs::create_dir_all(artifact.parent().expect("dir")).expect("dir");
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    std::fs::write(&artifact, &bytes).expect("artifact");
+    let out = d.ctl_with_stdin(
+        &[
+            "users",
+            "add",
+            "ruth",
+            "--role",
+            "operator",
+            "--password-stdin",
+        ],
+        Some("ruth password 12\n"),
+    );
+    assert!(out.status.success());
+    let rows = |d: &Daemon| {
+        let mut runs = d.json(&["runs", "list"]);
+        // Derived counters aside, every row as the API shows it.
+        for run in runs.as_array_mut().expect("runs") {
+            run.as_object_mut()
+                .expect("run")
+                .remove("stop_requested_at");
+        }
+        (runs, d.json(&["users", "list"]))
+    };
+    let before = rows(&d);
+    let backups = tempfile::tempdir().expect("backups");
+    let made = d.json(&["backup", "--output", backups.path().to_str().expect("path")]);
+    let archive = made["path"].as_str().expect("path").to_owned();
+
+    // Life goes on after the backup.
+    d.json(&["runs", "delete", &runs[1]]);
+    d.json(&["runs", "create"]);
+    std::fs::write(&artifact, b"changed").expect("change");
+    let out = d.ctl(&["users", "del", "ruth"]);
+    assert!(out.status.success());
+    assert_ne!(rows(&d), before);
+
+    let data_arg = data.path().to_str().expect("path").to_owned();
+    let out = d.ctl(&["restore", &archive, "--data-dir", &data_arg]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("clawd is serving") && stderr(&out).contains("--stop"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A damaged archive is refused before anything is touched.
+    let damaged = backups.path().join("damaged.tar.gz");
+    let mut raw = std::fs::read(&archive).expect("read");
+    let middle = raw.len() / 2;
+    raw[middle] ^= 0x55;
+    std::fs::write(&damaged, raw).expect("write");
+    let out = d.ctl(&[
+        "restore",
+        damaged.to_str().expect("path"),
+        "--data-dir",
+        &data_arg,
+        "--stop",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("nothing restored"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(d.ctl(&["health"]).status.success(), "still serving");
+
+    let out = d.ctl(&["restore", &archive, "--data-dir", &data_arg, "--stop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("start it again"), "{}", stdout(&out));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while d.child.try_wait().expect("wait").is_none() {
+        assert!(std::time::Instant::now() < deadline, "clawd did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(d.child.try_wait().expect("wait").expect("exited").success());
+    let leftovers: Vec<String> = std::fs::read_dir(data.path())
+        .expect("list")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".restore-") || n.starts_with(".replaced-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let d = Daemon::start_at(data.path());
+    assert_eq!(rows(&d), before, "the same rows");
+    assert_eq!(
+        std::fs::read(&artifact).expect("artifact"),
+        bytes,
+        "byte-identical artifacts"
+    );
+    let events = d.json(&["runs", "show", &runs[1]]);
+    assert_eq!(events["event_count"], 5);
 }

@@ -148,6 +148,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
     let scheme = if tls.is_some() { "https" } else { "http" };
     let control_context = Arc::new(ControlContext {
         core: core.clone(),
+        shutdown: Arc::new(tokio::sync::Notify::new()),
         retention_days: std::sync::atomic::AtomicU32::new(config.run_retention_days),
         stale_run_hours: std::sync::atomic::AtomicU32::new(config.stale_run_hours),
         store: store.clone(),
@@ -296,6 +297,10 @@ async fn wait_for_stop(live: &mut Reloadable) -> anyhow::Result<()> {
                 notify::ready(&notify::status_line(&live.core.store, &live.core.hub).await);
             }
             _ = term.recv() => return Ok(()),
+            () = live.control.shutdown.notified() => {
+                tracing::info!("stop requested on the control socket");
+                return Ok(());
+            }
             _ = int.recv() => return Ok(()),
         }
     }

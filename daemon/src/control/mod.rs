@@ -43,6 +43,8 @@ pub struct ControlContext {
     pub core: crate::api::Core,
     /// `run_retention_days`, kept current across reloads.
     pub retention_days: std::sync::atomic::AtomicU32,
+    /// Asked to stop by `POST /v1/shutdown` (restore uses it).
+    pub shutdown: Arc<tokio::sync::Notify>,
     /// `stale_run_hours`, kept current across reloads.
     pub stale_run_hours: std::sync::atomic::AtomicU32,
     pub store: Store,
@@ -170,6 +172,7 @@ fn api(context: Ctx) -> Router {
         .route("/v1/audit/verify", get(commands::audit_verify))
         .route("/v1/prune", post(prune::prune))
         .route("/v1/reconcile", post(reconcile::reconcile))
+        .route("/v1/shutdown", post(shutdown))
         .route("/v1/backup", post(backup::create))
         .route("/v1/secrets/rotate", post(secrets::rotate))
         .route("/v1/certs", get(certs::show))
@@ -186,6 +189,18 @@ async fn health(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
     // Proves the writer and the database answer, not only this task.
     ctx.store.ping().await?;
     Ok(Json(json!({ "status": "ok" })))
+}
+
+/// Stops the daemon the way SIGTERM does (for `clawctl restore --stop`).
+async fn shutdown(
+    State(ctx): State<Ctx>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    ctx.store
+        .audit(commands::audit(caller, "daemon.stop", None, None))
+        .await?;
+    ctx.shutdown.notify_one();
+    Ok(Json(json!({ "ok": true })))
 }
 
 async fn db_status(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
