@@ -1523,3 +1523,49 @@ async fn restore_round_trip_gives_the_same_rows_and_bytes() {
     let events = d.json(&["runs", "show", &runs[1]]);
     assert_eq!(events["event_count"], 5);
 }
+
+#[tokio::test]
+async fn sigterm_is_not_held_up_by_a_followed_run() {
+    let mut d = Daemon::start();
+    let created = d.json(&["runs", "create"]);
+    let id = created["id"].as_str().expect("id").to_owned();
+    let token = created["capabilityToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    d.event(&id, &token, "marker", r#"{"event":"started"}"#)
+        .await;
+    d.event(&id, &token, "stdout", "hello\n").await;
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_clawctl"))
+        .arg("--socket")
+        .arg(d.socket())
+        .args(["runs", "tail", "-f", &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tail");
+    let mut first = String::new();
+    BufReader::new(tail.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("line");
+    assert_eq!(first, "hello\n");
+    let started = std::time::Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal");
+    let status = loop {
+        if let Some(status) = d.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "clawd still running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let _ = tail.kill();
+    let _ = tail.wait();
+}

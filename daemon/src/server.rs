@@ -15,6 +15,25 @@ use tower::ServiceExt;
 use crate::api::PeerAddr;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections get to finish after shutdown begins; streams
+/// that never end (a followed run) are cut after it.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits for connection tasks to finish, then cuts the rest.
+async fn drain(mut connections: tokio::task::JoinSet<()>) {
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::info!(
+            open = connections.len(),
+            "closing connections still open after the drain period"
+        );
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+    }
+}
 
 /// The TLS configuration new handshakes use; replaced on reload.
 pub type TlsConfig = Arc<RwLock<Arc<ServerConfig>>>;
@@ -77,7 +96,7 @@ pub async fn serve(
         while connections.try_join_next().is_some() {}
     }
     drop(listener);
-    while connections.join_next().await.is_some() {}
+    drain(connections).await;
 }
 
 async fn serve_connection<I, S>(io: I, service: S, mut shutdown: watch::Receiver<bool>)
@@ -147,5 +166,5 @@ pub async fn serve_control(
         });
         while connections.try_join_next().is_some() {}
     }
-    while connections.join_next().await.is_some() {}
+    drain(connections).await;
 }

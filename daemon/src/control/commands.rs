@@ -192,24 +192,41 @@ pub async fn run_events(
     };
     // Ends the stream once the run has ended (the status message is the
     // last line) or the client goes away.
-    let stream =
-        futures_util::stream::unfold((false, rx, task), |(ended, mut rx, task)| async move {
+    let stream = futures_util::stream::unfold(
+        (false, rx, AbortOnDrop(task), ctx.core.shutdown.clone()),
+        |(ended, mut rx, task, mut shutdown)| async move {
             if ended {
-                task.abort();
                 return None;
             }
-            let message = rx.recv().await?;
+            // A daemon shutting down ends followed streams at once.
+            let message = tokio::select! {
+                message = rx.recv() => message?,
+                () = crate::server::until_stopped(&mut shutdown) => return None,
+            };
             let ended = message_ends_run(&message);
             let mut line = message.as_str().to_owned();
             line.push('\n');
-            Some((Ok::<_, std::convert::Infallible>(line), (ended, rx, task)))
-        });
+            Some((
+                Ok::<_, std::convert::Infallible>(line),
+                (ended, rx, task, shutdown),
+            ))
+        },
+    );
     let mut response = Body::from_stream(stream).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         axum::http::HeaderValue::from_static("application/x-ndjson"),
     );
     Ok(response)
+}
+
+/// Stops the task feeding a stream when the stream (its client) goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn message_ends_run(message: &str) -> bool {
