@@ -326,21 +326,25 @@ pub async fn audit_list(
     q: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     user.require(Role::Admin)?;
-    let q = query(q)?;
-    let since = match q.since.as_deref().filter(|s| !s.is_empty()) {
-        Some(text) => Some(parse_time(text)?),
-        None => None,
-    };
-    let rows = state
-        .store
-        .list_audit(AuditFilter {
-            username: q.user.filter(|s| !s.is_empty()),
-            action: q.action.filter(|s| !s.is_empty()),
-            since,
-            limit: q.limit.unwrap_or(100).clamp(1, 10_000),
-        })
-        .await?;
+    let rows = state.store.list_audit(query(q)?.filter()?).await?;
     Ok(Json(json!(rows)))
+}
+
+impl AuditQuery {
+    /// The store's filter: empty parameters mean "any", `since` is RFC 3339
+    /// or Unix ms, at most 10,000 rows (100 by default).
+    pub fn filter(self) -> Result<AuditFilter, ApiError> {
+        let since = match self.since.as_deref().filter(|s| !s.is_empty()) {
+            Some(text) => Some(parse_time(text)?),
+            None => None,
+        };
+        Ok(AuditFilter {
+            username: self.user.filter(|s| !s.is_empty()),
+            action: self.action.filter(|s| !s.is_empty()),
+            since,
+            limit: self.limit.unwrap_or(100).clamp(1, 10_000),
+        })
+    }
 }
 
 pub async fn audit_verify(

@@ -22,7 +22,7 @@ use claw_proto::{Allowlist, Redactor};
 use tokio::sync::watch;
 
 pub use error::ApiError;
-pub use human::parse_time;
+pub use human::{AuditQuery, parse_time};
 pub use ws::{follow, replay};
 
 use crate::artifacts::ArtifactStore;

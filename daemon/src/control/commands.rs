@@ -20,7 +20,7 @@ use super::{Caller, Ctx};
 use crate::api::ApiError;
 use crate::api::error::{body, ok, parse_json, parse_json_or_default, query};
 use crate::auth;
-use crate::store::{AuditEntry, AuditFilter, NewUser, RunFilter, SessionSelector, UserUpdate};
+use crate::store::{AuditEntry, NewUser, RunFilter, SessionSelector, UserUpdate};
 
 /// The audit entry for an action of the caller.
 pub(super) fn audit(
@@ -473,37 +473,11 @@ pub async fn revoke_session(
     revoke(&ctx, caller, SessionSelector::Id(id.to_ascii_lowercase())).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditQuery {
-    #[serde(default)]
-    user: Option<String>,
-    #[serde(default)]
-    action: Option<String>,
-    #[serde(default)]
-    since: Option<String>,
-    #[serde(default)]
-    limit: Option<u32>,
-}
-
 pub async fn audit_list(
     State(ctx): State<Ctx>,
-    q: Result<Query<AuditQuery>, QueryRejection>,
+    q: Result<Query<crate::api::AuditQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let q = query(q)?;
-    let since = match q.since.as_deref().filter(|s| !s.is_empty()) {
-        Some(text) => Some(crate::api::parse_time(text)?),
-        None => None,
-    };
-    let rows = ctx
-        .store
-        .list_audit(AuditFilter {
-            username: q.user.filter(|s| !s.is_empty()),
-            action: q.action.filter(|s| !s.is_empty()),
-            since,
-            limit: q.limit.unwrap_or(100).clamp(1, 100_000),
-        })
-        .await?;
+    let rows = ctx.store.list_audit(query(q)?.filter()?).await?;
     Ok(Json(json!(rows)))
 }
 

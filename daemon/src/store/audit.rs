@@ -22,7 +22,7 @@ pub struct AuditEntry {
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRow {
     pub id: i64,
-    #[serde(serialize_with = "ser_iso")]
+    #[serde(serialize_with = "super::ser_iso")]
     pub timestamp: i64,
     pub user_id: Option<String>,
     pub username: Option<String>,
@@ -31,10 +31,6 @@ pub struct AuditRow {
     pub details: Option<String>,
     pub ip: Option<String>,
     pub hash: String,
-}
-
-fn ser_iso<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&super::iso(*ms))
 }
 
 #[derive(Debug, Clone, Default)]

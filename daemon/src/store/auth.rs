@@ -13,7 +13,7 @@ pub struct UserRow {
     pub username: String,
     pub role: Role,
     pub totp_enabled: bool,
-    #[serde(serialize_with = "ser_iso")]
+    #[serde(serialize_with = "super::ser_iso")]
     pub created_at: i64,
     #[serde(skip)]
     pub password_hash: String,
@@ -21,10 +21,6 @@ pub struct UserRow {
     pub totp_secret: Option<String>,
     #[serde(skip)]
     pub totp_pending_secret: Option<String>,
-}
-
-fn ser_iso<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&super::iso(*ms))
 }
 
 #[derive(Debug, Clone)]
@@ -109,9 +105,9 @@ pub struct SessionRow {
     pub id: String,
     pub username: String,
     pub role: Role,
-    #[serde(serialize_with = "ser_iso")]
+    #[serde(serialize_with = "super::ser_iso")]
     pub created_at: i64,
-    #[serde(serialize_with = "ser_iso")]
+    #[serde(serialize_with = "super::ser_iso")]
     pub expires_at: i64,
     pub ip: Option<String>,
 }

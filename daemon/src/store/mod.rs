@@ -76,6 +76,18 @@ pub fn iso(ms: i64) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// Serialises Unix milliseconds as [`iso`] text.
+pub(crate) fn ser_iso<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&iso(*ms))
+}
+
+pub(crate) fn ser_iso_opt<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => s.serialize_str(&iso(*ms)),
+        None => s.serialize_none(),
+    }
+}
+
 /// Most idle read-only connections kept open.
 const READ_POOL_SIZE: usize = 4;
 

@@ -9,17 +9,6 @@ use subtle::ConstantTimeEq;
 
 use super::{Store, StoreError, now_ms};
 
-fn ser_iso<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&super::iso(*ms))
-}
-
-fn ser_iso_opt<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
-    match ms {
-        Some(ms) => s.serialize_str(&super::iso(*ms)),
-        None => s.serialize_none(),
-    }
-}
-
 fn ser_json_text<S: serde::Serializer>(text: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
     // Metadata is stored as JSON text and shown as JSON.
     match text
@@ -39,14 +28,14 @@ pub struct RunRow {
     #[serde(serialize_with = "ser_json_text")]
     pub metadata: Option<String>,
     pub created_by: Option<String>,
-    #[serde(serialize_with = "ser_iso")]
+    #[serde(serialize_with = "super::ser_iso")]
     pub created_at: i64,
-    #[serde(serialize_with = "ser_iso_opt")]
+    #[serde(serialize_with = "super::ser_iso_opt")]
     pub started_at: Option<i64>,
-    #[serde(serialize_with = "ser_iso_opt")]
+    #[serde(serialize_with = "super::ser_iso_opt")]
     pub finished_at: Option<i64>,
     pub exit_code: Option<i64>,
-    #[serde(serialize_with = "ser_iso_opt")]
+    #[serde(serialize_with = "super::ser_iso_opt")]
     pub stop_requested_at: Option<i64>,
     pub event_count: u64,
 }
@@ -59,7 +48,7 @@ pub struct EventRow {
     #[serde(rename = "type")]
     pub kind: EventType,
     pub data: String,
-    #[serde(serialize_with = "ser_iso")]
+    #[serde(serialize_with = "super::ser_iso")]
     pub timestamp: i64,
     pub sequence: u64,
 }
@@ -73,9 +62,9 @@ pub struct CommandRow {
     pub result: Option<String>,
     pub error: Option<String>,
     pub created_by: Option<String>,
-    #[serde(serialize_with = "ser_iso")]
+    #[serde(serialize_with = "super::ser_iso")]
     pub created_at: i64,
-    #[serde(serialize_with = "ser_iso_opt")]
+    #[serde(serialize_with = "super::ser_iso_opt")]
     pub completed_at: Option<i64>,
 }
 
@@ -88,7 +77,7 @@ pub struct ArtifactRow {
     pub path: String,
     pub size: u64,
     pub content_type: String,
-    #[serde(serialize_with = "ser_iso")]
+    #[serde(serialize_with = "super::ser_iso")]
     pub created_at: i64,
 }
 
