@@ -182,7 +182,11 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
         Arc::clone(&core.hub),
         stopped.clone(),
     ));
-    tokio::spawn(housekeeping(store.clone(), stopped.clone()));
+    tokio::spawn(housekeeping(
+        store.clone(),
+        Arc::clone(&control_context),
+        stopped.clone(),
+    ));
 
     tracing::info!(
         address = %bound,
@@ -334,14 +338,28 @@ async fn setup_token(store: &store::Store, data_dir: &Path) -> anyhow::Result<Op
     Ok(Some(token))
 }
 
-/// Removes expired sessions and nonces once a minute.
-async fn housekeeping(store: store::Store, mut stopped: watch::Receiver<bool>) {
+/// Removes expired sessions and nonces once a minute; warns once a day
+/// when the certificate is about to expire.
+async fn housekeeping(
+    store: store::Store,
+    control: Arc<ControlContext>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
+    // Start-up already warned.
+    let mut last_expiry_check = Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 if let Err(e) = store.purge_expired().await {
                     tracing::warn!(error = %e, "could not purge expired sessions and nonces");
+                }
+                if last_expiry_check.elapsed() >= Duration::from_secs(86_400) {
+                    last_expiry_check = Instant::now();
+                    let cert = control.tls.read().unwrap_or_else(|e| e.into_inner()).clone();
+                    if let Some(cert) = cert {
+                        cert.warn_if_expiring();
+                    }
                 }
             }
             () = server::until_stopped(&mut stopped) => return,
