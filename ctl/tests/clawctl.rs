@@ -1001,6 +1001,31 @@ async fn certificates_show_install_and_self_signed() {
         .map(|r| cell(&r["action"]))
         .collect();
     assert_eq!(actions, ["certs.self-signed", "certs.install"]);
+
+    // A certificate about to expire is pointed out.
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    params.not_after = (std::time::SystemTime::now() + Duration::from_secs(5 * 86_400)).into();
+    let soon = params.self_signed(&key).expect("cert");
+    std::fs::write(lineage.path().join("fullchain.pem"), soon.pem()).expect("write");
+    std::fs::write(lineage.path().join("privkey.pem"), key.serialize_pem()).expect("write");
+    let out = d.ctl(&[
+        "certs",
+        "install",
+        "--cert",
+        lineage.path().join("fullchain.pem").to_str().expect("path"),
+        "--key",
+        lineage.path().join("privkey.pem").to_str().expect("path"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("(renew soon)"), "{}", stdout(&out));
+    let status = stdout(&d.ctl(&["status"]));
+    assert!(
+        status.contains("WARNING:     the certificate expires in 4 days")
+            || status.contains("WARNING:     the certificate expires in 5 days"),
+        "{status}"
+    );
+    assert_eq!(d.json(&["status"])["tls"]["expiresSoon"], true);
 }
 
 fn cell(v: &Value) -> String {
