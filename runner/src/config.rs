@@ -1,0 +1,156 @@
+//! Runner configuration: `~/.config/claw/runner.toml`, overridden by `CLAW_*`
+//! environment variables (the first seed's names as fallbacks), overridden by
+//! flags.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Missing(String),
+}
+
+/// The file's keys; every one optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    gateway_url: Option<String>,
+    hmac_secret: Option<String>,
+    hmac_secret_file: Option<PathBuf>,
+    ca_cert: Option<PathBuf>,
+    agent_command: Option<String>,
+    allowed_commands: Option<Vec<String>>,
+    redact_patterns: Option<Vec<String>>,
+    command_timeout_secs: Option<u64>,
+    command_output_limit: Option<usize>,
+    stop_grace_secs: Option<u64>,
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub gateway_url: String,
+    pub hmac_secret: String,
+    pub ca_cert: Option<PathBuf>,
+    pub agent_command: String,
+    pub allowed_commands: Vec<String>,
+    pub redact_patterns: Vec<String>,
+    pub command_timeout_secs: u64,
+    pub command_output_limit: usize,
+    pub stop_grace_secs: u64,
+    pub state_dir: PathBuf,
+}
+
+/// Values given on the command line.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub gateway_url: Option<String>,
+    pub ca_cert: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+}
+
+fn env(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from)
+}
+
+pub fn default_file() -> PathBuf {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .map_or_else(|| home().join(".config"), PathBuf::from)
+        .join("claw/runner.toml")
+}
+
+fn default_state_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map_or_else(|| home().join(".local/state"), PathBuf::from)
+        .join("claw-runner")
+}
+
+fn read_secret_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(|s| claw_proto::signing::normalize_secret(&s).to_owned())
+        .map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+impl Config {
+    pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
+        let path = overrides.config.clone().unwrap_or_else(default_file);
+        let file = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+                path: path.clone(),
+                message: e.message().to_owned(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && overrides.config.is_none() => {
+                FileConfig::default()
+            }
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        let gateway_url = overrides
+            .gateway_url
+            .clone()
+            .or_else(|| env(&["CLAW_GATEWAY_URL", "GATEWAY_URL"]))
+            .or(file.gateway_url)
+            .ok_or_else(|| {
+                ConfigError::Missing(
+                    "no gateway: set CLAW_GATEWAY_URL (e.g. https://gateway.example:3100) or gateway_url in runner.toml".to_owned(),
+                )
+            })?;
+        let secret = match env(&["CLAW_HMAC_SECRET", "HMAC_SECRET"]) {
+            Some(s) => Some(s),
+            None => match env(&["CLAW_HMAC_SECRET_FILE"])
+                .map(PathBuf::from)
+                .or(file.hmac_secret_file)
+            {
+                Some(path) => Some(read_secret_file(&path)?),
+                None => file.hmac_secret,
+            },
+        };
+        let hmac_secret = secret
+            .map(|s| claw_proto::signing::normalize_secret(&s).to_owned())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                ConfigError::Missing(
+                    "no HMAC secret: set CLAW_HMAC_SECRET or CLAW_HMAC_SECRET_FILE (the gateway's hmac-secret)".to_owned(),
+                )
+            })?;
+        Ok(Self {
+            gateway_url: gateway_url.trim_end_matches('/').to_owned(),
+            hmac_secret,
+            ca_cert: overrides
+                .ca_cert
+                .clone()
+                .or_else(|| env(&["CLAW_CA_CERT"]).map(PathBuf::from))
+                .or(file.ca_cert),
+            agent_command: env(&["CLAW_AGENT_COMMAND", "CLAUDE_COMMAND"])
+                .or(file.agent_command)
+                .unwrap_or_else(|| "claude".to_owned()),
+            allowed_commands: file.allowed_commands.unwrap_or_default(),
+            redact_patterns: file.redact_patterns.unwrap_or_default(),
+            command_timeout_secs: file.command_timeout_secs.unwrap_or(120),
+            command_output_limit: file.command_output_limit.unwrap_or(64 * 1024),
+            stop_grace_secs: file.stop_grace_secs.unwrap_or(10),
+            state_dir: env(&["CLAW_STATE_DIR"])
+                .map(PathBuf::from)
+                .or(file.state_dir)
+                .unwrap_or_else(default_state_dir),
+        })
+    }
+}

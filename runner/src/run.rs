@@ -1,0 +1,363 @@
+//! `claw-runner start`: runs the agent, spools and streams its output,
+//! executes queued commands, handles stop, and reports the exit.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use claw_proto::Redactor;
+use claw_proto::allowlist::{Allowlist, STOP_COMMAND, split_command};
+use claw_proto::wire::{EventType, PendingCommand};
+use reqwest::Method;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::{Mutex, Notify};
+
+use crate::config::Config;
+use crate::gateway::{Gateway, GatewayError};
+use crate::spool::Spool;
+
+/// Events per batch when output is fast.
+const BATCH: usize = 500;
+/// Longest piece of a line without a newline sent as one event.
+const CHUNK: usize = 64 * 1024;
+const POLL_EVERY: Duration = Duration::from_secs(2);
+
+struct Shared {
+    spool: Mutex<Spool>,
+    /// Something was spooled (or the run ended).
+    wake: Notify,
+    gateway: Gateway,
+    redactor: Redactor,
+}
+
+impl Shared {
+    async fn record(&self, kind: EventType, data: String) {
+        let data = self.redactor.redact(&data).into_owned();
+        let result = self.spool.lock().await.append(kind, data);
+        if let Err(e) = result {
+            eprintln!("claw-runner: {e}");
+        }
+        self.wake.notify_one();
+    }
+}
+
+/// Runs the agent to its end; returns the exit status to exit with.
+pub async fn start(
+    config: Config,
+    run_id: String,
+    token: String,
+    cwd: Option<std::path::PathBuf>,
+    command: Vec<String>,
+) -> anyhow::Result<i32> {
+    let gateway = Gateway::new(&config, &run_id, &token)?;
+    let redactor = Redactor::new(&config.redact_patterns)?;
+    let spool = Spool::create(&config.state_dir.join("runs").join(&run_id))?;
+    let shared = Arc::new(Shared {
+        spool: Mutex::new(spool),
+        wake: Notify::new(),
+        gateway,
+        redactor,
+    });
+    let command = if command.is_empty() {
+        split_command(&config.agent_command)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    } else {
+        command
+    };
+    let Some((program, args)) = command.split_first() else {
+        anyhow::bail!("no agent command: give one after -- or set CLAW_AGENT_COMMAND");
+    };
+
+    let mut child = tokio::process::Command::new(program);
+    child
+        .args(args)
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so a stop reaches everything it started.
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(dir) = &cwd {
+        child.current_dir(dir);
+    }
+    let mut child = child
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot start {program}: {e}"))?;
+    let pgid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
+    shared
+        .record(
+            EventType::Marker,
+            json!({ "event": "started", "command": command.join(" ") }).to_string(),
+        )
+        .await;
+
+    let sender = tokio::spawn(send_loop(Arc::clone(&shared)));
+    let readers = [
+        child
+            .stdout
+            .take()
+            .map(|out| tokio::spawn(read_stream(Arc::clone(&shared), out, EventType::Stdout))),
+        child
+            .stderr
+            .take()
+            .map(|err| tokio::spawn(read_stream(Arc::clone(&shared), err, EventType::Stderr))),
+    ];
+    let allowlist = Allowlist::with_defaults(&config.allowed_commands);
+    let commands = tokio::spawn(command_loop(
+        Arc::clone(&shared),
+        config.clone(),
+        allowlist,
+        cwd,
+        pgid,
+    ));
+
+    let status = child.wait().await?;
+    for reader in readers.into_iter().flatten() {
+        let _ = reader.await;
+    }
+    commands.abort();
+    let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+    let exit_code = status.code().unwrap_or_else(|| 128 + signal.unwrap_or(0));
+    let mut finished = json!({ "event": "finished", "exitCode": exit_code });
+    if let Some(signal) = signal.and_then(|s| nix::sys::signal::Signal::try_from(s).ok()) {
+        finished["signal"] = json!(signal.as_str());
+    }
+    shared.record(EventType::Marker, finished.to_string()).await;
+    flush(&shared).await;
+    sender.abort();
+    upload_log(&shared).await;
+    Ok(exit_code)
+}
+
+async fn read_stream(shared: Arc<Shared>, stream: impl AsyncRead + Unpin, kind: EventType) {
+    let mut reader = BufReader::with_capacity(CHUNK, stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        // A line, or a chunk of one that has no newline yet.
+        let read = {
+            let mut limited = (&mut reader).take(CHUNK as u64);
+            limited.read_until(b'\n', &mut line).await
+        };
+        match read {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                shared
+                    .record(kind, String::from_utf8_lossy(&line).into_owned())
+                    .await
+            }
+        }
+    }
+}
+
+use tokio::io::AsyncReadExt;
+
+/// Sends spooled events in order, in batches, until acknowledged; retries
+/// with backoff while the gateway is away.
+async fn send_loop(shared: Arc<Shared>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let batch = shared.spool.lock().await.batch(BATCH);
+        if batch.is_empty() {
+            shared.wake.notified().await;
+            continue;
+        }
+        let last = batch.last().and_then(|e| e.sequence).unwrap_or(0);
+        let body = serde_json::to_vec(&json!({ "events": batch })).unwrap_or_default();
+        match shared
+            .gateway
+            .send(
+                Method::POST,
+                "/api/ingest/events",
+                body,
+                Some("application/json"),
+            )
+            .await
+        {
+            Ok(_) => {
+                backoff = Duration::from_millis(100);
+                if let Err(e) = shared.spool.lock().await.acknowledge(last) {
+                    eprintln!("claw-runner: {e}");
+                }
+            }
+            Err(GatewayError::Refused { status, message }) => {
+                eprintln!(
+                    "claw-runner: the gateway refused events ({status}): {message}; they stay in the spool"
+                );
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            Err(e) => {
+                eprintln!("claw-runner: {e}; retrying in {} ms", backoff.as_millis());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Waits until every spooled event is acknowledged.
+async fn flush(shared: &Shared) {
+    loop {
+        if shared.spool.lock().await.is_drained() {
+            return;
+        }
+        shared.wake.notify_one();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn command_loop(
+    shared: Arc<Shared>,
+    config: Config,
+    allowlist: Allowlist,
+    cwd: Option<std::path::PathBuf>,
+    pgid: Option<nix::unistd::Pid>,
+) {
+    let path = format!("/api/runs/{}/commands", shared.gateway.run_id);
+    loop {
+        tokio::time::sleep(POLL_EVERY).await;
+        let Ok(body) = shared
+            .gateway
+            .send(Method::GET, &path, Vec::new(), None)
+            .await
+        else {
+            continue;
+        };
+        let commands: Vec<PendingCommand> = serde_json::from_slice(&body).unwrap_or_default();
+        for command in commands {
+            if command.command == STOP_COMMAND {
+                tokio::spawn(stop(
+                    Arc::clone(&shared),
+                    pgid,
+                    config.stop_grace_secs,
+                    command.id,
+                ));
+                continue;
+            }
+            let ack = if allowlist.is_allowed(&command.command) {
+                run_command(&shared, &command.command, cwd.as_deref(), &config).await
+            } else {
+                json!({ "error": "not on this runner's allowlist" })
+            };
+            let ack_path = format!(
+                "/api/runs/{}/commands/{}/ack",
+                shared.gateway.run_id, command.id
+            );
+            let _ = shared
+                .gateway
+                .send(
+                    Method::POST,
+                    &ack_path,
+                    ack.to_string().into_bytes(),
+                    Some("application/json"),
+                )
+                .await;
+        }
+    }
+}
+
+async fn run_command(
+    shared: &Shared,
+    command: &str,
+    cwd: Option<&std::path::Path>,
+    config: &Config,
+) -> serde_json::Value {
+    let words = split_command(command);
+    let Some((program, args)) = words.split_first() else {
+        return json!({ "error": "empty command" });
+    };
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args).stdin(Stdio::null()).kill_on_drop(true);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let output = tokio::time::timeout(
+        Duration::from_secs(config.command_timeout_secs),
+        cmd.output(),
+    )
+    .await;
+    let truncate = |bytes: &[u8]| {
+        let mut text = String::from_utf8_lossy(bytes).into_owned();
+        if text.len() > config.command_output_limit {
+            let mut cut = config.command_output_limit;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push_str("\n[output truncated]");
+        }
+        shared.redactor.redact(&text).into_owned()
+    };
+    match output {
+        Ok(Ok(out)) if out.status.success() => {
+            json!({ "result": truncate(&[out.stdout, out.stderr].concat()) })
+        }
+        Ok(Ok(out)) => json!({
+            "result": truncate(&[out.stdout, out.stderr].concat()),
+            "error": format!("exited with {}", out.status),
+        }),
+        Ok(Err(e)) => json!({ "error": format!("cannot run {program}: {e}") }),
+        Err(_) => json!({ "error": format!("timed out after {} s", config.command_timeout_secs) }),
+    }
+}
+
+/// SIGINT to the agent's process group; SIGKILL if it is still there after
+/// the grace period.
+async fn stop(
+    shared: Arc<Shared>,
+    pgid: Option<nix::unistd::Pid>,
+    grace_secs: u64,
+    command_id: String,
+) {
+    use nix::sys::signal::{Signal, killpg};
+    let Some(pgid) = pgid else { return };
+    let _ = killpg(pgid, Signal::SIGINT);
+    shared
+        .record(EventType::Info, format!("stop requested: SIGINT sent to the agent, SIGKILL in {grace_secs} s if it is still running\n"))
+        .await;
+    let ack_path = format!(
+        "/api/runs/{}/commands/{command_id}/ack",
+        shared.gateway.run_id
+    );
+    let _ = shared
+        .gateway
+        .send(
+            Method::POST,
+            &ack_path,
+            json!({ "result": "SIGINT sent" }).to_string().into_bytes(),
+            Some("application/json"),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(grace_secs)).await;
+    // Signal 0 only asks whether the group still exists.
+    if killpg(pgid, None).is_ok() {
+        let _ = killpg(pgid, Signal::SIGKILL);
+        shared
+            .record(
+                EventType::Info,
+                format!("the agent did not stop within {grace_secs} s: SIGKILL sent\n"),
+            )
+            .await;
+    }
+}
+
+/// Uploads the run's full log as an artifact (best effort, a few tries).
+async fn upload_log(shared: &Shared) {
+    let path = shared.spool.lock().await.log_path();
+    for attempt in 0..5 {
+        match crate::upload::upload(&shared.gateway, &path, "claude.log").await {
+            Ok(_) => return,
+            Err(GatewayError::Refused { status, message }) => {
+                eprintln!("claw-runner: log upload refused ({status}): {message}");
+                return;
+            }
+            Err(e) => {
+                eprintln!("claw-runner: log upload failed: {e}");
+                tokio::time::sleep(Duration::from_millis(500 * (attempt + 1))).await;
+            }
+        }
+    }
+}

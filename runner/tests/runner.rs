@@ -1,0 +1,323 @@
+//! End-to-end: the real clawd, clawctl and claw-runner; the agent is a small
+//! shell script.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// clawd and clawctl come from the same `cargo test --workspace` build.
+fn sibling(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_claw-runner")).with_file_name(name);
+    if !path.exists() {
+        let package = if name == "clawd" { "clawd" } else { "claw-ctl" };
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", package])
+            .status()
+            .expect("cargo build");
+        assert!(status.success());
+    }
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+struct Setup {
+    data: tempfile::TempDir,
+    home: tempfile::TempDir,
+    port: u16,
+    clawd: Option<Child>,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let data = tempfile::tempdir().expect("data");
+        let home = tempfile::tempdir().expect("home");
+        std::fs::write(
+            data.path().join("clawd.toml"),
+            "rate_limit_per_minute = 0\n",
+        )
+        .expect("config");
+        let mut setup = Self {
+            data,
+            home,
+            port: free_port(),
+            clawd: None,
+        };
+        setup.start_clawd();
+        setup
+    }
+
+    fn start_clawd(&mut self) {
+        let mut child = Command::new(sibling("clawd"))
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{}", self.port),
+                "--data-dir",
+            ])
+            .arg(self.data.path())
+            .arg("--config")
+            .arg(self.data.path().join("clawd.toml"))
+            .env("CLAW_LOG_TARGET", "stderr")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("clawd");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("line");
+        assert!(line.contains("listening"), "{line}");
+        self.clawd = Some(child);
+    }
+
+    fn kill_clawd(&mut self) {
+        if let Some(mut child) = self.clawd.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn ctl(&self, args: &[&str]) -> Value {
+        let out = Command::new(sibling("clawctl"))
+            .arg("--socket")
+            .arg(self.data.path().join("control.sock"))
+            .arg("--json")
+            .args(args)
+            .output()
+            .expect("clawctl");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
+    }
+
+    /// All events of a run, in order.
+    fn events(&self, run_id: &str) -> Vec<Value> {
+        let out = Command::new(sibling("clawctl"))
+            .arg("--socket")
+            .arg(self.data.path().join("control.sock"))
+            .args(["--json", "runs", "tail", run_id])
+            .output()
+            .expect("clawctl");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("ndjson"))
+            .filter(|v: &Value| v["type"] == "event")
+            .collect()
+    }
+
+    fn runner(&self, run_id: &str, token: &str, extra_config: &str, agent: &str) -> Command {
+        let config_dir = self.home.path().join(".config/claw");
+        std::fs::create_dir_all(&config_dir).expect("config dir");
+        std::fs::write(config_dir.join("runner.toml"), extra_config).expect("runner.toml");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_claw-runner"));
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", self.home.path())
+            .env(
+                "CLAW_GATEWAY_URL",
+                format!("https://localhost:{}", self.port),
+            )
+            .env(
+                "CLAW_HMAC_SECRET_FILE",
+                self.data.path().join("secrets/hmac-secret"),
+            )
+            .env("CLAW_CA_CERT", self.data.path().join("certs/server.crt"))
+            .args([
+                "start", "--run-id", run_id, "--token", token, "--", "sh", "-c", agent,
+            ])
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn create_run(&self) -> (String, String) {
+        let created = self.ctl(&["runs", "create"]);
+        (
+            created["id"].as_str().expect("id").to_owned(),
+            created["capabilityToken"]
+                .as_str()
+                .expect("token")
+                .to_owned(),
+        )
+    }
+
+    fn state(&self, run_id: &str) -> PathBuf {
+        self.home
+            .path()
+            .join(".local/state/claw-runner/runs")
+            .join(run_id)
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.kill_clawd();
+    }
+}
+
+fn data_of(events: &[Value], kind: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["eventType"] == kind)
+        .map(|e| e["data"].as_str().expect("data").to_owned())
+        .collect()
+}
+
+#[test]
+fn transcript_exit_code_redaction_and_log_artifact() {
+    let s = Setup::new();
+    let (run_id, token) = s.create_run();
+    let out: Output = s
+        .runner(
+            &run_id,
+            &token,
+            "",
+            "for i in 1 2 3; do echo out $i; echo err $i >&2; done; echo key sk-ant-abcdefghijklmnopqrstuvwx; exit 3",
+        )
+        .output()
+        .expect("runner");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = s.events(&run_id);
+    let sequences: Vec<u64> = events
+        .iter()
+        .map(|e| e["sequence"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(
+        sequences,
+        (1..=sequences.len() as u64).collect::<Vec<_>>(),
+        "gapless, in order"
+    );
+    assert_eq!(
+        data_of(&events, "stdout"),
+        ["out 1\n", "out 2\n", "out 3\n", "key [REDACTED]\n"]
+    );
+    assert_eq!(
+        data_of(&events, "stderr"),
+        ["err 1\n", "err 2\n", "err 3\n"]
+    );
+    let markers = data_of(&events, "marker");
+    assert!(markers[0].contains("\"started\""), "{markers:?}");
+    assert!(markers[1].contains("\"exitCode\":3"), "{markers:?}");
+    let run = s.ctl(&["runs", "show", &run_id]);
+    assert_eq!(
+        (run["status"].as_str(), run["exit_code"].as_i64()),
+        (Some("failed"), Some(3))
+    );
+    let artifacts: Vec<&str> = run["artifacts"]
+        .as_array()
+        .expect("artifacts")
+        .iter()
+        .map(|a| a["filename"].as_str().expect("name"))
+        .collect();
+    assert_eq!(artifacts, ["claude.log"]);
+    // The local spool keeps the run's record, redacted.
+    let log = std::fs::read_to_string(s.state(&run_id).join("claude.log")).expect("log");
+    assert!(
+        log.contains("out 3\n") && log.contains("key [REDACTED]") && !log.contains("sk-ant"),
+        "{log}"
+    );
+}
+
+#[test]
+fn gateway_killed_and_restarted_mid_run_loses_nothing() {
+    let mut s = Setup::new();
+    let (run_id, token) = s.create_run();
+    let agent = "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); echo line $i; \
+                 case $i in *000) sleep 0.15;; esac; done";
+    let mut runner = s
+        .runner(&run_id, &token, "", agent)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runner");
+    std::thread::sleep(Duration::from_millis(700));
+    s.kill_clawd();
+    std::thread::sleep(Duration::from_millis(1000));
+    s.start_clawd();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = runner.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "runner did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(0));
+    let events = s.events(&run_id);
+    let lines = data_of(&events, "stdout");
+    assert_eq!(lines.len(), 20_000, "every line exactly once");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line, &format!("line {}\n", i + 1), "in order");
+    }
+    let sequences: Vec<u64> = events
+        .iter()
+        .map(|e| e["sequence"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(sequences, (1..=sequences.len() as u64).collect::<Vec<_>>());
+    assert_eq!(s.ctl(&["runs", "show", &run_id])["status"], "done");
+}
+
+#[test]
+fn stop_escalates_to_sigkill_when_sigint_is_ignored() {
+    let s = Setup::new();
+    let (run_id, token) = s.create_run();
+    let mut runner = s
+        .runner(
+            &run_id,
+            &token,
+            "stop_grace_secs = 1\n",
+            "trap '' INT; echo ready; sleep 60",
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runner");
+    // Wait until the agent runs, then stop it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s.ctl(&["runs", "show", &run_id])["status"] != "running" {
+        assert!(Instant::now() < deadline, "run never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.ctl(&["runs", "stop", &run_id]);
+    let status = loop {
+        if let Some(status) = runner.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(20),
+            "runner did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(128 + 9), "killed by SIGKILL");
+    let events = s.events(&run_id);
+    let info = data_of(&events, "info").join("");
+    assert!(
+        info.contains("SIGINT sent") && info.contains("SIGKILL sent"),
+        "{info}"
+    );
+    let run = s.ctl(&["runs", "show", &run_id]);
+    assert_eq!(run["status"], "stopped");
+    let stop = &run["commands"][0];
+    assert_eq!(
+        (stop["command"].as_str(), stop["status"].as_str()),
+        (Some("__STOP__"), Some("completed"))
+    );
+}
