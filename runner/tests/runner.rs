@@ -119,6 +119,18 @@ impl Setup {
     }
 
     fn runner(&self, run_id: &str, token: &str, extra_config: &str, agent: &str) -> Command {
+        self.runner_in(run_id, token, extra_config, agent, None)
+    }
+
+    /// The runner, with the agent (and queued commands) in `cwd`.
+    fn runner_in(
+        &self,
+        run_id: &str,
+        token: &str,
+        extra_config: &str,
+        agent: &str,
+        cwd: Option<&std::path::Path>,
+    ) -> Command {
         let config_dir = self.home.path().join(".config/claw");
         std::fs::create_dir_all(&config_dir).expect("config dir");
         std::fs::write(config_dir.join("runner.toml"), extra_config).expect("runner.toml");
@@ -135,10 +147,11 @@ impl Setup {
                 self.data.path().join("secrets/hmac-secret"),
             )
             .env("CLAW_CA_CERT", self.data.path().join("certs/server.crt"))
-            .args([
-                "start", "--run-id", run_id, "--token", token, "--", "sh", "-c", agent,
-            ])
-            .stdin(Stdio::null());
+            .args(["start", "--run-id", run_id, "--token", token]);
+        if let Some(dir) = cwd {
+            cmd.arg("--cwd").arg(dir);
+        }
+        cmd.args(["--", "sh", "-c", agent]).stdin(Stdio::null());
         cmd
     }
 
@@ -320,4 +333,135 @@ fn stop_escalates_to_sigkill_when_sigint_is_ignored() {
         (stop["command"].as_str(), stop["status"].as_str()),
         (Some("__STOP__"), Some("completed"))
     );
+}
+
+/// Logs in over HTTPS as a fresh operator; returns the session token.
+fn operator_session(s: &Setup) -> String {
+    let mut add = Command::new(sibling("clawctl"))
+        .arg("--socket")
+        .arg(s.data.path().join("control.sock"))
+        .args([
+            "users",
+            "add",
+            "opal",
+            "--role",
+            "operator",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("clawctl");
+    std::io::Write::write_all(
+        &mut add.stdin.take().expect("stdin"),
+        b"opal password 123\n",
+    )
+    .expect("password");
+    assert!(add.wait().expect("wait").success());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let pem = std::fs::read(s.data.path().join("certs/server.crt")).expect("cert");
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+            .build()
+            .expect("client");
+        let resp = client
+            .post(format!("https://localhost:{}/api/auth/login", s.port))
+            .json(&serde_json::json!({"username": "opal", "password": "opal password 123"}))
+            .send()
+            .await
+            .expect("login");
+        let cookie = resp.headers()["set-cookie"]
+            .to_str()
+            .expect("cookie")
+            .to_owned();
+        cookie
+            .split(';')
+            .next()
+            .and_then(|c| c.strip_prefix("session="))
+            .expect("session")
+            .to_owned()
+    })
+}
+
+fn send_command(s: &Setup, session: &str, run_id: &str, command: &str) -> u16 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let pem = std::fs::read(s.data.path().join("certs/server.crt")).expect("cert");
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+            .build()
+            .expect("client");
+        client
+            .post(format!(
+                "https://localhost:{}/api/runs/{run_id}/command",
+                s.port
+            ))
+            .bearer_auth(session)
+            .json(&serde_json::json!({ "command": command }))
+            .send()
+            .await
+            .expect("command")
+            .status()
+            .as_u16()
+    })
+}
+
+#[test]
+fn queued_commands_run_in_the_working_directory_and_answer() {
+    let s = Setup::new();
+    let (run_id, token) = s.create_run();
+    let work = tempfile::tempdir().expect("work");
+    std::fs::write(work.path().join("README.claw"), "x").expect("file");
+    let mut runner = s
+        .runner_in(
+            &run_id,
+            &token,
+            "",
+            "echo ready; sleep 8",
+            Some(work.path()),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runner");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s.ctl(&["runs", "show", &run_id])["status"] != "running" {
+        assert!(Instant::now() < deadline, "run never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let session = operator_session(&s);
+    assert_eq!(send_command(&s, &session, &run_id, "ls -a"), 201);
+    assert_eq!(
+        send_command(&s, &session, &run_id, "rm -rf /"),
+        403,
+        "refused by the gateway"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let done = loop {
+        let run = s.ctl(&["runs", "show", &run_id]);
+        let commands = run["commands"].as_array().cloned().unwrap_or_default();
+        if let Some(c) = commands
+            .iter()
+            .find(|c| c["command"] == "ls -a" && c["status"] == "completed")
+        {
+            break c.clone();
+        }
+        assert!(Instant::now() < deadline, "no answer: {run}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        done["result"]
+            .as_str()
+            .expect("result")
+            .contains("README.claw"),
+        "{done}"
+    );
+    assert_eq!(runner.wait().expect("wait").code(), Some(0));
 }
