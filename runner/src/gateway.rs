@@ -64,6 +64,11 @@ impl Gateway {
         })
     }
 
+    /// The HTTP client (trusting the configured CA), for unsigned requests.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// One signed request; the answer's body on success.
     pub async fn send(
         &self,

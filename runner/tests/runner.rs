@@ -465,3 +465,69 @@ fn queued_commands_run_in_the_working_directory_and_answer() {
     );
     assert_eq!(runner.wait().expect("wait").code(), Some(0));
 }
+
+#[test]
+fn test_connection_and_info_report_plainly() {
+    let s = Setup::new();
+    let diagnose = |args: &[&str], secret_file: Option<&std::path::Path>, ca: bool| {
+        let real_secret = s.data.path().join("secrets/hmac-secret");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_claw-runner"));
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", s.home.path())
+            .env("CLAW_GATEWAY_URL", format!("https://localhost:{}", s.port))
+            .env("CLAW_HMAC_SECRET_FILE", secret_file.unwrap_or(&real_secret));
+        if ca {
+            cmd.env("CLAW_CA_CERT", s.data.path().join("certs/server.crt"));
+        }
+        cmd.args(args).output().expect("claw-runner")
+    };
+    let out = diagnose(&["test-connection"], None, true);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("TLS:        ok")
+            && text.contains("Clock:      ok")
+            && text.contains("Signature:  ok"),
+        "{text}"
+    );
+    assert_eq!(
+        s.ctl(&["status"])["connections"]["runners"],
+        0,
+        "a probe is not a runner"
+    );
+
+    let wrong = s.home.path().join("wrong-secret");
+    std::fs::write(&wrong, "not the secret\n").expect("write");
+    let out = diagnose(&["test-connection"], Some(&wrong), true);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text.contains("Signature:  FAILED (401): invalid signature"),
+        "{text}"
+    );
+
+    let out = diagnose(&["test-connection"], None, false);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text.contains("TLS:        FAILED") && text.contains("--ca-cert"),
+        "{text}"
+    );
+
+    let out = diagnose(&["info"], None, true);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success());
+    let secret =
+        std::fs::read_to_string(s.data.path().join("secrets/hmac-secret")).expect("secret");
+    assert!(!text.contains(secret.trim()), "secret masked: {text}");
+    assert!(
+        text.contains("hmac secret:       set (64 characters, not shown)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("gateway:           https://localhost:{}", s.port)),
+        "{text}"
+    );
+    assert!(text.contains("git status"), "{text}");
+}

@@ -1,5 +1,6 @@
-//! `cargo run -p xtask -- gen`: writes `man/clawctl.1` and the bash, zsh and
-//! fish completions under `completions/` from clawctl's clap definition.
+//! `cargo run -p xtask -- gen`: writes `man/clawctl.1`, `man/claw-runner.1`
+//! and their bash, zsh and fish completions under `completions/` from the
+//! clap definitions.
 //! `cargo run -p xtask -- check` fails when the checked-in files differ.
 
 use std::path::{Path, PathBuf};
@@ -11,12 +12,12 @@ use clap_complete::Shell;
 /// The man page: clap_mangen's header, synopsis, description and global
 /// options, then every command with its own arguments, then the exit
 /// status, environment and files.
-fn man_page() -> Result<Vec<u8>, std::io::Error> {
-    let mut cmd = claw_ctl::cli::Cli::command();
+fn man_page(mut cmd: clap::Command, title: &str, extra: &str) -> Result<Vec<u8>, std::io::Error> {
     // Fills in defaults (actions, value names) for introspection.
     cmd.build();
+    let name = cmd.get_name().to_owned();
     let man = clap_mangen::Man::new(cmd.clone())
-        .title("CLAWCTL")
+        .title(title)
         .section("1")
         .date("2026-11-22")
         .source(format!("claw {}", env!("CARGO_PKG_VERSION")))
@@ -29,12 +30,47 @@ fn man_page() -> Result<Vec<u8>, std::io::Error> {
     man.render_options_section(&mut out)?;
     let mut commands = String::from(".SH COMMANDS\n");
     for sub in cmd.get_subcommands() {
-        describe(&mut commands, "clawctl", sub);
+        describe(&mut commands, &name, sub);
     }
     out.extend_from_slice(commands.as_bytes());
-    out.extend_from_slice(EXTRA.as_bytes());
+    out.extend_from_slice(extra.as_bytes());
     Ok(wrap(&String::from_utf8_lossy(&out)).into_bytes())
 }
+
+const RUNNER_EXTRA: &str = r#".SH EXIT STATUS
+.B start
+exits with the agent's exit code (128 + the signal number when a signal
+ended it); other commands exit 0 on success, 1 on failure, 2 on a
+configuration or usage error.
+.SH ENVIRONMENT
+.TP
+.B CLAW_GATEWAY_URL
+The gateway, e.g. https://gateway.example:3100 (fallback: GATEWAY_URL).
+.TP
+.BR CLAW_HMAC_SECRET ", " CLAW_HMAC_SECRET_FILE
+The gateway's HMAC secret, or a file holding it (fallback: HMAC_SECRET).
+.TP
+.B CLAW_CA_CERT
+A PEM certificate to trust for a self-signed gateway.
+.TP
+.B CLAW_AGENT_COMMAND
+The agent to run when none is given (default: claude; fallback: CLAUDE_COMMAND).
+.TP
+.B CLAW_RUN_TOKEN
+The run's capability token, instead of \-\-token.
+.SH FILES
+.TP
+.I ~/.config/claw/runner.toml
+Configuration: gateway_url, hmac_secret_file, ca_cert, agent_command,
+allowed_commands, redact_patterns, command_timeout_secs,
+command_output_limit, stop_grace_secs, state_dir.
+.TP
+.I ~/.local/state/claw-runner/runs/RUN/
+The spool: events.jsonl (every event before it is sent), acked, claude.log.
+.SH SEE ALSO
+.BR clawctl (1),
+.BR clawd (8)
+"#;
 
 const EXTRA: &str = r#".SH EXIT STATUS
 .TP
@@ -183,19 +219,29 @@ fn wrap(page: &str) -> String {
 
 fn generated() -> Vec<(PathBuf, Vec<u8>)> {
     let mut files = Vec::new();
-    let cmd = claw_ctl::cli::Cli::command();
-    match man_page() {
-        Ok(page) => files.push((PathBuf::from("man/clawctl.1"), page)),
-        Err(e) => eprintln!("xtask: cannot render the man page: {e}"),
-    }
-    for (shell, name) in [
-        (Shell::Bash, "clawctl.bash"),
-        (Shell::Zsh, "_clawctl"),
-        (Shell::Fish, "clawctl.fish"),
-    ] {
-        let mut out = Vec::new();
-        clap_complete::generate(shell, &mut cmd.clone(), "clawctl", &mut out);
-        files.push((PathBuf::from("completions").join(name), out));
+    let programs = [
+        (claw_ctl::cli::Cli::command(), "CLAWCTL", EXTRA),
+        (
+            claw_runner::cli::Cli::command(),
+            "CLAW-RUNNER",
+            RUNNER_EXTRA,
+        ),
+    ];
+    for (cmd, title, extra) in programs {
+        let name = cmd.get_name().to_owned();
+        match man_page(cmd.clone(), title, extra) {
+            Ok(page) => files.push((PathBuf::from(format!("man/{name}.1")), page)),
+            Err(e) => eprintln!("xtask: cannot render the man page of {name}: {e}"),
+        }
+        for (shell, file) in [
+            (Shell::Bash, format!("{name}.bash")),
+            (Shell::Zsh, format!("_{name}")),
+            (Shell::Fish, format!("{name}.fish")),
+        ] {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd.clone(), &name, &mut out);
+            files.push((PathBuf::from("completions").join(file), out));
+        }
     }
     files
 }

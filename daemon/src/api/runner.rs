@@ -77,7 +77,6 @@ pub fn verify(
     if !valid_run_id(run_id) {
         return Err(ApiError::not_found(format!("unknown run {run_id}")));
     }
-    state.hub.runner_seen(run_id);
     let lifetime = i64::try_from(state.config.nonce_lifetime_secs).unwrap_or(i64::MAX);
     Ok(RunnerAuth {
         run_id: run_id.to_owned(),
@@ -108,6 +107,7 @@ async fn ingest(
     auth: RunnerAuth,
     events: Vec<NewEvent>,
 ) -> Result<Ingested, ApiError> {
+    let run_id = auth.run_id.clone();
     let hub_state = Arc::clone(state);
     let ingested = state
         .store
@@ -115,6 +115,8 @@ async fn ingest(
             publish(&hub_state.hub, ingested)
         })
         .await?;
+    // Counted as connected only once the store accepted the run and token.
+    state.hub.runner_seen(&run_id);
     if let Some(change) = &ingested.status_change {
         tracing::info!(RUN_ID = %change.run_id, status = change.status.as_str(), "run status changed");
     }
@@ -201,7 +203,8 @@ pub async fn commands(
         let pending: Vec<PendingCommand> = state
             .store
             .runner_pending_commands(auth)
-            .await?
+            .await
+            .inspect(|_| state.hub.runner_seen(&run_id))?
             .into_iter()
             .map(|c| PendingCommand {
                 id: c.id,
