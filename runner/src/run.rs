@@ -238,7 +238,12 @@ async fn command_loop(
                 continue;
             }
             let ack = if allowlist.is_allowed(&command.command) {
-                run_command(&shared, &command.command, cwd.as_deref(), &config).await
+                let (ack, stdout) =
+                    run_command(&shared, &command.command, cwd.as_deref(), &config).await;
+                if let Some(diff) = stdout.filter(|_| is_git_diff(&command.command)) {
+                    upload_diff(&shared, diff).await;
+                }
+                ack
             } else {
                 json!({ "error": "not on this runner's allowlist" })
             };
@@ -259,15 +264,34 @@ async fn command_loop(
     }
 }
 
+/// `git diff …`: its output also becomes the run's `latest.diff` artifact.
+fn is_git_diff(command: &str) -> bool {
+    split_command(command).starts_with(&["git", "diff"])
+}
+
+/// Keeps the whole (redacted) diff beside the spool and uploads it.
+async fn upload_diff(shared: &Shared, diff: String) {
+    let path = shared.spool.lock().await.dir().join("latest.diff");
+    if let Err(e) = tokio::fs::write(&path, diff).await {
+        eprintln!("claw-runner: cannot keep {}: {e}", path.display());
+        return;
+    }
+    if let Err(e) = crate::upload::upload(&shared.gateway, &path, "latest.diff").await {
+        eprintln!("claw-runner: latest.diff not uploaded: {e}");
+    }
+}
+
+/// Runs an allowed command without a shell: the ack to send, and the
+/// command's whole redacted stdout when it succeeded.
 async fn run_command(
     shared: &Shared,
     command: &str,
     cwd: Option<&std::path::Path>,
     config: &Config,
-) -> serde_json::Value {
+) -> (serde_json::Value, Option<String>) {
     let words = split_command(command);
     let Some((program, args)) = words.split_first() else {
-        return json!({ "error": "empty command" });
+        return (json!({ "error": "empty command" }), None);
     };
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args).stdin(Stdio::null()).kill_on_drop(true);
@@ -293,14 +317,28 @@ async fn run_command(
     };
     match output {
         Ok(Ok(out)) if out.status.success() => {
-            json!({ "result": truncate(&[out.stdout, out.stderr].concat()) })
+            let whole = shared
+                .redactor
+                .redact(&String::from_utf8_lossy(&out.stdout))
+                .into_owned();
+            let ack = json!({ "result": truncate(&[out.stdout, out.stderr].concat()) });
+            (ack, Some(whole))
         }
-        Ok(Ok(out)) => json!({
-            "result": truncate(&[out.stdout, out.stderr].concat()),
-            "error": format!("exited with {}", out.status),
-        }),
-        Ok(Err(e)) => json!({ "error": format!("cannot run {program}: {e}") }),
-        Err(_) => json!({ "error": format!("timed out after {} s", config.command_timeout_secs) }),
+        Ok(Ok(out)) => (
+            json!({
+                "result": truncate(&[out.stdout, out.stderr].concat()),
+                "error": format!("exited with {}", out.status),
+            }),
+            None,
+        ),
+        Ok(Err(e)) => (
+            json!({ "error": format!("cannot run {program}: {e}") }),
+            None,
+        ),
+        Err(_) => (
+            json!({ "error": format!("timed out after {} s", config.command_timeout_secs) }),
+            None,
+        ),
     }
 }
 

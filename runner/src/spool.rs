@@ -52,6 +52,10 @@ impl Spool {
         })
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("claude.log")
     }

@@ -418,13 +418,32 @@ fn queued_commands_run_in_the_working_directory_and_answer() {
     let s = Setup::new();
     let (run_id, token) = s.create_run();
     let work = tempfile::tempdir().expect("work");
-    std::fs::write(work.path().join("README.claw"), "x").expect("file");
+    std::fs::write(work.path().join("README.claw"), "first\n").expect("file");
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .args(["-c", "user.email=t@example.invalid", "-c", "user.name=t"])
+            .args(args)
+            .current_dir(work.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("git");
+        assert!(ok.success(), "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "README.claw"]);
+    git(&["commit", "-q", "-m", "first"]);
+    std::fs::write(
+        work.path().join("README.claw"),
+        "first\nchanged token=supersecret1\n",
+    )
+    .expect("change");
     let mut runner = s
         .runner_in(
             &run_id,
             &token,
             "",
-            "echo ready; sleep 8",
+            "echo ready; sleep 12",
             Some(work.path()),
         )
         .stdout(Stdio::null())
@@ -462,6 +481,33 @@ fn queued_commands_run_in_the_working_directory_and_answer() {
             .expect("result")
             .contains("README.claw"),
         "{done}"
+    );
+
+    // git diff answers, and its output becomes latest.diff (redacted).
+    assert_eq!(send_command(&s, &session, &run_id, "git diff"), 201);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let artifact = loop {
+        let run = s.ctl(&["runs", "show", &run_id]);
+        let found = run["artifacts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["filename"] == "latest.diff")
+            .cloned();
+        if let Some(a) = found {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "no latest.diff: {run}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let stored = s.data.path().join("artifacts").join(&run_id).join(format!(
+        "{}_latest.diff",
+        artifact["id"].as_str().expect("id")
+    ));
+    let diff = std::fs::read_to_string(stored).expect("diff");
+    assert!(
+        diff.contains("+changed token=[REDACTED]") && !diff.contains("supersecret1"),
+        "{diff}"
     );
     assert_eq!(runner.wait().expect("wait").code(), Some(0));
 }
