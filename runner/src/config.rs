@@ -28,6 +28,7 @@ struct FileConfig {
     hmac_secret: Option<String>,
     hmac_secret_file: Option<PathBuf>,
     ca_cert: Option<PathBuf>,
+    cert_fingerprint: Option<String>,
     agent_command: Option<String>,
     allowed_commands: Option<Vec<String>>,
     redact_patterns: Option<Vec<String>>,
@@ -42,6 +43,8 @@ pub struct Config {
     pub gateway_url: String,
     pub hmac_secret: String,
     pub ca_cert: Option<PathBuf>,
+    /// SHA-256 of the gateway's certificate to accept instead of a CA.
+    pub cert_fingerprint: Option<String>,
     pub agent_command: String,
     pub allowed_commands: Vec<String>,
     pub redact_patterns: Vec<String>,
@@ -139,6 +142,7 @@ impl Config {
                 .clone()
                 .or_else(|| env(&["CLAW_CA_CERT"]).map(PathBuf::from))
                 .or(file.ca_cert),
+            cert_fingerprint: env(&["CLAW_CERT_FINGERPRINT"]).or(file.cert_fingerprint),
             agent_command: env(&["CLAW_AGENT_COMMAND", "CLAUDE_COMMAND"])
                 .or(file.agent_command)
                 .unwrap_or_else(|| "claude".to_owned()),

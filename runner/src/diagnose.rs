@@ -25,14 +25,12 @@ pub fn info(config: &Config, file: &Path) -> String {
         "hmac secret:       set ({} characters, not shown)",
         config.hmac_secret.len()
     );
-    let _ = writeln!(
-        out,
-        "trusted CA:        {}",
-        config
-            .ca_cert
-            .as_ref()
-            .map_or_else(|| "system roots".to_owned(), |p| p.display().to_string())
-    );
+    let trust = match (&config.cert_fingerprint, &config.ca_cert) {
+        (Some(pin), _) => format!("the certificate with SHA-256 {pin}"),
+        (None, Some(ca)) => ca.display().to_string(),
+        (None, None) => "system roots".to_owned(),
+    };
+    let _ = writeln!(out, "trusted:           {trust}");
     let _ = writeln!(out, "agent command:     {}", config.agent_command);
     let allowed = claw_proto::Allowlist::with_defaults(&config.allowed_commands).entries();
     let _ = writeln!(out, "allowed commands:  {}", allowed.join(", "));

@@ -45,7 +45,18 @@ impl Gateway {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60));
-        if let Some(path) = &config.ca_cert {
+        if let Some(pin) = &config.cert_fingerprint {
+            let sha256 = crate::pinning::parse_fingerprint(pin).ok_or_else(|| {
+                GatewayError::CaCert(
+                    "CLAW_CERT_FINGERPRINT".to_owned(),
+                    "not a SHA-256 fingerprint (64 hex digits, colons allowed)".to_owned(),
+                )
+            })?;
+            let tls = crate::pinning::client_config(sha256).map_err(|e| {
+                GatewayError::CaCert("CLAW_CERT_FINGERPRINT".to_owned(), e.to_string())
+            })?;
+            builder = builder.use_preconfigured_tls(tls);
+        } else if let Some(path) = &config.ca_cert {
             let pem = std::fs::read(path)
                 .map_err(|e| GatewayError::CaCert(path.display().to_string(), e.to_string()))?;
             let cert = reqwest::Certificate::from_pem(&pem)

@@ -4,6 +4,7 @@
 mod config;
 mod diagnose;
 mod gateway;
+mod pinning;
 mod run;
 mod spool;
 mod upload;

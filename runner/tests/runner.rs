@@ -561,6 +561,50 @@ fn test_connection_and_info_report_plainly() {
         "{text}"
     );
 
+    // A pinned fingerprint instead of a CA file.
+    let fingerprint = s.ctl(&["certs", "show"])["fingerprintSha256"]
+        .as_str()
+        .expect("fingerprint")
+        .to_owned();
+    let pinned = |pin: &str| {
+        Command::new(env!("CARGO_BIN_EXE_claw-runner"))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", s.home.path())
+            .env("CLAW_GATEWAY_URL", format!("https://localhost:{}", s.port))
+            .env(
+                "CLAW_HMAC_SECRET_FILE",
+                s.data.path().join("secrets/hmac-secret"),
+            )
+            .env("CLAW_CERT_FINGERPRINT", pin)
+            .arg("test-connection")
+            .output()
+            .expect("claw-runner")
+    };
+    let out = pinned(&fingerprint);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Signature:  ok"), "{text}");
+    let out = pinned(
+        &"00:"
+            .repeat(31)
+            .to_string()
+            .chars()
+            .chain("00".chars())
+            .collect::<String>(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text.contains("TLS:        FAILED") && text.contains("not the pinned one"),
+        "{text}"
+    );
+
     let out = diagnose(&["info"], None, true);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success());
