@@ -53,6 +53,11 @@ The gateway's HMAC secret, or a file holding it (fallback: HMAC_SECRET).
 .B CLAW_CA_CERT
 A PEM certificate to trust for a self-signed gateway.
 .TP
+.B CLAW_CERT_FINGERPRINT
+Trust exactly the gateway certificate with this SHA\-256 fingerprint (as
+.B clawctl certs show
+prints it) instead of a CA.
+.TP
 .B CLAW_AGENT_COMMAND
 The agent to run when none is given (default: claude; fallback: CLAUDE_COMMAND).
 .TP
@@ -61,7 +66,7 @@ The run's capability token, instead of \-\-token.
 .SH FILES
 .TP
 .I ~/.config/claw/runner.toml
-Configuration: gateway_url, hmac_secret_file, ca_cert, agent_command,
+Configuration: gateway_url, hmac_secret_file, ca_cert, cert_fingerprint, agent_command,
 allowed_commands, redact_patterns, command_timeout_secs,
 command_output_limit, stop_grace_secs, state_dir.
 .TP
