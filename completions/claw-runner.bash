@@ -16,6 +16,9 @@ _claw__runner() {
             ",$1")
                 cmd="claw__runner"
                 ;;
+            claw__runner,assist)
+                cmd="claw__runner__subcmd__assist"
+                ;;
             claw__runner,help)
                 cmd="claw__runner__subcmd__help"
                 ;;
@@ -30,6 +33,9 @@ _claw__runner() {
                 ;;
             claw__runner,upload)
                 cmd="claw__runner__subcmd__upload"
+                ;;
+            claw__runner__subcmd__help,assist)
+                cmd="claw__runner__subcmd__help__subcmd__assist"
                 ;;
             claw__runner__subcmd__help,help)
                 cmd="claw__runner__subcmd__help__subcmd__help"
@@ -53,7 +59,7 @@ _claw__runner() {
 
     case "${cmd}" in
         claw__runner)
-            opts="-h -V --config --gateway --ca-cert --help --version start test-connection info upload help"
+            opts="-h -V --config --gateway --ca-cert --help --version start test-connection info assist upload help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -78,9 +84,53 @@ _claw__runner() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        claw__subcmd__runner__subcmd__help)
-            opts="start test-connection info upload help"
+        claw__subcmd__runner__subcmd__assist)
+            opts="-h --run-id --config --gateway --ca-cert --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --run-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --gateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        claw__subcmd__runner__subcmd__help)
+            opts="start test-connection info assist upload help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        claw__subcmd__runner__subcmd__help__subcmd__assist)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -32,6 +32,7 @@ complete -c claw-runner -n "__fish_claw_runner_needs_command" -s V -l version -d
 complete -c claw-runner -n "__fish_claw_runner_needs_command" -f -a "start" -d 'Run the agent for a run and stream its output; exits with the agent\'s exit code'
 complete -c claw-runner -n "__fish_claw_runner_needs_command" -f -a "test-connection" -d 'Check the gateway: TLS, clock difference, and whether it accepts our signatures'
 complete -c claw-runner -n "__fish_claw_runner_needs_command" -f -a "info" -d 'Print the effective configuration (secrets masked)'
+complete -c claw-runner -n "__fish_claw_runner_needs_command" -f -a "assist" -d 'Ask the runner of a run on this host to start a tmate session and post its links to the run'
 complete -c claw-runner -n "__fish_claw_runner_needs_command" -f -a "upload" -d 'Upload a file as an artifact of a run'
 complete -c claw-runner -n "__fish_claw_runner_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand start" -l run-id -d 'The run id (from `clawctl runs create` or the web UI)' -r
@@ -49,14 +50,20 @@ complete -c claw-runner -n "__fish_claw_runner_using_subcommand info" -l config 
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand info" -l gateway -d 'The gateway, e.g. https://gateway.example:3100 (CLAW_GATEWAY_URL)' -r
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand info" -l ca-cert -d 'PEM certificate to trust for a self-signed gateway (CLAW_CA_CERT)' -r -F
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand info" -s h -l help -d 'Print help'
+complete -c claw-runner -n "__fish_claw_runner_using_subcommand assist" -l run-id -d 'The run id' -r
+complete -c claw-runner -n "__fish_claw_runner_using_subcommand assist" -l config -d 'Configuration file [default: $XDG_CONFIG_HOME/claw/runner.toml]' -r -F
+complete -c claw-runner -n "__fish_claw_runner_using_subcommand assist" -l gateway -d 'The gateway, e.g. https://gateway.example:3100 (CLAW_GATEWAY_URL)' -r
+complete -c claw-runner -n "__fish_claw_runner_using_subcommand assist" -l ca-cert -d 'PEM certificate to trust for a self-signed gateway (CLAW_CA_CERT)' -r -F
+complete -c claw-runner -n "__fish_claw_runner_using_subcommand assist" -s h -l help -d 'Print help'
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand upload" -l run-id -d 'The run id' -r
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand upload" -l token -d 'The run\'s capability token' -r
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand upload" -l config -d 'Configuration file [default: $XDG_CONFIG_HOME/claw/runner.toml]' -r -F
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand upload" -l gateway -d 'The gateway, e.g. https://gateway.example:3100 (CLAW_GATEWAY_URL)' -r
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand upload" -l ca-cert -d 'PEM certificate to trust for a self-signed gateway (CLAW_CA_CERT)' -r -F
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand upload" -s h -l help -d 'Print help'
-complete -c claw-runner -n "__fish_claw_runner_using_subcommand help; and not __fish_seen_subcommand_from start test-connection info upload help" -f -a "start" -d 'Run the agent for a run and stream its output; exits with the agent\'s exit code'
-complete -c claw-runner -n "__fish_claw_runner_using_subcommand help; and not __fish_seen_subcommand_from start test-connection info upload help" -f -a "test-connection" -d 'Check the gateway: TLS, clock difference, and whether it accepts our signatures'
-complete -c claw-runner -n "__fish_claw_runner_using_subcommand help; and not __fish_seen_subcommand_from start test-connection info upload help" -f -a "info" -d 'Print the effective configuration (secrets masked)'
-complete -c claw-runner -n "__fish_claw_runner_using_subcommand help; and not __fish_seen_subcommand_from start test-connection info upload help" -f -a "upload" -d 'Upload a file as an artifact of a run'
-complete -c claw-runner -n "__fish_claw_runner_using_subcommand help; and not __fish_seen_subcommand_from start test-connection info upload help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c claw-runner -n "__fish_claw_runner_using_subcommand help; and not __fish_seen_subcommand_from start test-connection info assist upload help" -f -a "start" -d 'Run the agent for a run and stream its output; exits with the agent\'s exit code'
+complete -c claw-runner -n "__fish_claw_runner_using_subcommand help; and not __fish_seen_subcommand_from start test-connection info assist upload help" -f -a "test-connection" -d 'Check the gateway: TLS, clock difference, and whether it accepts our signatures'
+complete -c claw-runner -n "__fish_claw_runner_using_subcommand help; and not __fish_seen_subcommand_from start test-connection info assist upload help" -f -a "info" -d 'Print the effective configuration (secrets masked)'
+complete -c claw-runner -n "__fish_claw_runner_using_subcommand help; and not __fish_seen_subcommand_from start test-connection info assist upload help" -f -a "assist" -d 'Ask the runner of a run on this host to start a tmate session and post its links to the run'
+complete -c claw-runner -n "__fish_claw_runner_using_subcommand help; and not __fish_seen_subcommand_from start test-connection info assist upload help" -f -a "upload" -d 'Upload a file as an artifact of a run'
+complete -c claw-runner -n "__fish_claw_runner_using_subcommand help; and not __fish_seen_subcommand_from start test-connection info assist upload help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -55,6 +55,13 @@ pub enum Command {
     TestConnection,
     /// Print the effective configuration (secrets masked).
     Info,
+    /// Ask the runner of a run on this host to start a tmate session and post
+    /// its links to the run.
+    Assist {
+        /// The run id.
+        #[arg(long, value_name = "ID")]
+        run_id: String,
+    },
     /// Upload a file as an artifact of a run.
     Upload {
         /// The run id.

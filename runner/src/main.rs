@@ -1,6 +1,7 @@
 //! `claw-runner`: runs an AI coding agent on the coding host and streams it
 //! to the claw gateway.
 
+mod assist;
 mod config;
 mod diagnose;
 mod gateway;
@@ -55,6 +56,9 @@ fn main() -> ExitCode {
                 Ok(0)
             }
             Command::TestConnection => diagnose::test_connection(&config).await,
+            Command::Assist { run_id } => {
+                assist::request(&config.state_dir.join("runs").join(&run_id), &run_id)
+            }
             Command::Upload {
                 run_id,
                 token,

@@ -94,6 +94,15 @@ pub async fn start(
         )
         .await;
 
+    let spool_dir = shared.spool.lock().await.dir().to_owned();
+    let pid_file = spool_dir.join(crate::assist::PID_FILE);
+    if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
+        eprintln!(
+            "claw-runner: cannot write {}: {e} (assist will not find this runner)",
+            pid_file.display()
+        );
+    }
+    let assist = tokio::spawn(assist_on_request(Arc::clone(&shared), spool_dir));
     let sender = tokio::spawn(send_loop(Arc::clone(&shared)));
     let readers = [
         child
@@ -119,6 +128,8 @@ pub async fn start(
         let _ = reader.await;
     }
     commands.abort();
+    assist.abort();
+    let _ = std::fs::remove_file(&pid_file);
     let signal = std::os::unix::process::ExitStatusExt::signal(&status);
     let exit_code = status.code().unwrap_or_else(|| 128 + signal.unwrap_or(0));
     let mut finished = json!({ "event": "finished", "exitCode": exit_code });
@@ -193,6 +204,24 @@ async fn send_loop(shared: Arc<Shared>) {
                 eprintln!("claw-runner: {e}; retrying in {} ms", backoff.as_millis());
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// SIGUSR1 (from `claw-runner assist`): start tmate, post its links.
+async fn assist_on_request(shared: Arc<Shared>, spool_dir: std::path::PathBuf) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut requests) = signal(SignalKind::user_defined1()) else {
+        return;
+    };
+    while requests.recv().await.is_some() {
+        match crate::assist::start_session(&spool_dir).await {
+            Ok(links) => shared.record(EventType::Assist, links).await,
+            Err(e) => {
+                shared
+                    .record(EventType::Info, format!("assist failed: {e}\n"))
+                    .await
             }
         }
     }

@@ -621,3 +621,91 @@ fn test_connection_and_info_report_plainly() {
     );
     assert!(text.contains("git status"), "{text}");
 }
+
+#[test]
+fn assist_posts_tmate_links_or_says_why_not() {
+    let s = Setup::new();
+    let (run_id, token) = s.create_run();
+    // A stand-in tmate that answers the calls the runner makes.
+    let bin = s.home.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let fake = bin.join("tmate");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nwhile [ $# -gt 0 ]; do case \"$1\" in -S) shift 2;; *) break;; esac; done\n\
+         case \"$1\" in\n  new-session|wait) exit 0;;\n  display) case \"$3\" in *ssh*) echo 'ssh Xy12@lon1.tmate.io';; \
+         *) echo 'https://tmate.io/t/Xy12';; esac;;\nesac\n",
+    )
+    .expect("fake tmate");
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let path_with_tmate = format!("{}:/usr/bin:/bin", bin.display());
+    let mut runner = s
+        .runner(&run_id, &token, "", "echo ready; sleep 6")
+        .env("PATH", &path_with_tmate)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runner");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s.ctl(&["runs", "show", &run_id])["status"] != "running" {
+        assert!(Instant::now() < deadline, "run never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let assist = |path: &str, run: &str| {
+        Command::new(env!("CARGO_BIN_EXE_claw-runner"))
+            .env_clear()
+            .env("PATH", path)
+            .env("HOME", s.home.path())
+            .env("CLAW_GATEWAY_URL", format!("https://localhost:{}", s.port))
+            .env(
+                "CLAW_HMAC_SECRET_FILE",
+                s.data.path().join("secrets/hmac-secret"),
+            )
+            .args(["assist", "--run-id", run])
+            .output()
+            .expect("claw-runner assist")
+    };
+    let out = assist("/usr/bin:/bin", &run_id);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("tmate is not installed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = assist(&path_with_tmate, "some-other-run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no claw-runner is running run some-other-run")
+    );
+    let out = assist(&path_with_tmate, &run_id);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let links = loop {
+        let events = s.events(&run_id);
+        if let Some(data) = data_of(&events, "assist").first() {
+            break serde_json::from_str::<Value>(data).expect("assist json");
+        }
+        assert!(Instant::now() < deadline, "no assist event");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(links["web"], "https://tmate.io/t/Xy12");
+    assert_eq!(links["ssh"], "ssh Xy12@lon1.tmate.io");
+    assert_eq!(runner.wait().expect("wait").code(), Some(0));
+    let sequences: Vec<u64> = s
+        .events(&run_id)
+        .iter()
+        .map(|e| e["sequence"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(
+        sequences,
+        (1..=sequences.len() as u64).collect::<Vec<_>>(),
+        "the assist event is in the run's sequence"
+    );
+}
