@@ -35,6 +35,7 @@ struct FileConfig {
     command_timeout_secs: Option<u64>,
     command_output_limit: Option<usize>,
     stop_grace_secs: Option<u64>,
+    poll_secs: Option<u64>,
     state_dir: Option<PathBuf>,
 }
 
@@ -51,6 +52,8 @@ pub struct Config {
     pub command_timeout_secs: u64,
     pub command_output_limit: usize,
     pub stop_grace_secs: u64,
+    /// How often queued commands are fetched when nothing is pushed.
+    pub poll_secs: u64,
     pub state_dir: PathBuf,
 }
 
@@ -151,6 +154,7 @@ impl Config {
             command_timeout_secs: file.command_timeout_secs.unwrap_or(120),
             command_output_limit: file.command_output_limit.unwrap_or(64 * 1024),
             stop_grace_secs: file.stop_grace_secs.unwrap_or(10),
+            poll_secs: file.poll_secs.unwrap_or(2),
             state_dir: env(&["CLAW_STATE_DIR"])
                 .map(PathBuf::from)
                 .or(file.state_dir)

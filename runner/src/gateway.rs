@@ -22,6 +22,7 @@ pub enum GatewayError {
 #[derive(Clone)]
 pub struct Gateway {
     http: reqwest::Client,
+    tls: std::sync::Arc<rustls::ClientConfig>,
     base: String,
     secret: String,
     pub run_id: String,
@@ -45,29 +46,14 @@ impl Gateway {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60));
-        if let Some(pin) = &config.cert_fingerprint {
-            let sha256 = crate::pinning::parse_fingerprint(pin).ok_or_else(|| {
-                GatewayError::CaCert(
-                    "CLAW_CERT_FINGERPRINT".to_owned(),
-                    "not a SHA-256 fingerprint (64 hex digits, colons allowed)".to_owned(),
-                )
-            })?;
-            let tls = crate::pinning::client_config(sha256).map_err(|e| {
-                GatewayError::CaCert("CLAW_CERT_FINGERPRINT".to_owned(), e.to_string())
-            })?;
-            builder = builder.use_preconfigured_tls(tls);
-        } else if let Some(path) = &config.ca_cert {
-            let pem = std::fs::read(path)
-                .map_err(|e| GatewayError::CaCert(path.display().to_string(), e.to_string()))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| GatewayError::CaCert(path.display().to_string(), e.to_string()))?;
-            builder = builder.add_root_certificate(cert);
-        }
+        let tls = crate::tls::client_config(config)?;
+        builder = builder.use_preconfigured_tls(tls.clone());
         let http = builder
             .build()
             .map_err(|e| GatewayError::Transient(e.to_string()))?;
         Ok(Self {
             http,
+            tls: std::sync::Arc::new(tls),
             base: config.gateway_url.clone(),
             secret: config.hmac_secret.clone(),
             run_id: run_id.to_owned(),
@@ -80,14 +66,13 @@ impl Gateway {
         &self.http
     }
 
-    /// One signed request; the answer's body on success.
-    pub async fn send(
+    /// The five headers that sign a request (PROTOCOL.md).
+    fn signed_headers(
         &self,
-        method: Method,
+        method: &Method,
         path: &str,
-        body: Vec<u8>,
-        content_type: Option<&str>,
-    ) -> Result<bytes::Bytes, GatewayError> {
+        body: &[u8],
+    ) -> [(&'static str, String); 5] {
         let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -98,22 +83,86 @@ impl Gateway {
             &SignedParts {
                 method: method.as_str(),
                 path,
-                body: &body,
+                body,
                 timestamp,
                 nonce: &nonce,
                 run_id: &self.run_id,
                 capability_token: &self.token,
             },
         );
+        [
+            (signing::HEADER_SIGNATURE, signature),
+            (signing::HEADER_TIMESTAMP, timestamp.to_string()),
+            (signing::HEADER_NONCE, nonce),
+            (signing::HEADER_RUN_ID, self.run_id.clone()),
+            (signing::HEADER_CAPABILITY_TOKEN, self.token.clone()),
+        ]
+    }
+
+    /// Opens the run's signed WebSocket (`/api/runner/ws`) over the same TLS
+    /// trust as the HTTPS requests.
+    pub async fn websocket(
+        &self,
+    ) -> Result<
+        tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+        GatewayError,
+    > {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let path = "/api/runner/ws";
+        let url =
+            reqwest::Url::parse(&self.base).map_err(|e| GatewayError::Transient(e.to_string()))?;
+        if url.scheme() != "https" {
+            return Err(GatewayError::Refused {
+                status: 0,
+                message: "commands are pushed only over HTTPS; polling instead".to_owned(),
+            });
+        }
+        let host = url.host_str().unwrap_or("localhost").to_owned();
+        let port = url.port_or_known_default().unwrap_or(443);
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| GatewayError::Transient(e.to_string()))?;
+        let name = rustls::pki_types::ServerName::try_from(host.clone())
+            .map_err(|e| GatewayError::Transient(e.to_string()))?;
+        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(&self.tls))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| GatewayError::Transient(e.to_string()))?;
+        let mut request = format!("wss://{host}:{port}{path}")
+            .into_client_request()
+            .map_err(|e| GatewayError::Transient(e.to_string()))?;
+        for (name, value) in self.signed_headers(&Method::GET, path, b"") {
+            if let Ok(value) = value.parse() {
+                request.headers_mut().insert(name, value);
+            }
+        }
+        let (socket, _) = tokio_tungstenite::client_async(request, tls)
+            .await
+            .map_err(|e| match e {
+                tokio_tungstenite::tungstenite::Error::Http(response) => GatewayError::Refused {
+                    status: response.status().as_u16(),
+                    message: "the gateway refused the runner WebSocket".to_owned(),
+                },
+                other => GatewayError::Transient(other.to_string()),
+            })?;
+        Ok(socket)
+    }
+
+    /// One signed request; the answer's body on success.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        content_type: Option<&str>,
+    ) -> Result<bytes::Bytes, GatewayError> {
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.base))
-            .header(signing::HEADER_SIGNATURE, signature)
-            .header(signing::HEADER_TIMESTAMP, timestamp.to_string())
-            .header(signing::HEADER_NONCE, nonce)
-            .header(signing::HEADER_RUN_ID, &self.run_id)
-            .header(signing::HEADER_CAPABILITY_TOKEN, &self.token)
-            .body(body);
+            .request(method.clone(), format!("{}{path}", self.base));
+        for (name, value) in self.signed_headers(&method, path, &body) {
+            request = request.header(name, value);
+        }
+        let mut request = request.body(body);
         if let Some(ct) = content_type {
             request = request.header("Content-Type", ct);
         }

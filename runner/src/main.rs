@@ -8,6 +8,7 @@ mod gateway;
 mod pinning;
 mod run;
 mod spool;
+mod tls;
 mod upload;
 
 use std::process::ExitCode;

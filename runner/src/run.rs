@@ -21,12 +21,13 @@ use crate::spool::Spool;
 const BATCH: usize = 500;
 /// Longest piece of a line without a newline sent as one event.
 const CHUNK: usize = 64 * 1024;
-const POLL_EVERY: Duration = Duration::from_secs(2);
 
 struct Shared {
     spool: Mutex<Spool>,
     /// Something was spooled (or the run ended).
     wake: Notify,
+    /// The gateway pushed a note: commands are waiting.
+    nudge: Notify,
     gateway: Gateway,
     redactor: Redactor,
 }
@@ -56,6 +57,7 @@ pub async fn start(
     let shared = Arc::new(Shared {
         spool: Mutex::new(spool),
         wake: Notify::new(),
+        nudge: Notify::new(),
         gateway,
         redactor,
     });
@@ -104,6 +106,7 @@ pub async fn start(
     }
     let assist = tokio::spawn(assist_on_request(Arc::clone(&shared), spool_dir));
     let sender = tokio::spawn(send_loop(Arc::clone(&shared)));
+    let push = tokio::spawn(push_loop(Arc::clone(&shared)));
     let readers = [
         child
             .stdout
@@ -128,6 +131,7 @@ pub async fn start(
         let _ = reader.await;
     }
     commands.abort();
+    push.abort();
     assist.abort();
     let _ = std::fs::remove_file(&pid_file);
     let signal = std::os::unix::process::ExitStatusExt::signal(&status);
@@ -209,6 +213,31 @@ async fn send_loop(shared: Arc<Shared>) {
     }
 }
 
+/// Keeps the run's signed WebSocket open; every note on it means "commands
+/// are queued", and wakes the command loop.
+async fn push_loop(shared: Arc<Shared>) {
+    use futures_util::StreamExt;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match shared.gateway.websocket().await {
+            Ok(mut socket) => {
+                backoff = Duration::from_secs(1);
+                // Whatever was queued while we were away.
+                shared.nudge.notify_one();
+                while let Some(Ok(message)) = socket.next().await {
+                    if message.is_text() {
+                        shared.nudge.notify_one();
+                    }
+                }
+            }
+            Err(GatewayError::Refused { status: 0, .. }) => return,
+            Err(_) => {}
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
 /// SIGUSR1 (from `claw-runner assist`): start tmate, post its links.
 async fn assist_on_request(shared: Arc<Shared>, spool_dir: std::path::PathBuf) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -246,8 +275,13 @@ async fn command_loop(
     pgid: Option<nix::unistd::Pid>,
 ) {
     let path = format!("/api/runs/{}/commands", shared.gateway.run_id);
+    let every = Duration::from_secs(config.poll_secs.max(1));
     loop {
-        tokio::time::sleep(POLL_EVERY).await;
+        // Polling is the fallback; a pushed note fetches at once.
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = shared.nudge.notified() => {}
+        }
         let Ok(body) = shared
             .gateway
             .send(Method::GET, &path, Vec::new(), None)

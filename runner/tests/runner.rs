@@ -442,7 +442,8 @@ fn queued_commands_run_in_the_working_directory_and_answer() {
         .runner_in(
             &run_id,
             &token,
-            "",
+            // Polling too slow to matter: commands must arrive by push.
+            "poll_secs = 120\n",
             "echo ready; sleep 12",
             Some(work.path()),
         )

@@ -67,7 +67,7 @@ The run's capability token, instead of \-\-token.
 .TP
 .I ~/.config/claw/runner.toml
 Configuration: gateway_url, hmac_secret_file, ca_cert, cert_fingerprint, agent_command,
-allowed_commands, redact_patterns, command_timeout_secs,
+allowed_commands, redact_patterns, command_timeout_secs, poll_secs,
 command_output_limit, stop_grace_secs, state_dir.
 .TP
 .I ~/.local/state/claw-runner/runs/RUN/

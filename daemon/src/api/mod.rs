@@ -3,6 +3,7 @@
 pub mod error;
 mod human;
 mod runner;
+mod runner_ws;
 mod session;
 mod users;
 mod ws;
@@ -152,6 +153,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/audit", get(human::audit_list))
         .route("/api/audit/verify", get(human::audit_verify))
         .route("/ws", get(ws::upgrade))
+        .route("/api/runner/ws", get(runner_ws::upgrade))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -364,6 +364,14 @@ impl Store {
             .await
     }
 
+    /// Checks a signed runner request (run, token, nonce) that changes nothing
+    /// else, such as opening the runner's WebSocket.
+    pub async fn runner_check(&self, auth: RunnerAuth) -> Result<(), StoreError> {
+        self.writer()
+            .write(move |conn| check_runner(conn, &auth, now_ms()))
+            .await
+    }
+
     /// The run's pending commands, oldest first; they become `delivered`.
     pub async fn runner_pending_commands(
         &self,
