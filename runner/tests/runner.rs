@@ -240,6 +240,40 @@ fn transcript_exit_code_redaction_and_log_artifact() {
         .map(|a| a["filename"].as_str().expect("name"))
         .collect();
     assert_eq!(artifacts, ["claude.log"]);
+    // Any other file, uploaded by hand.
+    let report = s.home.path().join("report.md");
+    std::fs::write(&report, "# done\n").expect("report");
+    let mut upload = Command::new(env!("CARGO_BIN_EXE_claw-runner"));
+    upload
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", s.home.path())
+        .env("CLAW_GATEWAY_URL", format!("https://localhost:{}", s.port))
+        .env(
+            "CLAW_HMAC_SECRET_FILE",
+            s.data.path().join("secrets/hmac-secret"),
+        )
+        .env("CLAW_CA_CERT", s.data.path().join("certs/server.crt"))
+        .env("CLAW_RUN_TOKEN", &token)
+        .args(["upload", "--run-id", &run_id])
+        .arg(&report);
+    let out = upload.output().expect("upload");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let run = s.ctl(&["runs", "show", &run_id]);
+    assert!(
+        run["artifacts"]
+            .as_array()
+            .expect("artifacts")
+            .iter()
+            .any(|a| a["id"] == id.as_str() && a["filename"] == "report.md"),
+        "{run}"
+    );
+
     // The local spool keeps the run's record, redacted.
     let log = std::fs::read_to_string(s.state(&run_id).join("claude.log")).expect("log");
     assert!(
