@@ -369,6 +369,24 @@ fn stop_escalates_to_sigkill_when_sigint_is_ignored() {
     );
 }
 
+/// A client trusting the gateway's certificate.
+fn https_client(s: &Setup) -> reqwest::Client {
+    let pem = std::fs::read(s.data.path().join("certs/server.crt")).expect("cert");
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+        .build()
+        .expect("client")
+}
+
+/// Runs a future to completion on a small runtime of its own.
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
 /// Logs in over HTTPS as a fresh operator; returns the session token.
 fn operator_session(s: &Setup) -> String {
     let mut add = Command::new(sibling("clawctl"))
@@ -392,16 +410,8 @@ fn operator_session(s: &Setup) -> String {
     )
     .expect("password");
     assert!(add.wait().expect("wait").success());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let pem = std::fs::read(s.data.path().join("certs/server.crt")).expect("cert");
-        let client = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
-            .build()
-            .expect("client");
+    let client = https_client(s);
+    block_on(async {
         let resp = client
             .post(format!("https://localhost:{}/api/auth/login", s.port))
             .json(&serde_json::json!({"username": "opal", "password": "opal password 123"}))
@@ -422,16 +432,8 @@ fn operator_session(s: &Setup) -> String {
 }
 
 fn send_command(s: &Setup, session: &str, run_id: &str, command: &str) -> u16 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let pem = std::fs::read(s.data.path().join("certs/server.crt")).expect("cert");
-        let client = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
-            .build()
-            .expect("client");
+    let client = https_client(s);
+    block_on(async {
         client
             .post(format!(
                 "https://localhost:{}/api/runs/{run_id}/command",
