@@ -230,3 +230,44 @@ async fn credentials_directory_wins_over_generated_secrets() {
     assert!(!dir.path().join("secrets/auth-secret").exists());
     assert!(!dir.path().join("secrets/hmac-secret").exists());
 }
+
+#[tokio::test]
+async fn plain_http_only_when_tls_is_off() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("clawd.toml"), "tls = false\n").expect("config");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clawd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .arg("--config")
+        .arg(dir.path().join("clawd.toml"))
+        .env("CLAW_LOG_TARGET", "stderr")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("line");
+    assert!(
+        line.starts_with("clawd listening on http://127.0.0.1:"),
+        "{line}"
+    );
+    let url = line.trim().rsplit(' ').next().expect("url").to_owned();
+    let resp = reqwest::get(format!("{url}/api/health"))
+        .await
+        .expect("plain HTTP");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers().get("strict-transport-security").is_none(),
+        "no HSTS without TLS"
+    );
+    assert!(
+        !dir.path().join("certs").exists(),
+        "no certificate is generated"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
