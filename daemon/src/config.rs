@@ -152,7 +152,8 @@ fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     let Some(span) = span else {
         return String::new();
     };
-    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
     format!(" (line {line})")
 }
 
