@@ -47,10 +47,11 @@ pub fn verify(
         .map_err(|_| ApiError::unauthorized("X-Timestamp must be Unix seconds"))?;
     let now = now_ms() / 1000;
     let skew = i64::try_from(state.config.clock_skew_secs).unwrap_or(i64::MAX);
-    if (now - timestamp).abs() > skew {
+    // Saturating: a timestamp near i64::MIN or MAX must not overflow.
+    let difference = now.saturating_sub(timestamp);
+    if difference.unsigned_abs() > skew.unsigned_abs() {
         return Err(ApiError::unauthorized(format!(
-            "timestamp is {} s from the gateway's clock (allowed: {skew} s): check the runner's clock",
-            now - timestamp
+            "timestamp is {difference} s from the gateway's clock (allowed: {skew} s): check the runner's clock"
         )));
     }
     if !(16..=128).contains(&nonce.len()) || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {

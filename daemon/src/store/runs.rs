@@ -523,6 +523,8 @@ impl Store {
         after: u64,
         limit: u32,
     ) -> Result<Vec<EventRow>, StoreError> {
+        // SQLite integers are signed: nothing lies beyond i64::MAX.
+        let after = after.min(i64::MAX as u64);
         self.read(move |conn| {
             run_status(conn, &run_id)?;
             let rows = conn

@@ -136,6 +136,17 @@ async fn batch_ingest_answers_one_id_per_event_in_order() {
             &admin,
         )
         .await;
+    let (status, beyond) = gw
+        .get(
+            &format!("/api/runs/{run_id}/events?after={}", u64::MAX),
+            &admin,
+        )
+        .await;
+    assert_eq!(
+        (status, beyond),
+        (StatusCode::OK, json!([])),
+        "nothing after the largest sequence"
+    );
     assert_eq!(page.as_array().expect("events").len(), 50);
     let (_, run) = gw.get(&format!("/api/runs/{run_id}"), &admin).await;
     assert_eq!(run["event_count"], 250);
@@ -194,6 +205,14 @@ async fn signatures_skew_replays_and_tokens() {
         let (status, reply) = runner.send(&skewed).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{reply}");
         assert!(reply["error"].as_str().expect("error").contains("clock"));
+    }
+    // Extreme timestamps are refused, not overflowed.
+    for extreme in [i64::MIN, i64::MAX] {
+        let mut skewed = runner.sign(Method::POST, "/api/ingest/event", body.clone());
+        skewed.timestamp = extreme;
+        runner.resign(&mut skewed);
+        let (status, reply) = runner.send(&skewed).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{reply}");
     }
     // Within the window is fine.
     let mut skewed = runner.sign(Method::POST, "/api/ingest/event", body.clone());
