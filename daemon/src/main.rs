@@ -13,6 +13,7 @@ mod listeners;
 mod logging;
 mod notify;
 mod ops;
+mod qr;
 mod ratelimit;
 mod secrets;
 mod server;

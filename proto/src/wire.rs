@@ -251,6 +251,14 @@ pub enum ServerMessage {
         #[serde(rename = "exitCode", default, skip_serializing_if = "Option::is_none")]
         exit_code: Option<i64>,
     },
+    ArtifactAdded {
+        #[serde(rename = "runId")]
+        run_id: String,
+        #[serde(rename = "artifactId")]
+        artifact_id: String,
+        filename: String,
+        size: u64,
+    },
     /// The subscriber fell behind; events were re-read from the store.
     Notice {
         message: String,

@@ -28,6 +28,28 @@ pub async fn health(State(state): State<Shared>) -> Json<Value> {
     }))
 }
 
+/// What the web UI's status view and command box need: counts, who is
+/// connected, and the allowlist (for suggestions; the API checks it again).
+pub async fn status(State(state): State<Shared>, user: Authed) -> Result<Json<Value>, ApiError> {
+    user.require(Role::Viewer)?;
+    let counts = state.store.run_counts().await?;
+    let runs: serde_json::Map<String, Value> = RunStatus::ALL
+        .iter()
+        .map(|s| {
+            let n = counts.iter().find(|(c, _)| c == s).map_or(0, |(_, n)| *n);
+            (s.as_str().to_owned(), json!(n))
+        })
+        .collect();
+    Ok(Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "runs": runs,
+        "runnersConnected": state.hub.runners_connected(),
+        "browsers": state.hub.clients(),
+        "subscriptions": state.hub.subscriptions(),
+        "allowedCommands": state.allowlist.entries(),
+    })))
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRun {

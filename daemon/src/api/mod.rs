@@ -6,6 +6,7 @@ mod runner;
 mod runner_ws;
 mod session;
 mod users;
+mod web;
 mod ws;
 
 use std::net::SocketAddr;
@@ -108,7 +109,10 @@ pub fn router(state: Shared) -> Router {
     // Multipart framing comes on top of the file itself.
     let artifact_limit = state.config.artifact_limit_bytes + 64 * 1024;
     Router::new()
+        .route("/", get(web::serve))
+        .route("/assets/{*file}", get(web::serve))
         .route("/api/health", get(human::health))
+        .route("/api/status", get(human::status))
         // Runner protocol (signed).
         .route("/api/ingest/event", post(runner::ingest_event))
         .route("/api/ingest/events", post(runner::ingest_batch))
@@ -157,6 +161,7 @@ pub fn router(state: Shared) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), same_origin))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -180,14 +185,19 @@ pub fn client_ip(request: &Request) -> Option<std::net::IpAddr> {
     request.extensions().get::<PeerAddr>().map(|p| p.0.ip())
 }
 
-/// Human and anonymous requests count against the per-address limit; signed
-/// runner requests do not (they are authenticated before any work is done,
-/// and a busy agent sends far more than 100 a minute).
-async fn rate_limit(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    let signed = request
+fn is_signed(request: &Request) -> bool {
+    request
         .headers()
-        .contains_key(claw_proto::signing::HEADER_SIGNATURE);
-    if !signed
+        .contains_key(claw_proto::signing::HEADER_SIGNATURE)
+}
+
+/// Human and anonymous API requests count against the per-address limit;
+/// signed runner requests do not (they are authenticated before any work is
+/// done, and a busy agent sends far more than 100 a minute), nor do the web
+/// UI's static files.
+async fn rate_limit(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    if !is_signed(&request)
+        && !web::is_asset_path(request.uri().path())
         && let Some(ip) = client_ip(&request)
         && !state.requests.hit(&ip)
     {
@@ -204,6 +214,54 @@ async fn rate_limit(State(state): State<Shared>, request: Request, next: Next) -
     next.run(request).await
 }
 
+/// CSRF defence on top of the `SameSite=Strict` session cookie: a browser
+/// names the page that sent a request in `Origin` (and `Sec-Fetch-Site`);
+/// anything that changes state, and every WebSocket, must come from this
+/// gateway's own pages. Clients that are not browsers send neither header
+/// and authenticate with a bearer token or a signature instead.
+async fn same_origin(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let method = request.method();
+    let changes_state = !(method == axum::http::Method::GET
+        || method == axum::http::Method::HEAD
+        || method == axum::http::Method::OPTIONS);
+    let websocket = request.uri().path() == "/ws";
+    if (changes_state || websocket) && !is_signed(&request) && !from_own_page(&state, &request) {
+        tracing::warn!(
+            PEER = %client_ip(&request).map(|ip| ip.to_string()).unwrap_or_default(),
+            "cross-site request refused"
+        );
+        return ApiError::forbidden(
+            "cross-site request refused: the Origin header does not name this gateway",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+fn from_own_page(state: &AppState, request: &Request) -> bool {
+    let headers = request.headers();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(origin) = header("origin") {
+        let scheme = if state.tls { "https" } else { "http" };
+        let host = header("host")
+            .or_else(|| request.uri().authority().map(|a| a.as_str()))
+            .unwrap_or_default();
+        return !host.is_empty()
+            && origin
+                .strip_prefix(scheme)
+                .and_then(|rest| rest.strip_prefix("://"))
+                .is_some_and(|rest| rest.eq_ignore_ascii_case(host));
+    }
+    // No Origin: a browser's own navigation or a non-browser client.
+    header("sec-fetch-site").is_none_or(|site| site == "same-origin" || site == "none")
+}
+
+/// The web UI loads scripts, styles and images only from this gateway and
+/// runs no inline script; no page may frame it.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
+    manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 async fn security_headers(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
@@ -218,6 +276,10 @@ async fn security_headers(State(state): State<Shared>, request: Request, next: N
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),

@@ -319,6 +319,15 @@ pub async fn upload_artifact(
     match state.store.runner_add_artifact(auth, artifact).await {
         Ok(row) => {
             tracing::info!(RUN_ID = %row.run_id, artifact = %row.filename, size = row.size, "artifact stored");
+            state.hub.publish(
+                &row.run_id,
+                &ServerMessage::ArtifactAdded {
+                    run_id: row.run_id.clone(),
+                    artifact_id: row.id.clone(),
+                    filename: row.filename.clone(),
+                    size: row.size,
+                },
+            );
             Ok(Json(json!({ "ok": true, "artifactId": row.id })))
         }
         Err(e) => {

@@ -103,7 +103,9 @@ pub async fn setup(
             .set_totp_pending(user.id.clone(), secret.clone())
             .await?;
         state.store.confirm_totp(user.id.clone(), 0).await?;
-        reply["totpUri"] = json!(auth::totp_uri(&secret, &user.username)?);
+        let uri = auth::totp_uri(&secret, &user.username)?;
+        reply["qrSvg"] = json!(crate::qr::svg(&uri));
+        reply["totpUri"] = json!(uri);
     }
     state
         .store
@@ -304,7 +306,9 @@ pub async fn totp_enroll(
         .store
         .set_totp_pending(user.user.id.clone(), secret.clone())
         .await?;
-    Ok(Json(json!({ "ok": true, "secret": secret, "uri": uri })))
+    Ok(Json(
+        json!({ "ok": true, "secret": secret, "qrSvg": crate::qr::svg(&uri), "uri": uri }),
+    ))
 }
 
 #[derive(Deserialize)]

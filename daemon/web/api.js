@@ -1,0 +1,54 @@
+// The human API over fetch. The session lives in an HttpOnly SameSite=Strict
+// cookie; the browser adds Origin to every POST/PATCH/DELETE, which the
+// gateway checks.
+
+export class ApiError extends Error {
+  constructor(status, message, body) {
+    super(message);
+    this.status = status;
+    this.body = body || {};
+  }
+}
+
+const listeners = new Set();
+export function onUnauthorized(fn) { listeners.add(fn); }
+
+export async function api(method, path, body) {
+  const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, 'the gateway cannot be reached: check the connection');
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = { error: text }; }
+  }
+  if (!response.ok) {
+    const message = (data && data.error) || `${response.status} ${response.statusText}`;
+    if (response.status === 401 && !path.startsWith('/api/auth/login')) {
+      for (const fn of listeners) fn();
+    }
+    throw new ApiError(response.status, message, data);
+  }
+  return data;
+}
+
+export const get = (path) => api('GET', path);
+export const post = (path, body) => api('POST', path, body === undefined ? {} : body);
+export const patch = (path, body) => api('PATCH', path, body);
+export const del = (path, body) => api('DELETE', path, body);
+
+// The signed-in user, cached for role checks in the pages.
+export const session = { user: null, status: null };
+
+const ranks = { viewer: 0, operator: 1, admin: 2 };
+export function can(role) {
+  return !!session.user && ranks[session.user.role] >= ranks[role];
+}

@@ -1,0 +1,139 @@
+// claw web UI: a hash router over a handful of pages. No framework and no
+// build step: the files are served as they are from the clawd binary.
+
+import { api, get, post, session, can, onUnauthorized } from './api.js';
+import { h, replace, toast } from './dom.js';
+import { live } from './socket.js';
+import { setupPage, loginPage, accountPage } from './pages/auth.js';
+import { runsPage, newRunPage } from './pages/runs.js';
+import { runPage } from './pages/run.js';
+import { usersPage, auditPage, statusPage } from './pages/admin.js';
+
+const main = document.getElementById('main');
+const nav = document.getElementById('nav');
+let cleanup = null;
+let generation = 0;
+
+// Goes to a page; the hashchange event renders it, unless it is already
+// the current one.
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+const routes = [
+  [/^#\/runs\/new$/, newRunPage, 'operator'],
+  [/^#\/runs\/([\w-]+)$/, runPage, 'viewer'],
+  [/^#\/runs$/, runsPage, 'viewer'],
+  [/^#\/users$/, usersPage, 'admin'],
+  [/^#\/audit$/, auditPage, 'admin'],
+  [/^#\/status$/, statusPage, 'viewer'],
+  [/^#\/account$/, accountPage, 'viewer'],
+];
+
+function renderNav() {
+  const links = [['#/runs', 'Runs'], ['#/status', 'Status']];
+  if (can('admin')) links.push(['#/users', 'Users'], ['#/audit', 'Audit']);
+  links.push(['#/account', 'Account']);
+  const here = location.hash.split('/').slice(0, 2).join('/');
+  replace(nav,
+    h('a', { class: 'brand', href: '#/runs' }, 'claw'),
+    h('span', { class: 'live-dot', title: 'Live connection', 'aria-hidden': 'true' }),
+    h('nav', { 'aria-label': 'Main' }, links.map(([href, label]) =>
+      h('a', { href, 'aria-current': href === here ? 'page' : null }, label))),
+    h('span', { class: 'who' }, session.user.username, ' ',
+      h('span', { class: `role role-${session.user.role}` }, session.user.role)),
+    h('button', { type: 'button', class: 'secondary small', onclick: logout }, 'Sign out'));
+  nav.hidden = false;
+}
+
+async function logout() {
+  try { await post('/api/auth/logout'); } catch { /* the session is gone either way */ }
+  signedOut();
+}
+
+function signedOut() {
+  session.user = null;
+  live.stop();
+  nav.hidden = true;
+  go('#/login');
+}
+
+onUnauthorized(() => {
+  if (session.user) {
+    toast('Your session ended: sign in again', 'error');
+    signedOut();
+  }
+});
+
+// Called by the auth pages once a session exists.
+export async function signedIn(user) {
+  session.user = user;
+  try {
+    session.status = await get('/api/status');
+  } catch {
+    session.status = null;
+  }
+  live.start();
+  const target = sessionStorage.getItem('claw.after-login');
+  sessionStorage.removeItem('claw.after-login');
+  go(target && !target.startsWith('#/login') && !target.startsWith('#/setup') ? target : '#/runs');
+}
+
+function teardown(fn) {
+  try { if (typeof fn === 'function') fn(); } catch { /* a page's own teardown */ }
+}
+
+// Pages put their skeleton into <main> at once and fill it in as data
+// arrives; a page left before it finished loading is torn down on arrival.
+async function route() {
+  const mine = ++generation;
+  teardown(cleanup);
+  cleanup = null;
+  const settle = (fn) => { if (mine === generation) cleanup = fn; else teardown(fn); };
+  window.scrollTo(0, 0);
+  const hash = location.hash || '#/runs';
+  if (!session.user) {
+    nav.hidden = true;
+    const page = hash === '#/setup' ? setupPage : loginPage;
+    settle(await page(main, { signedIn }));
+    return;
+  }
+  renderNav();
+  for (const [pattern, page, role] of routes) {
+    const m = hash.match(pattern);
+    if (!m) continue;
+    if (!can(role)) {
+      replace(main, h('section', { class: 'card' }, h('h1', {}, 'Not allowed'),
+        h('p', {}, `This page needs the ${role} role.`)));
+      return;
+    }
+    main.dataset.page = page.name;
+    settle(await page(main, { params: m.slice(1), signedIn }));
+    return;
+  }
+  go('#/runs');
+}
+
+async function boot() {
+  window.addEventListener('hashchange', route);
+  try {
+    const status = await api('GET', '/api/auth/status');
+    if (status.setupRequired) {
+      go('#/setup');
+      return;
+    }
+  } catch (err) {
+    replace(main, h('p', { class: 'error' }, err.message));
+    return;
+  }
+  try {
+    const me = await get('/api/auth/me');
+    await signedIn(me.user);
+  } catch {
+    if (location.hash && location.hash !== '#/login') sessionStorage.setItem('claw.after-login', location.hash);
+    go('#/login');
+  }
+}
+
+boot();

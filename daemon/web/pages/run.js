@@ -1,0 +1,233 @@
+// One run: its live log, the commands sent to its runner, stop, and its
+// artifacts. Everything live arrives over the page's WebSocket; a reconnect
+// resumes from the last sequence the log holds.
+
+import { get, post, del, can, session } from '../api.js';
+import { h, replace, fmtTime, fmtDuration, fmtBytes, statusBadge, confirmDialog, showError, toast } from '../dom.js';
+import { live } from '../socket.js';
+import { LogView } from '../logview.js';
+
+const ACTIVE = ['pending', 'running'];
+const INLINE_LIMIT = 2 * 1024 * 1024;
+
+function isText(artifact) {
+  return artifact.content_type.startsWith('text/')
+    || /\.(diff|patch|log|txt|md|json|ya?ml|toml)$/i.test(artifact.filename);
+}
+
+function renderText(text, filename) {
+  const pre = h('pre', { class: 'artifact-text' });
+  const diff = /\.(diff|patch)$/i.test(filename);
+  for (const line of text.split('\n')) {
+    let cls = '';
+    if (diff) {
+      if (line.startsWith('+++') || line.startsWith('---')) cls = 'd-file';
+      else if (line.startsWith('+')) cls = 'd-add';
+      else if (line.startsWith('-')) cls = 'd-del';
+      else if (line.startsWith('@@')) cls = 'd-hunk';
+    }
+    pre.append(h('span', { class: cls }, line), '\n');
+  }
+  return pre;
+}
+
+export async function runPage(main, { params: [runId] }) {
+  const head = h('div', { class: 'run-head' });
+  const actions = h('div', { class: 'actions' });
+  const log = new LogView();
+  const commandsList = h('ul', { class: 'commands', 'aria-label': 'Commands' });
+  const commandBox = h('div');
+  const artifactsBody = h('div', { class: 'artifacts' });
+  const viewer = h('div', { class: 'viewer' });
+  const liveState = h('span', { class: 'live-state' });
+  replace(main, h('section', { class: 'run' },
+    h('div', { class: 'page-head' }, h('h1', {}, 'Run'), liveState),
+    head, actions,
+    h('h2', {}, 'Output'), log.element,
+    h('div', { class: 'split' },
+      h('section', {}, h('h2', {}, 'Commands'), commandBox, commandsList),
+      h('section', {}, h('h2', {}, 'Artifacts'), artifactsBody, viewer))));
+
+  let run;
+  try {
+    run = await get(`/api/runs/${runId}`);
+  } catch (err) {
+    replace(main, h('section', { class: 'card' }, h('h1', {}, 'Run not found'), h('p', {}, err.message),
+      h('a', { href: '#/runs' }, 'All runs')));
+    return () => log.destroy();
+  }
+
+  function renderHead() {
+    replace(head, h('dl', { class: 'facts' },
+      h('dt', {}, 'State'), h('dd', { id: 'run-status' }, statusBadge(run.status, run.exit_code)),
+      h('dt', {}, 'Command'), h('dd', {}, h('code', {}, run.command || '(agent default)')),
+      h('dt', {}, 'Run id'), h('dd', {}, h('code', {}, run.id)),
+      h('dt', {}, 'Created'), h('dd', {}, `${fmtTime(run.created_at)}${run.created_by ? ` by ${run.created_by}` : ''}`),
+      h('dt', {}, 'Started'), h('dd', {}, fmtTime(run.started_at)),
+      h('dt', {}, 'Duration'), h('dd', { class: 'c-duration' }, fmtDuration(run.started_at, run.finished_at)),
+      h('dt', {}, 'Exit code'), h('dd', { id: 'run-exit' }, run.exit_code ?? '—')));
+    const buttons = [];
+    if (can('operator') && ACTIVE.includes(run.status)) {
+      buttons.push(h('button', {
+        type: 'button', class: 'danger', id: 'stop', disabled: !!run.stop_requested_at, onclick: stop,
+      }, run.stop_requested_at ? 'Stop requested' : 'Stop run'));
+    }
+    if (can('operator') && !ACTIVE.includes(run.status)) {
+      buttons.push(h('button', { type: 'button', class: 'danger secondary', id: 'delete', onclick: remove }, 'Delete run'));
+    }
+    replace(actions, buttons);
+    renderCommandBox();
+  }
+
+  async function stop() {
+    if (!await confirmDialog('Stop this run? The agent gets SIGINT, then SIGKILL after the grace period.', 'Stop run')) return;
+    try {
+      await post(`/api/runs/${runId}/stop`);
+      run.stop_requested_at = new Date().toISOString();
+      toast('Stop requested');
+      renderHead();
+    } catch (err) { showError(err); }
+  }
+
+  async function remove() {
+    if (!await confirmDialog('Delete this run with its output, commands and artifacts?', 'Delete')) return;
+    try {
+      await del(`/api/runs/${runId}`);
+      toast('Run deleted');
+      location.hash = '#/runs';
+    } catch (err) { showError(err); }
+  }
+
+  // Commands: allowlist suggestions, client-side check, live results.
+  const allowed = (session.status && session.status.allowedCommands) || [];
+  function isAllowed(text) {
+    const words = text.trim().split(/\s+/);
+    return allowed.some((entry) => {
+      const want = entry.split(/\s+/);
+      return want.length <= words.length && want.every((w, i) => w === words[i]);
+    });
+  }
+  function renderCommandBox() {
+    if (!can('operator') || run.status !== 'running') {
+      replace(commandBox, run.status === 'running' ? null
+        : h('p', { class: 'muted' }, 'Commands can be sent while the run is running.'));
+      return;
+    }
+    if (commandBox.querySelector('form')) return;
+    const input = h('input', {
+      name: 'command', list: 'allowed-commands', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'none',
+      placeholder: 'git status', 'aria-label': 'Command',
+    });
+    const hint = h('small', { class: 'hint' });
+    input.addEventListener('input', () => {
+      hint.textContent = input.value.trim() && !isAllowed(input.value) ? 'Not on the allowlist' : '';
+    });
+    const form = h('form', {
+      class: 'send',
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const text = input.value.trim();
+        if (!text) return;
+        try {
+          await post(`/api/runs/${runId}/command`, { command: text });
+          input.value = '';
+          hint.textContent = '';
+          await loadCommands();
+        } catch (err) {
+          showError(err);
+        }
+      },
+    },
+    input,
+    h('datalist', { id: 'allowed-commands' }, allowed.map((c) => h('option', { value: c }))),
+    h('button', { type: 'submit' }, 'Send'));
+    replace(commandBox, form, hint);
+  }
+
+  async function loadCommands() {
+    try {
+      const commands = await get(`/api/runs/${runId}/commands`);
+      replace(commandsList, commands.filter((c) => c.command !== '__STOP__').map((c) =>
+        h('li', { class: `cmd cmd-${c.status}`, dataset: { id: c.id, status: c.status } },
+          h('div', { class: 'cmd-head' }, h('code', {}, c.command), h('span', { class: `badge st-${c.status}` }, c.status),
+            h('small', { class: 'muted' }, `${c.created_by || ''} ${fmtTime(c.created_at)}`)),
+          c.result ? h('pre', { class: 'cmd-result' }, c.result) : null,
+          c.error ? h('pre', { class: 'cmd-error' }, c.error) : null)));
+    } catch (err) { showError(err); }
+  }
+
+  async function loadArtifacts() {
+    try {
+      const artifacts = await get(`/api/runs/${runId}/artifacts`);
+      if (!artifacts.length) {
+        replace(artifactsBody, h('p', { class: 'muted' }, 'None yet.'));
+        return;
+      }
+      replace(artifactsBody, h('ul', { class: 'artifact-list' }, artifacts.map((a) =>
+        h('li', { dataset: { id: a.id, name: a.filename } },
+          h('span', { class: 'name' }, a.filename), h('small', { class: 'muted' }, fmtBytes(a.size)),
+          h('span', { class: 'actions' },
+            isText(a) && a.size <= INLINE_LIMIT
+              ? h('button', { type: 'button', class: 'secondary small', onclick: () => view(a) }, 'View') : null,
+            h('a', { class: 'button small', href: `/api/artifacts/${a.id}`, download: a.filename }, 'Download'),
+            can('operator') ? h('button', {
+              type: 'button', class: 'secondary small danger', 'aria-label': `Delete ${a.filename}`,
+              onclick: async () => {
+                if (!await confirmDialog(`Delete ${a.filename}?`, 'Delete')) return;
+                try { await del(`/api/artifacts/${a.id}`); await loadArtifacts(); } catch (err) { showError(err); }
+              },
+            }, 'Delete') : null)))));
+    } catch (err) { showError(err); }
+  }
+
+  async function view(artifact) {
+    try {
+      const response = await fetch(`/api/artifacts/${artifact.id}`, { credentials: 'same-origin' });
+      if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+      const text = await response.text();
+      replace(viewer, h('div', { class: 'viewer-head' }, h('strong', {}, artifact.filename),
+        h('button', { type: 'button', class: 'secondary small', onclick: () => replace(viewer) }, 'Close')),
+      renderText(text, artifact.filename));
+    } catch (err) { showError(err); }
+  }
+
+  renderHead();
+  await Promise.all([loadCommands(), loadArtifacts()]);
+
+  const unsubscribe = live.subscribe(runId, () => log.lastSequence, async (m) => {
+    switch (m.type) {
+      case 'event':
+        log.add(m);
+        break;
+      case 'run_status':
+        run.status = m.status;
+        if (m.exitCode !== undefined) run.exit_code = m.exitCode;
+        try { run = await get(`/api/runs/${runId}`); } catch { /* keep what we know */ }
+        renderHead();
+        break;
+      case 'command_queued':
+      case 'command_completed':
+        loadCommands();
+        break;
+      case 'stop_requested':
+        run.stop_requested_at = run.stop_requested_at || new Date().toISOString();
+        renderHead();
+        break;
+      case 'artifact_added':
+        loadArtifacts();
+        break;
+      default:
+    }
+  });
+  const stopState = live.onState((state) => {
+    liveState.textContent = state === 'open' ? 'live' : state;
+    liveState.className = `live-state s-${state}`;
+  });
+  const ticker = setInterval(() => {
+    if (run.status === 'running') {
+      const cell = head.querySelector('.c-duration');
+      if (cell) cell.textContent = fmtDuration(run.started_at, null);
+    }
+  }, 1000);
+  return () => { unsubscribe(); stopState(); clearInterval(ticker); log.destroy(); };
+}
