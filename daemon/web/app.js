@@ -75,7 +75,9 @@ export async function signedIn(user) {
     session.status = null;
   }
   live.start();
-  const target = sessionStorage.getItem('claw.after-login');
+  // Back to where the visitor was going: the page they opened, or the one
+  // they were on when asked to sign in.
+  const target = sessionStorage.getItem('claw.after-login') || location.hash;
   sessionStorage.removeItem('claw.after-login');
   go(target && !target.startsWith('#/login') && !target.startsWith('#/setup') ? target : '#/runs');
 }

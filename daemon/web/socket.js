@@ -98,7 +98,9 @@ export class LiveSocket {
   }
 
   sendSubscribe(runId, sub) {
-    this.send({ type: 'subscribe', runId, afterSequence: sub.after() });
+    // Stored events come in `events` messages of many each: a browser pays
+    // per message, and a long log would otherwise take seconds to arrive.
+    this.send({ type: 'subscribe', runId, afterSequence: sub.after(), batch: true });
   }
 
   // Watches one run; returns the function that stops watching.

@@ -188,12 +188,29 @@ pub enum ClientMessage {
         run_id: String,
         #[serde(rename = "afterSequence", default)]
         after_sequence: Option<u64>,
+        /// Stored events arrive as `events` messages of many events each
+        /// (far fewer messages for a browser to dispatch); live ones stay
+        /// single `event` messages.
+        #[serde(default)]
+        batch: bool,
     },
     Unsubscribe {
         #[serde(rename = "runId", default)]
         run_id: Option<String>,
     },
     Ping,
+}
+
+/// One event inside an `events` message (the run id is the message's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchedEvent {
+    #[serde(rename = "eventId")]
+    pub event_id: i64,
+    pub sequence: u64,
+    #[serde(rename = "eventType")]
+    pub event_type: EventType,
+    pub data: String,
+    pub timestamp: String,
 }
 
 /// Messages the gateway sends on `/ws`.
@@ -250,6 +267,12 @@ pub enum ServerMessage {
         status: RunStatus,
         #[serde(rename = "exitCode", default, skip_serializing_if = "Option::is_none")]
         exit_code: Option<i64>,
+    },
+    /// Stored events, in order, for a subscription made with `batch`.
+    Events {
+        #[serde(rename = "runId")]
+        run_id: String,
+        events: Vec<BatchedEvent>,
     },
     ArtifactAdded {
         #[serde(rename = "runId")]

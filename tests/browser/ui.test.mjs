@@ -178,3 +178,209 @@ test('setup, sign-in, a run streamed by claw-runner, a command, stop and artifac
   assert.match(await row.textContent(), new RegExp(`sh ${agent}`));
   await shoot(page, 'runs');
 });
+
+const started = (command) => ({ type: 'marker', data: JSON.stringify({ event: 'started', command }) });
+const finished = (exitCode) => ({ type: 'marker', data: JSON.stringify({ event: 'finished', exitCode }) });
+
+test('the run list follows status changes live and filters by state', async () => {
+  await page.goto(`${gw.base}/#/runs`);
+  await page.waitForSelector('table.runs tbody tr');
+  const run = await gw.createRun(await adminBearer(), 'claude -p "live list"');
+  await gw.postEvents(run, [started('claude -p "live list"')]);
+  const row = page.locator(`tr[data-run="${run.id}"]`);
+  await row.locator('[data-status=running]').waitFor();
+  await gw.postEvents(run, [{ type: 'stdout', data: 'hello\n' }, finished(0)]);
+  await row.locator('[data-status=done]').waitFor();
+  assert.match(await row.textContent(), /claude -p "live list"/);
+
+  await page.selectOption('select[name=status]', 'failed');
+  await page.waitForSelector(`tr[data-run="${run.id}"]`, { state: 'detached' });
+  await page.selectOption('select[name=status]', 'done');
+  await row.waitFor();
+  assert.equal(await page.locator('table.runs tbody tr').count(), 1);
+  await page.selectOption('select[name=status]', '');
+});
+
+test('users: add, change role, reset password, delete; a viewer sees no controls and the API refuses', async () => {
+  await page.click('nav a:text("Users")');
+  await page.waitForSelector('tr[data-user=admin]');
+  const addUser = async (user, role) => {
+    await page.fill('form input[name=username]', user.username);
+    await page.fill('form input[name=password]', user.password);
+    await page.selectOption('form select[name=role]', role);
+    await page.click('form button:text("Add user")');
+    await page.waitForSelector(`tr[data-user=${user.username}]`);
+  };
+  await addUser({ username: VIEWER.username, password: 'first password 1' }, 'operator');
+  await page.locator(`tr[data-user=${VIEWER.username}] select`).selectOption('viewer');
+  await page.waitForSelector('.toast:text("is now viewer")');
+  const vera = page.locator(`tr[data-user=${VIEWER.username}]`);
+  await vera.locator('button:text("Reset password")').click();
+  await page.fill('dialog input', VIEWER.password);
+  await page.click('dialog button:text("Save")');
+  await page.waitForSelector('.toast:text("Password reset")');
+  await addUser({ username: 'temporary', password: 'temporary password' }, 'viewer');
+  await page.locator('tr[data-user=temporary] button:text("Delete")').click();
+  await page.click('dialog button:text("Delete")');
+  await page.waitForSelector('tr[data-user=temporary]', { state: 'detached' });
+  await shoot(page, 'users');
+  const bearer = await adminBearer();
+  const users = (await gw.fetch('GET', '/api/auth/users', { headers: { authorization: `Bearer ${bearer}` } })).body;
+  assert.deepEqual(users.map((u) => [u.username, u.role]).sort(), [['admin', 'admin'], ['vera', 'viewer']]);
+
+  // A running run: the administrator may stop it, the viewer may not.
+  const run = await gw.createRun(bearer, 'claude');
+  await gw.postEvents(run, [started('claude'), { type: 'stdout', data: 'working\n' }]);
+  await page.goto(`${gw.base}/#/runs/${run.id}`);
+  await page.waitForSelector('#stop');
+  assert.equal(await page.locator('form.send').count(), 1);
+
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: DESKTOP });
+  const viewer = await context.newPage();
+  await signIn(viewer, VIEWER);
+  assert.equal(await viewer.locator('a:text("New run")').count(), 0);
+  assert.equal(await viewer.locator('nav a:text("Users")').count(), 0);
+  assert.equal(await viewer.locator('nav a:text("Audit")').count(), 0);
+  await viewer.goto(`${gw.base}/#/runs/${run.id}`);
+  await viewer.locator('.log-line', { hasText: 'working' }).waitFor();
+  assert.equal(await viewer.locator('#stop').count(), 0);
+  assert.equal(await viewer.locator('form.send').count(), 0);
+  await shoot(viewer, 'run-detail-viewer');
+  const forged = await viewer.evaluate(async (id) => {
+    const stop = await fetch(`/api/runs/${id}/stop`, { method: 'POST' });
+    const command = await fetch(`/api/runs/${id}/command`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ command: 'git status' }),
+    });
+    return [stop.status, command.status];
+  }, run.id);
+  assert.deepEqual(forged, [403, 403]);
+  const after = (await gw.fetch('GET', `/api/runs/${run.id}`, { headers: { authorization: `Bearer ${bearer}` } })).body;
+  assert.equal(after.stop_requested_at, null);
+  await context.close();
+});
+
+test('a cut WebSocket reconnects and resumes without gaps or duplicates', async () => {
+  const run = await gw.createRun(await adminBearer(), 'claude');
+  await gw.postEvents(run, [started('claude')]);
+  const flaky = await admin.newPage();
+  let connections = 0;
+  let dropping = false;
+  let current = null;
+  await flaky.routeWebSocket(/\/ws$/, (ws) => {
+    connections += 1;
+    const server = ws.connectToServer();
+    // Server-to-page messages pass unless the link is "dropping" them.
+    server.onMessage((message) => { if (!dropping) ws.send(message); });
+    current = { ws, server };
+  });
+  await flaky.goto(`${gw.base}/#/runs/${run.id}`);
+  await flaky.waitForSelector('.live-state.s-open');
+
+  const total = 400;
+  let next = 2; // sequence 1 is the started marker
+  const post = async (upTo) => {
+    for (; next <= upTo; next += 1) {
+      const reply = await gw.signed('POST', '/api/ingest/event', run.id, run.token, {
+        type: next % 7 ? 'stdout' : 'stderr', data: `event ${next}\n`, sequence: next,
+      });
+      assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    }
+  };
+  const cut = async () => {
+    // Messages already on their way are lost, then the connection drops.
+    dropping = true;
+    await post(next + 20);
+    const { ws, server } = current;
+    await ws.close({ code: 4000, reason: 'test cut' });
+    await server.close();
+    dropping = false;
+  };
+  await post(120);
+  await cut();
+  await post(200); // while the page is disconnected
+  await flaky.waitForSelector('.live-state.s-open');
+  await post(300);
+  await cut();
+  await post(total);
+  await flaky.waitForFunction((n) => Number(document.querySelector('.log-wrap').dataset.lines) >= n, total);
+  const lines = await readLog(flaky);
+  assert.deepEqual(lines.map((l) => l.seq), Array.from({ length: total }, (_, i) => i + 1));
+  assert.deepEqual(lines.slice(1).map((l) => l.text), Array.from({ length: total - 1 }, (_, i) => `event ${i + 2}`));
+  assert.ok(connections >= 3, `reconnected (${connections} connections)`);
+  await flaky.close();
+});
+
+test('a log of 100,000 lines loads, follows, pauses when scrolled up, and searches', async () => {
+  const run = await gw.createRun(await adminBearer(), 'claude');
+  const batch = (from, count) => Array.from({ length: count }, (_, i) => ({
+    type: 'stdout', data: `row ${from + i} \u001b[32mok\u001b[0m\n`, sequence: from + i,
+  }));
+  for (let from = 1; from <= 99000; from += 1000) await gw.postEvents(run, batch(from, 1000));
+
+  const began = Date.now();
+  await page.goto(`${gw.base}/#/runs/${run.id}`);
+  await page.waitForFunction(() => Number(document.querySelector('.log-wrap')?.dataset.lines) === 99000, null, { timeout: 60000 });
+  const loaded = Date.now() - began;
+  // Still responsive: a round trip into the page comes back at once.
+  const rtt = Date.now();
+  await page.evaluate(() => 1);
+  console.log(`# 99,000 stored lines shown in ${loaded} ms; page round trip ${Date.now() - rtt} ms`);
+
+  await gw.postEvents(run, batch(99001, 1000));
+  await page.waitForFunction(() => Number(document.querySelector('.log-wrap').dataset.lines) === 100000);
+  await page.locator('.log-line', { hasText: 'row 100000 ok' }).waitFor();
+
+  // The reader scrolls up: new output no longer moves the view.
+  await page.locator('.log').hover();
+  await page.mouse.wheel(0, -5000);
+  await page.waitForFunction(() => document.querySelector('.log-wrap').dataset.following === 'false');
+  const top = await page.locator('.log').evaluate((el) => el.scrollTop);
+  await gw.postEvents(run, batch(100001, 1));
+  await page.waitForSelector('button.follow:text("1 new")');
+  assert.equal(await page.locator('.log').evaluate((el) => el.scrollTop), top);
+  await page.click('button.follow');
+  await page.locator('.log-line', { hasText: 'row 100001 ok' }).waitFor();
+
+  await page.fill('.log-search', 'row 99999');
+  await page.waitForSelector('.match-count:text("1/1")');
+  assert.equal(await page.locator('.log-line.current').textContent(), 'row 99999 ok');
+  assert.equal(await page.locator('.log-line.current mark').textContent(), 'row 99999');
+  await shoot(page, 'run-100k');
+});
+
+test('TOTP: enrol with a QR code, then sign-in asks for a code', async () => {
+  await page.goto(`${gw.base}/#/account`);
+  await page.click('button:text("Set up an authenticator")');
+  await page.waitForSelector('img.qr');
+  const size = await page.locator('img.qr').evaluate((img) => img.naturalWidth);
+  assert.ok(size > 0, 'the QR code renders');
+  await shoot(page, 'totp-enrol');
+  const secret = await page.locator('#totp-secret').textContent();
+  await page.fill('input[name=code]', totp(secret));
+  await page.click('button:text("Confirm")');
+  await page.waitForSelector('#totp-state:text("on")');
+
+  await page.click('button:text("Sign out")');
+  await page.waitForSelector('h1:text("Sign in to claw")');
+  // The next time step: the code just used for confirmation cannot be replayed.
+  await signIn(page, ADMIN, () => totp(secret, Date.now() + 30000));
+  assert.equal(await page.locator('.who').textContent(), 'admin admin');
+
+  // The audit log records it all and its chain holds.
+  await page.click('nav a:text("Audit")');
+  await page.fill('input[name=action]', 'login');
+  await page.click('form.filters button');
+  await page.waitForSelector('tr[data-action^="login"]');
+  const actions = await page.$$eval('table.audit tbody tr', (rows) => rows.map((r) => r.dataset.action));
+  assert.ok(actions.length >= 3 && actions.every((a) => a.startsWith('login')), actions.join(','));
+  await page.click('button:text("Verify chain")');
+  await page.waitForSelector('#audit-verdict:text("chain intact")');
+  await page.fill('input[name=action]', '');
+  await page.click('form.filters button');
+  await shoot(page, 'audit');
+
+  await page.click('nav a:text("Status")');
+  await page.waitForSelector('#health:text("ok")');
+  assert.equal(await page.textContent('#browsers'), '1');
+  await shoot(page, 'status');
+});

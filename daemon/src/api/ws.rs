@@ -9,7 +9,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use claw_proto::wire::{ClientMessage, ServerMessage};
+use claw_proto::wire::{BatchedEvent, ClientMessage, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
@@ -19,7 +19,7 @@ use super::error::query;
 use super::session::{self, ClientIp};
 use super::{ApiError, Shared};
 use crate::hub::{Hub, Live, encode, event_message};
-use crate::store::Store;
+use crate::store::{EventRow, Store};
 
 /// Messages queued for one browser before its subscriptions wait.
 const OUTBOX_CAPACITY: usize = 256;
@@ -65,7 +65,7 @@ async fn connection(state: Shared, socket: WebSocket) {
                     break;
                 }
                 text = outgoing.recv() => match text {
-                    Some(text) => if sink.send(Message::Text(text)).await.is_err() { return },
+                    Some(text) => if !write_queued(&mut sink, &mut outgoing, text).await { return },
                     None => break,
                 },
             }
@@ -116,6 +116,62 @@ async fn connection(state: Shared, socket: WebSocket) {
     state.hub.client_disconnected();
 }
 
+/// An `events` message is closed once its data passes this size.
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// Sends a page of stored events as `events` messages of bounded size.
+async fn send_batched(
+    run_id: &str,
+    page: &[EventRow],
+    outbox: &mpsc::Sender<Utf8Bytes>,
+) -> Result<(), ()> {
+    let mut events = Vec::new();
+    let mut bytes = 0;
+    for (i, event) in page.iter().enumerate() {
+        bytes += event.data.len();
+        events.push(BatchedEvent {
+            event_id: event.id,
+            sequence: event.sequence,
+            event_type: event.kind,
+            data: event.data.clone(),
+            timestamp: crate::store::iso(event.timestamp),
+        });
+        if bytes >= BATCH_BYTES || i + 1 == page.len() {
+            let message = ServerMessage::Events {
+                run_id: run_id.to_owned(),
+                events: std::mem::take(&mut events),
+            };
+            outbox.send(encode(&message)).await.map_err(|_| ())?;
+            bytes = 0;
+        }
+    }
+    Ok(())
+}
+
+/// Most messages written before one flush.
+const FLUSH_BATCH: usize = 256;
+
+/// Writes one message and whatever else is already queued, then flushes
+/// once: a replay of thousands of events goes out in few TLS records and
+/// system calls instead of one of each per event. False when the browser
+/// is gone.
+async fn write_queued(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    queue: &mut mpsc::Receiver<Utf8Bytes>,
+    first: Utf8Bytes,
+) -> bool {
+    if sink.feed(Message::Text(first)).await.is_err() {
+        return false;
+    }
+    for _ in 1..FLUSH_BATCH {
+        let Ok(text) = queue.try_recv() else { break };
+        if sink.feed(Message::Text(text)).await.is_err() {
+            return false;
+        }
+    }
+    sink.flush().await.is_ok()
+}
+
 fn error(message: &str) -> Utf8Bytes {
     encode(&ServerMessage::Error {
         message: message.to_owned(),
@@ -142,6 +198,7 @@ async fn handle(
         ClientMessage::Subscribe {
             run_id,
             after_sequence,
+            batch,
         } => {
             if let Err(e) = state.store.run(run_id.clone()).await {
                 let _ = outbox.send(error(&ApiError::from(e).message)).await;
@@ -160,6 +217,7 @@ async fn handle(
                 Arc::clone(&state.hub),
                 run_id.clone(),
                 after_sequence.unwrap_or(0),
+                batch,
                 outbox.clone(),
             ));
             subscriptions.insert(run_id, task);
@@ -199,6 +257,7 @@ pub async fn follow(
     hub: Arc<Hub>,
     run_id: String,
     after: u64,
+    batch: bool,
     outbox: mpsc::Sender<Utf8Bytes>,
 ) {
     // Subscribe before reading the store, so nothing committed in between is
@@ -209,7 +268,7 @@ pub async fn follow(
         run_id: run_id.clone(),
     };
     let mut last = after;
-    if catch_up(&store, &run_id, &mut last, &outbox).await.is_err() {
+    if catch_up(&store, &run_id, &mut last, batch, &outbox).await.is_err() {
         return;
     }
     loop {
@@ -223,7 +282,7 @@ pub async fn follow(
                         return;
                     }
                     last = sequence;
-                } else if catch_up(&store, &run_id, &mut last, &outbox).await.is_err() {
+                } else if catch_up(&store, &run_id, &mut last, batch, &outbox).await.is_err() {
                     return;
                 }
             }
@@ -239,7 +298,7 @@ pub async fn follow(
                     ),
                 });
                 if outbox.send(notice).await.is_err()
-                    || catch_up(&store, &run_id, &mut last, &outbox).await.is_err()
+                    || catch_up(&store, &run_id, &mut last, batch, &outbox).await.is_err()
                 {
                     return;
                 }
@@ -252,7 +311,7 @@ pub async fn follow(
 /// Sends the stored events after `after`, then returns.
 pub async fn replay(store: &Store, run_id: &str, after: u64, outbox: &mpsc::Sender<Utf8Bytes>) {
     let mut last = after;
-    let _ = catch_up(store, run_id, &mut last, outbox).await;
+    let _ = catch_up(store, run_id, &mut last, false, outbox).await;
 }
 
 /// Sends every stored event after `last`, advancing it.
@@ -260,6 +319,7 @@ async fn catch_up(
     store: &Store,
     run_id: &str,
     last: &mut u64,
+    batch: bool,
     outbox: &mpsc::Sender<Utf8Bytes>,
 ) -> Result<(), ()> {
     loop {
@@ -274,12 +334,19 @@ async fn catch_up(
             }
         };
         let full = page.len() == REPLAY_PAGE as usize;
-        for event in &page {
-            outbox
-                .send(encode(&event_message(event)))
-                .await
-                .map_err(|_| ())?;
-            *last = event.sequence;
+        if batch {
+            send_batched(run_id, &page, outbox).await?;
+            if let Some(event) = page.last() {
+                *last = event.sequence;
+            }
+        } else {
+            for event in &page {
+                outbox
+                    .send(encode(&event_message(event)))
+                    .await
+                    .map_err(|_| ())?;
+                *last = event.sequence;
+            }
         }
         if !full {
             return Ok(());

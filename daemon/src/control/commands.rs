@@ -184,6 +184,7 @@ pub async fn run_events(
             Arc::clone(&ctx.hub),
             id,
             after,
+            false,
             tx,
         ))
     } else {

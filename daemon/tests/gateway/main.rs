@@ -9,4 +9,5 @@ mod persistence;
 mod polkit;
 mod runner;
 mod systemd;
+mod web;
 mod websocket;

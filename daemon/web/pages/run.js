@@ -199,6 +199,9 @@ export async function runPage(main, { params: [runId] }) {
       case 'event':
         log.add(m);
         break;
+      case 'events':
+        for (const event of m.events) log.add(event);
+        break;
       case 'run_status':
         run.status = m.status;
         if (m.exitCode !== undefined) run.exit_code = m.exitCode;
