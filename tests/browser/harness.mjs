@@ -171,6 +171,8 @@ export async function shoot(page, name) {
   await page.waitForTimeout(100);
   await page.screenshot({ path: join(shotDir, `${name}-desktop.png`) });
   await page.setViewportSize(PHONE);
+  // A full-page shot of a scrolled page would show the sticky bar mid-page.
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.waitForTimeout(100);
   await page.screenshot({ path: join(shotDir, `${name}-phone.png`), fullPage: true });
   if (size) await page.setViewportSize(size);

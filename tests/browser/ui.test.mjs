@@ -366,6 +366,23 @@ test('TOTP: enrol with a QR code, then sign-in asks for a code', async () => {
   await signIn(page, ADMIN, () => totp(secret, Date.now() + 30000));
   assert.equal(await page.locator('.who').textContent(), 'admin admin');
 
+  // The users page shows who has it; an administrator resets another's.
+  const vera = await gw.login(VIEWER.username, VIEWER.password);
+  const auth = { headers: { authorization: `Bearer ${vera.token}` } };
+  const enrolled = await gw.fetch('POST', '/api/auth/totp/enroll', { ...auth, body: {} });
+  const confirmed = await gw.fetch('POST', '/api/auth/totp/confirm', { ...auth, body: { code: totp(enrolled.body.secret) } });
+  assert.equal(confirmed.status, 200, JSON.stringify(confirmed.body));
+  assert.equal((await gw.fetch('POST', '/api/auth/login', { body: VIEWER })).body.totpRequired, true);
+  await page.click('nav a:text("Users")');
+  await page.locator('tr[data-user=admin] td:text("on")').waitFor();
+  assert.equal(await page.locator('tr[data-user=admin] button:text("Reset TOTP")').count(), 0);
+  const veraRow = page.locator('tr[data-user=vera]');
+  await veraRow.locator('td:text("on")').waitFor();
+  await veraRow.locator('button:text("Reset TOTP")').click();
+  await page.click('dialog button:text("Reset TOTP")');
+  await veraRow.locator('td:text("off")').waitFor();
+  assert.equal((await gw.fetch('POST', '/api/auth/login', { body: VIEWER })).status, 200);
+
   // The audit log records it all and its chain holds.
   await page.click('nav a:text("Audit")');
   await page.fill('input[name=action]', 'login');

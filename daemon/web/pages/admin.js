@@ -53,8 +53,8 @@ export async function usersPage(main) {
           h('td', { 'data-label': 'Role' }, roleSelect(u.role, async (e) => {
             try { await patch(`/api/auth/users/${u.id}`, { role: e.target.value }); toast(`${u.username} is now ${e.target.value}`); } catch (err) { showError(err); load(); }
           })),
-          h('td', { 'data-label': 'Two-factor' }, u.totp_enabled ? 'on' : 'off'),
-          h('td', { 'data-label': 'Created' }, fmtTime(u.created_at)),
+          h('td', { 'data-label': 'Two-factor' }, u.totpEnabled ? 'on' : 'off'),
+          h('td', { 'data-label': 'Created' }, fmtTime(u.createdAt)),
           h('td', { class: 'actions' },
             h('button', {
               type: 'button', class: 'secondary small',
@@ -65,7 +65,8 @@ export async function usersPage(main) {
                 try { await patch(`/api/auth/users/${u.id}`, { password: value }); toast('Password reset'); } catch (err) { showError(err); }
               },
             }, 'Reset password'),
-            u.totp_enabled ? h('button', {
+            // One's own TOTP is removed on the account page, with the password.
+            u.totpEnabled && !self ? h('button', {
               type: 'button', class: 'secondary small',
               onclick: async () => {
                 if (!await confirmDialog(`Turn off two-factor sign-in for ${u.username}?`, 'Reset TOTP')) return;

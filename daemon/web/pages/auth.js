@@ -130,9 +130,9 @@ export async function accountPage(main) {
     h('dl', { class: 'facts' },
       h('dt', {}, 'Name'), h('dd', {}, me.username),
       h('dt', {}, 'Role'), h('dd', {}, me.role),
-      h('dt', {}, 'Two-factor'), h('dd', { id: 'totp-state' }, me.totp_enabled ? 'on' : 'off')),
+      h('dt', {}, 'Two-factor'), h('dd', { id: 'totp-state' }, me.totpEnabled ? 'on' : 'off')),
     h('h2', {}, 'Authenticator (TOTP)'), totpBox);
-  showTotp(me.totp_enabled);
+  showTotp(me.totpEnabled);
 
   function showTotp(enabled) {
     if (enabled) {
