@@ -167,12 +167,14 @@ export const PHONE = { width: 390, height: 844 };
 export async function shoot(page, name) {
   mkdirSync(shotDir, { recursive: true });
   const size = page.viewportSize();
-  await page.setViewportSize(DESKTOP);
-  await page.waitForTimeout(100);
-  await page.screenshot({ path: join(shotDir, `${name}-desktop.png`) });
-  await page.setViewportSize(PHONE);
   // A full-page shot of a scrolled page would show the sticky bar mid-page.
-  await page.evaluate(() => window.scrollTo(0, 0));
+  const top = () => page.evaluate(() => window.scrollTo(0, 0));
+  await page.setViewportSize(DESKTOP);
+  await top();
+  await page.waitForTimeout(100);
+  await page.screenshot({ path: join(shotDir, `${name}-desktop.png`), fullPage: true });
+  await page.setViewportSize(PHONE);
+  await top();
   await page.waitForTimeout(100);
   await page.screenshot({ path: join(shotDir, `${name}-phone.png`), fullPage: true });
   if (size) await page.setViewportSize(size);

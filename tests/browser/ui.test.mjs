@@ -4,7 +4,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,8 +77,14 @@ test('setup, sign-in, a run streamed by claw-runner, a command, stop and artifac
 
   // Create a run: the page shows id, token and the line to paste, once.
   const work = mkdtempSync(join(tmpdir(), 'claw-agent-'));
+  // The agent works in a git checkout, so `git diff` has something to show.
+  writeFileSync(join(work, 'notes.txt'), 'first line\n');
+  execFileSync('git', ['init', '-q'], { cwd: work });
+  execFileSync('git', ['add', 'notes.txt'], { cwd: work });
+  execFileSync('git', ['-c', 'user.email=t@example.invalid', '-c', 'user.name=t', 'commit', '-qm', 'start'], { cwd: work });
   const agent = join(work, 'agent.sh');
   writeFileSync(agent, [
+    'echo "changed by the agent" >> notes.txt',
     'for i in $(seq 1 30); do echo "line $i"; sleep 0.02; done',
     'printf "\\033[31mred alert\\033[0m plain\\n"',
     'echo "<b>not bold</b> & <script>alert(1)</script>"',
@@ -101,7 +107,7 @@ test('setup, sign-in, a run streamed by claw-runner, a command, stop and artifac
   const runner = spawn(join(binDir, 'claw-runner'), args, {
     cwd: work,
     env: {
-      PATH: '/usr/bin:/bin', HOME: work,
+      PATH: '/usr/local/bin:/usr/bin:/bin', HOME: work,
       CLAW_HMAC_SECRET_FILE: join(gw.data, 'secrets/hmac-secret'),
       CLAW_CA_CERT: join(gw.data, 'certs/server.crt'),
     },
@@ -143,8 +149,17 @@ test('setup, sign-in, a run streamed by claw-runner, a command, stop and artifac
   await page.waitForSelector('.toast.error:text("not on the allowlist")');
   await page.fill('input[name=command]', 'pwd');
   await page.click('form.send button');
-  await page.waitForSelector('.cmd[data-status=completed] .cmd-result', { timeout: 20000 });
-  assert.match(await page.textContent('.cmd[data-status=completed] .cmd-result'), new RegExp(work));
+  const pwd = page.locator('.cmd[data-status=completed]', { hasText: 'pwd' });
+  await pwd.locator('.cmd-result').waitFor({ timeout: 20000 });
+  assert.match(await pwd.locator('.cmd-result').textContent(), new RegExp(work));
+  // `git diff` from the UI: its output, and the diff as an artifact viewed inline.
+  await page.fill('input[name=command]', 'git diff');
+  await page.click('form.send button');
+  await page.waitForSelector('.artifact-list li[data-name="latest.diff"]', { timeout: 20000 });
+  await page.locator('.artifact-list li[data-name="latest.diff"] button:text("View")').click();
+  await page.waitForSelector('.artifact-text .d-add');
+  assert.equal(await page.textContent('.artifact-text .d-add'), '+changed by the agent');
+  assert.match(await page.textContent('.artifact-text .d-hunk'), /^@@ /);
   await shoot(page, 'run-detail');
   await page.emulateMedia({ colorScheme: 'dark' });
   await shoot(page, 'run-detail-dark');
