@@ -268,7 +268,10 @@ pub async fn follow(
         run_id: run_id.clone(),
     };
     let mut last = after;
-    if catch_up(&store, &run_id, &mut last, batch, &outbox).await.is_err() {
+    if catch_up(&store, &run_id, &mut last, batch, &outbox)
+        .await
+        .is_err()
+    {
         return;
     }
     loop {
@@ -282,7 +285,10 @@ pub async fn follow(
                         return;
                     }
                     last = sequence;
-                } else if catch_up(&store, &run_id, &mut last, batch, &outbox).await.is_err() {
+                } else if catch_up(&store, &run_id, &mut last, batch, &outbox)
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -298,7 +304,9 @@ pub async fn follow(
                     ),
                 });
                 if outbox.send(notice).await.is_err()
-                    || catch_up(&store, &run_id, &mut last, batch, &outbox).await.is_err()
+                    || catch_up(&store, &run_id, &mut last, batch, &outbox)
+                        .await
+                        .is_err()
                 {
                     return;
                 }

@@ -42,7 +42,10 @@ async fn the_ui_is_served_from_the_binary_with_a_strict_policy() {
         .flat_map(|tag| tag.split_whitespace().skip(1))
         .any(|attribute| attribute.starts_with("on"));
     assert!(!handlers, "{html}");
-    assert!(!html.contains("http://") && !html.contains("https://"), "no CDN: {html}");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no CDN: {html}"
+    );
 
     let script = gw
         .client
@@ -71,7 +74,12 @@ async fn the_ui_is_served_from_the_binary_with_a_strict_policy() {
     }
 }
 
-async fn post_from(gw: &Gateway, path: &str, session: &str, headers: &[(&str, &str)]) -> StatusCode {
+async fn post_from(
+    gw: &Gateway,
+    path: &str,
+    session: &str,
+    headers: &[(&str, &str)],
+) -> StatusCode {
     let mut request = gw
         .client
         .post(gw.url(path))
@@ -112,10 +120,19 @@ async fn cross_site_requests_are_refused() {
         StatusCode::CREATED
     );
     assert_eq!(
-        post_from(&gw, "/api/runs", &admin, &[("sec-fetch-site", "same-origin")]).await,
+        post_from(
+            &gw,
+            "/api/runs",
+            &admin,
+            &[("sec-fetch-site", "same-origin")]
+        )
+        .await,
         StatusCode::CREATED
     );
-    assert_eq!(post_from(&gw, "/api/runs", &admin, &[]).await, StatusCode::CREATED);
+    assert_eq!(
+        post_from(&gw, "/api/runs", &admin, &[]).await,
+        StatusCode::CREATED
+    );
 
     // Signing in from another site is refused too (login CSRF).
     let login = gw
@@ -216,9 +233,13 @@ async fn status_and_totp_enrolment_give_the_ui_what_it_shows() {
     // Artifacts announce themselves to watchers.
     let (run_id, token) = gw.create_run(&admin).await;
     let mut ws = gw.websocket(&admin).await;
-    ws.send(json!({ "type": "subscribe", "runId": run_id })).await;
+    ws.send(json!({ "type": "subscribe", "runId": run_id }))
+        .await;
     assert_eq!(ws.next().await["type"], "subscribed");
-    let (status, body) = gw.runner(&run_id, &token).upload("notes.txt", b"hello").await;
+    let (status, body) = gw
+        .runner(&run_id, &token)
+        .upload("notes.txt", b"hello")
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let added = ws.next_of("artifact_added").await;
     assert_eq!(added["filename"], "notes.txt");

@@ -136,7 +136,7 @@ export async function auditPage(main) {
       const reply = await get('/api/audit/verify');
       verdict.textContent = reply.ok
         ? `chain intact (${reply.checked} entries)`
-        : `chain broken at entry ${reply.broken_at}: ${reply.reason || ''}`;
+        : `chain broken at entry ${reply.brokenAt}: ${reply.reason || ''}`;
     } catch (err) { showError(err); }
   }
 
