@@ -1,10 +1,12 @@
 //! `cargo run -p xtask -- gen`: writes `man/clawctl.1`, `man/claw-runner.1`
 //! and their bash, zsh and fish completions under `completions/` from the
-//! clap definitions.
+//! clap definitions, and `man/clawd.toml.5` from `packaging/clawd.toml`.
 //! `cargo run -p xtask -- check` fails when the checked-in files differ.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+mod config_page;
 
 use clap::CommandFactory;
 use clap_complete::Shell;
@@ -115,7 +117,15 @@ The control socket of clawd under systemd.
 
 /// Escapes text for roff.
 fn roff(text: &str) -> String {
-    let escaped = text.replace('\\', "\\e").replace('-', "\\-");
+    let mut escaped = String::new();
+    for c in text.chars() {
+        match c {
+            '\\' => escaped.push_str("\\e"),
+            '-' => escaped.push_str("\\-"),
+            c if c.is_ascii() => escaped.push(c),
+            c => escaped.push_str(&format!("\\[u{:04X}]", u32::from(c))),
+        }
+    }
     match escaped.chars().next() {
         Some('.' | '\'') => format!("\\&{escaped}"),
         _ => escaped,
@@ -222,8 +232,15 @@ fn wrap(page: &str) -> String {
     out
 }
 
-fn generated() -> Vec<(PathBuf, Vec<u8>)> {
+fn generated(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files = Vec::new();
+    match std::fs::read_to_string(root.join("packaging/clawd.toml")) {
+        Ok(text) => files.push((
+            PathBuf::from("man/clawd.toml.5"),
+            wrap(&String::from_utf8_lossy(&config_page::page(&text))).into_bytes(),
+        )),
+        Err(e) => eprintln!("xtask: cannot read packaging/clawd.toml: {e}"),
+    }
     let programs = [
         (claw_ctl::cli::Cli::command(), "CLAWCTL", EXTRA),
         (
@@ -255,7 +272,7 @@ fn main() -> ExitCode {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mode = std::env::args().nth(1).unwrap_or_default();
     let mut stale = Vec::new();
-    for (relative, content) in generated() {
+    for (relative, content) in generated(&root) {
         let path = root.join(&relative);
         match mode.as_str() {
             "gen" => {
