@@ -1,0 +1,286 @@
+//! The runners: each creates nothing itself (runs come from the human API)
+//! and sends its run's events, signed, single or in batches, paced or flat
+//! out, retrying a failed request with the same sequences (the gateway
+//! stores each sequence once).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use claw_proto::signing::{self, SignedParts};
+use tokio::sync::watch;
+
+use crate::Args;
+use crate::report::{Latency, Report};
+use crate::spawn::Target;
+use crate::subscribe;
+
+struct Run {
+    id: String,
+    token: String,
+}
+
+fn nonce() -> String {
+    let mut bytes = [0u8; 16];
+    let _ = getrandom::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+async fn create_run(
+    client: &reqwest::Client,
+    target: &Target,
+    session: &str,
+) -> anyhow::Result<Run> {
+    let reply = client
+        .post(format!("{}/api/runs", target.base))
+        .bearer_auth(session)
+        .json(&serde_json::json!({ "command": "claw-bench" }))
+        .send()
+        .await?;
+    if !reply.status().is_success() {
+        bail!(
+            "creating a run: {} {}",
+            reply.status(),
+            reply.text().await.unwrap_or_default()
+        );
+    }
+    let body: serde_json::Value = reply.json().await?;
+    Ok(Run {
+        id: body["id"].as_str().context("no run id")?.to_owned(),
+        token: body["capabilityToken"]
+            .as_str()
+            .context("no token")?
+            .to_owned(),
+    })
+}
+
+async fn send_signed(
+    client: &reqwest::Client,
+    target: &Target,
+    run: &Run,
+    path: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<()> {
+    let (timestamp, nonce) = (unix_now(), nonce());
+    let signature = signing::sign(
+        target.secret.as_bytes(),
+        &SignedParts {
+            method: "POST",
+            path,
+            body: &body,
+            timestamp,
+            nonce: &nonce,
+            run_id: &run.id,
+            capability_token: &run.token,
+        },
+    );
+    let reply = client
+        .post(format!("{}{path}", target.base))
+        .header("content-type", "application/json")
+        .header(signing::HEADER_SIGNATURE, signature)
+        .header(signing::HEADER_TIMESTAMP, timestamp.to_string())
+        .header(signing::HEADER_NONCE, nonce)
+        .header(signing::HEADER_RUN_ID, &run.id)
+        .header(signing::HEADER_CAPABILITY_TOKEN, &run.token)
+        .body(body)
+        .send()
+        .await?;
+    if !reply.status().is_success() {
+        bail!(
+            "{} {}",
+            reply.status(),
+            reply.text().await.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+struct Sender {
+    sent: AtomicU64,
+    requests: AtomicU64,
+    errors: AtomicU64,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn runner(
+    args: Args,
+    target: Arc<Target>,
+    run: Arc<Run>,
+    epoch: Instant,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Sender>,
+) -> anyhow::Result<u64> {
+    let client = target.client()?;
+    let pad = "x".repeat(args.event_bytes.saturating_sub(21));
+    let per_runner_rate = args.rate as f64 / args.runners as f64;
+    let interval =
+        (args.rate > 0).then(|| Duration::from_secs_f64(args.batch as f64 / per_runner_rate));
+    let limit = if args.duration.is_some() {
+        u64::MAX
+    } else {
+        args.events
+    };
+    let mut sequence = 1u64;
+    let mut k = 0u32;
+    while sequence <= limit && !stop.load(Ordering::Relaxed) {
+        if let Some(interval) = interval {
+            tokio::time::sleep_until((epoch + interval * k).into()).await;
+            k += 1;
+        }
+        let end = (sequence + args.batch as u64).min(limit.saturating_add(1));
+        let event = |seq: u64| {
+            serde_json::json!({
+                "type": "stdout",
+                "data": format!("{:020} {pad}", epoch.elapsed().as_nanos()),
+                "sequence": seq,
+            })
+        };
+        let (path, body) = if args.batch == 1 {
+            ("/api/ingest/event", serde_json::to_vec(&event(sequence))?)
+        } else {
+            let events: Vec<_> = (sequence..end).map(event).collect();
+            (
+                "/api/ingest/events",
+                serde_json::to_vec(&serde_json::json!({ "events": events }))?,
+            )
+        };
+        let mut attempt = 0;
+        loop {
+            match send_signed(&client, &target, &run, path, body.clone()).await {
+                Ok(()) => break,
+                Err(e) if attempt < 3 => {
+                    attempt += 1;
+                    eprintln!("claw-bench: retrying after: {e:#}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        stats.requests.fetch_add(1, Ordering::Relaxed);
+        stats.sent.fetch_add(end - sequence, Ordering::Relaxed);
+        sequence = end;
+    }
+    Ok(sequence - 1)
+}
+
+pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Target)> {
+    let mut target = target;
+    let session = target.session().await?;
+    let target = Arc::new(target);
+    let client = target.client()?;
+    let mut runs = Vec::new();
+    for _ in 0..args.runners {
+        runs.push(Arc::new(create_run(&client, &target, &session).await?));
+    }
+
+    let epoch = Instant::now();
+    let (done_tx, done_rx) = watch::channel(false);
+    let mut subscribers = Vec::new();
+    let expected = if args.duration.is_some() {
+        u64::MAX
+    } else {
+        args.events
+    };
+    for run in &runs {
+        for _ in 0..args.subscribers {
+            let socket = subscribe::connect(&target, &session).await?;
+            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+            subscribers.push(tokio::spawn(subscribe::follow(
+                socket,
+                run.id.clone(),
+                expected,
+                epoch,
+                ready_tx,
+                done_rx.clone(),
+            )));
+            ready_rx.await.context("a subscriber did not subscribe")?;
+        }
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(Sender {
+        sent: AtomicU64::new(0),
+        requests: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+    });
+    let started = Instant::now();
+    let epoch = if args.rate > 0 { started } else { epoch };
+    let mut senders = Vec::new();
+    for run in &runs {
+        senders.push(tokio::spawn(runner(
+            args.clone(),
+            Arc::clone(&target),
+            Arc::clone(run),
+            epoch,
+            Arc::clone(&stop),
+            Arc::clone(&stats),
+        )));
+    }
+    if let Some(duration) = args.duration {
+        tokio::time::sleep(duration).await;
+        stop.store(true, Ordering::Relaxed);
+    }
+    let mut per_run_sent = Vec::new();
+    for sender in senders {
+        per_run_sent.push(match sender.await? {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("claw-bench: a runner gave up: {e:#}");
+                0
+            }
+        });
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let _ = done_tx.send(true);
+
+    let mut report = Report {
+        runners: args.runners,
+        batch: args.batch,
+        subscribers_per_run: args.subscribers,
+        event_bytes: args.event_bytes,
+        events_sent: stats.sent.load(Ordering::Relaxed),
+        seconds,
+        errors: stats.errors.load(Ordering::Relaxed),
+        ..Report::default()
+    };
+    report.events_per_sec = report.events_sent as f64 / seconds;
+    report.requests_per_sec = stats.requests.load(Ordering::Relaxed) as f64 / seconds;
+
+    // Every run must hold exactly what its runner sent.
+    for (run, sent) in runs.iter().zip(&per_run_sent) {
+        let body: serde_json::Value = client
+            .get(format!("{}/api/runs/{}", target.base, run.id))
+            .bearer_auth(&session)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let stored = body["event_count"].as_u64().unwrap_or_default();
+        report.lost += sent.saturating_sub(stored);
+        report.duplicated += stored.saturating_sub(*sent);
+    }
+    let mut latencies = Vec::new();
+    let mut sent_iter = per_run_sent
+        .iter()
+        .flat_map(|n| std::iter::repeat_n(*n, args.subscribers));
+    for subscriber in subscribers {
+        let received = subscriber.await??;
+        let sent = sent_iter.next().unwrap_or_default();
+        report.lost += sent.saturating_sub(received.distinct);
+        report.duplicated += received.duplicated;
+        latencies.extend(received.latencies_ns);
+    }
+    report.latency = Latency::from_nanos(latencies);
+    let target = Arc::try_unwrap(target).map_err(|_| anyhow::anyhow!("target still shared"))?;
+    Ok((report, target))
+}

@@ -1,0 +1,124 @@
+//! `claw-bench`: drives a clawd on loopback with R signed runners sending
+//! single events or batches of B, optionally S WebSocket subscribers per run
+//! timing each event from send to receipt, and measures the raw SQLite
+//! insert rate of the same rows beside it. Prints a human summary and one
+//! JSON line. Not installed by the packages.
+
+mod load;
+mod raw;
+mod report;
+mod spawn;
+mod subscribe;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "claw-bench",
+    version,
+    about = "Load generator for clawd (loopback only)",
+    long_about = "Creates runs through the human API, drives concurrent signed runners \
+                  sending single events or batches, optionally with WebSocket subscribers \
+                  that time each event from send to receipt, then checks every run holds \
+                  exactly what was sent. With --spawn it starts its own clawd on a \
+                  temporary data directory and a free port. Prints a summary and one JSON \
+                  line (events/s, latency percentiles, errors, daemon RSS, raw SQLite rate)."
+)]
+pub struct Args {
+    /// Start this clawd binary on a temporary data directory and free port.
+    #[arg(long, value_name = "CLAWD", conflicts_with = "gateway")]
+    pub spawn: Option<PathBuf>,
+    /// An already running gateway on loopback, e.g. https://127.0.0.1:3100.
+    #[arg(long, value_name = "URL", requires_all = ["data_dir"])]
+    pub gateway: Option<String>,
+    /// The running gateway's data directory (certificate, HMAC secret, setup token).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A session token (bearer) for a running gateway that already has users;
+    /// without it a first administrator is made with the setup token.
+    #[arg(long, value_name = "TOKEN", env = "CLAW_BENCH_SESSION")]
+    pub session: Option<String>,
+    /// PID of the running gateway, for its resident memory.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Concurrent runners, one run each.
+    #[arg(long, default_value_t = 8)]
+    pub runners: usize,
+    /// Events per request: 1 uses POST /api/ingest/event, more /api/ingest/events.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Events each runner sends.
+    #[arg(long, default_value_t = 10_000)]
+    pub events: u64,
+    /// Send for this long instead of a fixed count (e.g. 10s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Total events per second across runners (0: as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// WebSocket subscribers per run, timing each event.
+    #[arg(long, default_value_t = 0)]
+    pub subscribers: usize,
+    /// Bytes of output per event.
+    #[arg(long, default_value_t = 100)]
+    pub event_bytes: usize,
+    /// Also insert the same rows straight into SQLite with the daemon's
+    /// schema and pragmas, for the store's physical limit.
+    #[arg(long)]
+    pub raw_sqlite: bool,
+    /// Print only the JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.runners == 0 || args.batch == 0 {
+        bail!("--runners and --batch must be at least 1");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(run(args.clone()))?;
+    if !args.json {
+        report.print_summary();
+    }
+    println!("{}", serde_json::to_string(&report)?);
+    if report.errors > 0 || report.lost > 0 || report.duplicated > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn run(args: Args) -> anyhow::Result<report::Report> {
+    let target = match (&args.spawn, &args.gateway) {
+        (Some(clawd), _) => spawn::Target::spawn(clawd).await?,
+        (None, Some(url)) => {
+            let dir = args
+                .data_dir
+                .clone()
+                .context("--gateway needs --data-dir")?;
+            spawn::Target::existing(url, &dir, args.pid, args.session.clone())?
+        }
+        (None, None) => bail!("give --spawn CLAWD or --gateway URL --data-dir DIR"),
+    };
+    let (mut report, target) = load::drive(&args, target).await?;
+    report.daemon_rss_kib = target.rss_kib();
+    if args.raw_sqlite {
+        let total = report.events_sent;
+        let raw = tokio::task::spawn_blocking({
+            let (batch, bytes, runners) = (args.batch, args.event_bytes, args.runners);
+            move || raw::insert_rate(total, batch, bytes, runners)
+        })
+        .await??;
+        report.raw_sqlite_events_per_sec = Some(raw);
+        report.ratio_to_raw = Some(report.events_per_sec / raw);
+    }
+    target.stop().await;
+    Ok(report)
+}

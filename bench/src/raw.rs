@@ -1,0 +1,65 @@
+//! The store's physical limit: the same event rows inserted straight into
+//! SQLite with the daemon's schema, pragmas and batch size (one transaction
+//! per batch, as clawd commits one request or one group).
+
+use std::time::Instant;
+
+use anyhow::Context;
+use rusqlite::{Connection, params};
+
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../daemon/src/store/migrations/0001_initial.sql"),
+    include_str!("../../daemon/src/store/migrations/0002_sequences_and_audit_chain.sql"),
+    include_str!("../../daemon/src/store/migrations/0003_meta.sql"),
+];
+
+/// Inserted rows per second.
+pub fn insert_rate(
+    total: u64,
+    batch: usize,
+    event_bytes: usize,
+    runs: usize,
+) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let mut conn = Connection::open(dir.path().join("db.sqlite"))?;
+    // As clawd's store opens its writer.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    for sql in MIGRATIONS {
+        conn.execute_batch(sql)
+            .context("applying the daemon's schema")?;
+    }
+    let run_ids: Vec<String> = (0..runs.max(1)).map(|i| format!("raw-run-{i}")).collect();
+    for id in &run_ids {
+        conn.execute(
+            "INSERT INTO runs (id, status, capability_token_hash, created_at) VALUES (?1, 'running', 'x', 0)",
+            [id],
+        )?;
+    }
+    let data = format!("{:020} {}", 0, "x".repeat(event_bytes.saturating_sub(21)));
+    let per_run = total / run_ids.len() as u64;
+    let started = Instant::now();
+    let mut inserted = 0u64;
+    for (r, run_id) in run_ids.iter().enumerate() {
+        let _ = r;
+        let mut sequence = 1u64;
+        while sequence <= per_run {
+            let tx = conn.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO events (run_id, type, data, timestamp, sequence) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                let end = (sequence + batch as u64).min(per_run + 1);
+                for seq in sequence..end {
+                    insert.execute(params![run_id, "stdout", data, 0i64, seq as i64])?;
+                }
+                inserted += end - sequence;
+                sequence = end;
+            }
+            tx.commit()?;
+        }
+    }
+    Ok(inserted as f64 / started.elapsed().as_secs_f64())
+}

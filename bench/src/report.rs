@@ -1,0 +1,84 @@
+//! What a benchmark run measured: a human summary and one JSON line.
+
+use serde::Serialize;
+
+#[derive(Debug, Default, Serialize)]
+pub struct Latency {
+    pub samples: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    pub fn from_nanos(mut samples: Vec<u64>) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_unstable();
+        let at = |q: f64| {
+            let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
+            samples[i.min(samples.len() - 1)] as f64 / 1e6
+        };
+        Some(Self {
+            samples: samples.len(),
+            p50_ms: at(0.50),
+            p99_ms: at(0.99),
+            max_ms: at(1.0),
+        })
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub runners: usize,
+    pub batch: usize,
+    pub subscribers_per_run: usize,
+    pub event_bytes: usize,
+    pub events_sent: u64,
+    pub seconds: f64,
+    pub events_per_sec: f64,
+    pub requests_per_sec: f64,
+    pub latency: Option<Latency>,
+    /// Requests that failed after retries.
+    pub errors: u64,
+    /// Events sent but not stored, or not delivered to a subscriber.
+    pub lost: u64,
+    /// Events stored or delivered more than once.
+    pub duplicated: u64,
+    pub daemon_rss_kib: Option<u64>,
+    pub raw_sqlite_events_per_sec: Option<f64>,
+    pub ratio_to_raw: Option<f64>,
+}
+
+impl Report {
+    pub fn print_summary(&self) {
+        println!(
+            "{} runners x batch {} ({} B events), {} subscriber(s) per run",
+            self.runners, self.batch, self.event_bytes, self.subscribers_per_run
+        );
+        println!(
+            "sent {} events in {:.2} s: {:.0} events/s, {:.0} requests/s",
+            self.events_sent, self.seconds, self.events_per_sec, self.requests_per_sec
+        );
+        if let Some(l) = &self.latency {
+            println!(
+                "event -> WebSocket latency over {} samples: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                l.samples, l.p50_ms, l.p99_ms, l.max_ms
+            );
+        }
+        if let (Some(raw), Some(ratio)) = (self.raw_sqlite_events_per_sec, self.ratio_to_raw) {
+            println!(
+                "raw SQLite, same rows and batch: {raw:.0} events/s; clawd reached {:.0}% of it",
+                ratio * 100.0
+            );
+        }
+        if let Some(rss) = self.daemon_rss_kib {
+            println!("clawd resident memory: {:.1} MiB", rss as f64 / 1024.0);
+        }
+        println!(
+            "errors {}, lost {}, duplicated {}",
+            self.errors, self.lost, self.duplicated
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! A browser stand-in: a WebSocket subscriber of one run that times every
+//! event from the moment its runner sent it (the send time rides in the
+//! event's data) and notes gaps and repeats.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::spawn::Target;
+
+pub struct Received {
+    pub latencies_ns: Vec<u64>,
+    pub distinct: u64,
+    pub duplicated: u64,
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+pub async fn connect(target: &Target, session: &str) -> anyhow::Result<Socket> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &target.ca_pem[..]) {
+        roots.add(cert?)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", target.port)).await?;
+    tcp.set_nodelay(true)?;
+    let name = rustls::pki_types::ServerName::try_from("localhost")?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    let url = format!("wss://localhost:{}/ws?token={session}", target.port);
+    let (socket, _) = tokio_tungstenite::client_async(url, tls)
+        .await
+        .context("WebSocket handshake")?;
+    Ok(socket)
+}
+
+/// Subscribes, reports readiness, then reads until `expected` distinct
+/// events arrived or `done` says the senders finished and a grace period
+/// passed.
+pub async fn follow(
+    mut socket: Socket,
+    run_id: String,
+    expected: u64,
+    epoch: Instant,
+    ready: tokio::sync::oneshot::Sender<()>,
+    mut done: watch::Receiver<bool>,
+) -> anyhow::Result<Received> {
+    socket
+        .send(Message::text(
+            serde_json::json!({ "type": "subscribe", "runId": run_id }).to_string(),
+        ))
+        .await?;
+    let mut ready = Some(ready);
+    let mut seen = HashSet::new();
+    let mut received = Received {
+        latencies_ns: Vec::with_capacity(expected as usize),
+        distinct: 0,
+        duplicated: 0,
+    };
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        if received.distinct >= expected {
+            break;
+        }
+        let next = async {
+            match deadline {
+                Some(at) => tokio::time::timeout_at(at, socket.next())
+                    .await
+                    .ok()
+                    .flatten(),
+                None => socket.next().await,
+            }
+        };
+        tokio::select! {
+            message = next => {
+                let Some(message) = message else { break };
+                let Message::Text(text) = message? else { continue };
+                let value: serde_json::Value = serde_json::from_str(&text)?;
+                match value["type"].as_str() {
+                    Some("subscribed") => {
+                        if let Some(ready) = ready.take() {
+                            let _ = ready.send(());
+                        }
+                    }
+                    Some("event") => {
+                        let now = epoch.elapsed().as_nanos() as u64;
+                        let sequence = value["sequence"].as_u64().unwrap_or_default();
+                        let sent: u64 = value["data"]
+                            .as_str()
+                            .and_then(|d| d.get(..20))
+                            .and_then(|d| d.parse().ok())
+                            .unwrap_or(now);
+                        if seen.insert(sequence) {
+                            received.distinct += 1;
+                            received.latencies_ns.push(now.saturating_sub(sent));
+                        } else {
+                            received.duplicated += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ = done.changed(), if deadline.is_none() => {
+                deadline = Some(tokio::time::Instant::now() + Duration::from_secs(10));
+            }
+        }
+    }
+    Ok(received)
+}

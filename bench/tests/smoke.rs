@@ -1,0 +1,86 @@
+//! A short run of the load generator against the real clawd: it works, and
+//! under concurrency no event is lost or stored or delivered twice. Figures
+//! are not asserted; the benchmarks are run by hand (docs/PERFORMANCE.md).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// clawd comes from the same `cargo test --workspace` build.
+fn clawd() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_claw-bench")).with_file_name("clawd");
+    if !path.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "clawd"])
+            .status()
+            .expect("cargo build");
+        assert!(status.success());
+    }
+    path
+}
+
+fn bench(args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_claw-bench"))
+        .arg("--spawn")
+        .arg(clawd())
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("run claw-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "claw-bench failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("one JSON line")
+}
+
+#[test]
+fn single_events_with_subscribers_arrive_once_each() {
+    let report = bench(&["--runners", "6", "--events", "300", "--subscribers", "2"]);
+    assert_eq!(report["events_sent"], 1800);
+    assert_eq!(report["errors"], 0);
+    assert_eq!(report["lost"], 0);
+    assert_eq!(report["duplicated"], 0);
+    assert_eq!(report["latency"]["samples"], 3600);
+    assert!(report["daemon_rss_kib"].as_u64().is_some_and(|kib| kib > 0));
+}
+
+#[test]
+fn batches_are_stored_once_and_compared_with_raw_sqlite() {
+    let report = bench(&[
+        "--runners",
+        "4",
+        "--events",
+        "2000",
+        "--batch",
+        "250",
+        "--raw-sqlite",
+    ]);
+    assert_eq!(report["events_sent"], 8000);
+    assert_eq!(report["lost"], 0);
+    assert_eq!(report["duplicated"], 0);
+    assert!(
+        report["raw_sqlite_events_per_sec"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0)
+    );
+    assert!(report["ratio_to_raw"].as_f64().is_some_and(|r| r > 0.0));
+}
+
+#[test]
+fn refuses_anything_but_loopback() {
+    let output = Command::new(env!("CARGO_BIN_EXE_claw-bench"))
+        .args([
+            "--gateway",
+            "https://example.org:3100",
+            "--data-dir",
+            "/nonexistent",
+        ])
+        .output()
+        .expect("run claw-bench");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("loopback only"));
+}
