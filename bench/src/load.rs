@@ -114,6 +114,7 @@ async fn runner(
     target: Arc<Target>,
     run: Arc<Run>,
     epoch: Instant,
+    paced_from: Instant,
     stop: Arc<AtomicBool>,
     stats: Arc<Sender>,
 ) -> anyhow::Result<u64> {
@@ -131,7 +132,7 @@ async fn runner(
     let mut k = 0u32;
     while sequence <= limit && !stop.load(Ordering::Relaxed) {
         if let Some(interval) = interval {
-            tokio::time::sleep_until((epoch + interval * k).into()).await;
+            tokio::time::sleep_until((paced_from + interval * k).into()).await;
             k += 1;
         }
         let end = (sequence + args.batch as u64).min(limit.saturating_add(1));
@@ -213,8 +214,8 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
         requests: AtomicU64::new(0),
         errors: AtomicU64::new(0),
     });
+    let cpu_before = target.cpu_secs();
     let started = Instant::now();
-    let epoch = if args.rate > 0 { started } else { epoch };
     let mut senders = Vec::new();
     for run in &runs {
         senders.push(tokio::spawn(runner(
@@ -222,6 +223,7 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
             Arc::clone(&target),
             Arc::clone(run),
             epoch,
+            started,
             Arc::clone(&stop),
             Arc::clone(&stats),
         )));
@@ -241,6 +243,10 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
         });
     }
     let seconds = started.elapsed().as_secs_f64();
+    let daemon_cpu = target
+        .cpu_secs()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let _ = done_tx.send(true);
 
     let mut report = Report {
@@ -251,6 +257,7 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
         events_sent: stats.sent.load(Ordering::Relaxed),
         seconds,
         errors: stats.errors.load(Ordering::Relaxed),
+        daemon_cpu_share: daemon_cpu.map(|cpu| cpu / seconds),
         ..Report::default()
     };
     report.events_per_sec = report.events_sent as f64 / seconds;

@@ -47,6 +47,8 @@ pub struct Report {
     /// Events stored or delivered more than once.
     pub duplicated: u64,
     pub daemon_rss_kib: Option<u64>,
+    /// Daemon CPU time over wall time while sending (1.0 = one core busy).
+    pub daemon_cpu_share: Option<f64>,
     pub raw_sqlite_events_per_sec: Option<f64>,
     pub ratio_to_raw: Option<f64>,
 }
@@ -72,6 +74,9 @@ impl Report {
                 "raw SQLite, same rows and batch: {raw:.0} events/s; clawd reached {:.0}% of it",
                 ratio * 100.0
             );
+        }
+        if let Some(share) = self.daemon_cpu_share {
+            println!("clawd CPU while sending: {:.0}% of one core", share * 100.0);
         }
         if let Some(rss) = self.daemon_rss_kib {
             println!("clawd resident memory: {:.1} MiB", rss as f64 / 1024.0);

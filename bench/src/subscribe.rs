@@ -13,6 +13,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::spawn::Target;
 
+/// How long a subscriber waits for stragglers once the senders are done.
+const QUIET: Duration = Duration::from_secs(2);
+
 pub struct Received {
     pub latencies_ns: Vec<u64>,
     pub distinct: u64,
@@ -47,8 +50,8 @@ pub async fn connect(target: &Target, session: &str) -> anyhow::Result<Socket> {
 }
 
 /// Subscribes, reports readiness, then reads until `expected` distinct
-/// events arrived or `done` says the senders finished and a grace period
-/// passed.
+/// events arrived, or, once `done` says the senders finished, until the
+/// socket has been quiet for two seconds.
 pub async fn follow(
     mut socket: Socket,
     run_id: String,
@@ -65,22 +68,24 @@ pub async fn follow(
     let mut ready = Some(ready);
     let mut seen = HashSet::new();
     let mut received = Received {
-        latencies_ns: Vec::with_capacity(expected as usize),
+        latencies_ns: Vec::with_capacity(expected.min(1 << 20) as usize),
         distinct: 0,
         duplicated: 0,
     };
-    let mut deadline: Option<tokio::time::Instant> = None;
+    let mut deadline: Option<()> = None;
     loop {
         if received.distinct >= expected {
             break;
         }
+        let quiet = deadline.is_some();
         let next = async {
-            match deadline {
-                Some(at) => tokio::time::timeout_at(at, socket.next())
+            if quiet {
+                tokio::time::timeout(QUIET, socket.next())
                     .await
                     .ok()
-                    .flatten(),
-                None => socket.next().await,
+                    .flatten()
+            } else {
+                socket.next().await
             }
         };
         tokio::select! {
@@ -113,7 +118,7 @@ pub async fn follow(
                 }
             }
             _ = done.changed(), if deadline.is_none() => {
-                deadline = Some(tokio::time::Instant::now() + Duration::from_secs(10));
+                deadline = Some(());
             }
         }
     }
