@@ -402,7 +402,11 @@ test('TOTP: enrol with a QR code, then sign-in asks for a code', async () => {
   await page.click('nav a:text("Audit")');
   await page.fill('input[name=action]', 'login');
   await page.click('form.filters button');
-  await page.waitForSelector('tr[data-action^="login"]');
+  // The unfiltered list is on the page already: wait for the filtered one.
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('table.audit tbody tr')];
+    return rows.length > 0 && rows.every((r) => (r.dataset.action || '').startsWith('login'));
+  });
   const actions = await page.$$eval('table.audit tbody tr', (rows) => rows.map((r) => r.dataset.action));
   assert.ok(actions.length >= 3 && actions.every((a) => a.startsWith('login')), actions.join(','));
   await page.click('button:text("Verify chain")');
