@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use claw_proto::signing::{self, SignedParts};
+use claw_proto::signing::SignedParts;
 use tokio::sync::watch;
 
 use crate::Args;
 use crate::report::{Latency, Report};
+use crate::runner_conn::RunnerConn;
 use crate::spawn::Target;
 use crate::subscribe;
 
@@ -61,45 +62,25 @@ async fn create_run(
     })
 }
 
-async fn send_signed(
+/// The store's (commits, writes) counters from `/api/status`.
+async fn store_counters(
     client: &reqwest::Client,
     target: &Target,
-    run: &Run,
-    path: &str,
-    body: Vec<u8>,
-) -> anyhow::Result<()> {
-    let (timestamp, nonce) = (unix_now(), nonce());
-    let signature = signing::sign(
-        target.secret.as_bytes(),
-        &SignedParts {
-            method: "POST",
-            path,
-            body: &body,
-            timestamp,
-            nonce: &nonce,
-            run_id: &run.id,
-            capability_token: &run.token,
-        },
-    );
-    let reply = client
-        .post(format!("{}{path}", target.base))
-        .header("content-type", "application/json")
-        .header(signing::HEADER_SIGNATURE, signature)
-        .header(signing::HEADER_TIMESTAMP, timestamp.to_string())
-        .header(signing::HEADER_NONCE, nonce)
-        .header(signing::HEADER_RUN_ID, &run.id)
-        .header(signing::HEADER_CAPABILITY_TOKEN, &run.token)
-        .body(body)
+    session: &str,
+) -> Option<(u64, u64)> {
+    let status: serde_json::Value = client
+        .get(format!("{}/api/status", target.base))
+        .bearer_auth(session)
         .send()
-        .await?;
-    if !reply.status().is_success() {
-        bail!(
-            "{} {}",
-            reply.status(),
-            reply.text().await.unwrap_or_default()
-        );
-    }
-    Ok(())
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    Some((
+        status["store"]["commits"].as_u64()?,
+        status["store"]["writes"].as_u64()?,
+    ))
 }
 
 struct Sender {
@@ -118,7 +99,7 @@ async fn runner(
     stop: Arc<AtomicBool>,
     stats: Arc<Sender>,
 ) -> anyhow::Result<u64> {
-    let client = target.client()?;
+    let mut conn = RunnerConn::open(&target).await?;
     let pad = "x".repeat(args.event_bytes.saturating_sub(21));
     let per_runner_rate = args.rate as f64 / args.runners as f64;
     let interval =
@@ -154,12 +135,27 @@ async fn runner(
         };
         let mut attempt = 0;
         loop {
-            match send_signed(&client, &target, &run, path, body.clone()).await {
+            let nonce = nonce();
+            let parts = SignedParts {
+                method: "POST",
+                path,
+                body: &body,
+                timestamp: unix_now(),
+                nonce: &nonce,
+                run_id: &run.id,
+                capability_token: &run.token,
+            };
+            match conn.post_signed(target.secret.as_bytes(), &parts).await {
                 Ok(()) => break,
                 Err(e) if attempt < 3 => {
                     attempt += 1;
                     eprintln!("claw-bench: retrying after: {e:#}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                    // The same sequences again, on a fresh connection if
+                    // the old one broke.
+                    if let Ok(fresh) = RunnerConn::open(&target).await {
+                        conn = fresh;
+                    }
                 }
                 Err(e) => {
                     stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -214,6 +210,7 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
         requests: AtomicU64::new(0),
         errors: AtomicU64::new(0),
     });
+    let store_before = store_counters(&client, &target, &session).await;
     let cpu_before = target.cpu_secs();
     let started = Instant::now();
     let mut senders = Vec::new();
@@ -247,6 +244,7 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
         .cpu_secs()
         .zip(cpu_before)
         .map(|(after, before)| after - before);
+    let store_after = store_counters(&client, &target, &session).await;
     let _ = done_tx.send(true);
 
     let mut report = Report {
@@ -258,6 +256,12 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
         seconds,
         errors: stats.errors.load(Ordering::Relaxed),
         daemon_cpu_share: daemon_cpu.map(|cpu| cpu / seconds),
+        writes_per_commit: store_before.zip(store_after).and_then(
+            |((commits_before, writes_before), (commits, writes))| {
+                let commits = commits.checked_sub(commits_before)?;
+                (commits > 0).then(|| (writes - writes_before) as f64 / commits as f64)
+            },
+        ),
         ..Report::default()
     };
     report.events_per_sec = report.events_sent as f64 / seconds;

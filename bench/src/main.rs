@@ -7,6 +7,7 @@
 mod load;
 mod raw;
 mod report;
+mod runner_conn;
 mod spawn;
 mod subscribe;
 

@@ -49,6 +49,8 @@ pub struct Report {
     pub daemon_rss_kib: Option<u64>,
     /// Daemon CPU time over wall time while sending (1.0 = one core busy).
     pub daemon_cpu_share: Option<f64>,
+    /// Store writes (requests) folded into each durable commit while sending.
+    pub writes_per_commit: Option<f64>,
     pub raw_sqlite_events_per_sec: Option<f64>,
     pub ratio_to_raw: Option<f64>,
 }
@@ -77,6 +79,9 @@ impl Report {
         }
         if let Some(share) = self.daemon_cpu_share {
             println!("clawd CPU while sending: {:.0}% of one core", share * 100.0);
+        }
+        if let Some(w) = self.writes_per_commit {
+            println!("store group commit: {w:.1} writes per commit");
         }
         if let Some(rss) = self.daemon_rss_kib {
             println!("clawd resident memory: {:.1} MiB", rss as f64 / 1024.0);

@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
@@ -114,6 +115,33 @@ impl Target {
             .http1_only()
             .pool_max_idle_per_host(4)
             .build()?)
+    }
+
+    /// A TLS client trusting the gateway's certificate.
+    pub fn tls_config(&self) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut &self.ca_pem[..]) {
+            roots.add(cert?)?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(Arc::new(config))
+    }
+
+    /// A fresh TLS connection to the gateway (no Nagle delay).
+    pub async fn connect_tls(
+        &self,
+    ) -> anyhow::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
+        tcp.set_nodelay(true)?;
+        let name = rustls::pki_types::ServerName::try_from("localhost")?;
+        Ok(tokio_rustls::TlsConnector::from(self.tls_config()?)
+            .connect(name, tcp)
+            .await?)
     }
 
     /// A bearer session for the human API: the one given, or a first

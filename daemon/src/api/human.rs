@@ -47,6 +47,7 @@ pub async fn status(State(state): State<Shared>, user: Authed) -> Result<Json<Va
         "browsers": state.hub.clients(),
         "subscriptions": state.hub.subscriptions(),
         "allowedCommands": state.allowlist.entries(),
+        "store": state.store.writer_stats(),
     })))
 }
 

@@ -27,6 +27,7 @@ pub use runs::{
     CommandRow, EventRow, Ingested, NewArtifact, NewEvent, RunFilter, RunRow, RunnerAuth,
     StatusChange,
 };
+pub use writer::WriterStats;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -158,6 +159,11 @@ impl Store {
         self.read(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
             .await?;
         Ok(())
+    }
+
+    /// Commits and writes since start.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.inner.writer.stats()
     }
 
     fn writer(&self) -> &writer::Writer {

@@ -3,7 +3,8 @@
 //! runs in its own savepoint, so a failing job rolls back alone; its caller is
 //! answered only after the whole transaction has committed.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread;
 
 use rusqlite::Connection;
@@ -20,16 +21,42 @@ type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    counters: Arc<Counters>,
+}
+
+/// What the writer has done since start: jobs per commit is how well group
+/// commit amortises the durable commit (shown by `/api/status`).
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    jobs: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct WriterStats {
+    pub commits: u64,
+    pub writes: u64,
 }
 
 impl Writer {
     /// Starts the writer thread; it ends when every `Writer` is dropped.
     pub fn start(conn: Connection) -> std::io::Result<(Self, thread::JoinHandle<()>)> {
         let (jobs, queue) = mpsc::channel::<Job>();
+        let counters = Arc::new(Counters::default());
         let handle = thread::Builder::new()
             .name("store-writer".to_owned())
-            .spawn(move || run(conn, &queue))?;
-        Ok((Self { jobs }, handle))
+            .spawn({
+                let counters = Arc::clone(&counters);
+                move || run(conn, &queue, &counters)
+            })?;
+        Ok((Self { jobs, counters }, handle))
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            writes: self.counters.jobs.load(Ordering::Relaxed),
+        }
     }
 
     /// Runs `work` in the next transaction; resolves once it has committed.
@@ -87,7 +114,7 @@ fn in_savepoint<T>(
     }
 }
 
-fn run(conn: Connection, queue: &mpsc::Receiver<Job>) {
+fn run(conn: Connection, queue: &mpsc::Receiver<Job>, counters: &Counters) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_JOBS_PER_COMMIT {
@@ -109,6 +136,11 @@ fn run(conn: Connection, queue: &mpsc::Receiver<Job>) {
         let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
+        } else {
+            counters.commits.fetch_add(1, Ordering::Relaxed);
+            counters
+                .jobs
+                .fetch_add(completions.len() as u64, Ordering::Relaxed);
         }
         for completion in completions {
             completion(committed.as_ref().map(|_| ()));

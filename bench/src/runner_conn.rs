@@ -1,0 +1,60 @@
+//! One runner's keep-alive HTTPS connection, on hyper's HTTP/1.1 client
+//! directly: a load generator must cost less than the server it measures,
+//! and a pooling client (reqwest) spends more CPU per request than clawd.
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use claw_proto::signing::{self, SignedParts};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+
+use crate::spawn::Target;
+
+pub struct RunnerConn {
+    sender: SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+impl RunnerConn {
+    pub async fn open(target: &Target) -> anyhow::Result<Self> {
+        let tls = target.connect_tls().await?;
+        let (sender, connection) = http1::handshake(TokioIo::new(tls))
+            .await
+            .context("HTTP/1.1 handshake")?;
+        tokio::spawn(async move {
+            // Ends when the sender is dropped or the server closes.
+            let _ = connection.await;
+        });
+        Ok(Self {
+            sender,
+            host: format!("localhost:{}", target.port),
+        })
+    }
+
+    /// POSTs a signed runner request; an error carries the status and body.
+    pub async fn post_signed(
+        &mut self,
+        secret: &[u8],
+        parts: &SignedParts<'_>,
+    ) -> anyhow::Result<()> {
+        let signature = signing::sign(secret, parts);
+        let request = hyper::Request::post(parts.path)
+            .header("host", &self.host)
+            .header("content-type", "application/json")
+            .header(signing::HEADER_SIGNATURE, signature)
+            .header(signing::HEADER_TIMESTAMP, parts.timestamp)
+            .header(signing::HEADER_NONCE, parts.nonce)
+            .header(signing::HEADER_RUN_ID, parts.run_id)
+            .header(signing::HEADER_CAPABILITY_TOKEN, parts.capability_token)
+            .body(Full::new(Bytes::copy_from_slice(parts.body)))?;
+        self.sender.ready().await.context("connection closed")?;
+        let reply = self.sender.send_request(request).await?;
+        let status = reply.status();
+        let body = reply.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            bail!("{status} {}", String::from_utf8_lossy(&body));
+        }
+        Ok(())
+    }
+}
