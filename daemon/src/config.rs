@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::Durability;
+
 /// The configuration file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/claw/clawd.toml";
 
@@ -71,6 +73,9 @@ pub struct Config {
     pub batch_max_events: usize,
     /// Largest `data` of a single event.
     pub event_max_bytes: usize,
+    /// When an acknowledged write is flushed to disk: `batched` (within
+    /// 0.1 s, by a background thread) or `commit` (before every reply).
+    pub durability: Durability,
 }
 
 pub const DEFAULT_ARTIFACT_EXTENSIONS: &[&str] = &[
@@ -104,6 +109,7 @@ impl Default for Config {
             redact_patterns: Vec::new(),
             batch_max_events: 1000,
             event_max_bytes: 1024 * 1024,
+            durability: Durability::default(),
         }
     }
 }

@@ -94,7 +94,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
 
     let secrets = secrets::Secrets::load(&data_dir)?;
     let db_path = data_dir.join("db.sqlite");
-    let store = store::Store::open(&db_path)
+    let store = store::Store::open(&db_path, config.durability)
         .with_context(|| format!("cannot open the database {}", db_path.display()))?;
     let redactor = Redactor::new(&config.redact_patterns)?;
     let setup_token = setup_token(&store, &data_dir).await?;

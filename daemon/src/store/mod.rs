@@ -89,6 +89,23 @@ pub(crate) fn ser_iso_opt<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Resul
     }
 }
 
+/// When an acknowledged write reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// The write-ahead log is flushed by a background thread at most
+    /// [`WAL_SYNC_INTERVAL`] after a commit (and at every checkpoint). A
+    /// crash of clawd loses nothing; a power cut may lose the last fraction
+    /// of a second, which runners send again from their spool.
+    #[default]
+    Batched,
+    /// Every commit is flushed before it is acknowledged (`synchronous=FULL`).
+    Commit,
+}
+
+/// Longest time a committed write stays unflushed with [`Durability::Batched`].
+pub const WAL_SYNC_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Most idle read-only connections kept open.
 const READ_POOL_SIZE: usize = 4;
 
@@ -105,14 +122,17 @@ struct Inner {
 
 impl Store {
     /// Opens (creating if needed) and migrates the database.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    pub fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let mut conn = Connection::open(path)?;
-        configure(&conn)?;
+        configure(&conn, durability)?;
         migrate::migrate(&mut conn, path)?;
         let (writer, _thread) = writer::Writer::start(conn)?;
+        if durability == Durability::Batched {
+            writer.start_wal_sync(wal_path(path), WAL_SYNC_INTERVAL)?;
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
@@ -196,12 +216,24 @@ impl Store {
     }
 }
 
-fn configure(conn: &Connection) -> Result<(), StoreError> {
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+fn configure(conn: &Connection, durability: Durability) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    // FULL: an acknowledged event survives a power cut, not only a crash;
-    // group commit pays for the fsync once per batch.
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    // FULL flushes the log at every commit (group commit pays once per
+    // batch); NORMAL only at checkpoints, and the writer's WAL sync thread
+    // bounds the rest. Both survive a crash of clawd and never tear a
+    // transaction.
+    let synchronous = match durability {
+        Durability::Commit => "FULL",
+        Durability::Batched => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
