@@ -94,8 +94,16 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
 
     let secrets = secrets::Secrets::load(&data_dir)?;
     let db_path = data_dir.join("db.sqlite");
-    let store = store::Store::open(&db_path, config.durability)
-        .with_context(|| format!("cannot open the database {}", db_path.display()))?;
+    let store = store::Store::open(
+        &db_path,
+        store::StoreSettings {
+            durability: config.durability,
+            // A request is accepted while its timestamp is within the skew,
+            // so its nonce must be kept at least that long.
+            nonce_retention_secs: config.nonce_lifetime_secs.max(config.clock_skew_secs),
+        },
+    )
+    .with_context(|| format!("cannot open the database {}", db_path.display()))?;
     let redactor = Redactor::new(&config.redact_patterns)?;
     let setup_token = setup_token(&store, &data_dir).await?;
 

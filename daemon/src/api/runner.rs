@@ -78,12 +78,11 @@ pub fn verify(
     if !valid_run_id(run_id) {
         return Err(ApiError::not_found(format!("unknown run {run_id}")));
     }
-    let lifetime = i64::try_from(state.config.nonce_lifetime_secs).unwrap_or(i64::MAX);
     Ok(RunnerAuth {
         run_id: run_id.to_owned(),
         capability_token: token.to_owned(),
         nonce: nonce.to_ascii_lowercase(),
-        nonce_expires_at: now_ms().saturating_add(lifetime.saturating_mul(1000)),
+        timestamp,
     })
 }
 

@@ -377,12 +377,14 @@ impl Store {
 
     /// Removes expired sessions and nonces; returns how many of each.
     pub async fn purge_expired(&self) -> Result<(usize, usize), StoreError> {
+        let cutoff = self.nonce_cutoff();
         self.writer()
-            .write(|conn| {
+            .write(move |conn| {
                 let now = now_ms();
                 let sessions =
                     conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
-                let nonces = conn.execute("DELETE FROM nonces WHERE expires_at <= ?1", [now])?;
+                let nonces = conn.execute("DELETE FROM nonces WHERE timestamp < ?1", [cutoff])?
+                    + conn.execute("DELETE FROM nonces_legacy WHERE expires_at <= ?1", [now])?;
                 Ok((sessions, nonces))
             })
             .await

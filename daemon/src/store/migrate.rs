@@ -33,6 +33,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0003_meta.sql"),
         post: None,
     },
+    Migration {
+        version: 4,
+        sql: include_str!("migrations/0004_nonces_by_time.sql"),
+        post: None,
+    },
 ];
 
 /// Names of the migrations applied up to `version`, e.g. "0002 sequences and audit chain".

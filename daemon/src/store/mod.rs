@@ -103,6 +103,14 @@ pub enum Durability {
     Commit,
 }
 
+/// How the store is run: from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreSettings {
+    pub durability: Durability,
+    /// How long a used nonce is kept after its signed timestamp.
+    pub nonce_retention_secs: u64,
+}
+
 /// Longest time a committed write stays unflushed with [`Durability::Batched`].
 pub const WAL_SYNC_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -118,11 +126,13 @@ struct Inner {
     path: PathBuf,
     writer: writer::Writer,
     readers: Mutex<Vec<Connection>>,
+    nonce_retention_secs: u64,
 }
 
 impl Store {
     /// Opens (creating if needed) and migrates the database.
-    pub fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+    pub fn open(path: &Path, settings: StoreSettings) -> Result<Self, StoreError> {
+        let durability = settings.durability;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -138,6 +148,7 @@ impl Store {
                 path: path.to_owned(),
                 writer,
                 readers: Mutex::new(Vec::new()),
+                nonce_retention_secs: settings.nonce_retention_secs,
             }),
         })
     }
@@ -179,6 +190,12 @@ impl Store {
         self.read(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
             .await?;
         Ok(())
+    }
+
+    /// Nonces signed before this (Unix seconds) have expired.
+    fn nonce_cutoff(&self) -> i64 {
+        let retention = i64::try_from(self.inner.nonce_retention_secs).unwrap_or(i64::MAX);
+        (now_ms() / 1000).saturating_sub(retention)
     }
 
     /// Commits and writes since start.

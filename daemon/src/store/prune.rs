@@ -127,7 +127,8 @@ impl Store {
 
     /// Expired sessions and nonces that a purge would remove.
     pub async fn expired_counts(&self) -> Result<(u64, u64), StoreError> {
-        self.read(|conn| {
+        let cutoff = self.nonce_cutoff();
+        self.read(move |conn| {
             let now = now_ms();
             let sessions = conn.query_row(
                 "SELECT COUNT(*) FROM sessions WHERE expires_at <= ?1",
@@ -135,8 +136,9 @@ impl Store {
                 |r| r.get(0),
             )?;
             let nonces = conn.query_row(
-                "SELECT COUNT(*) FROM nonces WHERE expires_at <= ?1",
-                [now],
+                "SELECT (SELECT COUNT(*) FROM nonces WHERE timestamp < ?1) \
+                 + (SELECT COUNT(*) FROM nonces_legacy WHERE expires_at <= ?2)",
+                [cutoff, now],
                 |r| r.get(0),
             )?;
             Ok((sessions, nonces))

@@ -87,7 +87,8 @@ pub struct RunnerAuth {
     pub run_id: String,
     pub capability_token: String,
     pub nonce: String,
-    pub nonce_expires_at: i64,
+    /// The signed `X-Timestamp` (Unix seconds).
+    pub timestamp: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -234,12 +235,15 @@ fn check_runner(conn: &Connection, auth: &RunnerAuth, now: i64) -> Result<(), St
     }
     let recorded = conn
         .prepare_cached(
-            "INSERT INTO nonces (nonce, expires_at) VALUES (?1, ?2) \
-             ON CONFLICT(nonce) DO UPDATE SET expires_at = excluded.expires_at \
-             WHERE nonces.expires_at < ?3",
+            "INSERT INTO nonces (timestamp, nonce) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         )?
-        .execute(params![auth.nonce, auth.nonce_expires_at, now])?;
-    if recorded == 0 {
+        .execute(params![auth.timestamp, auth.nonce])?;
+    let legacy = || -> Result<bool, StoreError> {
+        Ok(conn
+            .prepare_cached("SELECT 1 FROM nonces_legacy WHERE nonce = ?1 AND expires_at > ?2")?
+            .exists(params![auth.nonce, now])?)
+    };
+    if recorded == 0 || legacy()? {
         return Err(StoreError::Replay);
     }
     Ok(())

@@ -1,9 +1,9 @@
 //! Restarts, migrations from an older schema, the audit chain, config errors.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::{ADMIN, ADMIN_PASSWORD, Gateway, TEST_CONFIG, db_path};
+use crate::common::{ADMIN, ADMIN_PASSWORD, Gateway, TEST_CONFIG, db_path, nonce, now_secs};
 
 #[tokio::test]
 async fn restart_keeps_runs_events_sessions_and_secrets() {
@@ -270,4 +270,40 @@ async fn plain_http_only_when_tls_is_off() {
     );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[tokio::test]
+async fn a_nonce_recorded_before_the_nonce_migration_is_still_refused() {
+    let gw = Gateway::start().await;
+    let admin = gw.admin().await;
+    let (run_id, token) = gw.create_run(&admin).await;
+    let runner = gw.runner(&run_id, &token);
+    // Schema 3 kept nonces by receipt time; migration 4 moved them aside.
+    let seen_before = nonce();
+    let db = rusqlite::Connection::open(gw.data().join("db.sqlite")).expect("db");
+    db.busy_timeout(std::time::Duration::from_secs(5))
+        .expect("busy timeout");
+    db.execute(
+        "INSERT INTO nonces_legacy (nonce, expires_at) VALUES (?1, ?2)",
+        rusqlite::params![seen_before, (now_secs() + 600) * 1000],
+    )
+    .expect("legacy nonce");
+
+    let mut replayed = runner.sign(
+        Method::POST,
+        "/api/ingest/event",
+        br#"{"type":"stdout","data":"x"}"#.to_vec(),
+    );
+    replayed.nonce = seen_before;
+    runner.resign(&mut replayed);
+    let (status, reply) = runner.send(&replayed).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{reply}");
+    assert!(reply["error"].as_str().expect("error").contains("nonce"));
+    // A fresh nonce is fine.
+    let fresh = runner.sign(
+        Method::POST,
+        "/api/ingest/event",
+        br#"{"type":"stdout","data":"x"}"#.to_vec(),
+    );
+    assert_eq!(runner.send(&fresh).await.0, StatusCode::OK);
 }
