@@ -114,6 +114,9 @@ pub struct StoreSettings {
 /// Longest time a committed write stays unflushed with [`Durability::Batched`].
 pub const WAL_SYNC_INTERVAL: Duration = Duration::from_millis(100);
 
+/// Log size (pages) past which the writer checkpoints itself (4 MiB).
+const WRITER_CHECKPOINT_PAGES: u32 = 1000;
+
 /// Most idle read-only connections kept open.
 const READ_POOL_SIZE: usize = 4;
 
@@ -139,10 +142,19 @@ impl Store {
         let mut conn = Connection::open(path)?;
         configure(&conn, durability)?;
         migrate::migrate(&mut conn, path)?;
+        // The checkpointer copies the log beside the writer; the writer's
+        // own checkpoint at SQLite's usual 1000 pages then has little left
+        // to copy, and lets the log start over.
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
         let (writer, _thread) = writer::Writer::start(conn)?;
-        if durability == Durability::Batched {
-            writer.start_wal_sync(wal_path(path), WAL_SYNC_INTERVAL)?;
-        }
+        let checkpointer = Connection::open(path)?;
+        configure(&checkpointer, durability)?;
+        writer.start_checkpointer(
+            checkpointer,
+            wal_path(path),
+            WAL_SYNC_INTERVAL,
+            durability == Durability::Batched,
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),

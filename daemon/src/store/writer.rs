@@ -53,34 +53,45 @@ impl Writer {
         Ok((Self { jobs, counters }, handle))
     }
 
-    /// Starts the thread that flushes the write-ahead log (`fdatasync`) at
-    /// most `interval` after a commit; it ends with the writer. SQLite with
-    /// `synchronous=NORMAL` flushes only at checkpoints; this bounds how
-    /// much acknowledged work a power cut can take, without an fsync in
-    /// every commit's path.
-    pub fn start_wal_sync(
+    /// Starts the checkpointer: a thread with its own connection that, at
+    /// most `interval` after a commit, copies the write-ahead log into the
+    /// database (a passive checkpoint, which never blocks the writer) and,
+    /// with `flush_wal`, flushes the log (`fdatasync`). Most checkpoint work
+    /// thus runs beside the writer instead of inside a commit, and with
+    /// `synchronous=NORMAL` the flush bounds what a power cut can take. The
+    /// thread ends with the writer.
+    pub fn start_checkpointer(
         &self,
+        conn: Connection,
         wal: std::path::PathBuf,
         interval: Duration,
+        flush_wal: bool,
     ) -> std::io::Result<thread::JoinHandle<()>> {
         let counters = Arc::downgrade(&self.counters);
         thread::Builder::new()
-            .name("wal-sync".to_owned())
+            .name("checkpointer".to_owned())
             .spawn(move || {
-                let mut synced = 0;
+                let mut done = 0;
                 loop {
                     thread::sleep(interval);
                     let Some(counters) = counters.upgrade() else {
                         return;
                     };
                     let commits = counters.commits.load(Ordering::Acquire);
-                    if commits == synced {
+                    if commits == done {
                         continue;
                     }
-                    // Opened afresh: SQLite may have replaced the file.
+                    // Busy when the writer is checkpointing itself: fine.
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    if !flush_wal {
+                        done = commits;
+                        continue;
+                    }
+                    // The checkpoint flushes the log only when it has pages
+                    // to copy; a long reader can hold those back.
                     match std::fs::File::open(&wal).and_then(|f| f.sync_data()) {
-                        Ok(()) => synced = commits,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => synced = commits,
+                        Ok(()) => done = commits,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => done = commits,
                         Err(e) => {
                             tracing::error!("cannot flush the database log {}: {e}", wal.display())
                         }
