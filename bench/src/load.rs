@@ -214,13 +214,19 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
     let cpu_before = target.cpu_secs();
     let started = Instant::now();
     let mut senders = Vec::new();
-    for run in &runs {
+    for (index, run) in runs.iter().enumerate() {
+        // Paced runners start a fraction of an interval apart, so the total
+        // rate arrives evenly rather than in bursts of R requests at once.
+        let stagger = match args.rate {
+            0 => Duration::ZERO,
+            rate => Duration::from_secs_f64(args.batch as f64 / rate as f64 * index as f64),
+        };
         senders.push(tokio::spawn(runner(
             args.clone(),
             Arc::clone(&target),
             Arc::clone(run),
             epoch,
-            started,
+            started + stagger,
             Arc::clone(&stop),
             Arc::clone(&stats),
         )));

@@ -15,6 +15,10 @@ pub enum GatewayError {
     /// Retrying will not help (bad secret, wrong token, unknown run).
     #[error("gateway refused ({status}): {message}")]
     Refused { status: u16, message: String },
+    /// The gateway has fewer events than were acknowledged (it lost the
+    /// last ones, e.g. in a power cut) and asks for them again from `next`.
+    #[error("the gateway asks for events again from sequence {next}")]
+    Behind { next: u64 },
     #[error("cannot read {0}: {1}")]
     CaCert(String, String),
 }
@@ -178,8 +182,13 @@ impl Gateway {
         if status.is_success() {
             return Ok(bytes);
         }
-        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
+        let answer = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+        if status == StatusCode::CONFLICT
+            && let Some(next) = answer.as_ref().and_then(|v| v["nextSequence"].as_u64())
+        {
+            return Err(GatewayError::Behind { next });
+        }
+        let message = answer
             .and_then(|v| v["error"].as_str().map(str::to_owned))
             .unwrap_or_else(|| status.to_string());
         // Skew and nonce refusals are about this attempt, not the request:

@@ -198,6 +198,23 @@ async fn send_loop(shared: Arc<Shared>) {
                     eprintln!("claw-runner: {e}");
                 }
             }
+            Err(GatewayError::Behind { next }) => {
+                eprintln!(
+                    "claw-runner: the gateway lost events from sequence {next} on; sending them again from the spool"
+                );
+                let rewound = shared.spool.lock().await.rewind(next);
+                match rewound {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        eprintln!("claw-runner: the spool no longer has them; retrying in 5 s");
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                    Err(e) => {
+                        eprintln!("claw-runner: {e}");
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                }
+            }
             Err(GatewayError::Refused { status, message }) => {
                 eprintln!(
                     "claw-runner: the gateway refused events ({status}): {message}; they stay in the spool"

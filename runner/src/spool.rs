@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use claw_proto::wire::{EventType, IngestEvent};
@@ -92,6 +92,51 @@ impl Spool {
 
     pub fn is_drained(&self) -> bool {
         self.pending.is_empty()
+    }
+
+    /// Queues the events from `from` on again, read back from
+    /// `events.jsonl`: the gateway lost them after acknowledging them.
+    /// False when there was nothing to queue again.
+    pub fn rewind(&mut self, from: u64) -> Result<bool, SpoolError> {
+        let first_pending = self
+            .pending
+            .front()
+            .and_then(|e| e.sequence)
+            .unwrap_or(self.next);
+        if from >= first_pending || from == 0 {
+            return Ok(false);
+        }
+        let path = self.dir.join("events.jsonl");
+        let err = |source| SpoolError {
+            path: path.clone(),
+            source,
+        };
+        let file = File::open(&path).map_err(err)?;
+        let mut again = Vec::new();
+        for line in std::io::BufReader::new(file).lines() {
+            let line = line.map_err(err)?;
+            // A torn last line (a crash mid-write) is skipped.
+            let Ok(event) = serde_json::from_str::<IngestEvent>(&line) else {
+                continue;
+            };
+            if event
+                .sequence
+                .is_some_and(|s| s >= from && s < first_pending)
+            {
+                again.push(event);
+            }
+        }
+        let requeued = !again.is_empty();
+        for event in again.into_iter().rev() {
+            self.pending.push_front(event);
+        }
+        self.acked = self.acked.min(from - 1);
+        let acked = self.dir.join("acked");
+        std::fs::write(&acked, format!("{}\n", self.acked)).map_err(|source| SpoolError {
+            path: acked,
+            source,
+        })?;
+        Ok(requeued)
     }
 
     /// Drops everything up to `sequence` from the queue and records it.

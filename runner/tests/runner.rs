@@ -322,6 +322,70 @@ fn gateway_killed_and_restarted_mid_run_loses_nothing() {
 }
 
 #[test]
+fn events_the_gateway_lost_after_acknowledging_are_sent_again() {
+    // With `durability = "batched"` a power cut can take the gateway's last
+    // acknowledged commits. The runner hears of it from the gap its next
+    // batch leaves, and sends the lost events again from its spool.
+    let mut s = Setup::new();
+    let (run_id, token) = s.create_run();
+    let agent = "i=0; while [ $i -lt 50 ]; do i=$((i+1)); echo line $i; done; \
+                 sleep 4; while [ $i -lt 100 ]; do i=$((i+1)); echo line $i; done";
+    let mut runner = s
+        .runner(&run_id, &token, "", agent)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runner");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while data_of(&s.events(&run_id), "stdout").len() < 50 {
+        assert!(Instant::now() < deadline, "first half never arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.kill_clawd();
+    let last_kept = {
+        let db = rusqlite::Connection::open(s.data.path().join("db.sqlite")).expect("db");
+        let highest: u64 = db
+            .query_row(
+                "SELECT MAX(sequence) FROM events WHERE run_id = ?1",
+                [&run_id],
+                |r| r.get(0),
+            )
+            .expect("highest");
+        db.execute(
+            "DELETE FROM events WHERE run_id = ?1 AND sequence > ?2",
+            rusqlite::params![run_id, highest - 20],
+        )
+        .expect("lose the last 20");
+        highest - 20
+    };
+    s.start_clawd();
+    assert_eq!(
+        s.events(&run_id).len() as u64,
+        last_kept,
+        "the gateway lost 20 acknowledged events"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = runner.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "runner did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(0));
+    let events = s.events(&run_id);
+    let lines = data_of(&events, "stdout");
+    let expected: Vec<String> = (1..=100).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(lines, expected, "every line once, in order");
+    let sequences: Vec<u64> = events
+        .iter()
+        .map(|e| e["sequence"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(sequences, (1..=sequences.len() as u64).collect::<Vec<_>>());
+    assert_eq!(s.ctl(&["runs", "show", &run_id])["status"], "done");
+}
+
+#[test]
 fn stop_escalates_to_sigkill_when_sigint_is_ignored() {
     let s = Setup::new();
     let (run_id, token) = s.create_run();

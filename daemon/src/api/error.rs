@@ -79,6 +79,9 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(m) => Self::not_found(m),
             StoreError::Conflict(m) => Self::conflict(m),
             StoreError::Forbidden(m) => Self::forbidden(m),
+            StoreError::SequenceGap { next, .. } => {
+                Self::conflict(e.to_string()).with("nextSequence", json!(next))
+            }
             StoreError::Replay => {
                 Self::unauthorized("nonce already used: every request needs a fresh X-Nonce")
             }

@@ -47,6 +47,16 @@ pub enum StoreError {
     Forbidden(String),
     #[error("nonce already used")]
     Replay,
+    /// The runner is ahead of the store: events it sent were lost (a power
+    /// cut before the log was flushed) and it must send from `next` again.
+    #[error(
+        "sequence {sequence} leaves a gap: the next expected sequence of run {run_id} is {next}; send again from there"
+    )]
+    SequenceGap {
+        run_id: String,
+        sequence: u64,
+        next: u64,
+    },
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

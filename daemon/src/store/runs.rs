@@ -270,9 +270,11 @@ fn ingest(
             continue;
         }
         if sequence > next {
-            return Err(StoreError::Conflict(format!(
-                "sequence {sequence} leaves a gap: the next expected sequence of run {run_id} is {next}"
-            )));
+            return Err(StoreError::SequenceGap {
+                run_id: run_id.to_owned(),
+                sequence,
+                next,
+            });
         }
         conn.prepare_cached(
             "INSERT INTO events (run_id, type, data, timestamp, sequence) VALUES (?1, ?2, ?3, ?4, ?5)",

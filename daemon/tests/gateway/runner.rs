@@ -89,6 +89,7 @@ async fn resent_sequences_are_stored_once() {
     let (status, body) = runner.event("stdout", "five", Some(5)).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body["error"].as_str().expect("error").contains('3'));
+    assert_eq!(body["nextSequence"], 3, "machine-readable for the runner");
     // Without a sequence: appended.
     let (status, _) = runner.event("stdout", "three", None).await;
     assert_eq!(status, StatusCode::OK);
