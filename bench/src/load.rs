@@ -84,6 +84,8 @@ async fn store_counters(
 }
 
 struct Sender {
+    /// Nanoseconds from send to acknowledgement of every request.
+    round_trips: std::sync::Mutex<Vec<u64>>,
     sent: AtomicU64,
     requests: AtomicU64,
     errors: AtomicU64,
@@ -111,6 +113,7 @@ async fn runner(
     };
     let mut sequence = 1u64;
     let mut k = 0u32;
+    let mut round_trips = Vec::new();
     while sequence <= limit && !stop.load(Ordering::Relaxed) {
         if let Some(interval) = interval {
             tokio::time::sleep_until((paced_from + interval * k).into()).await;
@@ -145,8 +148,12 @@ async fn runner(
                 run_id: &run.id,
                 capability_token: &run.token,
             };
+            let sent_at = Instant::now();
             match conn.post_signed(target.secret.as_bytes(), &parts).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    round_trips.push(sent_at.elapsed().as_nanos() as u64);
+                    break;
+                }
                 Err(e) if attempt < 3 => {
                     attempt += 1;
                     eprintln!("claw-bench: retrying after: {e:#}");
@@ -167,7 +174,77 @@ async fn runner(
         stats.sent.fetch_add(end - sequence, Ordering::Relaxed);
         sequence = end;
     }
+    if let Ok(mut all) = stats.round_trips.lock() {
+        all.extend(round_trips);
+    }
     Ok(sequence - 1)
+}
+
+/// Runs `clawctl prune` against the target's control socket; its duration
+/// and the number of events it removed.
+async fn prune(args: &Args, target: &Target) -> anyhow::Result<(f64, u64)> {
+    let clawctl = args.clawctl.clone().unwrap_or_else(|| {
+        args.spawn
+            .as_ref()
+            .and_then(|clawd| clawd.parent())
+            .map_or_else(|| "clawctl".into(), |dir| dir.join("clawctl"))
+    });
+    let started = Instant::now();
+    let out = tokio::process::Command::new(&clawctl)
+        .arg("--socket")
+        .arg(target.data_dir.join("control.sock"))
+        .args(["--json", "prune"])
+        .output()
+        .await
+        .with_context(|| format!("cannot run {}", clawctl.display()))?;
+    let took = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!("clawctl prune: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let result: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("clawctl prune --json printed no JSON")?;
+    Ok((took, result["counts"]["events"].as_u64().unwrap_or(0)))
+}
+
+/// Times pages of 1000 events at random offsets of a run.
+async fn time_pages(
+    client: &reqwest::Client,
+    target: &Target,
+    session: &str,
+    run_id: &str,
+) -> anyhow::Result<Option<Latency>> {
+    let run: serde_json::Value = client
+        .get(format!("{}/api/runs/{run_id}", target.base))
+        .bearer_auth(session)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let events = run["event_count"].as_u64().context("--page-run: no such run")?;
+    let mut samples = Vec::new();
+    for _ in 0..200 {
+        let mut bytes = [0u8; 8];
+        let _ = getrandom::fill(&mut bytes);
+        let after = u64::from_le_bytes(bytes) % events.saturating_sub(1000).max(1);
+        let started = Instant::now();
+        let reply = client
+            .get(format!(
+                "{}/api/runs/{run_id}/events?after={after}&limit=1000",
+                target.base
+            ))
+            .bearer_auth(session)
+            .send()
+            .await?;
+        if !reply.status().is_success() {
+            bail!("a page of {run_id}: {}", reply.status());
+        }
+        let body = reply.bytes().await?;
+        samples.push(started.elapsed().as_nanos() as u64);
+        if body.len() < 2 {
+            bail!("an empty page of {run_id}");
+        }
+    }
+    Ok(Latency::from_nanos(samples))
 }
 
 pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Target)> {
@@ -206,6 +283,7 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
 
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(Sender {
+        round_trips: std::sync::Mutex::new(Vec::new()),
         sent: AtomicU64::new(0),
         requests: AtomicU64::new(0),
         errors: AtomicU64::new(0),
@@ -231,6 +309,13 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
             Arc::clone(&stats),
         )));
     }
+    let pruning = args.prune.then(|| {
+        let (args, target) = (args.clone(), Arc::clone(&target));
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            prune(&args, &target).await
+        })
+    });
     if let Some(duration) = args.duration {
         tokio::time::sleep(duration).await;
         stop.store(true, Ordering::Relaxed);
@@ -298,6 +383,20 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
         latencies.extend(received.latencies_ns);
     }
     report.latency = Latency::from_nanos(latencies);
+    report.request_latency = stats
+        .round_trips
+        .lock()
+        .ok()
+        .and_then(|mut all| Latency::from_nanos(std::mem::take(&mut *all)));
+    if let Some(pruning) = pruning {
+        let (secs, events) = pruning.await??;
+        report.prune_secs = Some(secs);
+        report.pruned_events = Some(events);
+    }
+    if let Some(run_id) = &args.page_run {
+        report.page_latency = time_pages(&client, &target, &session, run_id).await?;
+    }
+    report.ready_ms = target.ready_ms;
     let target = Arc::try_unwrap(target).map_err(|_| anyhow::anyhow!("target still shared"))?;
     Ok((report, target))
 }

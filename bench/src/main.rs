@@ -4,6 +4,7 @@
 //! insert rate of the same rows beside it. Prints a human summary and one
 //! JSON line. Not installed by the packages.
 
+mod bigdb;
 mod load;
 mod raw;
 mod report;
@@ -74,10 +75,38 @@ pub struct Args {
     /// Print only the JSON line.
     #[arg(long)]
     pub json: bool,
+    /// Start the spawned clawd on a copy of this database (see --make-db);
+    /// the report then says how long clawd took to READY=1 on it.
+    #[arg(long, value_name = "FILE", requires = "spawn")]
+    pub db_from: Option<PathBuf>,
+    /// After sending, time 200 pages (1000 events each, random offsets) of
+    /// this run's events over the human API.
+    #[arg(long, value_name = "RUN_ID")]
+    pub page_run: Option<String>,
+    /// One second into sending, prune finished runs past retention with
+    /// `clawctl prune`; the report gives its duration beside the ingest
+    /// requests' worst latency.
+    #[arg(long)]
+    pub prune: bool,
+    /// clawctl for --prune (default: beside the --spawn binary, else PATH).
+    #[arg(long, value_name = "CLAWCTL")]
+    pub clawctl: Option<PathBuf>,
+    /// Write a database for --db-from and exit: a run `bench-big` of
+    /// --big-run-events events finished long ago, and filler runs up to
+    /// --db-size-mb.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["spawn", "gateway"])]
+    pub make_db: Option<PathBuf>,
+    #[arg(long, default_value_t = 1024)]
+    pub db_size_mb: u64,
+    #[arg(long, default_value_t = 1_000_000)]
+    pub big_run_events: u64,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(path) = &args.make_db {
+        return bigdb::make(path, args.db_size_mb * 1_000_000, args.big_run_events);
+    }
     if args.runners == 0 || args.batch == 0 {
         bail!("--runners and --batch must be at least 1");
     }
@@ -98,7 +127,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<report::Report> {
     let target = match (&args.spawn, &args.gateway) {
-        (Some(clawd), _) => spawn::Target::spawn(clawd).await?,
+        (Some(clawd), _) => spawn::Target::spawn(clawd, args.db_from.as_deref()).await?,
         (None, Some(url)) => {
             let dir = args
                 .data_dir

@@ -40,6 +40,15 @@ pub struct Report {
     pub events_per_sec: f64,
     pub requests_per_sec: f64,
     pub latency: Option<Latency>,
+    /// Ingest request round trips (send to acknowledgement).
+    pub request_latency: Option<Latency>,
+    /// Start to READY=1 of the spawned clawd.
+    pub ready_ms: Option<f64>,
+    /// Pages of 1000 events of --page-run, over HTTPS.
+    pub page_latency: Option<Latency>,
+    /// Duration of `clawctl prune` run during the load (--prune).
+    pub prune_secs: Option<f64>,
+    pub pruned_events: Option<u64>,
     /// Requests that failed after retries.
     pub errors: u64,
     /// Events sent but not stored, or not delivered to a subscriber.
@@ -69,6 +78,27 @@ impl Report {
             println!(
                 "event -> WebSocket latency over {} samples: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                 l.samples, l.p50_ms, l.p99_ms, l.max_ms
+            );
+        }
+        if let Some(l) = &self.request_latency {
+            println!(
+                "ingest request round trip: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                l.p50_ms, l.p99_ms, l.max_ms
+            );
+        }
+        if let Some(ms) = self.ready_ms {
+            println!("clawd start to READY=1: {ms:.1} ms");
+        }
+        if let Some(l) = &self.page_latency {
+            println!(
+                "a page of 1000 events over {} requests: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                l.samples, l.p50_ms, l.p99_ms, l.max_ms
+            );
+        }
+        if let Some(secs) = self.prune_secs {
+            println!(
+                "clawctl prune during the load removed {} events in {secs:.2} s",
+                self.pruned_events.unwrap_or(0)
             );
         }
         if let (Some(raw), Some(ratio)) = (self.raw_sqlite_events_per_sec, self.ratio_to_raw) {

@@ -13,6 +13,9 @@ pub struct Target {
     pub ca_pem: Vec<u8>,
     pub secret: String,
     pub port: u16,
+    pub data_dir: std::path::PathBuf,
+    /// Start to `READY=1` (spawned gateways only).
+    pub ready_ms: Option<f64>,
     session: Option<String>,
     setup_token: Option<String>,
     pid: Option<u32>,
@@ -32,8 +35,18 @@ fn loopback_port(url: &str) -> anyhow::Result<u16> {
 }
 
 impl Target {
-    pub async fn spawn(clawd: &Path) -> anyhow::Result<Self> {
+    pub async fn spawn(clawd: &Path, db_from: Option<&Path>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("cannot make a temporary data directory")?;
+        if let Some(db) = db_from {
+            std::fs::copy(db, dir.path().join("db.sqlite"))
+                .with_context(|| format!("cannot copy {}", db.display()))?;
+        }
+        // clawd reports readiness as under systemd; the time to READY=1 is
+        // the start-up figure.
+        let notify_path = dir.path().join("notify.sock");
+        let notify = std::os::unix::net::UnixDatagram::bind(&notify_path)?;
+        notify.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+        let spawned = std::time::Instant::now();
         let config = dir.path().join("clawd.toml");
         // Runs are created through the human API from one address.
         std::fs::write(&config, "rate_limit_per_minute = 0\nlog_level = \"warn\"\n")?;
@@ -47,6 +60,7 @@ impl Target {
             .env("CLAW_LOG_TARGET", "stderr")
             .env_remove("CREDENTIALS_DIRECTORY")
             .env_remove("LISTEN_FDS")
+            .env("NOTIFY_SOCKET", &notify_path)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -60,9 +74,23 @@ impl Target {
             .next()
             .and_then(|p| p.parse().ok())
             .with_context(|| format!("clawd did not print its address: {line:?}"))?;
+        let mut ready_ms = None;
+        let mut message = [0u8; 4096];
+        while ready_ms.is_none() {
+            let n = notify
+                .recv(&mut message)
+                .context("clawd did not report READY=1 within 30 s")?;
+            if String::from_utf8_lossy(&message[..n])
+                .lines()
+                .any(|l| l == "READY=1")
+            {
+                ready_ms = Some(spawned.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
         let base = format!("https://localhost:{port}");
         let pid = child.id();
         let mut target = Self::read(&base, dir.path(), Some(pid), None)?;
+        target.ready_ms = ready_ms;
         target.child = Some(child);
         target._dir = Some(dir);
         Ok(target)
@@ -101,6 +129,8 @@ impl Target {
             ca_pem,
             secret,
             port,
+            data_dir: data.to_owned(),
+            ready_ms: None,
             session,
             setup_token,
             pid,
