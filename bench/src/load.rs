@@ -220,7 +220,9 @@ async fn time_pages(
         .await?
         .json()
         .await?;
-    let events = run["event_count"].as_u64().context("--page-run: no such run")?;
+    let events = run["event_count"]
+        .as_u64()
+        .context("--page-run: no such run")?;
     let mut samples = Vec::new();
     for _ in 0..200 {
         let mut bytes = [0u8; 8];
@@ -281,6 +283,31 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
         }
     }
 
+    let mut stalled = Vec::new();
+    for run in &runs {
+        for _ in 0..args.stalled_subscribers {
+            let socket = subscribe::connect(&target, &session).await?;
+            stalled.push(tokio::spawn(subscribe::stall(
+                socket,
+                run.id.clone(),
+                done_rx.clone(),
+            )));
+        }
+    }
+    // The daemon's resident memory, sampled while sending.
+    let rss_peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (target, rss_peak, done) =
+            (Arc::clone(&target), Arc::clone(&rss_peak), done_rx.clone());
+        tokio::spawn(async move {
+            while !*done.borrow() {
+                if let Some(rss) = target.rss_kib() {
+                    rss_peak.fetch_max(rss, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(Sender {
         round_trips: std::sync::Mutex::new(Vec::new()),
@@ -337,6 +364,10 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
         .map(|(after, before)| after - before);
     let store_after = store_counters(&client, &target, &session).await;
     let _ = done_tx.send(true);
+    let _ = sampler.await;
+    for stalled in stalled {
+        stalled.await??;
+    }
 
     let mut report = Report {
         runners: args.runners,
@@ -347,6 +378,7 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
         seconds,
         errors: stats.errors.load(Ordering::Relaxed),
         daemon_cpu_share: daemon_cpu.map(|cpu| cpu / seconds),
+        daemon_rss_peak_kib: Some(rss_peak.load(Ordering::Relaxed)).filter(|kib| *kib > 0),
         writes_per_commit: store_before.zip(store_after).and_then(
             |((commits_before, writes_before), (commits, writes))| {
                 let commits = commits.checked_sub(commits_before)?;

@@ -65,6 +65,9 @@ pub struct Args {
     /// WebSocket subscribers per run, timing each event.
     #[arg(long, default_value_t = 0)]
     pub subscribers: usize,
+    /// WebSocket subscribers per run that subscribe and then never read.
+    #[arg(long, default_value_t = 0)]
+    pub stalled_subscribers: usize,
     /// Bytes of output per event.
     #[arg(long, default_value_t = 100)]
     pub event_bytes: usize,

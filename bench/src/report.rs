@@ -56,6 +56,8 @@ pub struct Report {
     /// Events stored or delivered more than once.
     pub duplicated: u64,
     pub daemon_rss_kib: Option<u64>,
+    /// Highest resident memory sampled (every 100 ms) while sending.
+    pub daemon_rss_peak_kib: Option<u64>,
     /// Daemon CPU time over wall time while sending (1.0 = one core busy).
     pub daemon_cpu_share: Option<f64>,
     /// Store writes (requests) folded into each durable commit while sending.
@@ -115,6 +117,12 @@ impl Report {
         }
         if let Some(rss) = self.daemon_rss_kib {
             println!("clawd resident memory: {:.1} MiB", rss as f64 / 1024.0);
+        }
+        if let Some(peak) = self.daemon_rss_peak_kib {
+            println!(
+                "clawd resident memory, peak while sending: {:.1} MiB",
+                peak as f64 / 1024.0
+            );
         }
         println!(
             "errors {}, lost {}, duplicated {}",

@@ -33,6 +33,27 @@ pub async fn connect(target: &Target, session: &str) -> anyhow::Result<Socket> {
     Ok(socket)
 }
 
+/// A browser that stopped reading: subscribes, then holds the socket
+/// without reading until the senders are done. clawd must neither buffer
+/// for it without limit nor slow anyone else down.
+pub async fn stall(
+    mut socket: Socket,
+    run_id: String,
+    mut done: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    socket
+        .send(Message::text(
+            serde_json::json!({ "type": "subscribe", "runId": run_id }).to_string(),
+        ))
+        .await?;
+    while !*done.borrow() {
+        if done.changed().await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Subscribes, reports readiness, then reads until `expected` distinct
 /// events arrived, or, once `done` says the senders finished, until the
 /// socket has been quiet for two seconds.

@@ -7,17 +7,21 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// clawd comes from the same `cargo test --workspace` build.
-fn clawd() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_claw-bench")).with_file_name("clawd");
+/// clawd (and clawctl) come from the same `cargo test --workspace` build.
+fn sibling(binary: &str, package: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_claw-bench")).with_file_name(binary);
     if !path.exists() {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "clawd"])
+            .args(["build", "-p", package])
             .status()
             .expect("cargo build");
         assert!(status.success());
     }
     path
+}
+
+fn clawd() -> PathBuf {
+    sibling("clawd", "clawd")
 }
 
 fn bench(args: &[&str]) -> Value {
@@ -68,6 +72,63 @@ fn batches_are_stored_once_and_compared_with_raw_sqlite() {
             .is_some_and(|r| r > 0.0)
     );
     assert!(report["ratio_to_raw"].as_f64().is_some_and(|r| r > 0.0));
+}
+
+#[test]
+fn big_database_start_pages_prune_under_load_and_stalled_subscribers() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("big.sqlite");
+    let made = Command::new(env!("CARGO_BIN_EXE_claw-bench"))
+        .arg("--make-db")
+        .arg(&db)
+        .args(["--db-size-mb", "4", "--big-run-events", "12000"])
+        .output()
+        .expect("make-db");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    sibling("clawctl", "claw-ctl");
+    let db = db.to_str().expect("utf-8 path");
+    let report = bench(&[
+        "--db-from",
+        db,
+        "--runners",
+        "3",
+        "--batch",
+        "10",
+        "--rate",
+        "600",
+        "--duration",
+        "3s",
+        "--subscribers",
+        "1",
+        "--stalled-subscribers",
+        "1",
+        "--prune",
+        "--page-run",
+        "bench-filler-1",
+    ]);
+    assert_eq!(report["errors"], 0);
+    assert_eq!(
+        report["lost"], 0,
+        "a stalled browser costs the others nothing"
+    );
+    assert_eq!(report["duplicated"], 0);
+    assert!(report["ready_ms"].as_f64().is_some_and(|ms| ms > 0.0));
+    assert_eq!(report["pruned_events"], 12000, "bench-big went");
+    assert_eq!(report["page_latency"]["samples"], 200);
+    assert!(
+        report["request_latency"]["samples"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    );
+    assert!(
+        report["daemon_rss_peak_kib"]
+            .as_u64()
+            .is_some_and(|kib| kib > 0)
+    );
 }
 
 #[test]
