@@ -78,6 +78,10 @@ pub struct Args {
     /// Print only the JSON line.
     #[arg(long)]
     pub json: bool,
+    /// The spawned clawd's `durability` (batched or commit); --raw-sqlite
+    /// uses the matching `synchronous` (NORMAL or FULL).
+    #[arg(long, default_value = "batched", value_parser = ["batched", "commit"])]
+    pub durability: String,
     /// Start the spawned clawd on a copy of this database (see --make-db);
     /// the report then says how long clawd took to READY=1 on it.
     #[arg(long, value_name = "FILE", requires = "spawn")]
@@ -130,7 +134,9 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<report::Report> {
     let target = match (&args.spawn, &args.gateway) {
-        (Some(clawd), _) => spawn::Target::spawn(clawd, args.db_from.as_deref()).await?,
+        (Some(clawd), _) => {
+            spawn::Target::spawn(clawd, args.db_from.as_deref(), &args.durability).await?
+        }
         (None, Some(url)) => {
             let dir = args
                 .data_dir
@@ -146,7 +152,8 @@ async fn run(args: Args) -> anyhow::Result<report::Report> {
         let total = report.events_sent;
         let raw = tokio::task::spawn_blocking({
             let (batch, bytes, runners) = (args.batch, args.event_bytes, args.runners);
-            move || raw::insert_rate(total, batch, bytes, runners)
+            let full = args.durability == "commit";
+            move || raw::insert_rate(total, batch, bytes, runners, full)
         })
         .await??;
         report.raw_sqlite_events_per_sec = Some(raw);

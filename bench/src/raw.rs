@@ -20,13 +20,15 @@ pub fn insert_rate(
     batch: usize,
     event_bytes: usize,
     runs: usize,
+    synchronous_full: bool,
 ) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
     let mut conn = Connection::open(dir.path().join("db.sqlite"))?;
-    // As clawd's store opens its writer with the default durability
-    // (`batched`: NORMAL, the log flushed beside the writer).
+    // As clawd's store opens its writer: `batched` durability is NORMAL
+    // (the log flushed beside the writer), `commit` is FULL.
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let synchronous = if synchronous_full { "FULL" } else { "NORMAL" };
+    conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     for sql in MIGRATIONS {

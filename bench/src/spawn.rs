@@ -35,7 +35,11 @@ fn loopback_port(url: &str) -> anyhow::Result<u16> {
 }
 
 impl Target {
-    pub async fn spawn(clawd: &Path, db_from: Option<&Path>) -> anyhow::Result<Self> {
+    pub async fn spawn(
+        clawd: &Path,
+        db_from: Option<&Path>,
+        durability: &str,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("cannot make a temporary data directory")?;
         if let Some(db) = db_from {
             std::fs::copy(db, dir.path().join("db.sqlite"))
@@ -49,7 +53,12 @@ impl Target {
         let spawned = std::time::Instant::now();
         let config = dir.path().join("clawd.toml");
         // Runs are created through the human API from one address.
-        std::fs::write(&config, "rate_limit_per_minute = 0\nlog_level = \"warn\"\n")?;
+        std::fs::write(
+            &config,
+            format!(
+                "rate_limit_per_minute = 0\nlog_level = \"warn\"\ndurability = \"{durability}\"\n"
+            ),
+        )?;
         let mut child = Command::new(clawd)
             .arg("serve")
             .arg("--data-dir")

@@ -82,6 +82,12 @@ fn cert_paths(config: &Config, data_dir: &Path) -> tls::CertPaths {
     }
 }
 
+/// A request is accepted while its timestamp is within the skew, so its
+/// nonce must be kept at least that long.
+fn nonce_retention_secs(config: &Config) -> u64 {
+    config.nonce_lifetime_secs.max(config.clock_skew_secs)
+}
+
 /// Runs the gateway until SIGTERM or SIGINT.
 pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -98,9 +104,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
         &db_path,
         store::StoreSettings {
             durability: config.durability,
-            // A request is accepted while its timestamp is within the skew,
-            // so its nonce must be kept at least that long.
-            nonce_retention_secs: config.nonce_lifetime_secs.max(config.clock_skew_secs),
+            nonce_retention_secs: nonce_retention_secs(&config),
         },
     )
     .with_context(|| format!("cannot open the database {}", db_path.display()))?;
@@ -257,6 +261,7 @@ impl Reloadable {
             ("listen", new.listen != self.config.listen),
             ("data_dir", new.data_dir != self.config.data_dir),
             ("tls", new.tls != self.config.tls),
+            ("durability", new.durability != self.config.durability),
         ] {
             if changed {
                 tracing::warn!("{name} changed: this takes effect at the next restart");
@@ -289,6 +294,9 @@ impl Reloadable {
         self.control
             .stale_run_hours
             .store(new.stale_run_hours, std::sync::atomic::Ordering::Relaxed);
+        self.core
+            .store
+            .set_nonce_retention(nonce_retention_secs(&new));
         self.config = new;
         Ok(())
     }

@@ -14,6 +14,7 @@ mod runs;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -139,7 +140,7 @@ struct Inner {
     path: PathBuf,
     writer: writer::Writer,
     readers: Mutex<Vec<Connection>>,
-    nonce_retention_secs: u64,
+    nonce_retention_secs: AtomicU64,
 }
 
 impl Store {
@@ -170,7 +171,7 @@ impl Store {
                 path: path.to_owned(),
                 writer,
                 readers: Mutex::new(Vec::new()),
-                nonce_retention_secs: settings.nonce_retention_secs,
+                nonce_retention_secs: AtomicU64::new(settings.nonce_retention_secs),
             }),
         })
     }
@@ -214,9 +215,17 @@ impl Store {
         Ok(())
     }
 
+    /// Takes a reloaded `nonce_lifetime_secs` or `clock_skew_secs`.
+    pub fn set_nonce_retention(&self, secs: u64) {
+        self.inner
+            .nonce_retention_secs
+            .store(secs, Ordering::Relaxed);
+    }
+
     /// Nonces signed before this (Unix seconds) have expired.
     fn nonce_cutoff(&self) -> i64 {
-        let retention = i64::try_from(self.inner.nonce_retention_secs).unwrap_or(i64::MAX);
+        let secs = self.inner.nonce_retention_secs.load(Ordering::Relaxed);
+        let retention = i64::try_from(secs).unwrap_or(i64::MAX);
         (now_ms() / 1000).saturating_sub(retention)
     }
 
