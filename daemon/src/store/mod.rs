@@ -274,7 +274,7 @@ fn configure(conn: &Connection, durability: Durability) -> Result<(), StoreError
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL flushes the log at every commit (group commit pays once per
-    // batch); NORMAL only at checkpoints, and the writer's WAL sync thread
+    // batch); NORMAL only at checkpoints, and the checkpointer's flush
     // bounds the rest. Both survive a crash of clawd and never tear a
     // transaction.
     let synchronous = match durability {
