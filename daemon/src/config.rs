@@ -242,6 +242,17 @@ mod tests {
     }
 
     #[test]
+    fn durability_is_batched_unless_set_and_checked() {
+        assert_eq!(Config::default().durability, Durability::Batched);
+        let c = Config::from_toml("durability = \"commit\"", Path::new("x")).expect("valid");
+        assert_eq!(c.durability, Durability::Commit);
+        let err = Config::from_toml("durability = \"sometimes\"", Path::new("c.toml"))
+            .expect_err("unknown value");
+        let msg = err.to_string();
+        assert!(msg.contains("batched") && msg.contains("commit"), "{msg}");
+    }
+
+    #[test]
     fn bad_pattern_and_half_tls_refused() {
         assert!(Config::from_toml("redact_patterns = [\"(\"]", Path::new("x")).is_err());
         assert!(Config::from_toml("tls_cert = \"/a\"", Path::new("x")).is_err());

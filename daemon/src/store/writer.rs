@@ -72,6 +72,8 @@ impl Writer {
             .name("checkpointer".to_owned())
             .spawn(move || {
                 let mut done = 0;
+                // Said once per failure, not every interval.
+                let mut failing = false;
                 loop {
                     thread::sleep(interval);
                     let Some(counters) = counters.upgrade() else {
@@ -90,10 +92,21 @@ impl Writer {
                     // The checkpoint flushes the log only when it has pages
                     // to copy; a long reader can hold those back.
                     match std::fs::File::open(&wal).and_then(|f| f.sync_data()) {
-                        Ok(()) => done = commits,
+                        Ok(()) => {
+                            if failing {
+                                tracing::info!("the database log is flushed again");
+                            }
+                            (done, failing) = (commits, false);
+                        }
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => done = commits,
                         Err(e) => {
-                            tracing::error!("cannot flush the database log {}: {e}", wal.display())
+                            if !failing {
+                                tracing::error!(
+                                    "cannot flush the database log {}: {e}; acknowledged writes may not survive a power cut until it can",
+                                    wal.display()
+                                );
+                            }
+                            failing = true;
                         }
                     }
                 }
