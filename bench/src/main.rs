@@ -75,6 +75,11 @@ pub struct Args {
     /// schema and pragmas, for the store's physical limit.
     #[arg(long)]
     pub raw_sqlite: bool,
+    /// Instead of events, each runner asks `GET /api/health` on its
+    /// keep-alive connection: what an HTTPS request that stores nothing
+    /// costs, the gateway's other limit beside --raw-sqlite.
+    #[arg(long, conflicts_with_all = ["subscribers", "stalled_subscribers", "raw_sqlite", "batch"])]
+    pub https_floor: bool,
     /// Print only the JSON line.
     #[arg(long)]
     pub json: bool,

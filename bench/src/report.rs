@@ -35,12 +35,14 @@ pub struct Report {
     pub batch: usize,
     pub subscribers_per_run: usize,
     pub event_bytes: usize,
+    /// The runners asked `GET /api/health` instead of sending events.
+    pub https_floor: bool,
     pub events_sent: u64,
     pub seconds: f64,
     pub events_per_sec: f64,
     pub requests_per_sec: f64,
     pub latency: Option<Latency>,
-    /// Ingest request round trips (send to acknowledgement).
+    /// Runner request round trips (send to answer).
     pub request_latency: Option<Latency>,
     /// Start to READY=1 of the spawned clawd.
     pub ready_ms: Option<f64>,
@@ -68,6 +70,12 @@ pub struct Report {
 
 impl Report {
     pub fn print_summary(&self) {
+        if self.https_floor {
+            println!(
+                "{} runners asking GET /api/health (--https-floor): {:.0} requests/s",
+                self.runners, self.requests_per_sec
+            );
+        }
         println!(
             "{} runners x batch {} ({} B events), {} subscriber(s) per run",
             self.runners, self.batch, self.event_bytes, self.subscribers_per_run
@@ -84,7 +92,7 @@ impl Report {
         }
         if let Some(l) = &self.request_latency {
             println!(
-                "ingest request round trip: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                "request round trip: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                 l.p50_ms, l.p99_ms, l.max_ms
             );
         }

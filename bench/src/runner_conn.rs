@@ -32,6 +32,14 @@ impl RunnerConn {
         })
     }
 
+    /// GETs `path` with no body; an error carries the status and body.
+    pub async fn get(&mut self, path: &str) -> anyhow::Result<()> {
+        let request = hyper::Request::get(path)
+            .header("host", &self.host)
+            .body(Full::new(Bytes::new()))?;
+        self.send(request).await
+    }
+
     /// POSTs a signed runner request; an error carries the status and body.
     pub async fn post_signed(
         &mut self,
@@ -48,6 +56,10 @@ impl RunnerConn {
             .header(signing::HEADER_RUN_ID, parts.run_id)
             .header(signing::HEADER_CAPABILITY_TOKEN, parts.capability_token)
             .body(Full::new(Bytes::copy_from_slice(parts.body)))?;
+        self.send(request).await
+    }
+
+    async fn send(&mut self, request: hyper::Request<Full<Bytes>>) -> anyhow::Result<()> {
         self.sender.ready().await.context("connection closed")?;
         let reply = self.sender.send_request(request).await?;
         let status = reply.status();

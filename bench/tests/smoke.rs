@@ -53,6 +53,16 @@ fn single_events_with_subscribers_arrive_once_each() {
 }
 
 #[test]
+fn https_floor_asks_health_and_sends_no_events() {
+    let report = bench(&["--runners", "4", "--events", "200", "--https-floor"]);
+    assert_eq!(report["https_floor"], true);
+    assert_eq!(report["errors"], 0);
+    assert_eq!(report["events_sent"], 0);
+    assert_eq!(report["request_latency"]["samples"], 800);
+    assert!(report["requests_per_sec"].as_f64().is_some_and(|r| r > 0.0));
+}
+
+#[test]
 fn batches_are_stored_once_and_compared_with_raw_sqlite() {
     let report = bench(&[
         "--runners",
