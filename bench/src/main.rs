@@ -77,7 +77,8 @@ pub struct Args {
     pub raw_sqlite: bool,
     /// Instead of events, each runner asks `GET /api/health` on its
     /// keep-alive connection: what an HTTPS request that stores nothing
-    /// costs, the gateway's other limit beside --raw-sqlite.
+    /// costs, the gateway's other limit beside --raw-sqlite. Unsigned, so
+    /// with --gateway it needs `rate_limit_per_minute = 0` there.
     #[arg(long, conflicts_with_all = ["subscribers", "stalled_subscribers", "raw_sqlite", "batch"])]
     pub https_floor: bool,
     /// Print only the JSON line.
