@@ -31,6 +31,10 @@ pub fn insert_rate(
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // The writer's own checkpoint threshold (WRITER_CHECKPOINT_PAGES in
+    // daemon/src/store/mod.rs); clawd's checkpointer thread has no
+    // counterpart here, so this limit checkpoints all the log itself.
+    conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
     for sql in MIGRATIONS {
         conn.execute_batch(sql)
             .context("applying the daemon's schema")?;

@@ -125,8 +125,18 @@ pub struct StoreSettings {
 /// Longest time a committed write stays unflushed with [`Durability::Batched`].
 pub const WAL_SYNC_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Log size (pages) past which the writer checkpoints itself (4 MiB).
-const WRITER_CHECKPOINT_PAGES: u32 = 1000;
+/// Log size (pages) past which the writer checkpoints itself (32 MiB).
+/// Only a writer can start the log over, and under steady ingest the
+/// checkpointer never quite catches up, so the writer must checkpoint now
+/// and then; but that checkpoint flushes the log and the database while
+/// every request waits (3–7 ms here). At SQLite's usual 1000 pages that
+/// happened 30 times a second under single-event load: a fifth of the
+/// writer's time, and the round trip's p99 of 6–7 ms (PERFORMANCE.md).
+const WRITER_CHECKPOINT_PAGES: u32 = 8192;
+
+/// Size the log is cut back to when it starts over (64 MiB): a log that
+/// grew while a long read held it does not keep its disk space.
+const WAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 
 /// Most idle read-only connections kept open.
 const READ_POOL_SIZE: usize = 4;
@@ -154,9 +164,10 @@ impl Store {
         configure(&conn, durability)?;
         migrate::migrate(&mut conn, path)?;
         // The checkpointer copies the log beside the writer; the writer's
-        // own checkpoint at SQLite's usual 1000 pages then has little left
-        // to copy, and lets the log start over.
+        // own, rare checkpoint then has little left to copy, and lets the
+        // log start over.
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
         let (writer, _thread) = writer::Writer::start(conn)?;
         let checkpointer = Connection::open(path)?;
         configure(&checkpointer, durability)?;
