@@ -232,6 +232,8 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
     // Everything queued before this has committed once it returns.
     if let Err(e) = store.ping().await {
         tracing::error!(error = %e, "the store did not drain cleanly");
+    } else if let Err(e) = store.checkpoint_log().await {
+        tracing::warn!(error = %e, "the database log was not folded into the database");
     }
     if let Some(path) = control_path {
         let _ = std::fs::remove_file(path);

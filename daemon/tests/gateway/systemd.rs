@@ -362,6 +362,40 @@ async fn sigterm_loses_no_acknowledged_event() {
 }
 
 #[tokio::test]
+async fn sigterm_folds_the_database_log_into_the_database() {
+    let mut gw = crate::common::Gateway::start().await;
+    let admin = gw.admin().await;
+    let (run_id, token) = gw.create_run(&admin).await;
+    let runner = gw.runner(&run_id, &token);
+    for seq in 1..=200u64 {
+        let (status, _) = runner
+            .try_event("stdout", &format!("line {seq}"), seq)
+            .await;
+        assert_eq!(status, Some(StatusCode::OK));
+    }
+    let wal = gw.data().join("db.sqlite-wal");
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    assert!(size(&wal) > 0, "the writes went through the log");
+    let status = gw.stop();
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(size(&wal), 0, "the log was left behind");
+    // Everything is in the database file itself.
+    let conn = rusqlite::Connection::open_with_flags(
+        gw.data().join("db.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open");
+    let stored: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE run_id = ?1",
+            [&run_id],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(stored, 200);
+}
+
+#[tokio::test]
 async fn journal_gets_structured_fields() {
     // A private mount namespace puts a socket of the test's at the path
     // journald listens on, so clawd's journal layer writes to the test.
