@@ -138,6 +138,10 @@ const WRITER_CHECKPOINT_PAGES: u32 = 8192;
 /// grew while a long read held it does not keep its disk space.
 const WAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 
+/// How long the checkpoint at a stop waits for the checkpointer thread to
+/// finish one of its own; well inside systemd's stop timeout.
+const CHECKPOINT_AT_STOP_WAIT: Duration = Duration::from_secs(3);
+
 /// Most idle read-only connections kept open.
 const READ_POOL_SIZE: usize = 4;
 
@@ -235,15 +239,25 @@ impl Store {
         tokio::task::spawn_blocking(move || {
             let conn = Connection::open(&path)?;
             conn.busy_timeout(Duration::from_secs(5))?;
-            // (busy, log frames, frames copied); busy means a reader or the
-            // checkpointer held it back, and the log stays for next time.
-            let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-            if busy != 0 {
-                return Err(StoreError::Conflict(
-                    "the database log is still in use; it stays until the next start".to_owned(),
-                ));
+            // Busy (the first column) when the checkpointer thread is in a
+            // checkpoint of its own: SQLite does not wait for that lock, so
+            // this does, for a while. A reader still in a transaction can
+            // hold it back too; then the log stays for the next start.
+            let deadline = std::time::Instant::now() + CHECKPOINT_AT_STOP_WAIT;
+            loop {
+                let busy: i64 =
+                    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+                if busy == 0 {
+                    return Ok(());
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Err(StoreError::Conflict(
+                        "the database log is still in use; it stays until the next start"
+                            .to_owned(),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(20));
             }
-            Ok(())
         })
         .await
         .map_err(|_| StoreError::WriterGone)?

@@ -378,7 +378,12 @@ async fn sigterm_folds_the_database_log_into_the_database() {
     assert!(size(&wal) > 0, "the writes went through the log");
     let status = gw.stop();
     assert!(status.success(), "exit status {status}");
-    assert_eq!(size(&wal), 0, "the log was left behind");
+    assert_eq!(
+        size(&wal),
+        0,
+        "the log was left behind; clawd said:\n{}",
+        gw.log()
+    );
     // Everything is in the database file itself.
     let conn = rusqlite::Connection::open_with_flags(
         gw.data().join("db.sqlite"),
