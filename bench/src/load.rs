@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::Args;
 use crate::report::{Latency, Report};
 use crate::runner_conn::RunnerConn;
-use crate::spawn::Target;
+use crate::spawn::{Target, process_cpu_secs};
 use crate::subscribe;
 
 struct Run {
@@ -327,6 +327,7 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
     });
     let store_before = store_counters(&client, &target, &session).await;
     let cpu_before = target.cpu_secs();
+    let own_cpu_before = process_cpu_secs("self");
     let started = Instant::now();
     let mut senders = Vec::new();
     for (index, run) in runs.iter().enumerate() {
@@ -372,6 +373,9 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
         .cpu_secs()
         .zip(cpu_before)
         .map(|(after, before)| after - before);
+    let own_cpu = process_cpu_secs("self")
+        .zip(own_cpu_before)
+        .map(|(after, before)| after - before);
     let store_after = store_counters(&client, &target, &session).await;
     let _ = done_tx.send(true);
     let _ = sampler.await;
@@ -389,6 +393,7 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
         seconds,
         errors: stats.errors.load(Ordering::Relaxed),
         daemon_cpu_share: daemon_cpu.map(|cpu| cpu / seconds),
+        bench_cpu_share: own_cpu.map(|cpu| cpu / seconds),
         daemon_rss_peak_kib: Some(rss_peak.load(Ordering::Relaxed)).filter(|kib| *kib > 0),
         writes_per_commit: store_before.zip(store_after).and_then(
             |((commits_before, writes_before), (commits, writes))| {

@@ -62,6 +62,9 @@ pub struct Report {
     pub daemon_rss_peak_kib: Option<u64>,
     /// Daemon CPU time over wall time while sending (1.0 = one core busy).
     pub daemon_cpu_share: Option<f64>,
+    /// The load generator's own CPU time over wall time: on the same cores,
+    /// what it takes from the daemon.
+    pub bench_cpu_share: Option<f64>,
     /// Store writes (requests) folded into each durable commit while sending.
     pub writes_per_commit: Option<f64>,
     pub raw_sqlite_events_per_sec: Option<f64>,
@@ -117,8 +120,17 @@ impl Report {
                 ratio * 100.0
             );
         }
-        if let Some(share) = self.daemon_cpu_share {
-            println!("clawd CPU while sending: {:.0}% of one core", share * 100.0);
+        for (who, share) in [
+            ("clawd", self.daemon_cpu_share),
+            ("claw-bench", self.bench_cpu_share),
+        ] {
+            if let Some(share) = share.filter(|_| self.requests_per_sec > 0.0) {
+                let per_request = share / self.requests_per_sec * 1e6;
+                println!(
+                    "{who} CPU while sending: {:.0}% of one core, {per_request:.0} µs per request",
+                    share * 100.0
+                );
+            }
         }
         if let Some(w) = self.writes_per_commit {
             println!("store group commit: {w:.1} writes per commit");

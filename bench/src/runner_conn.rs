@@ -1,6 +1,10 @@
 //! One runner's keep-alive HTTPS connection, on hyper's HTTP/1.1 client
 //! directly: a load generator must cost less than the server it measures,
 //! and a pooling client (reqwest) spends more CPU per request than clawd.
+//! The connection is driven by the runner's own task, inside each request,
+//! rather than by a task of its own: a request then wakes no other task.
+
+use std::pin::Pin;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -8,11 +12,18 @@ use claw_proto::signing::{self, SignedParts};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 use crate::spawn::Target;
 
+type Connection = http1::Connection<TokioIo<TlsStream<TcpStream>>, Full<Bytes>>;
+
 pub struct RunnerConn {
     sender: SendRequest<Full<Bytes>>,
+    connection: Pin<Box<Connection>>,
+    /// The connection future has finished and must not be polled again.
+    closed: bool,
     host: String,
 }
 
@@ -22,12 +33,10 @@ impl RunnerConn {
         let (sender, connection) = http1::handshake(TokioIo::new(tls))
             .await
             .context("HTTP/1.1 handshake")?;
-        tokio::spawn(async move {
-            // Ends when the sender is dropped or the server closes.
-            let _ = connection.await;
-        });
         Ok(Self {
             sender,
+            connection: Box::pin(connection),
+            closed: false,
             host: format!("localhost:{}", target.port),
         })
     }
@@ -60,10 +69,29 @@ impl RunnerConn {
     }
 
     async fn send(&mut self, request: hyper::Request<Full<Bytes>>) -> anyhow::Result<()> {
-        self.sender.ready().await.context("connection closed")?;
-        let reply = self.sender.send_request(request).await?;
-        let status = reply.status();
-        let body = reply.into_body().collect().await?.to_bytes();
+        if self.closed {
+            bail!("the connection is closed");
+        }
+        let sender = &mut self.sender;
+        let exchange = async {
+            sender.ready().await.context("connection closed")?;
+            let reply = sender.send_request(request).await?;
+            let status = reply.status();
+            let body = reply.into_body().collect().await?.to_bytes();
+            anyhow::Ok((status, body))
+        };
+        // The connection reads and writes the socket while the exchange
+        // waits on it; it ends only when the server closes or on an error.
+        let (status, body) = tokio::select! {
+            exchanged = exchange => exchanged?,
+            ended = &mut self.connection => {
+                self.closed = true;
+                match ended {
+                    Ok(()) => bail!("the gateway closed the connection"),
+                    Err(e) => bail!("connection failed: {e}"),
+                }
+            }
+        };
         if !status.is_success() {
             bail!("{status} {}", String::from_utf8_lossy(&body));
         }

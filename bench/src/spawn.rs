@@ -230,14 +230,7 @@ impl Target {
 
     /// CPU seconds (user + system) the daemon has used so far, from /proc.
     pub fn cpu_secs(&self) -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid?)).ok()?;
-        // Fields after the command name, which is in parentheses.
-        let rest = stat.rsplit_once(')')?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 =
-            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-        // USER_HZ is 100 on Linux.
-        Some(ticks / 100.0)
+        process_cpu_secs(&self.pid?.to_string())
     }
 
     pub async fn stop(mut self) {
@@ -248,4 +241,16 @@ impl Target {
             let _ = tokio::task::spawn_blocking(move || child.wait()).await;
         }
     }
+}
+
+/// CPU seconds (user + system) a process (`"self"` or a pid) has used so
+/// far, over all its threads, from /proc.
+pub fn process_cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(ticks / 100.0)
 }
