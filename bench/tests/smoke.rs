@@ -50,6 +50,10 @@ fn single_events_with_subscribers_arrive_once_each() {
     assert_eq!(report["duplicated"], 0);
     assert_eq!(report["latency"]["samples"], 3600);
     assert!(report["daemon_rss_kib"].as_u64().is_some_and(|kib| kib > 0));
+    // Both processes' CPU, from /proc; 1800 signed requests over TLS take
+    // well over the 10 ms a tick of it counts.
+    assert!(report["daemon_cpu_share"].as_f64().is_some_and(|s| s > 0.0));
+    assert!(report["bench_cpu_share"].as_f64().is_some_and(|s| s > 0.0));
 }
 
 #[test]
