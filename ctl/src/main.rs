@@ -26,6 +26,7 @@ enum CtlError {
 }
 
 fn main() -> ExitCode {
+    die_quietly_on_a_closed_pipe();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -46,6 +47,17 @@ fn main() -> ExitCode {
                 CtlError::Input(_) | CtlError::Failed(_) => 1,
             })
         }
+    }
+}
+
+/// `clawctl runs list | head` must end the way Unix filters do, silently by
+/// SIGPIPE, rather than panic in `println!` (Rust ignores SIGPIPE by default).
+fn die_quietly_on_a_closed_pipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: runs first in main, before any other thread exists, and installs
+    // the default disposition, not a handler.
+    if let Err(e) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
+        eprintln!("clawctl: cannot restore SIGPIPE: {e}");
     }
 }
 

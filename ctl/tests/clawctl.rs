@@ -1594,3 +1594,31 @@ async fn sigterm_is_not_held_up_by_a_followed_run() {
     let _ = tail.kill();
     let _ = tail.wait();
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let d = Daemon::start();
+    for _ in 0..3 {
+        d.json(&["runs", "create"]);
+    }
+    // The reading end is gone before clawctl writes, as after `| grep -q`.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_clawctl"))
+        .arg("--socket")
+        .arg(d.socket())
+        .args(["--json", "runs", "list"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("clawctl");
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "{:?}: {}",
+        out.status,
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out), "");
+}
