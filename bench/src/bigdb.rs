@@ -6,10 +6,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use rusqlite::{Connection, params};
 
-use crate::raw::MIGRATIONS;
+use crate::raw::create_with_schema;
 
 /// The run that `--page-run` and the prune figure use.
 pub const BIG_RUN: &str = "bench-big";
@@ -22,16 +22,9 @@ pub fn make(path: &Path, target_bytes: u64, big_run_events: u64) -> anyhow::Resu
         bail!("{} exists: give a new file", path.display());
     }
     let started = Instant::now();
-    let mut conn = Connection::open(path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let mut conn = create_with_schema(path)?;
     // A fixture: nothing to lose if the machine dies while it is written.
     conn.pragma_update(None, "synchronous", "OFF")?;
-    for sql in MIGRATIONS {
-        conn.execute_batch(sql)
-            .context("applying the daemon's schema")?;
-    }
-    // As migrated: clawd starts on it without migrating (or copying) it.
-    conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;

@@ -7,12 +7,29 @@ use std::time::Instant;
 use anyhow::Context;
 use rusqlite::{Connection, params};
 
-pub const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[&str] = &[
     include_str!("../../daemon/src/store/migrations/0001_initial.sql"),
     include_str!("../../daemon/src/store/migrations/0002_sequences_and_audit_chain.sql"),
     include_str!("../../daemon/src/store/migrations/0003_meta.sql"),
     include_str!("../../daemon/src/store/migrations/0004_nonces_by_time.sql"),
+    include_str!("../../daemon/src/store/migrations/0005_event_ids_without_autoincrement.sql"),
 ];
+
+/// Creates a database at `path` with the daemon's schema, recorded as
+/// migrated, and opens it again: a migration that edits the stored schema
+/// takes effect on a new connection.
+pub fn create_with_schema(path: &std::path::Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    for sql in MIGRATIONS {
+        conn.execute_batch(sql)
+            .context("applying the daemon's schema")?;
+    }
+    // As migrated: clawd starts on it without migrating (or copying) it.
+    conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
+    conn.close().map_err(|(_, e)| e)?;
+    Ok(Connection::open(path)?)
+}
 
 /// Inserted rows per second.
 pub fn insert_rate(
@@ -23,10 +40,9 @@ pub fn insert_rate(
     synchronous_full: bool,
 ) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
-    let mut conn = Connection::open(dir.path().join("db.sqlite"))?;
+    let mut conn = create_with_schema(&dir.path().join("db.sqlite"))?;
     // As clawd's store opens its writer: `batched` durability is NORMAL
     // (the log flushed beside the writer), `commit` is FULL.
-    conn.pragma_update(None, "journal_mode", "WAL")?;
     let synchronous = if synchronous_full { "FULL" } else { "NORMAL" };
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -35,10 +51,6 @@ pub fn insert_rate(
     // daemon/src/store/mod.rs); clawd's checkpointer thread has no
     // counterpart here, so this limit checkpoints all the log itself.
     conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
-    for sql in MIGRATIONS {
-        conn.execute_batch(sql)
-            .context("applying the daemon's schema")?;
-    }
     let run_ids: Vec<String> = (0..runs.max(1)).map(|i| format!("raw-run-{i}")).collect();
     for id in &run_ids {
         conn.execute(

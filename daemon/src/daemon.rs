@@ -230,7 +230,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Everything queued before this has committed once it returns.
-    if let Err(e) = store.ping().await {
+    if let Err(e) = store.drain().await {
         tracing::error!(error = %e, "the store did not drain cleanly");
     } else if let Err(e) = store.checkpoint_log().await {
         tracing::warn!(error = %e, "the database log was not folded into the database");

@@ -38,7 +38,24 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0004_nonces_by_time.sql"),
         post: None,
     },
+    Migration {
+        version: 5,
+        sql: include_str!("migrations/0005_event_ids_without_autoincrement.sql"),
+        post: Some(finish_schema_edit),
+    },
 ];
+
+/// The end of an edit of `sqlite_schema` (SQLite's documented procedure):
+/// a new schema version makes connections read the edited statements, and
+/// the first statement on `events` proves that they parse, before the
+/// transaction commits.
+fn finish_schema_edit(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+    conn.pragma_update(None, "schema_version", version + 1)?;
+    conn.pragma_update(None, "writable_schema", false)?;
+    conn.prepare("SELECT id FROM events LIMIT 0")?;
+    Ok(())
+}
 
 /// Names of the migrations applied up to `version`, e.g. "0002 sequences and audit chain".
 pub fn applied(version: u32) -> Vec<String> {

@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod maintenance;
 mod migrate;
+mod nonces;
 mod prune;
 mod reconcile;
 mod runs;
@@ -153,6 +154,8 @@ pub struct Store {
 struct Inner {
     path: PathBuf,
     writer: writer::Writer,
+    /// Nonces the writer holds before writing them (nonces.rs).
+    nonces: Arc<Mutex<nonces::NonceBuffer>>,
     readers: Mutex<Vec<Connection>>,
     nonce_retention_secs: AtomicU64,
 }
@@ -172,7 +175,14 @@ impl Store {
         // log start over.
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
         conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
-        let (writer, _thread) = writer::Writer::start(conn)?;
+        // With `commit` durability every nonce is written by its own
+        // transaction, as an acknowledged write must survive anything.
+        let hold = match durability {
+            Durability::Batched => WAL_SYNC_INTERVAL,
+            Durability::Commit => Duration::ZERO,
+        };
+        let nonces = Arc::new(Mutex::new(nonces::NonceBuffer::new(hold)));
+        let (writer, _thread) = writer::Writer::start(conn, Arc::clone(&nonces))?;
         let checkpointer = Connection::open(path)?;
         configure(&checkpointer, durability)?;
         writer.start_checkpointer(
@@ -185,6 +195,7 @@ impl Store {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 writer,
+                nonces,
                 readers: Mutex::new(Vec::new()),
                 nonce_retention_secs: AtomicU64::new(settings.nonce_retention_secs),
             }),
@@ -228,6 +239,18 @@ impl Store {
         self.read(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
             .await?;
         Ok(())
+    }
+
+    /// Writes the nonces the writer holds and waits for everything queued
+    /// before: the first step of a stop.
+    pub async fn drain(&self) -> Result<(), StoreError> {
+        let nonces = Arc::clone(&self.inner.nonces);
+        self.writer()
+            .write(move |_| {
+                nonces::lock(&nonces).write_at_commit();
+                Ok(())
+            })
+            .await
     }
 
     /// Copies the whole log into the database and truncates it to nothing,
@@ -280,6 +303,10 @@ impl Store {
     /// Commits and writes since start.
     pub fn writer_stats(&self) -> WriterStats {
         self.inner.writer.stats()
+    }
+
+    fn held_nonces(&self) -> Arc<Mutex<nonces::NonceBuffer>> {
+        Arc::clone(&self.inner.nonces)
     }
 
     fn writer(&self) -> &writer::Writer {

@@ -7,6 +7,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use std::sync::Mutex;
+
+use super::nonces::{self, NonceBuffer};
 use super::{Store, StoreError, now_ms};
 
 fn ser_json_text<S: serde::Serializer>(text: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -89,6 +92,12 @@ pub struct RunnerAuth {
     pub nonce: String,
     /// The signed `X-Timestamp` (Unix seconds).
     pub timestamp: i64,
+}
+
+impl RunnerAuth {
+    fn nonce_key(&self) -> nonces::Nonce {
+        (self.timestamp, self.nonce.clone())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -217,9 +226,25 @@ fn run_status(conn: &Connection, id: &str) -> Result<RunStatus, StoreError> {
         .ok_or_else(|| StoreError::NotFound(format!("unknown run {id}")))
 }
 
-/// Records the nonce and checks the run and its token, all inside the
-/// caller's transaction so a rejected request leaves nothing behind.
-fn check_runner(conn: &Connection, auth: &RunnerAuth, now: i64) -> Result<(), StoreError> {
+/// How a request's nonce is recorded (nonces.rs).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NonceUse {
+    /// Written by the request's own transaction.
+    Written,
+    /// Only checked here; the caller records it in the buffer once its
+    /// work has succeeded, and the writer writes it shortly after.
+    Held,
+}
+
+/// Checks the run, its token and the nonce, all inside the caller's
+/// transaction so a rejected request leaves nothing behind.
+fn check_runner(
+    conn: &Connection,
+    auth: &RunnerAuth,
+    now: i64,
+    held: &Mutex<NonceBuffer>,
+    nonce_use: NonceUse,
+) -> Result<(), StoreError> {
     let stored: Option<String> = conn
         .prepare_cached("SELECT capability_token_hash FROM runs WHERE id = ?1")?
         .query_row([&auth.run_id], |r| r.get(0))
@@ -233,17 +258,24 @@ fn check_runner(conn: &Connection, auth: &RunnerAuth, now: i64) -> Result<(), St
             "capability token does not belong to this run".to_owned(),
         ));
     }
-    let recorded = conn
-        .prepare_cached(
-            "INSERT INTO nonces (timestamp, nonce) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![auth.timestamp, auth.nonce])?;
+    let seen = match nonce_use {
+        NonceUse::Written => {
+            conn.prepare_cached(
+                "INSERT INTO nonces (timestamp, nonce) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![auth.timestamp, auth.nonce])?
+                == 0
+        }
+        NonceUse::Held => conn
+            .prepare_cached("SELECT 1 FROM nonces WHERE timestamp = ?1 AND nonce = ?2")?
+            .exists(params![auth.timestamp, auth.nonce])?,
+    };
     let legacy = || -> Result<bool, StoreError> {
         Ok(conn
             .prepare_cached("SELECT 1 FROM nonces_legacy WHERE nonce = ?1 AND expires_at > ?2")?
             .exists(params![auth.nonce, now])?)
     };
-    if recorded == 0 || legacy()? {
+    if seen || nonces::lock(held).contains(&auth.nonce_key()) || legacy()? {
         return Err(StoreError::Replay);
     }
     Ok(())
@@ -358,12 +390,24 @@ impl Store {
         events: Vec<NewEvent>,
         after_commit: impl FnOnce(&Ingested) + Send + 'static,
     ) -> Result<Ingested, StoreError> {
+        // A resend of sequenced events stores nothing, so their nonce can
+        // wait in the buffer; an unsequenced event would be stored again.
+        let nonce_use = if events.iter().all(|e| e.sequence.is_some_and(|s| s > 0)) {
+            NonceUse::Held
+        } else {
+            NonceUse::Written
+        };
+        let held = self.held_nonces();
         self.writer()
             .write_then(
                 move |conn| {
                     let now = now_ms();
-                    check_runner(conn, &auth, now)?;
-                    ingest(conn, &auth.run_id, &events, now)
+                    check_runner(conn, &auth, now, &held, nonce_use)?;
+                    let ingested = ingest(conn, &auth.run_id, &events, now)?;
+                    if nonce_use == NonceUse::Held {
+                        nonces::lock(&held).record(auth.nonce_key());
+                    }
+                    Ok(ingested)
                 },
                 after_commit,
             )
@@ -373,8 +417,9 @@ impl Store {
     /// Checks a signed runner request (run, token, nonce) that changes nothing
     /// else, such as opening the runner's WebSocket.
     pub async fn runner_check(&self, auth: RunnerAuth) -> Result<(), StoreError> {
+        let held = self.held_nonces();
         self.writer()
-            .write(move |conn| check_runner(conn, &auth, now_ms()))
+            .write(move |conn| check_runner(conn, &auth, now_ms(), &held, NonceUse::Written))
             .await
     }
 
@@ -383,9 +428,10 @@ impl Store {
         &self,
         auth: RunnerAuth,
     ) -> Result<Vec<CommandRow>, StoreError> {
+        let held = self.held_nonces();
         self.writer()
             .write(move |conn| {
-                check_runner(conn, &auth, now_ms())?;
+                check_runner(conn, &auth, now_ms(), &held, NonceUse::Written)?;
                 let rows = conn
                     .prepare_cached(&format!(
                         "SELECT {COMMAND_COLUMNS} FROM commands WHERE run_id = ?1 AND status = 'pending' \
@@ -411,11 +457,12 @@ impl Store {
         error: Option<String>,
         after_commit: impl FnOnce(&Option<CommandRow>) + Send + 'static,
     ) -> Result<Option<CommandRow>, StoreError> {
+        let held = self.held_nonces();
         self.writer()
             .write_then(
                 move |conn| {
                     let now = now_ms();
-                    check_runner(conn, &auth, now)?;
+                    check_runner(conn, &auth, now, &held, NonceUse::Written)?;
                     let status = if error.is_some() { "failed" } else { "completed" };
                     let changed = conn.execute(
                         "UPDATE commands SET status = ?3, result = ?4, error = ?5, completed_at = ?6 \
@@ -443,10 +490,11 @@ impl Store {
         auth: RunnerAuth,
         artifact: NewArtifact,
     ) -> Result<ArtifactRow, StoreError> {
+        let held = self.held_nonces();
         self.writer()
             .write(move |conn| {
                 let now = now_ms();
-                check_runner(conn, &auth, now)?;
+                check_runner(conn, &auth, now, &held, NonceUse::Written)?;
                 conn.execute(
                     "INSERT INTO artifacts (id, run_id, filename, path, size, content_type, created_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -4,14 +4,15 @@
 //! answered only after the whole transaction has committed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::StoreError;
+use super::nonces::{NonceBuffer, lock};
 
 /// Most jobs folded into one transaction; bounds the latency of the first.
 const MAX_JOBS_PER_COMMIT: usize = 512;
@@ -40,15 +41,20 @@ pub struct WriterStats {
 }
 
 impl Writer {
-    /// Starts the writer thread; it ends when every `Writer` is dropped.
-    pub fn start(conn: Connection) -> std::io::Result<(Self, thread::JoinHandle<()>)> {
+    /// Starts the writer thread; it ends when every `Writer` is dropped,
+    /// after writing the nonces it holds. Jobs record nonces in `nonces`;
+    /// the writer writes them to the table when they are due.
+    pub fn start(
+        conn: Connection,
+        nonces: Arc<Mutex<NonceBuffer>>,
+    ) -> std::io::Result<(Self, thread::JoinHandle<()>)> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let counters = Arc::new(Counters::default());
         let handle = thread::Builder::new()
             .name("store-writer".to_owned())
             .spawn({
                 let counters = Arc::clone(&counters);
-                move || run(conn, &queue, &counters)
+                move || run(conn, &queue, &counters, &nonces)
             })?;
         Ok((Self { jobs, counters }, handle))
     }
@@ -179,37 +185,85 @@ fn in_savepoint<T>(
     }
 }
 
-fn run(conn: Connection, queue: &mpsc::Receiver<Job>, counters: &Counters) {
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
+fn run(
+    conn: Connection,
+    queue: &mpsc::Receiver<Job>,
+    counters: &Counters,
+    nonces: &Mutex<NonceBuffer>,
+) {
+    loop {
+        // Wakes for the held nonces' deadline even when no job comes.
+        let deadline = lock(nonces).deadline();
+        let first = match deadline {
+            None => queue
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            Some(at) => queue.recv_timeout(at.saturating_duration_since(Instant::now())),
+        };
+        let mut batch = match first {
+            Ok(job) => vec![job],
+            Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         while batch.len() < MAX_JOBS_PER_COMMIT {
             match queue.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let err = StoreError::from(e);
-            for job in batch {
-                // Nothing ran: answer every caller with the error.
-                let completion = job_failed_before_start(job, &conn);
-                completion(Err(&err));
-            }
-            continue;
+        commit(&conn, batch, counters, nonces);
+    }
+    // The last transaction: what is still held goes to the table.
+    lock(nonces).write_at_commit();
+    commit(&conn, Vec::new(), counters, nonces);
+}
+
+/// Runs the jobs in one transaction, with the held nonces when they are
+/// due, and answers each job's caller once it has committed.
+fn commit(conn: &Connection, batch: Vec<Job>, counters: &Counters, nonces: &Mutex<NonceBuffer>) {
+    if batch.is_empty() && !lock(nonces).due(Instant::now()) {
+        return;
+    }
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let err = StoreError::from(e);
+        for job in batch {
+            // Nothing ran: answer every caller with the error.
+            let completion = job_failed_before_start(job, conn);
+            completion(Err(&err));
         }
-        let completions: Vec<Completion> = batch.into_iter().map(|job| job(&conn)).collect();
-        let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
-        if committed.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
+        let mut held = lock(nonces);
+        held.transaction_ended(false, false);
+        held.postpone();
+        return;
+    }
+    let completions: Vec<Completion> = batch.into_iter().map(|job| job(conn)).collect();
+    let written = {
+        let held = lock(nonces);
+        if held.due(Instant::now()) {
+            in_savepoint(conn, |conn| held.write(conn)).map(|()| true)
         } else {
-            counters.commits.fetch_add(1, Ordering::Release);
-            counters
-                .jobs
-                .fetch_add(completions.len() as u64, Ordering::Relaxed);
+            Ok(false)
         }
-        for completion in completions {
-            completion(committed.as_ref().map(|_| ()));
+    };
+    let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    if committed.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    } else {
+        counters.commits.fetch_add(1, Ordering::Release);
+        counters
+            .jobs
+            .fetch_add(completions.len() as u64, Ordering::Relaxed);
+    }
+    {
+        let mut held = lock(nonces);
+        held.transaction_ended(committed.is_ok(), *written.as_ref().unwrap_or(&false));
+        if let Err(e) = &written {
+            tracing::warn!(error = %e, "cannot write the used nonces; trying again shortly");
+            held.postpone();
         }
+    }
+    for completion in completions {
+        completion(committed.as_ref().map(|_| ()));
     }
 }
 

@@ -138,7 +138,39 @@ async fn a_schema_1_database_is_backed_up_and_migrated_with_its_data() {
     assert_eq!(report["ok"], true, "{report}");
     let (_, rows) = gw.get("/api/audit?action=run.create", &admin).await;
     assert_eq!(rows.as_array().expect("rows").len(), 2);
-    // New events continue the migrated sequence.
+    // Migration 5 took AUTOINCREMENT off events: the stored statement is
+    // edited, the database is sound, and the daemon's own (migrating)
+    // connection inserts without sqlite_sequence.
+    let (run_id, token) = gw.create_run(&admin).await;
+    let (status, reply) = gw
+        .runner(&run_id, &token)
+        .event("stdout", "new", Some(1))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert!(reply["eventId"].as_i64().expect("id") > 5, "{reply}");
+    let conn = rusqlite::Connection::open(db_path(&gw)).expect("db");
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .expect("busy timeout");
+    let sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'events'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("events table");
+    assert!(!sql.contains("AUTOINCREMENT"), "{sql}");
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity check");
+    assert_eq!(check, "ok");
+    let sequences: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_sequence ORDER BY name")
+        .expect("sqlite_sequence")
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("names");
+    assert_eq!(sequences, ["audit_log"]);
     let _ = ADMIN;
     let _ = ADMIN_PASSWORD;
 }
@@ -306,4 +338,68 @@ async fn a_nonce_recorded_before_the_nonce_migration_is_still_refused() {
         br#"{"type":"stdout","data":"x"}"#.to_vec(),
     );
     assert_eq!(runner.send(&fresh).await.0, StatusCode::OK);
+}
+
+/// Counts a nonce's rows in the table.
+fn stored_nonces(gw: &Gateway, nonce: &str) -> i64 {
+    let db = rusqlite::Connection::open(db_path(gw)).expect("db");
+    db.busy_timeout(std::time::Duration::from_secs(5))
+        .expect("busy timeout");
+    db.query_row(
+        "SELECT COUNT(*) FROM nonces WHERE nonce = ?1",
+        [nonce],
+        |r| r.get(0),
+    )
+    .expect("count")
+}
+
+#[tokio::test]
+async fn held_nonces_are_refused_written_shortly_and_kept_across_a_restart() {
+    let mut gw = Gateway::start().await;
+    let admin = gw.admin().await;
+    let (run_id, token) = gw.create_run(&admin).await;
+    let runner = gw.runner(&run_id, &token);
+
+    // Sequenced events: the nonce is held by the writer first.
+    let sequenced = runner.sign(
+        Method::POST,
+        "/api/ingest/event",
+        br#"{"type":"stdout","data":"a","sequence":1}"#.to_vec(),
+    );
+    assert_eq!(runner.send(&sequenced).await.0, StatusCode::OK);
+    let (status, reply) = runner.send(&sequenced).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "held: {reply}");
+    // Within the log flush interval (0.1 s) it reaches the table.
+    let mut written = false;
+    for _ in 0..50 {
+        if stored_nonces(&gw, &sequenced.nonce) == 1 {
+            written = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(written, "the held nonce was not written within 1 s");
+    let (status, reply) = runner.send(&sequenced).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "written: {reply}");
+
+    // An unsequenced event would be stored again: its nonce is written at once.
+    let unsequenced = runner.sign(
+        Method::POST,
+        "/api/ingest/event",
+        br#"{"type":"stdout","data":"b"}"#.to_vec(),
+    );
+    assert_eq!(runner.send(&unsequenced).await.0, StatusCode::OK);
+    assert_eq!(stored_nonces(&gw, &unsequenced.nonce), 1);
+
+    // A stop writes what is held, so a replay after the restart is refused.
+    let last = runner.sign(
+        Method::POST,
+        "/api/ingest/event",
+        br#"{"type":"stdout","data":"c","sequence":3}"#.to_vec(),
+    );
+    assert_eq!(runner.send(&last).await.0, StatusCode::OK);
+    gw.restart();
+    assert_eq!(stored_nonces(&gw, &last.nonce), 1);
+    let (status, reply) = gw.runner(&run_id, &token).send(&last).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "after a restart: {reply}");
 }
