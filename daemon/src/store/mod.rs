@@ -143,6 +143,9 @@ const WAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 /// finish one of its own; well inside systemd's stop timeout.
 const CHECKPOINT_AT_STOP_WAIT: Duration = Duration::from_secs(3);
 
+/// Statements the writer keeps prepared.
+const WRITER_STATEMENT_CACHE: usize = 64;
+
 /// Most idle read-only connections kept open.
 const READ_POOL_SIZE: usize = 4;
 
@@ -175,6 +178,9 @@ impl Store {
         // log start over.
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
         conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
+        // Room for every statement the writer runs, so that none is parsed
+        // again after being pushed out of rusqlite's cache (16 by default).
+        conn.set_prepared_statement_cache_capacity(WRITER_STATEMENT_CACHE);
         // With `commit` durability every nonce is written by its own
         // transaction, as an acknowledged write must survive anything.
         let hold = match durability {

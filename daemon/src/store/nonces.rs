@@ -5,7 +5,10 @@
 //! leaf of the nonce index per request: 5–9 µs of the writer's time and a
 //! WAL frame, a sixth of single-event ingest (PERFORMANCE.md). Held back for
 //! up to [`WAL_SYNC_INTERVAL`](super::WAL_SYNC_INTERVAL) and written sorted,
-//! they cost a few sequential pages per flush instead.
+//! many share each leaf they change. They are written a slice at a time,
+//! lowest keys first: a slice covers a narrow range of keys, so it shares
+//! leaves as well as the whole would, and no commit stalls the requests
+//! behind it for long.
 //!
 //! Only requests whose replay would change nothing are held: event uploads
 //! in which every event carries its sequence (a resend of a stored sequence
@@ -24,6 +27,19 @@ use super::StoreError;
 
 /// Most nonces held before they are written regardless of their age.
 const MOST_HELD: usize = 8192;
+
+/// Most held nonces one transaction writes (about 0.3 ms of the writer).
+const MOST_PER_COMMIT: usize = 256;
+
+/// What a transaction wrote of the held nonces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Written {
+    Nothing,
+    /// The lowest `n` of those held from earlier transactions.
+    Lowest(usize),
+    /// Everything held, its own nonces too.
+    All,
+}
 
 /// A used nonce: the signed timestamp (Unix seconds) and the nonce.
 pub(super) type Nonce = (i64, String);
@@ -84,35 +100,56 @@ impl NonceBuffer {
             || self.deadline().is_some_and(|at| at <= now)
     }
 
-    /// Inside the open transaction, before its commit: writes what is held,
-    /// sorted.
-    pub(super) fn write(&self, conn: &Connection) -> Result<(), StoreError> {
+    /// Inside the open transaction, before its commit: writes what is due,
+    /// sorted. Call only when [`due`](Self::due).
+    pub(super) fn write(&self, conn: &Connection) -> Result<Written, StoreError> {
         let mut insert = conn.prepare_cached(
             "INSERT INTO nonces (timestamp, nonce) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         )?;
-        let mut held: Vec<&Nonce> = self.committed.iter().chain(&self.pending).collect();
-        held.sort_unstable();
-        for (timestamp, nonce) in held {
+        let everything =
+            self.write_now || self.hold.is_zero() || self.committed.len() < MOST_PER_COMMIT;
+        if everything {
+            let mut held: Vec<&Nonce> = self.committed.iter().chain(&self.pending).collect();
+            held.sort_unstable();
+            for (timestamp, nonce) in held {
+                insert.execute(params![timestamp, nonce])?;
+            }
+            return Ok(Written::All);
+        }
+        let slice = self.committed.len().min(MOST_PER_COMMIT);
+        for (timestamp, nonce) in self.committed.iter().take(slice) {
             insert.execute(params![timestamp, nonce])?;
         }
-        Ok(())
+        Ok(Written::Lowest(slice))
     }
 
     /// After the open transaction: what it wrote or used is settled.
-    pub(super) fn transaction_ended(&mut self, committed: bool, written: bool) {
+    pub(super) fn transaction_ended(&mut self, committed: bool, written: Written) {
         self.write_now = false;
         let pending = std::mem::take(&mut self.pending);
         if !committed {
             // Its requests failed; what earlier ones used is still held.
             return;
         }
-        if written {
-            self.committed.clear();
-            self.oldest = None;
-            return;
+        match written {
+            Written::Nothing => {}
+            Written::All => {
+                self.committed.clear();
+                self.oldest = None;
+                return;
+            }
+            Written::Lowest(n) => {
+                for _ in 0..n {
+                    self.committed.pop_first();
+                }
+                if self.committed.is_empty() {
+                    self.oldest = None;
+                }
+            }
         }
         if !pending.is_empty() {
             self.committed.extend(pending);
+            // The rest of a due set stays due; fresh ones wait a hold.
             self.oldest.get_or_insert_with(Instant::now);
         }
     }
@@ -161,15 +198,15 @@ mod tests {
         buffer.record(nonce(1));
         assert!(buffer.contains(&nonce(1)));
         assert!(!buffer.due(Instant::now()));
-        buffer.transaction_ended(true, false);
+        buffer.transaction_ended(true, Written::Nothing);
         assert!(buffer.contains(&nonce(1)));
         assert!(buffer.deadline().is_some());
         assert_eq!(count(&conn), 0);
         assert!(!buffer.due(Instant::now()));
         std::thread::sleep(Duration::from_millis(60));
         assert!(buffer.due(Instant::now()));
-        buffer.write(&conn).expect("write");
-        buffer.transaction_ended(true, true);
+        assert_eq!(buffer.write(&conn).expect("write"), Written::All);
+        buffer.transaction_ended(true, Written::All);
         assert_eq!(count(&conn), 1);
         assert!(!buffer.contains(&nonce(1)));
         assert_eq!(buffer.deadline(), None);
@@ -180,12 +217,12 @@ mod tests {
         let conn = db();
         let mut buffer = NonceBuffer::new(Duration::from_secs(60));
         buffer.record(nonce(1));
-        buffer.transaction_ended(true, false);
+        buffer.transaction_ended(true, Written::Nothing);
         buffer.record(nonce(2));
         buffer.write_at_commit();
         assert!(buffer.due(Instant::now()));
-        buffer.write(&conn).expect("write");
-        buffer.transaction_ended(false, true);
+        let written = buffer.write(&conn).expect("write");
+        buffer.transaction_ended(false, written);
         assert!(buffer.contains(&nonce(1)));
         assert!(!buffer.contains(&nonce(2)));
     }
@@ -197,9 +234,47 @@ mod tests {
         assert!(!buffer.due(Instant::now()), "nothing is held");
         buffer.record(nonce(3));
         assert!(buffer.due(Instant::now()));
-        buffer.write(&conn).expect("write");
-        buffer.transaction_ended(true, true);
+        assert_eq!(buffer.write(&conn).expect("write"), Written::All);
+        buffer.transaction_ended(true, Written::All);
         assert_eq!(count(&conn), 1);
+        assert_eq!(buffer.deadline(), None);
+    }
+
+    #[test]
+    fn many_held_nonces_are_written_a_sorted_slice_per_transaction() {
+        let conn = db();
+        let mut buffer = NonceBuffer::new(Duration::from_millis(1));
+        let held = MOST_PER_COMMIT * 2 + 10;
+        for n in (0..held).rev() {
+            buffer.record((1_700_000_000, format!("{n:032x}")));
+        }
+        buffer.transaction_ended(true, Written::Nothing);
+        std::thread::sleep(Duration::from_millis(2));
+        let mut slices = Vec::new();
+        while buffer.due(Instant::now()) {
+            // A request of this transaction is held too.
+            buffer.record((1_700_000_001, format!("{:032x}", slices.len())));
+            let written = buffer.write(&conn).expect("write");
+            buffer.transaction_ended(true, written);
+            slices.push(written);
+            if slices.len() == 1 {
+                // The lowest keys went first.
+                let highest: String = conn
+                    .query_row("SELECT MAX(nonce) FROM nonces", [], |r| r.get(0))
+                    .expect("highest");
+                assert_eq!(highest, format!("{:032x}", MOST_PER_COMMIT - 1));
+            }
+            assert!(slices.len() < 10, "{slices:?}");
+        }
+        assert_eq!(
+            slices,
+            [
+                Written::Lowest(MOST_PER_COMMIT),
+                Written::Lowest(MOST_PER_COMMIT),
+                Written::All
+            ]
+        );
+        assert_eq!(count(&conn), (held + 3) as i64);
         assert_eq!(buffer.deadline(), None);
     }
 }
