@@ -12,6 +12,7 @@ mod nonces;
 mod prune;
 mod reconcile;
 mod runs;
+mod wal_vfs;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -170,7 +171,17 @@ impl Store {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut conn = Connection::open(path)?;
+        // The writer gathers each commit's log frames into one write
+        // (wal_vfs.rs); everyone else reads through SQLite's own VFS.
+        let mut conn = if wal_vfs::register() {
+            Connection::open_with_flags_and_vfs(
+                path,
+                rusqlite::OpenFlags::default(),
+                wal_vfs::NAME,
+            )?
+        } else {
+            Connection::open(path)?
+        };
         configure(&conn, durability)?;
         migrate::migrate(&mut conn, path)?;
         // The checkpointer copies the log beside the writer; the writer's
