@@ -24,6 +24,8 @@ pub struct Gateway {
     pub hmac_secret: String,
     config: String,
     env: Vec<(String, String)>,
+    /// Largest file clawd may write (RLIMIT_FSIZE), as a full disk would.
+    pub file_size_limit: Option<u64>,
 }
 
 /// Tests do many requests from one address: no request limit unless a test
@@ -61,6 +63,7 @@ impl Gateway {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            file_size_limit: None,
         };
         gw.launch();
         gw
@@ -78,7 +81,8 @@ impl Gateway {
             .append(true)
             .open(self.data().join("clawd.stderr"))
             .expect("stderr file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_clawd"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_clawd"));
+        command
             .arg("serve")
             .arg("--data-dir")
             .arg(self.data())
@@ -91,9 +95,23 @@ impl Gateway {
             .env_remove("CREDENTIALS_DIRECTORY")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("start clawd");
+            .stderr(stderr);
+        if let Some(limit) = self.file_size_limit {
+            use nix::sys::resource::{Resource, setrlimit};
+            use nix::sys::signal::{SigHandler, Signal, signal};
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only async-signal-safe calls between fork and exec. A
+            // write past the limit then fails with EFBIG instead of
+            // killing clawd with SIGXFSZ; the ignored signal survives exec.
+            unsafe {
+                command.pre_exec(move || {
+                    signal(Signal::SIGXFSZ, SigHandler::SigIgn)?;
+                    setrlimit(Resource::RLIMIT_FSIZE, limit, limit)?;
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command.spawn().expect("start clawd");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
         BufReader::new(stdout)

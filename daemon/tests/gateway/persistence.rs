@@ -403,3 +403,89 @@ async fn held_nonces_are_refused_written_shortly_and_kept_across_a_restart() {
     let (status, reply) = gw.runner(&run_id, &token).send(&last).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "after a restart: {reply}");
 }
+
+/// Sequences of a run's stored events, paged through the human API.
+async fn stored_sequences(gw: &Gateway, session: &str, run_id: &str) -> Vec<u64> {
+    let mut sequences = Vec::new();
+    let mut after = 0;
+    loop {
+        let (status, page) = gw
+            .get(
+                &format!("/api/runs/{run_id}/events?after={after}&limit=1000"),
+                session,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let page = page.as_array().expect("events").clone();
+        let Some(last) = page.last() else {
+            return sequences;
+        };
+        after = last["id"].as_i64().expect("id");
+        sequences.extend(
+            page.iter()
+                .map(|e| e["sequence"].as_u64().expect("sequence")),
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_uploads_cleanly_and_keeps_every_acknowledged_event() {
+    // clawd may write files of at most 3 MiB: its database log fills up
+    // as on a full disk, with every commit's frames gathered into one write.
+    let mut gw = Gateway::start().await;
+    let admin = gw.admin().await;
+    let (run_id, token) = gw.create_run(&admin).await;
+    gw.stop();
+    gw.file_size_limit = Some(3 * 1024 * 1024);
+    gw.relaunch();
+
+    let mut acknowledged = 0u64;
+    let mut refused = None;
+    for _ in 0..200 {
+        let first = acknowledged + 1;
+        let events = (first..first + 50)
+            .map(|s| json!({"type": "stdout", "data": format!("{s:06} {}", "x".repeat(1000)), "sequence": s}))
+            .collect();
+        let (status, reply) = gw.runner(&run_id, &token).batch(events).await;
+        if status != StatusCode::OK {
+            refused = Some((status, reply));
+            break;
+        }
+        acknowledged += 50;
+    }
+    let (status, reply) = refused.expect("the log never reached the size limit");
+    assert!(acknowledged > 0, "nothing was stored before the limit");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nothing was stored"),
+        "{reply}"
+    );
+    // Still refused, and still answered: nothing half-stored in between.
+    assert_eq!(
+        stored_sequences(&gw, &admin, &run_id).await.len() as u64,
+        acknowledged
+    );
+
+    // With room again, every acknowledged event is there and nothing else.
+    gw.signal_term();
+    gw.wait_stopped();
+    gw.file_size_limit = None;
+    gw.relaunch();
+    assert_eq!(
+        stored_sequences(&gw, &admin, &run_id).await,
+        (1..=acknowledged).collect::<Vec<_>>()
+    );
+    let runner = gw.runner(&run_id, &token);
+    let (status, reply) = runner
+        .event("stdout", "after the disk had room", Some(acknowledged + 1))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let conn = rusqlite::Connection::open(db_path(&gw)).expect("open");
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity check");
+    assert_eq!(check, "ok");
+}
