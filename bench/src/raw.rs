@@ -5,7 +5,12 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OpenFlags, params};
+
+/// The daemon's writer writes through this VFS (one write per commit's log
+/// frames); the limit is measured through it too.
+#[path = "../../daemon/src/store/wal_vfs.rs"]
+mod wal_vfs;
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../daemon/src/store/migrations/0001_initial.sql"),
@@ -16,8 +21,8 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// Creates a database at `path` with the daemon's schema, recorded as
-/// migrated, and opens it again: a migration that edits the stored schema
-/// takes effect on a new connection.
+/// migrated, and opens it again as clawd's writer does: a migration that
+/// edits the stored schema takes effect on a new connection.
 pub fn create_with_schema(path: &std::path::Path) -> anyhow::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -28,7 +33,14 @@ pub fn create_with_schema(path: &std::path::Path) -> anyhow::Result<Connection> 
     // As migrated: clawd starts on it without migrating (or copying) it.
     conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
     conn.close().map_err(|(_, e)| e)?;
-    Ok(Connection::open(path)?)
+    if !wal_vfs::register() {
+        anyhow::bail!("SQLite has no unix VFS to write through");
+    }
+    Ok(Connection::open_with_flags_and_vfs(
+        path,
+        OpenFlags::default(),
+        wal_vfs::NAME,
+    )?)
 }
 
 /// Inserted rows per second.
