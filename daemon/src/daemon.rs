@@ -264,6 +264,10 @@ impl Reloadable {
             ("data_dir", new.data_dir != self.config.data_dir),
             ("tls", new.tls != self.config.tls),
             ("durability", new.durability != self.config.durability),
+            (
+                "worker_threads",
+                new.worker_threads != self.config.worker_threads,
+            ),
         ] {
             if changed {
                 tracing::warn!("{name} changed: this takes effect at the next restart");

@@ -79,7 +79,9 @@ fn main() -> ExitCode {
         }
     };
     let log = logging::init(&config.log_level);
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.runtime_workers(cpus))
         .enable_all()
         .build()
     {
