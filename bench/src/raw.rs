@@ -62,7 +62,7 @@ pub fn insert_rate(
     // The writer's own checkpoint threshold (WRITER_CHECKPOINT_PAGES in
     // daemon/src/store/mod.rs); clawd's checkpointer thread has no
     // counterpart here, so this limit checkpoints all the log itself.
-    conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 16384)?;
     let run_ids: Vec<String> = (0..runs.max(1)).map(|i| format!("raw-run-{i}")).collect();
     for id in &run_ids {
         conn.execute(
