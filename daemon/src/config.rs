@@ -81,6 +81,9 @@ pub struct Config {
     pub worker_threads: usize,
 }
 
+/// More runtime threads than this is a typo, not a machine.
+const MOST_WORKER_THREADS: usize = 1024;
+
 pub const DEFAULT_ARTIFACT_EXTENSIONS: &[&str] = &[
     "log", "txt", "diff", "patch", "json", "md", "csv", "html", "xml", "yaml", "yml", "toml",
     "png", "jpg", "jpeg", "gif", "webp", "pdf", "zip", "tar", "gz", "tgz",
@@ -161,6 +164,12 @@ impl Config {
         }
         if self.session_lifetime_secs == 0 {
             return Err(invalid("session_lifetime_secs must be at least 1"));
+        }
+        if self.worker_threads > MOST_WORKER_THREADS {
+            return Err(invalid(&format!(
+                "worker_threads is {}; the most is {MOST_WORKER_THREADS} (0 picks one less than the CPUs)",
+                self.worker_threads
+            )));
         }
         if let Err(e) = claw_proto::Redactor::new(&self.redact_patterns) {
             return Err(invalid(&e.to_string()));
@@ -264,6 +273,9 @@ mod tests {
         assert_eq!(auto.runtime_workers(8), 7);
         let set = Config::from_toml("worker_threads = 4", Path::new("x")).expect("valid");
         assert_eq!(set.runtime_workers(2), 4);
+        let err = Config::from_toml("worker_threads = 100000", Path::new("c.toml"))
+            .expect_err("too many");
+        assert!(err.to_string().contains("worker_threads"), "{err}");
     }
 
     #[test]

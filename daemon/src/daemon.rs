@@ -204,6 +204,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
         address = %bound,
         control = %control_address,
         socket_activated = activated,
+        runtime_threads = tokio::runtime::Handle::current().metrics().num_workers(),
         "listening on {scheme}://{bound}"
     );
     // Scripts and tests read the bound address (port 0) from stdout.
