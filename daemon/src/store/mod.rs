@@ -162,8 +162,9 @@ pub struct Store {
 struct Inner {
     path: PathBuf,
     writer: writer::Writer,
-    /// Nonces the writer holds before writing them (nonces.rs).
-    nonces: Arc<Mutex<nonces::NonceBuffer>>,
+    /// Nonces the writer holds before writing them, and the legacy table's
+    /// expiry (nonces.rs).
+    nonce_check: nonces::NonceCheck,
     readers: Mutex<Vec<Connection>>,
     nonce_retention_secs: AtomicU64,
 }
@@ -196,6 +197,7 @@ impl Store {
         // Room for every statement the writer runs, so that none is parsed
         // again after being pushed out of rusqlite's cache (16 by default).
         conn.set_prepared_statement_cache_capacity(WRITER_STATEMENT_CACHE);
+        let legacy_until = nonces::legacy_until(&conn)?;
         // With `commit` durability every nonce is written by its own
         // transaction, as an acknowledged write must survive anything.
         let hold = match durability {
@@ -216,7 +218,10 @@ impl Store {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 writer,
-                nonces,
+                nonce_check: nonces::NonceCheck {
+                    held: nonces,
+                    legacy_until,
+                },
                 readers: Mutex::new(Vec::new()),
                 nonce_retention_secs: AtomicU64::new(settings.nonce_retention_secs),
             }),
@@ -265,7 +270,7 @@ impl Store {
     /// Writes the nonces the writer holds and waits for everything queued
     /// before: the first step of a stop.
     pub async fn drain(&self) -> Result<(), StoreError> {
-        let nonces = Arc::clone(&self.inner.nonces);
+        let nonces = Arc::clone(&self.inner.nonce_check.held);
         self.writer()
             .write(move |_| {
                 nonces::lock(&nonces).write_at_commit();
@@ -326,8 +331,8 @@ impl Store {
         self.inner.writer.stats()
     }
 
-    fn held_nonces(&self) -> Arc<Mutex<nonces::NonceBuffer>> {
-        Arc::clone(&self.inner.nonces)
+    fn nonce_check(&self) -> nonces::NonceCheck {
+        self.inner.nonce_check.clone()
     }
 
     fn writer(&self) -> &writer::Writer {

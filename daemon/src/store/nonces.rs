@@ -18,7 +18,7 @@
 //! runs, a held nonce is refused like a stored one.
 
 use std::collections::BTreeSet;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
@@ -161,6 +161,43 @@ impl NonceBuffer {
             self.oldest = Some(Instant::now());
         }
     }
+}
+
+/// What the writer needs to refuse a replayed nonce besides the `nonces`
+/// table: the held nonces, and whether `nonces_legacy` can still match.
+#[derive(Clone)]
+pub(super) struct NonceCheck {
+    pub(super) held: Arc<Mutex<NonceBuffer>>,
+    /// When the last nonce of `nonces_legacy` expires (Unix ms), if it has
+    /// any. Nothing adds to that table since migration 4, so past this the
+    /// look-up is skipped: it was a statement per runner request.
+    pub(super) legacy_until: Option<i64>,
+}
+
+impl NonceCheck {
+    /// Whether `nonce` is in `nonces_legacy` and unexpired at `now` (ms).
+    pub(super) fn in_legacy(
+        &self,
+        conn: &Connection,
+        nonce: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        if self.legacy_until.is_none_or(|until| until <= now) {
+            return Ok(false);
+        }
+        Ok(conn
+            .prepare_cached("SELECT 1 FROM nonces_legacy WHERE nonce = ?1 AND expires_at > ?2")?
+            .exists(params![nonce, now])?)
+    }
+}
+
+/// When the last nonce of `nonces_legacy` expires, if it holds any.
+pub(super) fn legacy_until(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(
+        conn.query_row("SELECT MAX(expires_at) FROM nonces_legacy", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 /// The buffer, also after a panic elsewhere: it holds plain data.

@@ -7,9 +7,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use std::sync::Mutex;
-
-use super::nonces::{self, NonceBuffer};
+use super::nonces::{self, NonceCheck};
 use super::{Store, StoreError, now_ms};
 
 fn ser_json_text<S: serde::Serializer>(text: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
@@ -242,14 +240,48 @@ fn check_runner(
     conn: &Connection,
     auth: &RunnerAuth,
     now: i64,
-    held: &Mutex<NonceBuffer>,
+    nonces: &NonceCheck,
     nonce_use: NonceUse,
 ) -> Result<(), StoreError> {
     let stored: Option<String> = conn
         .prepare_cached("SELECT capability_token_hash FROM runs WHERE id = ?1")?
         .query_row([&auth.run_id], |r| r.get(0))
         .optional()?;
-    let Some(stored) = stored else {
+    check_token_and_nonce(conn, auth, now, nonces, nonce_use, stored.as_deref())
+}
+
+/// [`check_runner`] for an upload of events, returning the run's next
+/// sequence: one look-up for both, as this runs for every event a runner
+/// sends alone.
+fn check_runner_for_ingest(
+    conn: &Connection,
+    auth: &RunnerAuth,
+    now: i64,
+    nonces: &NonceCheck,
+    nonce_use: NonceUse,
+) -> Result<u64, StoreError> {
+    let found: Option<(String, u64)> = conn
+        .prepare_cached(
+            "SELECT capability_token_hash, \
+             (SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE run_id = ?1) \
+             FROM runs WHERE id = ?1",
+        )?
+        .query_row([&auth.run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (stored, next) = found.unzip();
+    check_token_and_nonce(conn, auth, now, nonces, nonce_use, stored.as_deref())?;
+    Ok(next.unwrap_or(1))
+}
+
+fn check_token_and_nonce(
+    conn: &Connection,
+    auth: &RunnerAuth,
+    now: i64,
+    nonces: &NonceCheck,
+    nonce_use: NonceUse,
+    stored_token_hash: Option<&str>,
+) -> Result<(), StoreError> {
+    let Some(stored) = stored_token_hash else {
         return Err(StoreError::NotFound(format!("unknown run {}", auth.run_id)));
     };
     let presented = token_hash(&auth.capability_token);
@@ -270,26 +302,23 @@ fn check_runner(
             .prepare_cached("SELECT 1 FROM nonces WHERE timestamp = ?1 AND nonce = ?2")?
             .exists(params![auth.timestamp, auth.nonce])?,
     };
-    let legacy = || -> Result<bool, StoreError> {
-        Ok(conn
-            .prepare_cached("SELECT 1 FROM nonces_legacy WHERE nonce = ?1 AND expires_at > ?2")?
-            .exists(params![auth.nonce, now])?)
-    };
-    if seen || nonces::lock(held).contains(&auth.nonce_key()) || legacy()? {
+    if seen
+        || nonces::lock(&nonces.held).contains(&auth.nonce_key())
+        || nonces.in_legacy(conn, &auth.nonce, now)?
+    {
         return Err(StoreError::Replay);
     }
     Ok(())
 }
 
+/// Stores the events of `run_id`, whose next sequence is `next`.
 fn ingest(
     conn: &Connection,
     run_id: &str,
+    mut next: u64,
     events: Vec<NewEvent>,
     now: i64,
 ) -> Result<Ingested, StoreError> {
-    let mut next: u64 = conn
-        .prepare_cached("SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE run_id = ?1")?
-        .query_row([run_id], |r| r.get(0))?;
     // Taken from the cache once per request, not once per event: the
     // look-up showed in profiles of 1000-event batches.
     let mut insert = conn.prepare_cached(
@@ -408,29 +437,35 @@ impl Store {
         } else {
             NonceUse::Written
         };
-        let held = self.held_nonces();
-        self.writer()
-            .write_then(
-                move |conn| {
-                    let now = now_ms();
-                    check_runner(conn, &auth, now, &held, nonce_use)?;
-                    let ingested = ingest(conn, &auth.run_id, events, now)?;
-                    if nonce_use == NonceUse::Held {
-                        nonces::lock(&held).record(auth.nonce_key());
-                    }
-                    Ok(ingested)
-                },
-                after_commit,
-            )
-            .await
+        // The single statement that a lone event without a marker writes
+        // is atomic by itself: it needs no savepoint of its own.
+        let one_change = nonce_use == NonceUse::Held
+            && matches!(events.as_slice(), [event] if event.kind != EventType::Marker);
+        let nonces = self.nonce_check();
+        let work = move |conn: &Connection| {
+            let now = now_ms();
+            let next = check_runner_for_ingest(conn, &auth, now, &nonces, nonce_use)?;
+            let ingested = ingest(conn, &auth.run_id, next, events, now)?;
+            if nonce_use == NonceUse::Held {
+                nonces::lock(&nonces.held).record(auth.nonce_key());
+            }
+            Ok(ingested)
+        };
+        if one_change {
+            self.writer()
+                .write_one_change_then(work, after_commit)
+                .await
+        } else {
+            self.writer().write_then(work, after_commit).await
+        }
     }
 
     /// Checks a signed runner request (run, token, nonce) that changes nothing
     /// else, such as opening the runner's WebSocket.
     pub async fn runner_check(&self, auth: RunnerAuth) -> Result<(), StoreError> {
-        let held = self.held_nonces();
+        let nonces = self.nonce_check();
         self.writer()
-            .write(move |conn| check_runner(conn, &auth, now_ms(), &held, NonceUse::Written))
+            .write(move |conn| check_runner(conn, &auth, now_ms(), &nonces, NonceUse::Written))
             .await
     }
 
@@ -439,10 +474,10 @@ impl Store {
         &self,
         auth: RunnerAuth,
     ) -> Result<Vec<CommandRow>, StoreError> {
-        let held = self.held_nonces();
+        let nonces = self.nonce_check();
         self.writer()
             .write(move |conn| {
-                check_runner(conn, &auth, now_ms(), &held, NonceUse::Written)?;
+                check_runner(conn, &auth, now_ms(), &nonces, NonceUse::Written)?;
                 let rows = conn
                     .prepare_cached(&format!(
                         "SELECT {COMMAND_COLUMNS} FROM commands WHERE run_id = ?1 AND status = 'pending' \
@@ -468,12 +503,12 @@ impl Store {
         error: Option<String>,
         after_commit: impl FnOnce(&Option<CommandRow>) + Send + 'static,
     ) -> Result<Option<CommandRow>, StoreError> {
-        let held = self.held_nonces();
+        let nonces = self.nonce_check();
         self.writer()
             .write_then(
                 move |conn| {
                     let now = now_ms();
-                    check_runner(conn, &auth, now, &held, NonceUse::Written)?;
+                    check_runner(conn, &auth, now, &nonces, NonceUse::Written)?;
                     let status = if error.is_some() { "failed" } else { "completed" };
                     let changed = conn.execute(
                         "UPDATE commands SET status = ?3, result = ?4, error = ?5, completed_at = ?6 \
@@ -501,11 +536,11 @@ impl Store {
         auth: RunnerAuth,
         artifact: NewArtifact,
     ) -> Result<ArtifactRow, StoreError> {
-        let held = self.held_nonces();
+        let nonces = self.nonce_check();
         self.writer()
             .write(move |conn| {
                 let now = now_ms();
-                check_runner(conn, &auth, now, &held, NonceUse::Written)?;
+                check_runner(conn, &auth, now, &nonces, NonceUse::Written)?;
                 conn.execute(
                     "INSERT INTO artifacts (id, run_id, filename, path, size, content_type, created_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

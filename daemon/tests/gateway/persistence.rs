@@ -306,36 +306,52 @@ async fn plain_http_only_when_tls_is_off() {
 
 #[tokio::test]
 async fn a_nonce_recorded_before_the_nonce_migration_is_still_refused() {
-    let gw = Gateway::start().await;
+    let mut gw = Gateway::start().await;
     let admin = gw.admin().await;
     let (run_id, token) = gw.create_run(&admin).await;
-    let runner = gw.runner(&run_id, &token);
-    // Schema 3 kept nonces by receipt time; migration 4 moved them aside.
+    // Schema 3 kept nonces by receipt time; migration 4 moved them aside,
+    // and clawd reads at start whether any can still match.
+    let status = gw.stop();
+    assert!(status.success(), "clawd exited with {status}");
     let seen_before = nonce();
-    let db = rusqlite::Connection::open(gw.data().join("db.sqlite")).expect("db");
-    db.busy_timeout(std::time::Duration::from_secs(5))
-        .expect("busy timeout");
-    db.execute(
-        "INSERT INTO nonces_legacy (nonce, expires_at) VALUES (?1, ?2)",
-        rusqlite::params![seen_before, (now_secs() + 600) * 1000],
-    )
-    .expect("legacy nonce");
+    let expired = nonce();
+    {
+        let db = rusqlite::Connection::open(gw.data().join("db.sqlite")).expect("db");
+        let legacy = "INSERT INTO nonces_legacy (nonce, expires_at) VALUES (?1, ?2)";
+        db.execute(
+            legacy,
+            rusqlite::params![seen_before, (now_secs() + 600) * 1000],
+        )
+        .expect("legacy nonce");
+        db.execute(legacy, rusqlite::params![expired, (now_secs() - 1) * 1000])
+            .expect("expired legacy nonce");
+    }
+    gw.relaunch();
+    let runner = gw.runner(&run_id, &token);
 
     let mut replayed = runner.sign(
         Method::POST,
         "/api/ingest/event",
-        br#"{"type":"stdout","data":"x"}"#.to_vec(),
+        br#"{"type":"stdout","data":"x","sequence":1}"#.to_vec(),
     );
     replayed.nonce = seen_before;
     runner.resign(&mut replayed);
     let (status, reply) = runner.send(&replayed).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{reply}");
     assert!(reply["error"].as_str().expect("error").contains("nonce"));
-    // A fresh nonce is fine.
+    // An expired legacy nonce no longer counts, and a fresh one is fine.
+    let mut reused = runner.sign(
+        Method::POST,
+        "/api/ingest/event",
+        br#"{"type":"stdout","data":"x","sequence":1}"#.to_vec(),
+    );
+    reused.nonce = expired;
+    runner.resign(&mut reused);
+    assert_eq!(runner.send(&reused).await.0, StatusCode::OK);
     let fresh = runner.sign(
         Method::POST,
         "/api/ingest/event",
-        br#"{"type":"stdout","data":"x"}"#.to_vec(),
+        br#"{"type":"stdout","data":"y"}"#.to_vec(),
     );
     assert_eq!(runner.send(&fresh).await.0, StatusCode::OK);
 }
