@@ -113,6 +113,24 @@ async fn cross_site_requests_are_refused() {
     }
     let (_, runs) = gw.get("/api/runs", &admin).await;
     assert_eq!(runs, json!([]), "nothing was created");
+    // A refusal carries the security headers too.
+    let refused = gw
+        .client
+        .post(gw.url("/api/runs"))
+        .header("cookie", format!("session={admin}"))
+        .header("origin", "https://evil.example")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    for (name, value) in [("x-frame-options", "DENY"), ("cache-control", "no-store")] {
+        assert_eq!(
+            refused.headers().get(name).and_then(|v| v.to_str().ok()),
+            Some(value),
+            "{name}"
+        );
+    }
 
     // The gateway's own pages, and clients that are not browsers, work.
     assert_eq!(
