@@ -439,6 +439,7 @@ impl Store {
         };
         // The single statement that a lone event without a marker writes
         // is atomic by itself: it needs no savepoint of its own.
+        let rows = events.len();
         let one_change = nonce_use == NonceUse::Held
             && matches!(events.as_slice(), [event] if event.kind != EventType::Marker);
         let nonces = self.nonce_check();
@@ -456,7 +457,9 @@ impl Store {
                 .write_one_change_then(work, after_commit)
                 .await
         } else {
-            self.writer().write_then(work, after_commit).await
+            self.writer()
+                .write_rows_then(rows, work, after_commit)
+                .await
         }
     }
 

@@ -19,12 +19,23 @@ use super::nonces::{NonceBuffer, Written, lock};
 /// Most jobs folded into one transaction; bounds the latency of the first.
 const MAX_JOBS_PER_COMMIT: usize = 512;
 
+/// Rows (events) past which no further job joins the transaction. Grouping
+/// saves the commit's fixed cost, which is nothing beside a large upload's
+/// rows; waiting for others' rows only delays its answer.
+const MAX_ROWS_PER_COMMIT: usize = 1000;
+
+/// A job and how many rows it writes, about.
+struct Queued {
+    rows: usize,
+    job: Job,
+}
+
 type Completion = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
 
 #[derive(Clone)]
 pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Queued>,
     counters: Arc<Counters>,
 }
 
@@ -50,7 +61,7 @@ impl Writer {
         conn: Connection,
         nonces: Arc<Mutex<NonceBuffer>>,
     ) -> std::io::Result<(Self, thread::JoinHandle<()>)> {
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<Queued>();
         let counters = Arc::new(Counters::default());
         let handle = thread::Builder::new()
             .name("store-writer".to_owned())
@@ -146,7 +157,24 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
         A: FnOnce(&T) + Send + 'static,
     {
-        self.submit(work, after_commit, Guard::Savepoint).await
+        self.submit(work, after_commit, Guard::Savepoint, 1).await
+    }
+
+    /// Like [`write_then`](Self::write_then) for `work` that writes about
+    /// `rows` rows: a large job does not wait for others to join it.
+    pub async fn write_rows_then<T, F, A>(
+        &self,
+        rows: usize,
+        work: F,
+        after_commit: A,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+    {
+        self.submit(work, after_commit, Guard::Savepoint, rows)
+            .await
     }
 
     /// Like [`write_then`](Self::write_then) for `work` that changes the
@@ -165,10 +193,16 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
         A: FnOnce(&T) + Send + 'static,
     {
-        self.submit(work, after_commit, Guard::None).await
+        self.submit(work, after_commit, Guard::None, 1).await
     }
 
-    async fn submit<T, F, A>(&self, work: F, after_commit: A, guard: Guard) -> Result<T, StoreError>
+    async fn submit<T, F, A>(
+        &self,
+        work: F,
+        after_commit: A,
+        guard: Guard,
+        rows: usize,
+    ) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -192,7 +226,9 @@ impl Writer {
                 let _ = reply.send(result);
             })
         });
-        self.jobs.send(job).map_err(|_| StoreError::WriterGone)?;
+        self.jobs
+            .send(Queued { rows, job })
+            .map_err(|_| StoreError::WriterGone)?;
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 }
@@ -233,7 +269,7 @@ fn in_savepoint<T>(
 
 fn run(
     conn: Connection,
-    queue: &mpsc::Receiver<Job>,
+    queue: &mpsc::Receiver<Queued>,
     counters: &Counters,
     nonces: &Mutex<NonceBuffer>,
 ) {
@@ -246,22 +282,35 @@ fn run(
                 .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
             Some(at) => queue.recv_timeout(at.saturating_duration_since(Instant::now())),
         };
-        let mut batch = match first {
-            Ok(job) => vec![job],
-            Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
+        let batch = match first {
+            Ok(queued) => gather(Some(queued), queue),
+            Err(mpsc::RecvTimeoutError::Timeout) => gather(None, queue),
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
-        while batch.len() < MAX_JOBS_PER_COMMIT {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
         commit(&conn, batch, counters, nonces);
     }
     // The last transaction: what is still held goes to the table.
     lock(nonces).write_at_commit();
     commit(&conn, Vec::new(), counters, nonces);
+}
+
+/// The jobs of the next transaction: `first`, then what queued meanwhile,
+/// up to [`MAX_JOBS_PER_COMMIT`] jobs and about [`MAX_ROWS_PER_COMMIT`] rows.
+fn gather(first: Option<Queued>, queue: &mpsc::Receiver<Queued>) -> Vec<Job> {
+    let (mut batch, mut rows) = match first {
+        Some(queued) => (vec![queued.job], queued.rows),
+        None => (Vec::new(), 0),
+    };
+    while batch.len() < MAX_JOBS_PER_COMMIT && rows < MAX_ROWS_PER_COMMIT {
+        match queue.try_recv() {
+            Ok(queued) => {
+                rows += queued.rows;
+                batch.push(queued.job);
+            }
+            Err(_) => break,
+        }
+    }
+    batch
 }
 
 /// Runs the jobs in one transaction, with the held nonces when they are
@@ -360,6 +409,31 @@ mod tests {
     fn rows(conn: &Connection) -> i64 {
         conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
             .expect("count")
+    }
+
+    #[test]
+    fn a_transaction_groups_many_small_jobs_but_not_large_ones() {
+        let (send, queue) = mpsc::channel();
+        let queued = |rows| Queued {
+            rows,
+            job: Box::new(|_: &Connection| -> Completion { Box::new(|_| {}) }),
+        };
+        for _ in 0..MAX_JOBS_PER_COMMIT + 3 {
+            send.send(queued(1)).expect("queue");
+        }
+        assert_eq!(gather(None, &queue).len(), MAX_JOBS_PER_COMMIT);
+        assert_eq!(gather(None, &queue).len(), 3);
+
+        // A 1000-event upload commits alone; smaller ones share until the
+        // rows reach the bound.
+        for rows in [1000, 600, 600, 600, 1] {
+            send.send(queued(rows)).expect("queue");
+        }
+        let sizes: Vec<usize> = (0..3)
+            .map(|_| gather(queue.try_recv().ok(), &queue).len())
+            .collect();
+        assert_eq!(sizes, [1, 2, 2]);
+        assert!(gather(None, &queue).is_empty());
     }
 
     #[test]
