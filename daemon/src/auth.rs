@@ -52,9 +52,107 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
 
 /// A hash to verify against when the user does not exist, so that unknown
 /// and known user names take the same time.
-pub fn dummy_hash() -> &'static str {
+fn dummy_hash() -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DUMMY.get_or_init(|| hash_password("dummy password for timing").unwrap_or_default())
+}
+
+/// Why a password could not be hashed or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum HashingError {
+    /// Every hashing slot is taken and the queue is full.
+    #[error("too many password checks at once")]
+    Busy,
+    #[error(transparent)]
+    Failed(#[from] AuthError),
+    #[error("password hashing task failed")]
+    Panicked,
+}
+
+/// Bounds the argon2 work done at once. Each hash or check holds 64 MiB for
+/// about 0.1 s of one CPU; without a bound, 100 concurrent failed logins
+/// took clawd to 4.85 GB. At most one per slot runs, a few more wait, and
+/// anything past them is refused at once (the caller answers 503 with
+/// Retry-After), so hashing never holds more than `slots` × 64 MiB.
+pub struct HashingPool {
+    slots: tokio::sync::Semaphore,
+    waiting: std::sync::atomic::AtomicUsize,
+    queue: usize,
+}
+
+/// Decrements the waiting count however the wait ends (also when the
+/// request is dropped while it waits).
+struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl HashingPool {
+    /// `slots` at once (at least one), and up to `queue` more waiting.
+    pub fn new(slots: usize, queue: usize) -> Self {
+        Self {
+            slots: tokio::sync::Semaphore::new(slots.max(1)),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            queue,
+        }
+    }
+
+    /// One slot per CPU clawd may use, and four waiting per slot.
+    pub fn for_this_machine() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Self::new(cpus, 4 * cpus)
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashingError> {
+        let permit = match self.slots.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let waiting = self
+                    .waiting
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                let _waiting = Waiting(&self.waiting);
+                if waiting >= self.queue {
+                    return Err(HashingError::Busy);
+                }
+                self.slots
+                    .acquire()
+                    .await
+                    .map_err(|_| HashingError::Panicked)?
+            }
+        };
+        let result = tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|_| HashingError::Panicked);
+        drop(permit);
+        result
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String, HashingError> {
+        Ok(self.run(move || hash_password(&password)).await??)
+    }
+
+    /// Checks a password against a stored hash, or against a dummy one when
+    /// there is none (an unknown user), which costs the same.
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, HashingError> {
+        self.run(move || match stored {
+            Some(stored) => verify_password(&password, &stored),
+            None => {
+                verify_password(&password, dummy_hash());
+                false
+            }
+        })
+        .await
+    }
 }
 
 pub fn valid_username(name: &str) -> bool {
@@ -62,6 +160,17 @@ pub fn valid_username(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A user name as logs and the audit log may show it: itself when it is a
+/// valid account name, else only that it was not one. A password typed
+/// into the user field, or a megabyte of junk, never reaches either.
+pub fn loggable_username(name: &str) -> std::borrow::Cow<'_, str> {
+    if valid_username(name) {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        std::borrow::Cow::Owned(format!("(not a valid user name, {} bytes)", name.len()))
+    }
 }
 
 pub fn password_problem(password: &str) -> Option<String> {
@@ -160,6 +269,49 @@ mod tests {
         assert!(verify_password("correct horse battery", &h));
         assert!(!verify_password("wrong horse battery", &h));
         assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[tokio::test]
+    async fn hashing_pool_refuses_past_its_queue_and_frees_its_slots() {
+        let pool = std::sync::Arc::new(HashingPool::new(1, 1));
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let blocker = {
+            let pool = std::sync::Arc::clone(&pool);
+            tokio::spawn(async move {
+                pool.run(move || {
+                    let _ = hold.recv();
+                })
+                .await
+            })
+        };
+        // The slot is taken: one may wait, the next is refused.
+        while pool.slots.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let waiter = {
+            let pool = std::sync::Arc::clone(&pool);
+            tokio::spawn(async move { pool.run(|| 1).await })
+        };
+        while pool.waiting.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(pool.run(|| 2).await, Err(HashingError::Busy)));
+        release.send(()).expect("release");
+        assert!(blocker.await.expect("task").is_ok());
+        assert_eq!(waiter.await.expect("task").expect("ran"), 1);
+        assert_eq!(pool.waiting.load(std::sync::atomic::Ordering::Acquire), 0);
+        assert_eq!(pool.run(|| 3).await.expect("free again"), 3);
+    }
+
+    #[test]
+    fn loggable_names() {
+        assert_eq!(loggable_username("alice"), "alice");
+        let long = "x".repeat(1 << 20);
+        assert_eq!(
+            loggable_username(&long),
+            "(not a valid user name, 1048576 bytes)"
+        );
+        assert!(!loggable_username("hunter2 correct horse!").contains("hunter2"));
     }
 
     #[test]

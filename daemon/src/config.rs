@@ -79,6 +79,13 @@ pub struct Config {
     /// Threads serving connections; 0 is one less than the CPUs clawd may
     /// use (at least one), leaving a CPU to the store's writer thread.
     pub worker_threads: usize,
+    /// Runs one browser WebSocket may follow at once; 0 is no limit.
+    pub subscriptions_per_socket: usize,
+    /// Runs one user may follow at once over all their WebSockets; 0 is no
+    /// limit.
+    pub subscriptions_per_user: usize,
+    /// Artifact downloads served at once; more wait for none and get 503.
+    pub artifact_downloads_max: usize,
 }
 
 /// More runtime threads than this is a typo, not a machine.
@@ -117,6 +124,9 @@ impl Default for Config {
             event_max_bytes: 1024 * 1024,
             durability: Durability::default(),
             worker_threads: 0,
+            subscriptions_per_socket: 100,
+            subscriptions_per_user: 500,
+            artifact_downloads_max: 32,
         }
     }
 }
@@ -164,6 +174,9 @@ impl Config {
         }
         if self.session_lifetime_secs == 0 {
             return Err(invalid("session_lifetime_secs must be at least 1"));
+        }
+        if self.artifact_downloads_max == 0 {
+            return Err(invalid("artifact_downloads_max must be at least 1"));
         }
         if self.worker_threads > MOST_WORKER_THREADS {
             return Err(invalid(&format!(

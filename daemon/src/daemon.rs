@@ -153,6 +153,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
         secrets,
         setup_token: Arc::new(Mutex::new(setup_token)),
         shutdown: stopped.clone(),
+        hashing: Arc::new(crate::auth::HashingPool::for_this_machine()),
     };
     let state = AppState::new(&core, config.clone(), redactor, tls.is_some());
     let app: CurrentApp = Arc::new(RwLock::new(api::router(Arc::new(state))));

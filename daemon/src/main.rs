@@ -61,6 +61,12 @@ struct ServeArgs {
     listen: Option<std::net::SocketAddr>,
 }
 
+/// Threads for blocking work (database reads, password hashing, file
+/// writes); more work waits in tokio's queue. Bounds the threads and the
+/// read connections' caches (2 MiB each) that a burst of requests can
+/// create; clawd.service's TasksMax= counts on it.
+const BLOCKING_THREADS: usize = 64;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let Command::Serve(args) = cli.command;
@@ -82,6 +88,7 @@ fn main() -> ExitCode {
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.runtime_workers(cpus))
+        .max_blocking_threads(BLOCKING_THREADS)
         .enable_all()
         .build()
     {

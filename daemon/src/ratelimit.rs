@@ -45,8 +45,8 @@ impl<K: Eq + Hash + Clone> WindowLimiter<K> {
         entry.1 <= self.limit
     }
 
-    /// True while the key has used up its limit, without counting.
-    pub fn exhausted(&self, key: &K) -> bool {
+    /// True while the key is over its limit, without counting.
+    pub fn is_over(&self, key: &K) -> bool {
         if self.limit == 0 {
             return false;
         }
@@ -54,6 +54,15 @@ impl<K: Eq + Hash + Clone> WindowLimiter<K> {
         counts.get(key).is_some_and(|(start, n)| {
             Instant::now().duration_since(*start) < self.window && *n >= self.limit
         })
+    }
+
+    /// Takes back one hit, for an attempt reserved with [`hit`](Self::hit)
+    /// that turned out not to count.
+    pub fn release(&self, key: &K) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, n)) = counts.get_mut(key) {
+            *n = n.saturating_sub(1);
+        }
     }
 
     pub fn clear(&self, key: &K) {
@@ -72,8 +81,10 @@ mod tests {
         assert!(l.hit(&"a"));
         assert!(l.hit(&"a"));
         assert!(!l.hit(&"a"));
-        assert!(l.exhausted(&"a"));
         assert!(l.hit(&"b"));
+        l.release(&"b");
+        l.release(&"b");
+        assert!(l.hit(&"b") && l.hit(&"b") && !l.hit(&"b"));
         l.clear(&"a");
         assert!(l.hit(&"a"));
     }

@@ -60,14 +60,15 @@ export class LiveSocket {
       try { data = JSON.parse(message.data); } catch { return; }
       this.dispatch(data);
     };
-    ws.onclose = () => {
+    ws.onclose = (event) => {
       if (this.ws !== ws) return;
       this.ws = null;
       if (this.stopped) return;
       this.setState('reconnecting');
-      // Refused before opening: perhaps the session ended. The API call
-      // sends the page to the login form if so.
-      if (!opened) get('/api/auth/me').catch(() => {});
+      // Refused before opening, or closed because the session ended
+      // (4401) or changed (4409): the API call sends the page to the login
+      // form when the session is gone.
+      if (!opened || event.code === 4401 || event.code === 4409) get('/api/auth/me').catch(() => {});
       this.timer = setTimeout(() => this.connect(), this.backoff);
       this.backoff = Math.min(this.backoff * 2, 10000);
     };

@@ -179,6 +179,12 @@ impl Role {
     }
 }
 
+/// Close code of a browser socket whose session ended (logout, expiry,
+/// revocation, a deleted user, a rotated auth secret): log in again.
+pub const CLOSE_SESSION_ENDED: u16 = 4401;
+/// Close code of a browser socket whose user's role changed: connect again.
+pub const CLOSE_SESSION_CHANGED: u16 = 4409;
+
 /// Messages a browser sends on `/ws`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]

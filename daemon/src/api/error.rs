@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, HashingError};
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -17,6 +17,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub extra: Map<String, Value>,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -25,6 +27,7 @@ impl ApiError {
             status,
             message: message.into(),
             extra: Map::new(),
+            retry_after: None,
         }
     }
 
@@ -63,13 +66,26 @@ impl ApiError {
         self.extra.insert(key.to_owned(), value);
         self
     }
+
+    /// 429 with `Retry-After`.
+    pub fn too_many(message: impl Into<String>, retry_after_secs: u32) -> Self {
+        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, message);
+        error.retry_after = Some(retry_after_secs);
+        error
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = self.extra;
         body.insert("error".to_owned(), Value::String(self.message));
-        (self.status, Json(Value::Object(body))).into_response()
+        let mut response = (self.status, Json(Value::Object(body))).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -98,6 +114,26 @@ impl From<StoreError> for ApiError {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the gateway could not store this: nothing was stored, retry later",
                 )
+            }
+        }
+    }
+}
+
+impl From<HashingError> for ApiError {
+    fn from(e: HashingError) -> Self {
+        match e {
+            HashingError::Busy => {
+                let mut error = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the gateway is busy checking passwords: try again in a second",
+                );
+                error.retry_after = Some(1);
+                error
+            }
+            HashingError::Failed(e) => e.into(),
+            HashingError::Panicked => {
+                tracing::error!("a password hashing task failed");
+                Self::internal()
             }
         }
     }

@@ -8,6 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use claw_proto::wire::{Role, RunStatus, ServerMessage};
+use futures_util::StreamExt;
+use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -276,6 +278,9 @@ pub async fn list_artifacts(
     Ok(Json(json!(state.store.list_artifacts(run_id).await?)))
 }
 
+/// Bytes read from an artifact file per chunk sent.
+const DOWNLOAD_CHUNK: usize = 64 * 1024;
+
 pub async fn download_artifact(
     State(state): State<Shared>,
     user: Authed,
@@ -287,14 +292,35 @@ pub async fn download_artifact(
         .artifacts
         .absolute(&artifact.path)
         .ok_or_else(|| ApiError::not_found("artifact file is missing"))?;
-    let data = tokio::fs::read(&path).await.map_err(|e| {
+    // Held until the last byte is sent: a slow client keeps its slot.
+    let slot = Arc::clone(&state.downloads)
+        .try_acquire_owned()
+        .map_err(|_| {
+            let mut error = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many artifact downloads at once: try again in a few seconds",
+            );
+            error.retry_after = Some(5);
+            error
+        })?;
+    let missing = |e: std::io::Error| {
         tracing::warn!(error = %e, path = %path.display(), "artifact file unreadable");
         ApiError::not_found("artifact file is missing on the gateway")
-    })?;
+    };
+    let file = tokio::fs::File::open(&path).await.map_err(missing)?;
+    let length = file.metadata().await.map_err(missing)?.len();
+    // Streamed in 64 KiB reads, never whole in memory.
+    let chunks = tokio_util::io::ReaderStream::with_capacity(file, DOWNLOAD_CHUNK).map(
+        move |chunk| {
+            let _slot = &slot;
+            chunk
+        },
+    );
     // The stored name is already reduced to [A-Za-z0-9._-].
     let disposition = format!("attachment; filename=\"{}\"", artifact.filename);
-    let mut response = Body::from(data).into_response();
+    let mut response = Body::from_stream(chunks).into_response();
     let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_str(&artifact.content_type)

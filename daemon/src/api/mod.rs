@@ -28,6 +28,7 @@ pub use human::{AuditQuery, parse_time};
 pub use ws::{follow, replay};
 
 use crate::artifacts::ArtifactStore;
+use crate::auth::HashingPool;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::ratelimit::WindowLimiter;
@@ -49,6 +50,8 @@ pub struct Core {
     pub setup_token: Arc<Mutex<Option<String>>>,
     /// Turns true when the daemon shuts down (WebSockets close on it).
     pub shutdown: watch::Receiver<bool>,
+    /// Every password hash and check goes through it (memory bound).
+    pub hashing: Arc<HashingPool>,
 }
 
 /// The state handlers see: the core plus everything derived from one
@@ -65,7 +68,12 @@ pub struct AppState {
     pub artifacts: ArtifactStore,
     pub setup_token: Arc<Mutex<Option<String>>>,
     pub shutdown: watch::Receiver<bool>,
+    pub hashing: Arc<HashingPool>,
     pub requests: WindowLimiter<std::net::IpAddr>,
+    /// Artifact downloads being served (artifact_downloads_max).
+    pub downloads: Arc<tokio::sync::Semaphore>,
+    /// Refused runner requests per address, under the same limit.
+    pub runner_refusals: WindowLimiter<std::net::IpAddr>,
     pub login_failures_ip: WindowLimiter<std::net::IpAddr>,
     pub login_failures_user: WindowLimiter<String>,
     pub tls: bool,
@@ -82,6 +90,11 @@ impl AppState {
             ArtifactStore::new(core.data_dir.join("artifacts"), &config.artifact_extensions);
         Self {
             requests: WindowLimiter::new(config.rate_limit_per_minute, Duration::from_secs(60)),
+            downloads: Arc::new(tokio::sync::Semaphore::new(config.artifact_downloads_max)),
+            runner_refusals: WindowLimiter::new(
+                config.rate_limit_per_minute,
+                Duration::from_secs(60),
+            ),
             // Per address a little more than per user: several people may
             // share one address.
             login_failures_ip: WindowLimiter::new(
@@ -99,6 +112,7 @@ impl AppState {
             artifacts,
             setup_token: Arc::clone(&core.setup_token),
             shutdown: core.shutdown.clone(),
+            hashing: Arc::clone(&core.hashing),
             tls,
         }
     }
@@ -180,10 +194,36 @@ pub fn client_ip(request: &Request) -> Option<std::net::IpAddr> {
     request.extensions().get::<PeerAddr>().map(|p| p.0.ip())
 }
 
-fn is_signed(request: &Request) -> bool {
-    request
+/// A request to a route of the runner protocol that carries a signature.
+/// Those routes authenticate by signature alone (a session cookie means
+/// nothing to them), and the one route that also serves browsers
+/// (`GET /api/runs/{id}/commands`) takes the signed path only when a
+/// signature is there.
+fn runner_protocol(request: &Request) -> bool {
+    use axum::http::Method;
+    if !request
         .headers()
         .contains_key(claw_proto::signing::HEADER_SIGNATURE)
+    {
+        return false;
+    }
+    let path = request.uri().path();
+    let method = request.method();
+    match path.strip_prefix("/api/") {
+        Some("ingest/event" | "ingest/events" | "ingest/artifact") => method == Method::POST,
+        Some("runner/ws") => method == Method::GET,
+        Some(rest) => {
+            let mut parts = rest.split('/');
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some("runs"), Some(_), Some("commands"), None) => method == Method::GET,
+                (Some("runs"), Some(_), Some("commands"), Some(_)) => {
+                    method == Method::POST && parts.next() == Some("ack") && parts.next().is_none()
+                }
+                _ => false,
+            }
+        }
+        None => false,
+    }
 }
 
 /// Every request passes here: the per-address limit and the same-origin
@@ -192,36 +232,50 @@ fn is_signed(request: &Request) -> bool {
 /// request's future and clones the service behind it: about 3 µs a request,
 /// seen in profiles of single-event ingest.
 async fn gate(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    let signed = is_signed(&request);
-    let refusal =
-        rate_limited(&state, &request, signed).or_else(|| cross_site(&state, &request, signed));
+    let runner = runner_protocol(&request);
+    let ip = client_ip(&request);
+    let refusal = rate_limited(&state, &request, ip, runner)
+        .or_else(|| (!runner).then(|| cross_site(&state, &request)).flatten());
     let mut response = match refusal {
         Some(refusal) => refusal,
         None => next.run(request).await,
     };
+    // A runner request whose signature (or anything else about who sent
+    // it) was refused counts against its address after all.
+    if runner
+        && let Some(ip) = ip
+        && matches!(
+            response.status(),
+            axum::http::StatusCode::UNAUTHORIZED | axum::http::StatusCode::FORBIDDEN
+        )
+    {
+        state.runner_refusals.hit(&ip);
+    }
     add_security_headers(&state, response.headers_mut());
     response
 }
 
-/// Human and anonymous API requests count against the per-address limit;
-/// signed runner requests do not (they are authenticated before any work is
-/// done, and a busy agent sends far more than 100 a minute), nor do the web
-/// UI's static files.
-fn rate_limited(state: &AppState, request: &Request, signed: bool) -> Option<Response> {
-    if !signed
-        && !web::is_asset_path(request.uri().path())
-        && let Some(ip) = client_ip(request)
-        && !state.requests.hit(&ip)
-    {
-        let mut response = ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "too many requests: try again in a minute",
-        )
-        .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-        return Some(response);
+fn too_many_requests() -> Response {
+    ApiError::too_many("too many requests: try again in a minute", 60).into_response()
+}
+
+/// Human and anonymous API requests count against the per-address limit,
+/// except the web UI's static files. Runner requests whose signature
+/// verifies do not count (a busy agent sends far more than 100 a minute);
+/// refused ones count against a limit of their own, and an address over
+/// it is refused before its signature is checked.
+fn rate_limited(
+    state: &AppState,
+    request: &Request,
+    ip: Option<std::net::IpAddr>,
+    runner: bool,
+) -> Option<Response> {
+    let ip = ip?;
+    if runner {
+        return state.runner_refusals.is_over(&ip).then(too_many_requests);
+    }
+    if !web::is_asset_path(request.uri().path()) && !state.requests.hit(&ip) {
+        return Some(too_many_requests());
     }
     None
 }
@@ -230,14 +284,15 @@ fn rate_limited(state: &AppState, request: &Request, signed: bool) -> Option<Res
 /// names the page that sent a request in `Origin` (and `Sec-Fetch-Site`);
 /// anything that changes state, and every WebSocket, must come from this
 /// gateway's own pages. Clients that are not browsers send neither header
-/// and authenticate with a bearer token or a signature instead.
-fn cross_site(state: &AppState, request: &Request, signed: bool) -> Option<Response> {
+/// and authenticate with a bearer token instead; runners, with a signature
+/// on routes that accept nothing else, never get here.
+fn cross_site(state: &AppState, request: &Request) -> Option<Response> {
     let method = request.method();
     let changes_state = !(method == axum::http::Method::GET
         || method == axum::http::Method::HEAD
         || method == axum::http::Method::OPTIONS);
     let websocket = request.uri().path() == "/ws";
-    if (changes_state || websocket) && !signed && !from_own_page(state, request) {
+    if (changes_state || websocket) && !from_own_page(state, request) {
         tracing::warn!(
             PEER = %client_ip(request).map(|ip| ip.to_string()).unwrap_or_default(),
             "cross-site request refused"
@@ -288,10 +343,11 @@ fn add_security_headers(state: &AppState, headers: &mut axum::http::HeaderMap) {
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
+    // A response with its own, stricter policy (an artifact download)
+    // keeps it.
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),

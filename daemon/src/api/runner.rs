@@ -171,6 +171,21 @@ pub async fn ingest_batch(
             state.config.batch_max_events
         )));
     }
+    // Unsequenced events are appended after the run's last one; amid
+    // sequenced ones they would take a sequence that the batch gives to
+    // another event, which would then be answered as a resend and lost.
+    let sequenced = batch
+        .events
+        .iter()
+        .filter(|e| e.sequence.is_some_and(|s| s > 0))
+        .count();
+    if sequenced != 0 && sequenced != batch.events.len() {
+        return Err(ApiError::bad_request(format!(
+            "the batch mixes {sequenced} events with a sequence and {} without: give every \
+             event a sequence, or none",
+            batch.events.len() - sequenced
+        )));
+    }
     let events = batch
         .events
         .into_iter()

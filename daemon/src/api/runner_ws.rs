@@ -6,10 +6,9 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
-use tokio::sync::broadcast;
 
 use super::{ApiError, Shared, runner};
-use crate::hub::Live;
+use crate::hub::{Live, RecvError};
 
 pub async fn upgrade(
     State(state): State<Shared>,
@@ -46,12 +45,11 @@ async fn push(state: Shared, mut socket: WebSocket, run_id: String) {
                 }
                 Ok(Live::Event { .. }) => {}
                 // Missed notices: a nudge makes the runner fetch everything.
-                Err(broadcast::error::RecvError::Lagged(_)) => {
+                Err(RecvError::Lagged(_)) => {
                     if socket.send(Message::Text("{\"type\":\"notice\",\"message\":\"lagged\"}".into())).await.is_err() {
                         break;
                     }
                 }
-                Err(broadcast::error::RecvError::Closed) => break,
             },
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
@@ -63,6 +61,4 @@ async fn push(state: Shared, mut socket: WebSocket, run_id: String) {
             }
         }
     }
-    drop(live);
-    state.hub.unsubscribed(&run_id);
 }

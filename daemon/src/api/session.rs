@@ -15,6 +15,8 @@ pub const COOKIE_NAME: &str = "session";
 pub struct Authed {
     pub user: UserRow,
     pub session_hash: String,
+    /// When the session ends (Unix ms).
+    pub expires_at: i64,
     pub ip: Option<String>,
 }
 
@@ -74,9 +76,10 @@ pub async fn authenticate(
     };
     let session_hash = auth::session_id_hash(state.secrets.auth().expose(), &token);
     match state.store.session_user(session_hash.clone()).await? {
-        Some(user) => Ok(Authed {
+        Some((user, expires_at)) => Ok(Authed {
             user,
             session_hash,
+            expires_at,
             ip,
         }),
         None => Err(ApiError::unauthorized(

@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::{body, ok, parse_json, parse_json_or_default};
 use super::session::{Authed, COOKIE_NAME, ClientIp};
-use super::{ApiError, Shared};
+use super::{ApiError, AppState, Shared};
 use crate::auth;
 use crate::store::{AuditEntry, NewUser, UserRow, UserUpdate, iso, now_ms};
 
@@ -44,6 +44,73 @@ fn check_new_credentials(username: &str, password: &str) -> Result<(), ApiError>
     Ok(())
 }
 
+/// One login or setup attempt, counted against the failure limits before
+/// its password or token is checked, so that concurrent guesses cannot all
+/// slip under the limit. Dropped, it gives its count back (it was no
+/// guess: a right password awaiting its TOTP code, a busy gateway, a store
+/// error); [`failed`](Self::failed) keeps it counted, [`succeeded`](Self::succeeded)
+/// also clears the user's failures.
+struct Attempt<'a> {
+    state: &'a AppState,
+    ip: Option<std::net::IpAddr>,
+    user: Option<String>,
+}
+
+fn too_many_failures() -> ApiError {
+    ApiError::too_many(
+        "too many failed logins: wait 15 minutes or ask an administrator",
+        15 * 60,
+    )
+}
+
+impl<'a> Attempt<'a> {
+    fn reserve(
+        state: &'a AppState,
+        ip: Option<&str>,
+        user: Option<String>,
+    ) -> Result<Self, ApiError> {
+        let ip = ip.and_then(|i| i.parse().ok());
+        if let Some(ip) = &ip
+            && !state.login_failures_ip.hit(ip)
+        {
+            state.login_failures_ip.release(ip);
+            return Err(too_many_failures());
+        }
+        if let Some(user) = &user
+            && !state.login_failures_user.hit(user)
+        {
+            state.login_failures_user.release(user);
+            if let Some(ip) = &ip {
+                state.login_failures_ip.release(ip);
+            }
+            return Err(too_many_failures());
+        }
+        Ok(Self { state, ip, user })
+    }
+
+    fn failed(mut self) {
+        self.ip = None;
+        self.user = None;
+    }
+
+    fn succeeded(mut self) {
+        if let Some(user) = self.user.take() {
+            self.state.login_failures_user.clear(&user);
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if let Some(ip) = &self.ip {
+            self.state.login_failures_ip.release(ip);
+        }
+        if let Some(user) = &self.user {
+            self.state.login_failures_user.release(user);
+        }
+    }
+}
+
 pub async fn setup(
     State(state): State<Shared>,
     ClientIp(ip): ClientIp,
@@ -60,16 +127,21 @@ pub async fn setup(
             "setup is already done: log in, or ask an administrator for an account",
         ));
     };
+    // Wrong tokens count against the address like failed logins.
+    let attempt = Attempt::reserve(&state, ip.as_deref(), None)?;
     if !bool::from(
         expected
             .as_bytes()
             .ct_eq(request.setup_token.trim().as_bytes()),
     ) {
+        attempt.failed();
+        let name = auth::loggable_username(&request.username);
+        tracing::warn!(USER = %name, ACTION = "setup.failed", "wrong setup token");
         state
             .store
             .audit(AuditEntry {
                 action: "setup.failed".to_owned(),
-                username: Some(request.username.clone()),
+                username: Some(name.into_owned()),
                 details: Some("wrong setup token".to_owned()),
                 ip: ip.clone(),
                 ..Default::default()
@@ -80,7 +152,7 @@ pub async fn setup(
         ));
     }
     check_new_credentials(&request.username, &request.password)?;
-    let password_hash = hash(request.password).await?;
+    let password_hash = state.hashing.hash(request.password).await?;
     let user = state
         .store
         .create_first_user(NewUser {
@@ -90,6 +162,7 @@ pub async fn setup(
             role: Role::Admin,
         })
         .await?;
+    attempt.succeeded();
     if let Ok(mut token) = state.setup_token.lock() {
         *token = None;
     }
@@ -119,20 +192,6 @@ pub async fn setup(
         .await?;
     tracing::info!(USER = %user.username, ACTION = "setup.completed", "first administrator created");
     Ok(Json(reply))
-}
-
-/// Argon2 takes ~100 ms of CPU: off the async threads.
-async fn hash(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || auth::hash_password(&password))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(ApiError::from)
-}
-
-async fn verify(password: String, stored: String) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || auth::verify_password(&password, &stored))
-        .await
-        .map_err(|_| ApiError::internal())
 }
 
 #[derive(Deserialize)]
@@ -186,53 +245,57 @@ async fn start_session(
     Ok(response)
 }
 
+/// Logs and audits a failed login under a name that is safe to keep.
+async fn login_failed(
+    state: &AppState,
+    username: &str,
+    reason: &'static str,
+    ip: Option<String>,
+) -> Result<(), ApiError> {
+    let name = auth::loggable_username(username);
+    tracing::warn!(USER = %name, ACTION = "login.failed", reason, "failed login");
+    state
+        .store
+        .audit(AuditEntry {
+            username: Some(name.into_owned()),
+            action: "login.failed".to_owned(),
+            details: Some(reason.to_owned()),
+            ip,
+            ..Default::default()
+        })
+        .await?;
+    Ok(())
+}
+
 pub async fn login(
     State(state): State<Shared>,
     ClientIp(ip): ClientIp,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let request: LoginRequest = parse_json(&body(raw)?)?;
-    let ip_key = ip.as_deref().and_then(|i| i.parse().ok());
-    let user_key = request.username.to_ascii_lowercase();
-    let throttled = ip_key.is_some_and(|k| state.login_failures_ip.exhausted(&k))
-        || state.login_failures_user.exhausted(&user_key);
-    if throttled {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed logins: wait 15 minutes or ask an administrator",
-        ));
-    }
-    let user = state.store.user_by_name(request.username.clone()).await?;
-    let stored_hash = user.as_ref().map_or_else(
-        || auth::dummy_hash().to_owned(),
-        |u| u.password_hash.clone(),
-    );
-    let password_ok = verify(request.password, stored_hash).await? && user.is_some();
-    let fail = |reason: &'static str| {
-        let state = state.clone();
-        let ip = ip.clone();
-        let username = request.username.clone();
-        let user_key = user_key.clone();
-        async move {
-            if let Some(k) = ip_key {
-                state.login_failures_ip.hit(&k);
-            }
-            state.login_failures_user.hit(&user_key);
-            tracing::warn!(USER = %username, ACTION = "login.failed", reason, "failed login");
-            state
-                .store
-                .audit(AuditEntry {
-                    username: Some(username),
-                    action: "login.failed".to_owned(),
-                    details: Some(reason.to_owned()),
-                    ip,
-                    ..Default::default()
-                })
-                .await
-        }
+    // A name that is no valid account name cannot exist: it is refused
+    // without the password check, and only the address counts it.
+    let valid_name = auth::valid_username(&request.username);
+    let attempt = Attempt::reserve(
+        &state,
+        ip.as_deref(),
+        valid_name.then(|| request.username.to_ascii_lowercase()),
+    )?;
+    let user = match valid_name {
+        true => state.store.user_by_name(request.username.clone()).await?,
+        false => None,
     };
+    let password_ok = valid_name
+        && state
+            .hashing
+            .verify(
+                request.password,
+                user.as_ref().map(|u| u.password_hash.clone()),
+            )
+            .await?;
     let (true, Some(user)) = (password_ok, user) else {
-        fail("bad user name or password").await?;
+        attempt.failed();
+        login_failed(&state, &request.username, "bad user name or password", ip).await?;
         return Err(ApiError::unauthorized("wrong user name or password"));
     };
     if let Some(secret) = &user.totp_secret {
@@ -247,12 +310,13 @@ pub async fn login(
             None => false,
         };
         if !fresh {
-            fail("bad TOTP code").await?;
+            attempt.failed();
+            login_failed(&state, &request.username, "bad TOTP code", ip).await?;
             return Err(ApiError::unauthorized("wrong or already used TOTP code")
                 .with("totpRequired", json!(true)));
         }
     }
-    state.login_failures_user.clear(&user_key);
+    attempt.succeeded();
     state
         .store
         .audit(AuditEntry {
@@ -276,6 +340,7 @@ pub async fn logout(State(state): State<Shared>, user: Authed) -> Result<Respons
         .store
         .delete_session(user.session_hash.clone())
         .await?;
+    state.hub.sessions_changed();
     state.store.audit(user.audit("logout", None, None)).await?;
     let mut response = ok().into_response();
     response
@@ -293,6 +358,7 @@ pub async fn refresh(State(state): State<Shared>, user: Authed) -> Result<Respon
         .store
         .delete_session(user.session_hash.clone())
         .await?;
+    state.hub.sessions_changed();
     start_session(&state, &user.user, user.ip.clone()).await
 }
 
@@ -361,7 +427,11 @@ pub async fn totp_remove(
             "give your password to remove TOTP (an administrator can reset it instead)",
         ));
     };
-    if !verify(password, user.user.password_hash.clone()).await? {
+    if !state
+        .hashing
+        .verify(password, Some(user.user.password_hash.clone()))
+        .await?
+    {
         return Err(ApiError::forbidden("wrong password"));
     }
     state
@@ -374,6 +444,7 @@ pub async fn totp_remove(
             },
         )
         .await?;
+    state.hub.sessions_changed();
     state
         .store
         .audit(user.audit("totp.remove", Some(&user.user.id), None))
@@ -412,7 +483,7 @@ pub async fn create(
         .create_user(NewUser {
             id: uuid::Uuid::new_v4().to_string(),
             username: request.username,
-            password_hash: hash(request.password).await?,
+            password_hash: state.hashing.hash(request.password).await?,
             role: request.role,
         })
         .await?;
@@ -451,7 +522,7 @@ pub async fn update(
             if let Some(problem) = auth::password_problem(&password) {
                 return Err(ApiError::bad_request(problem));
             }
-            Some(hash(password).await?)
+            Some(state.hashing.hash(password).await?)
         }
         None => None,
     };
@@ -476,6 +547,7 @@ pub async fn update(
             },
         )
         .await?;
+    state.hub.sessions_changed();
     state
         .store
         .audit(user.audit(
@@ -494,6 +566,7 @@ pub async fn remove(
 ) -> Result<Json<Value>, ApiError> {
     user.require(Role::Admin)?;
     let removed = state.store.delete_user(id).await?;
+    state.hub.sessions_changed();
     state
         .store
         .audit(user.audit("user.delete", Some(&removed.username), None))

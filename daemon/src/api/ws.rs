@@ -9,16 +9,18 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use claw_proto::wire::{BatchedEvent, ClientMessage, ServerMessage};
+use claw_proto::wire::{
+    BatchedEvent, CLOSE_SESSION_CHANGED, CLOSE_SESSION_ENDED, ClientMessage, ServerMessage,
+};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use super::error::query;
-use super::session::{self, ClientIp};
+use super::session::{self, Authed, ClientIp};
 use super::{ApiError, Shared};
-use crate::hub::{Hub, Live, encode, event_message};
+use crate::hub::{Hub, Live, RecvError, encode, event_message};
 use crate::store::{EventRow, Store};
 
 /// Messages queued for one browser before its subscriptions wait.
@@ -43,22 +45,64 @@ pub async fn upgrade(
     let token = session::token_from(&headers, q.token.as_deref());
     let user = session::authenticate(&state, token, ip).await?;
     let ws = ws.map_err(|e| ApiError::bad_request(format!("WebSocket upgrade required: {e}")))?;
-    // Every role may watch runs; the session is checked before the upgrade.
+    // Every role may watch runs; the session is checked before the upgrade,
+    // whenever sessions change, and before every subscription.
     tracing::debug!(USER = %user.user.username, "browser WebSocket opened");
-    Ok(ws.on_upgrade(move |socket| connection(state, socket)))
+    Ok(ws.on_upgrade(move |socket| connection(state, socket, user)))
 }
 
-async fn connection(state: Shared, socket: WebSocket) {
+/// Whether the session a socket was opened with still stands.
+enum SessionCheck {
+    Valid,
+    Closed(CloseFrame),
+}
+
+fn close_frame(code: u16, reason: &'static str) -> CloseFrame {
+    CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }
+}
+
+async fn check_session(state: &Shared, owner: &Authed) -> SessionCheck {
+    match state.store.session_user(owner.session_hash.clone()).await {
+        Ok(Some((user, _))) if user.role == owner.user.role => SessionCheck::Valid,
+        Ok(Some(_)) => SessionCheck::Closed(close_frame(
+            CLOSE_SESSION_CHANGED,
+            "your role changed: connect again",
+        )),
+        Ok(None) => SessionCheck::Closed(close_frame(
+            CLOSE_SESSION_ENDED,
+            "the session ended: log in again",
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot check a WebSocket's session; closing it");
+            SessionCheck::Closed(close_frame(
+                close_code::ERROR,
+                "cannot check the session: connect again",
+            ))
+        }
+    }
+}
+
+/// When the session expires, as an instant of the runtime's clock.
+fn expiry_deadline(expires_at_ms: i64) -> tokio::time::Instant {
+    let left = expires_at_ms.saturating_sub(crate::store::now_ms());
+    tokio::time::Instant::now()
+        + std::time::Duration::from_millis(u64::try_from(left).unwrap_or(0))
+}
+
+async fn connection(state: Shared, socket: WebSocket, owner: Authed) {
     state.hub.client_connected();
     let (mut sink, mut stream) = socket.split();
     let (outbox, mut outgoing) = mpsc::channel::<Utf8Bytes>(OUTBOX_CAPACITY);
-    let (closing, mut close_frame) = tokio::sync::oneshot::channel::<CloseFrame>();
+    let (closing, mut close_frame_rx) = tokio::sync::oneshot::channel::<CloseFrame>();
     let writer = tokio::spawn(async move {
         loop {
             tokio::select! {
                 // A pending close goes before anything else.
                 biased;
-                frame = &mut close_frame => {
+                frame = &mut close_frame_rx => {
                     if let Ok(frame) = frame {
                         let _ = sink.send(Message::Close(Some(frame))).await;
                     }
@@ -73,11 +117,13 @@ async fn connection(state: Shared, socket: WebSocket) {
         let _ = sink.close().await;
     });
     let mut shutdown = state.shutdown.clone();
-    let mut closing = Some(closing);
+    let mut sessions = state.hub.watch_sessions();
+    let expiry = tokio::time::sleep_until(expiry_deadline(owner.expires_at));
+    tokio::pin!(expiry);
     let mut subscriptions: HashMap<String, JoinHandle<()>> = HashMap::new();
     let mut all_runs = state.hub.subscribe_all();
     let _ = outbox.send(encode(&ServerMessage::Connected)).await;
-    loop {
+    let close = loop {
         tokio::select! {
             incoming = stream.next() => {
                 let text = match incoming {
@@ -87,29 +133,42 @@ async fn connection(state: Shared, socket: WebSocket) {
                         continue;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break None,
                 };
-                handle(&state, &text, &outbox, &mut subscriptions).await;
+                if let Err(frame) = handle(&state, &owner, &text, &outbox, &mut subscriptions).await {
+                    break Some(frame);
+                }
             }
             status = all_runs.recv() => match status {
                 Ok(text) => { let _ = outbox.try_send(text); }
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => break,
+                Err(broadcast::error::RecvError::Closed) => break None,
             },
+            changed = sessions.changed() => {
+                if changed.is_err() {
+                    break None;
+                }
+                if let SessionCheck::Closed(frame) = check_session(&state, &owner).await {
+                    break Some(frame);
+                }
+            }
+            () = &mut expiry => {
+                break Some(close_frame(CLOSE_SESSION_ENDED, "the session expired: log in again"));
+            }
             () = crate::server::until_stopped(&mut shutdown) => {
                 // A clean close tells the browser to reconnect, not to report an error.
-                if let Some(closing) = closing.take() {
-                    let _ = closing.send(CloseFrame {
-                        code: close_code::AWAY,
-                        reason: Utf8Bytes::from_static("clawd is shutting down"),
-                    });
-                }
-                break;
+                break Some(close_frame(close_code::AWAY, "clawd is shutting down"));
             }
         }
-    }
+    };
     for (_, task) in subscriptions.drain() {
         task.abort();
+    }
+    if let Some(frame) = close {
+        if frame.code != close_code::AWAY {
+            tracing::info!(USER = %owner.user.username, code = frame.code, reason = %frame.reason, "browser WebSocket closed");
+        }
+        let _ = closing.send(frame);
     }
     drop(outbox);
     let _ = writer.await;
@@ -178,17 +237,20 @@ fn error(message: &str) -> Utf8Bytes {
     })
 }
 
+/// Acts on one browser message; `Err` with the close frame when the
+/// socket must close (its session ended).
 async fn handle(
     state: &Shared,
+    owner: &Authed,
     text: &str,
     outbox: &mpsc::Sender<Utf8Bytes>,
     subscriptions: &mut HashMap<String, JoinHandle<()>>,
-) {
+) -> Result<(), CloseFrame> {
     let message: ClientMessage = match serde_json::from_str(text) {
         Ok(m) => m,
         Err(e) => {
             let _ = outbox.send(error(&format!("malformed message: {e}"))).await;
-            return;
+            return Ok(());
         }
     };
     match message {
@@ -200,26 +262,51 @@ async fn handle(
             after_sequence,
             batch,
         } => {
+            if let SessionCheck::Closed(frame) = check_session(state, owner).await {
+                return Err(frame);
+            }
             if let Err(e) = state.store.run(run_id.clone()).await {
                 let _ = outbox.send(error(&ApiError::from(e).message)).await;
-                return;
+                return Ok(());
             }
+            let per_socket = state.config.subscriptions_per_socket;
             if let Some(old) = subscriptions.remove(&run_id) {
                 old.abort();
+            } else if per_socket != 0 && subscriptions.len() >= per_socket {
+                let message = format!(
+                    "this connection already follows {per_socket} runs, the most it may \
+                     (subscriptions_per_socket): unsubscribe from one first"
+                );
+                let _ = outbox.send(error(&message)).await;
+                return Ok(());
             }
+            let per_user = state.config.subscriptions_per_user;
+            let Some(slot) = state.hub.user_slot(&owner.user.id, per_user) else {
+                let message = format!(
+                    "you already follow {per_user} runs over all your connections, the most \
+                     you may (subscriptions_per_user): unsubscribe from some first"
+                );
+                let _ = outbox.send(error(&message)).await;
+                return Ok(());
+            };
             let _ = outbox
                 .send(encode(&ServerMessage::Subscribed {
                     run_id: run_id.clone(),
                 }))
                 .await;
-            let task = tokio::spawn(follow(
+            let follower = follow(
                 state.store.clone(),
                 Arc::clone(&state.hub),
                 run_id.clone(),
                 after_sequence.unwrap_or(0),
                 batch,
                 outbox.clone(),
-            ));
+            );
+            let task = tokio::spawn(async move {
+                // Counted against the user's cap for as long as it follows.
+                let _slot = slot;
+                follower.await;
+            });
             subscriptions.insert(run_id, task);
         }
         ClientMessage::Unsubscribe { run_id } => {
@@ -237,18 +324,7 @@ async fn handle(
             }
         }
     }
-}
-
-/// Releases the hub subscription however the task ends (also on abort).
-struct SubscriptionGuard {
-    hub: Arc<Hub>,
-    run_id: String,
-}
-
-impl Drop for SubscriptionGuard {
-    fn drop(&mut self) {
-        self.hub.unsubscribed(&self.run_id);
-    }
+    Ok(())
 }
 
 /// Streams one run to one browser: replay from the store, then live.
@@ -263,10 +339,6 @@ pub async fn follow(
     // Subscribe before reading the store, so nothing committed in between is
     // missed; duplicates are dropped by sequence.
     let mut live = hub.subscribe(&run_id);
-    let _guard = SubscriptionGuard {
-        hub: Arc::clone(&hub),
-        run_id: run_id.clone(),
-    };
     let mut last = after;
     if catch_up(&store, &run_id, &mut last, batch, &outbox)
         .await
@@ -297,7 +369,7 @@ pub async fn follow(
                     return;
                 }
             }
-            Err(broadcast::error::RecvError::Lagged(skipped)) => {
+            Err(RecvError::Lagged(skipped)) => {
                 let notice = encode(&ServerMessage::Notice {
                     message: format!(
                         "fell behind by {skipped} messages; catching up from the store"
@@ -311,7 +383,6 @@ pub async fn follow(
                     return;
                 }
             }
-            Err(broadcast::error::RecvError::Closed) => return,
         }
     }
 }

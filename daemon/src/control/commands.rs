@@ -253,14 +253,11 @@ pub struct AddUser {
     role: Option<Role>,
 }
 
-async fn hash(password: String) -> Result<String, ApiError> {
+async fn hash(ctx: &Ctx, password: String) -> Result<String, ApiError> {
     if let Some(problem) = auth::password_problem(&password) {
         return Err(ApiError::bad_request(problem));
     }
-    tokio::task::spawn_blocking(move || auth::hash_password(&password))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(ApiError::from)
+    Ok(ctx.core.hashing.hash(password).await?)
 }
 
 pub async fn add_user(
@@ -278,7 +275,7 @@ pub async fn add_user(
         .create_user(NewUser {
             id: uuid::Uuid::new_v4().to_string(),
             username: request.username,
-            password_hash: hash(request.password).await?,
+            password_hash: hash(&ctx, request.password).await?,
             role,
         })
         .await?;
@@ -316,6 +313,7 @@ async fn update(
 ) -> Result<Json<Value>, ApiError> {
     let id = user_id(ctx, name).await?;
     let user = ctx.store.update_user(id, update).await?;
+    ctx.hub.sessions_changed();
     ctx.store
         .audit(audit(caller, "user.update", Some(name), Some(what)))
         .await?;
@@ -335,7 +333,7 @@ pub async fn set_password(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let request: Password = parse_json(&body(raw)?)?;
-    let password_hash = Some(hash(request.password).await?);
+    let password_hash = Some(hash(&ctx, request.password).await?);
     update(
         &ctx,
         caller,
@@ -401,6 +399,7 @@ pub async fn delete_user(
 ) -> Result<Json<Value>, ApiError> {
     let id = user_id(&ctx, &name).await?;
     ctx.store.delete_user(id).await?;
+    ctx.hub.sessions_changed();
     ctx.store
         .audit(audit(caller, "user.delete", Some(&name), None))
         .await?;
@@ -431,6 +430,7 @@ async fn revoke(
         SessionSelector::All => "all sessions".to_owned(),
     };
     let revoked = ctx.store.revoke_sessions(which).await?;
+    ctx.hub.sessions_changed();
     ctx.store
         .audit(audit(
             caller,

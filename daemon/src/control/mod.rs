@@ -277,6 +277,7 @@ async fn status(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
             "runners": ctx.hub.runners_connected(),
             "clients": ctx.hub.clients(),
             "subscriptions": ctx.hub.subscriptions(),
+            "followedRuns": ctx.hub.followed_runs(),
         },
     })))
 }

@@ -69,6 +69,7 @@ pub async fn rotate(
         Which::Auth => {
             ctx.core.secrets.rotate_auth().map_err(refused)?;
             let ended = ctx.store.revoke_sessions(SessionSelector::All).await?;
+            ctx.hub.sessions_changed();
             ctx.store
                 .audit(super::commands::audit(
                     caller,

@@ -351,15 +351,22 @@ impl Store {
             .await
     }
 
-    /// The live session with this hash and its user.
-    pub async fn session_user(&self, id_hash: String) -> Result<Option<UserRow>, StoreError> {
+    /// The live session with this hash: its user and when it expires.
+    pub async fn session_user(
+        &self,
+        id_hash: String,
+    ) -> Result<Option<(UserRow, i64)>, StoreError> {
         self.read(move |conn| {
-            let user_id: Option<String> = conn
-                .prepare_cached("SELECT user_id FROM sessions WHERE id = ?1 AND expires_at > ?2")?
-                .query_row(params![id_hash, now_ms()], |r| r.get(0))
+            let session: Option<(String, i64)> = conn
+                .prepare_cached(
+                    "SELECT user_id, expires_at FROM sessions WHERE id = ?1 AND expires_at > ?2",
+                )?
+                .query_row(params![id_hash, now_ms()], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            match user_id {
-                Some(user_id) => user_by(conn, "id", &user_id),
+            match session {
+                Some((user_id, expires_at)) => {
+                    Ok(user_by(conn, "id", &user_id)?.map(|user| (user, expires_at)))
+                }
                 None => Ok(None),
             }
         })

@@ -1,0 +1,249 @@
+//! Live fan-out: committed events and run notices go to every browser that
+//! subscribed to the run. Messages are serialised once and shared; channels
+//! are bounded, so a subscriber that stops reading lags (and catches up from
+//! the store) instead of growing memory. A run's channel exists while
+//! someone follows the run, and holds only messages not yet read by all.
+
+mod run_channel;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::ws::Utf8Bytes;
+use claw_proto::wire::ServerMessage;
+use tokio::sync::broadcast;
+
+pub use run_channel::RecvError;
+use run_channel::{Channel, Receiver};
+
+use crate::store::{EventRow, StatusChange, iso};
+
+const GLOBAL_CHANNEL_CAPACITY: usize = 256;
+
+type RunChannels = Arc<Mutex<HashMap<String, Arc<Channel<Live>>>>>;
+
+#[derive(Debug, Clone)]
+pub enum Live {
+    /// An event: subscribers de-duplicate and order by sequence.
+    Event { sequence: u64, json: Utf8Bytes },
+    /// Any other message for the run (commands, stop, status).
+    Notice(Utf8Bytes),
+}
+
+pub struct Hub {
+    runs: RunChannels,
+    /// Run status changes of every run, for run lists.
+    all: broadcast::Sender<Utf8Bytes>,
+    clients: AtomicUsize,
+    subscriptions: Arc<AtomicUsize>,
+    /// Run subscriptions per user, for the per-user cap.
+    per_user: Arc<Mutex<HashMap<String, usize>>>,
+    /// When each run's runner last made a correctly signed request.
+    runners: Mutex<HashMap<String, std::time::Instant>>,
+    /// Bumped whenever sessions may have ended or changed; every browser
+    /// socket then checks its own session again.
+    sessions: tokio::sync::watch::Sender<u64>,
+}
+
+/// A runner counts as connected this long after its last request (it polls
+/// for commands every 2 s while it runs).
+const RUNNER_FRESH: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            runs: Arc::new(Mutex::new(HashMap::new())),
+            all: broadcast::channel(GLOBAL_CHANNEL_CAPACITY).0,
+            clients: AtomicUsize::new(0),
+            subscriptions: Arc::new(AtomicUsize::new(0)),
+            per_user: Arc::new(Mutex::new(HashMap::new())),
+            runners: Mutex::new(HashMap::new()),
+            sessions: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
+
+pub fn encode(message: &ServerMessage) -> Utf8Bytes {
+    // Serialising these plain enums cannot fail.
+    Utf8Bytes::from(serde_json::to_string(message).unwrap_or_default())
+}
+
+pub fn event_message(event: &EventRow) -> ServerMessage {
+    ServerMessage::Event {
+        run_id: event.run_id.clone(),
+        event_id: event.id,
+        sequence: event.sequence,
+        event_type: event.kind,
+        data: event.data.clone(),
+        timestamp: iso(event.timestamp),
+    }
+}
+
+/// A subscription to one run's live messages; leaving it (dropping it)
+/// releases the run's channel when it was the last.
+pub struct RunSubscription {
+    receiver: Option<Receiver<Live>>,
+    run_id: String,
+    runs: RunChannels,
+    subscriptions: Arc<AtomicUsize>,
+}
+
+impl RunSubscription {
+    pub async fn recv(&mut self) -> Result<Live, RecvError> {
+        match self.receiver.as_mut() {
+            Some(receiver) => receiver.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl Drop for RunSubscription {
+    fn drop(&mut self) {
+        self.subscriptions.fetch_sub(1, Ordering::Relaxed);
+        // The map's lock first, as in `subscribe`: no one can join the
+        // channel between the last one leaving and its removal.
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        drop(self.receiver.take());
+        if runs
+            .get(&self.run_id)
+            .is_some_and(|channel| channel.receivers() == 0)
+        {
+            runs.remove(&self.run_id);
+        }
+    }
+}
+
+/// One of a user's run subscriptions, counted against the per-user cap
+/// until dropped.
+pub struct UserSlot {
+    user_id: String,
+    per_user: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut per_user = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = per_user.get_mut(&self.user_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                per_user.remove(&self.user_id);
+            }
+        }
+    }
+}
+
+impl Hub {
+    pub fn subscribe(&self, run_id: &str) -> RunSubscription {
+        self.subscriptions.fetch_add(1, Ordering::Relaxed);
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        let receiver = runs
+            .entry(run_id.to_owned())
+            .or_insert_with(Channel::new)
+            .subscribe();
+        RunSubscription {
+            receiver: Some(receiver),
+            run_id: run_id.to_owned(),
+            runs: Arc::clone(&self.runs),
+            subscriptions: Arc::clone(&self.subscriptions),
+        }
+    }
+
+    /// Counts one more run subscription of a user; `None` when the user
+    /// already has `cap` (0: no cap).
+    pub fn user_slot(&self, user_id: &str, cap: usize) -> Option<UserSlot> {
+        let mut per_user = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        let n = per_user.entry(user_id.to_owned()).or_insert(0);
+        if cap != 0 && *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(UserSlot {
+            user_id: user_id.to_owned(),
+            per_user: Arc::clone(&self.per_user),
+        })
+    }
+
+    /// Runs with a live channel (someone follows them).
+    pub fn followed_runs(&self) -> usize {
+        self.runs.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Tells every browser socket to check its session again: call after
+    /// anything that may end or change sessions (logout, revocation, a
+    /// deleted user, a new role or password, a rotated auth secret).
+    pub fn sessions_changed(&self) {
+        self.sessions.send_modify(|generation| *generation += 1);
+    }
+
+    /// Changes whenever [`sessions_changed`](Self::sessions_changed) is called.
+    pub fn watch_sessions(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.sessions.subscribe()
+    }
+
+    pub fn subscribe_all(&self) -> broadcast::Receiver<Utf8Bytes> {
+        self.all.subscribe()
+    }
+
+    fn channel(&self, run_id: &str) -> Option<Arc<Channel<Live>>> {
+        let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        runs.get(run_id).cloned()
+    }
+
+    /// Newly committed events (all of one run, in sequence order).
+    pub fn publish_events(&self, events: &[EventRow]) {
+        let Some(first) = events.first() else { return };
+        let Some(channel) = self.channel(&first.run_id) else {
+            return;
+        };
+        for event in events {
+            channel.publish(Live::Event {
+                sequence: event.sequence,
+                json: encode(&event_message(event)),
+            });
+        }
+    }
+
+    pub fn publish(&self, run_id: &str, message: &ServerMessage) {
+        if let Some(channel) = self.channel(run_id) {
+            channel.publish(Live::Notice(encode(message)));
+        }
+    }
+
+    pub fn publish_status(&self, change: &StatusChange) {
+        let message = ServerMessage::RunStatus {
+            run_id: change.run_id.clone(),
+            status: change.status,
+            exit_code: change.exit_code,
+        };
+        let _ = self.all.send(encode(&message));
+    }
+
+    pub fn runner_seen(&self, run_id: &str) {
+        let mut runners = self.runners.lock().unwrap_or_else(|e| e.into_inner());
+        runners.insert(run_id.to_owned(), std::time::Instant::now());
+    }
+
+    /// Runners heard from within the last 30 s.
+    pub fn runners_connected(&self) -> usize {
+        let mut runners = self.runners.lock().unwrap_or_else(|e| e.into_inner());
+        runners.retain(|_, seen| seen.elapsed() < RUNNER_FRESH);
+        runners.len()
+    }
+
+    pub fn client_connected(&self) {
+        self.clients.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn client_disconnected(&self) {
+        self.clients.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn clients(&self) -> usize {
+        self.clients.load(Ordering::Relaxed)
+    }
+
+    pub fn subscriptions(&self) -> usize {
+        self.subscriptions.load(Ordering::Relaxed)
+    }
+}
