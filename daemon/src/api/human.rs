@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use claw_proto::wire::{Role, RunStatus, ServerMessage};
 use futures_util::StreamExt;
-use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 use super::error::{body, ok, parse_json, parse_json_or_default, query};
 use super::session::Authed;
@@ -310,12 +310,11 @@ pub async fn download_artifact(
     let file = tokio::fs::File::open(&path).await.map_err(missing)?;
     let length = file.metadata().await.map_err(missing)?.len();
     // Streamed in 64 KiB reads, never whole in memory.
-    let chunks = tokio_util::io::ReaderStream::with_capacity(file, DOWNLOAD_CHUNK).map(
-        move |chunk| {
+    let chunks =
+        tokio_util::io::ReaderStream::with_capacity(file, DOWNLOAD_CHUNK).map(move |chunk| {
             let _slot = &slot;
             chunk
-        },
-    );
+        });
     // The stored name is already reduced to [A-Za-z0-9._-].
     let disposition = format!("attachment; filename=\"{}\"", artifact.filename);
     let mut response = Body::from_stream(chunks).into_response();

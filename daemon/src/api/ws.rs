@@ -88,8 +88,7 @@ async fn check_session(state: &Shared, owner: &Authed) -> SessionCheck {
 /// When the session expires, as an instant of the runtime's clock.
 fn expiry_deadline(expires_at_ms: i64) -> tokio::time::Instant {
     let left = expires_at_ms.saturating_sub(crate::store::now_ms());
-    tokio::time::Instant::now()
-        + std::time::Duration::from_millis(u64::try_from(left).unwrap_or(0))
+    tokio::time::Instant::now() + std::time::Duration::from_millis(u64::try_from(left).unwrap_or(0))
 }
 
 async fn connection(state: Shared, socket: WebSocket, owner: Authed) {

@@ -160,6 +160,22 @@ impl Gateway {
         self.launch();
     }
 
+    /// clawd's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// A line of clawd's `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data().join("clawd.stderr")).unwrap_or_default()
     }
@@ -648,7 +664,17 @@ pub fn db_path(gw: &Gateway) -> PathBuf {
 
 /// A GET over a Unix socket (the control API), as `curl --unix-socket` does.
 pub async fn unix_get(socket: &Path, uri: &str) -> (StatusCode, Value) {
-    use http_body_util::{BodyExt, Empty};
+    unix_request(socket, "GET", uri, None).await
+}
+
+/// A request with an optional JSON body over a Unix socket (the control API).
+pub async fn unix_request(
+    socket: &Path,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    use http_body_util::{BodyExt, Full};
     let stream = tokio::net::UnixStream::connect(socket)
         .await
         .expect("connect control socket");
@@ -657,9 +683,13 @@ pub async fn unix_get(socket: &Path, uri: &str) -> (StatusCode, Value) {
             .await
             .expect("handshake");
     tokio::spawn(connection);
-    let request = hyper::Request::get(uri)
+    let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(uri)
         .header("Host", "localhost")
-        .body(Empty::<bytes::Bytes>::new())
+        .header("Content-Type", "application/json")
+        .body(Full::new(bytes::Bytes::from(bytes)))
         .expect("request");
     let response = sender.send_request(request).await.expect("response");
     let status = StatusCode::from_u16(response.status().as_u16()).expect("status");

@@ -5,6 +5,7 @@ mod common;
 
 mod auth;
 mod control;
+mod hardening;
 mod persistence;
 mod polkit;
 mod runner;
