@@ -255,7 +255,7 @@ async fn time_pages(
         .await?
         .json()
         .await?;
-    let events = run["event_count"]
+    let events = run["eventCount"]
         .as_u64()
         .context("--page-run: no such run")?;
     let mut samples = Vec::new();
@@ -444,7 +444,7 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
             .await?
             .json()
             .await?;
-        let stored = body["event_count"].as_u64().unwrap_or_default();
+        let stored = body["eventCount"].as_u64().unwrap_or_default();
         report.lost += sent.saturating_sub(stored);
         report.duplicated += stored.saturating_sub(*sent);
     }

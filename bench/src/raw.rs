@@ -9,15 +9,18 @@ use rusqlite::{Connection, OpenFlags, params};
 
 /// The daemon's writer writes through this VFS (one write per commit's log
 /// frames); the limit is measured through it too.
-#[path = "../../daemon/src/store/wal_vfs.rs"]
+#[path = "../../daemon/src/store/sqlite/wal_vfs.rs"]
 mod wal_vfs;
 
 const MIGRATIONS: &[&str] = &[
-    include_str!("../../daemon/src/store/migrations/0001_initial.sql"),
-    include_str!("../../daemon/src/store/migrations/0002_sequences_and_audit_chain.sql"),
-    include_str!("../../daemon/src/store/migrations/0003_meta.sql"),
-    include_str!("../../daemon/src/store/migrations/0004_nonces_by_time.sql"),
-    include_str!("../../daemon/src/store/migrations/0005_event_ids_without_autoincrement.sql"),
+    include_str!("../../daemon/src/store/sqlite/migrations/0001_initial.sql"),
+    include_str!("../../daemon/src/store/sqlite/migrations/0002_sequences_and_audit_chain.sql"),
+    include_str!("../../daemon/src/store/sqlite/migrations/0003_meta.sql"),
+    include_str!("../../daemon/src/store/sqlite/migrations/0004_nonces_by_time.sql"),
+    include_str!(
+        "../../daemon/src/store/sqlite/migrations/0005_event_ids_without_autoincrement.sql"
+    ),
+    include_str!("../../daemon/src/store/sqlite/migrations/0006_idempotency_keys.sql"),
 ];
 
 /// Creates a database at `path` with the daemon's schema, recorded as
@@ -60,7 +63,7 @@ pub fn insert_rate(
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     // The writer's own checkpoint threshold (WRITER_CHECKPOINT_PAGES in
-    // daemon/src/store/mod.rs); clawd's checkpointer thread has no
+    // daemon/src/store/sqlite/mod.rs); clawd's checkpointer thread has no
     // counterpart here, so this limit checkpoints all the log itself.
     conn.pragma_update(None, "wal_autocheckpoint", 16384)?;
     let run_ids: Vec<String> = (0..runs.max(1)).map(|i| format!("raw-run-{i}")).collect();

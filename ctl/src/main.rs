@@ -195,9 +195,9 @@ fn run_rows(runs: &Value) -> Vec<Vec<String>> {
                     vec![
                         cell(&r["id"]),
                         cell(&r["status"]),
-                        cell(&r["created_at"]),
-                        cell(&r["exit_code"]),
-                        cell(&r["event_count"]),
+                        cell(&r["createdAt"]),
+                        cell(&r["exitCode"]),
+                        cell(&r["eventCount"]),
                         cell(&r["command"]),
                     ]
                 })
@@ -246,12 +246,12 @@ async fn runs(client: &Client, cmd: RunsCommand, json: bool) -> Result<(), CtlEr
                 ("Run", "id"),
                 ("State", "status"),
                 ("Command", "command"),
-                ("Created", "created_at"),
-                ("Created by", "created_by"),
-                ("Started", "started_at"),
-                ("Finished", "finished_at"),
-                ("Exit code", "exit_code"),
-                ("Events", "event_count"),
+                ("Created", "createdAt"),
+                ("Created by", "createdBy"),
+                ("Started", "startedAt"),
+                ("Finished", "finishedAt"),
+                ("Exit code", "exitCode"),
+                ("Events", "eventCount"),
             ] {
                 println!("{:<12}{}", format!("{label}:"), cell(&run[key]));
             }

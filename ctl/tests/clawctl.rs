@@ -762,7 +762,7 @@ async fn prune_removes_old_finished_runs_orphans_and_expired_sessions() {
         "running runs stay"
     );
     assert_eq!(
-        d.json(&["runs", "show", &recent_done])["event_count"],
+        d.json(&["runs", "show", &recent_done])["eventCount"],
         3,
         "recent runs stay"
     );
@@ -1083,7 +1083,7 @@ async fn backup_while_streaming_verify_and_keep() {
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let acknowledged_before = d.json(&["runs", "show", &id])["event_count"]
+    let acknowledged_before = d.json(&["runs", "show", &id])["eventCount"]
         .as_u64()
         .expect("count");
     let out = d.ctl(&[
@@ -1407,7 +1407,7 @@ async fn reconcile_finds_and_fixes_planted_drift() {
     );
     let run = d.json(&["runs", "show", mismatch]);
     assert_eq!(
-        (run["status"].as_str(), run["exit_code"].as_i64()),
+        (run["status"].as_str(), run["exitCode"].as_i64()),
         (Some("failed"), Some(2))
     );
     assert_eq!(d.json(&["runs", "show", stale])["status"], "failed");
@@ -1546,7 +1546,7 @@ async fn restore_round_trip_gives_the_same_rows_and_bytes() {
         "byte-identical artifacts"
     );
     let events = d.json(&["runs", "show", &runs[1]]);
-    assert_eq!(events["event_count"], 5);
+    assert_eq!(events["eventCount"], 5);
 }
 
 #[tokio::test]

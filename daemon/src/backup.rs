@@ -113,7 +113,7 @@ fn digest(path: &Path) -> Result<(u64, String), BackupError> {
 
 /// Takes a backup into `output`; keeps the newest `keep` archives there.
 pub async fn create(
-    store: &Store,
+    store: &dyn Store,
     data_dir: &Path,
     config: Option<&Path>,
     output: &Path,
@@ -183,7 +183,7 @@ fn write_archive(
         format: 1,
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         clawd_version: env!("CARGO_PKG_VERSION").to_owned(),
-        schema_version: Store::schema_version(),
+        schema_version: crate::store::sqlite::SqliteStore::schema_version(),
         files: entries,
     };
     let manifest_json = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Io {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::Durability;
+use crate::store::sqlite::Durability;
 
 /// The configuration file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/claw/clawd.toml";
@@ -86,6 +86,8 @@ pub struct Config {
     pub subscriptions_per_user: usize,
     /// Artifact downloads served at once; more wait for none and get 503.
     pub artifact_downloads_max: usize,
+    /// How long the answer of a request with an `Idempotency-Key` is kept.
+    pub idempotency_ttl_hours: u32,
 }
 
 /// More runtime threads than this is a typo, not a machine.
@@ -127,6 +129,7 @@ impl Default for Config {
             subscriptions_per_socket: 100,
             subscriptions_per_user: 500,
             artifact_downloads_max: 32,
+            idempotency_ttl_hours: 24,
         }
     }
 }

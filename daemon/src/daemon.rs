@@ -3,22 +3,22 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use claw_proto::Redactor;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
 
-use crate::api::{self, AppState, Core};
+use crate::app::{App, Facts, Parts, Settings, TlsState, nonce_retention_secs};
+use crate::blobs::FileBlobs;
 use crate::config::{self, Config};
-use crate::control::ControlContext;
 use crate::hub::Hub;
 use crate::listeners::{self, Listeners};
 use crate::logging::LogLevel;
-use crate::server::{self, CurrentApp, TlsConfig};
-use crate::{fsutil, notify, secrets, store, tls};
+use crate::shutdown::Shutdown;
+use crate::store::sqlite::{SqliteStore, StoreSettings};
+use crate::store::{AnyStore, ChangeSink, IdentityStore};
+use crate::{api, control, fsutil, notify, secrets, server, shutdown, tls};
 
 /// What the command line says.
 pub struct Options {
@@ -82,12 +82,6 @@ fn cert_paths(config: &Config, data_dir: &Path) -> tls::CertPaths {
     }
 }
 
-/// A request is accepted while its timestamp is within the skew, so its
-/// nonce must be kept at least that long.
-fn nonce_retention_secs(config: &Config) -> u64 {
-    config.nonce_lifetime_secs.max(config.clock_skew_secs)
-}
-
 /// Runs the gateway until SIGTERM or SIGINT.
 pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -99,29 +93,35 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
 
     let secrets = secrets::Secrets::load(&data_dir)?;
+    let hub = Arc::new(Hub::default());
     let db_path = data_dir.join("db.sqlite");
-    let store = store::Store::open(
-        &db_path,
-        store::StoreSettings {
-            durability: config.durability,
-            nonce_retention_secs: nonce_retention_secs(&config),
-        },
-    )
-    .with_context(|| format!("cannot open the database {}", db_path.display()))?;
-    let redactor = Redactor::new(&config.redact_patterns)?;
-    let setup_token = setup_token(&store, &data_dir).await?;
+    let store: AnyStore = Arc::new(
+        SqliteStore::open(
+            &db_path,
+            StoreSettings {
+                durability: config.durability,
+                nonce_retention_secs: nonce_retention_secs(&config),
+            },
+            Arc::clone(&hub) as Arc<dyn ChangeSink>,
+        )
+        .with_context(|| format!("cannot open the database {}", db_path.display()))?,
+    );
+    let settings = Settings::new(config.clone())?;
+    let setup_token = setup_token(store.as_ref(), &data_dir).await?;
 
-    let (tls, cert_info) = if config.tls {
-        let loaded = tls::load_or_generate(&cert_paths(&config, &data_dir))?;
+    let tls_state = if config.tls {
+        let paths = cert_paths(&config, &data_dir);
+        let loaded = tls::load_or_generate(&paths)?;
         tracing::info!(fingerprint = %loaded.fingerprint_sha256, "TLS certificate loaded");
         loaded.info.warn_if_expiring();
-        (
-            Some(Arc::new(RwLock::new(loaded.config))),
-            Some(loaded.info),
-        )
+        TlsState {
+            config: Some(Arc::new(RwLock::new(loaded.config))),
+            info: RwLock::new(Some(loaded.info)),
+            paths: RwLock::new(Some(paths)),
+        }
     } else {
         tracing::warn!("TLS is off (tls = false): serve only behind a TLS-terminating proxy");
-        (None, None)
+        TlsState::default()
     };
 
     let listeners = match activated {
@@ -145,61 +145,45 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
         .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
         .unwrap_or_else(|| "(none)".to_owned());
 
-    let (stop, stopped) = watch::channel(false);
-    let core = Core {
-        data_dir: data_dir.clone(),
-        store: store.clone(),
-        hub: Arc::new(Hub::default()),
+    let scheme = if config.tls { "https" } else { "http" };
+    let (trigger, stopped) = shutdown::channel();
+    let tls_config = tls_state.config.clone();
+    let app = App::new(Parts {
+        store: Arc::clone(&store),
+        hub,
+        blobs: Arc::new(FileBlobs::new(data_dir.join("artifacts"))),
         secrets,
-        setup_token: Arc::new(Mutex::new(setup_token)),
-        shutdown: stopped.clone(),
-        hashing: Arc::new(crate::auth::HashingPool::for_this_machine()),
-    };
-    let state = AppState::new(&core, config.clone(), redactor, tls.is_some());
-    let app: CurrentApp = Arc::new(RwLock::new(api::router(Arc::new(state))));
-
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let control_context = Arc::new(ControlContext {
-        core: core.clone(),
-        shutdown: Arc::new(tokio::sync::Notify::new()),
-        retention_days: std::sync::atomic::AtomicU32::new(config.run_retention_days),
-        stale_run_hours: std::sync::atomic::AtomicU32::new(config.stale_run_hours),
-        store: store.clone(),
-        hub: Arc::clone(&core.hub),
-        started,
-        https_address: format!("{scheme}://{bound}"),
-        control_address: control_address.clone(),
-        activated,
-        tls: RwLock::new(cert_info),
-        tls_config: tls.clone(),
+        data_dir: data_dir.clone(),
         config_path: options.config_path(),
-        cert_paths: RwLock::new(tls.is_some().then(|| cert_paths(&config, &data_dir))),
-        database_path: db_path,
+        facts: Facts {
+            started,
+            https_address: format!("{scheme}://{bound}"),
+            control_address: control_address.clone(),
+            socket_activated: activated,
+            tls: config.tls,
+        },
+        tls: tls_state,
+        setup_token,
+        shutdown: stopped.clone(),
+        settings,
     });
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(server::serve(
         https,
-        tls.clone(),
-        Arc::clone(&app),
+        tls_config,
+        api::router(Arc::clone(&app)),
         stopped.clone(),
     ));
     if let Some(control) = control {
+        let control_app = Arc::clone(&app);
         tasks.spawn(server::serve_control(
             control,
-            Arc::clone(&control_context),
+            move |stream| control::router_for(&control_app, stream),
             stopped.clone(),
         ));
     }
-    tokio::spawn(crate::notify::watchdog(
-        store.clone(),
-        Arc::clone(&core.hub),
-        stopped.clone(),
-    ));
-    tokio::spawn(housekeeping(
-        store.clone(),
-        Arc::clone(&control_context),
-        stopped.clone(),
-    ));
+    tokio::spawn(notify::watchdog(Arc::clone(&app), stopped.clone()));
+    tokio::spawn(housekeeping(Arc::clone(&app), stopped.clone()));
 
     tracing::info!(
         address = %bound,
@@ -210,31 +194,28 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
     );
     // Scripts and tests read the bound address (port 0) from stdout.
     println!("clawd listening on {scheme}://{bound}");
-    notify::ready(&notify::status_line(&store, &core.hub).await);
+    notify::ready(&app.status_line().await);
 
     let mut live = Reloadable {
         options,
         config,
-        core,
-        app,
-        tls,
-        control: control_context,
+        app: Arc::clone(&app),
         log,
     };
     wait_for_stop(&mut live).await?;
 
     notify::stopping();
     tracing::info!("shutting down: finishing requests and closing WebSockets");
-    let _ = stop.send(true);
+    trigger.stop();
     while tasks.join_next().await.is_some() {}
     let deadline = Instant::now() + CLOSE_GRACE;
-    while live.core.hub.clients() > 0 && Instant::now() < deadline {
+    while app.hub.clients() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Everything queued before this has committed once it returns.
     if let Err(e) = store.drain().await {
         tracing::error!(error = %e, "the store did not drain cleanly");
-    } else if let Err(e) = store.checkpoint_log().await {
+    } else if let Err(e) = store.close().await {
         tracing::warn!(error = %e, "the database log was not folded into the database");
     }
     if let Some(path) = control_path {
@@ -248,10 +229,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
 struct Reloadable {
     options: Options,
     config: Config,
-    core: Core,
-    app: CurrentApp,
-    tls: Option<TlsConfig>,
-    control: Arc<ControlContext>,
+    app: Arc<App>,
     log: LogLevel,
 }
 
@@ -260,7 +238,7 @@ impl Reloadable {
     /// broken file keeps everything as it was.
     fn reload(&mut self) -> anyhow::Result<()> {
         let new = self.options.load_config()?;
-        let redactor = Redactor::new(&new.redact_patterns)?;
+        let settings = Settings::new(new.clone())?;
         for (name, changed) in [
             ("listen", new.listen != self.config.listen),
             ("data_dir", new.data_dir != self.config.data_dir),
@@ -275,36 +253,19 @@ impl Reloadable {
                 tracing::warn!("{name} changed: this takes effect at the next restart");
             }
         }
-        let loaded = match &self.tls {
-            Some(_) => Some(tls::load_or_generate(&cert_paths(
-                &new,
-                &self.core.data_dir,
-            ))?),
-            None => None,
-        };
-        if let (Some(current), Some(loaded)) = (&self.tls, loaded) {
-            *current.write().unwrap_or_else(|e| e.into_inner()) = loaded.config;
-            loaded.info.warn_if_expiring();
-            *self.control.tls.write().unwrap_or_else(|e| e.into_inner()) = Some(loaded.info);
+        if self.app.tls.config.is_some() {
+            let paths = cert_paths(&new, &self.app.data_dir);
+            let loaded = tls::load_or_generate(&paths)?;
+            self.app.activate_cert(loaded);
             *self
-                .control
-                .cert_paths
+                .app
+                .tls
+                .paths
                 .write()
-                .unwrap_or_else(|e| e.into_inner()) = Some(cert_paths(&new, &self.core.data_dir));
-            tracing::info!(fingerprint = %loaded.fingerprint_sha256, "TLS certificate reloaded");
+                .unwrap_or_else(|e| e.into_inner()) = Some(paths);
         }
-        let state = AppState::new(&self.core, new.clone(), redactor, self.tls.is_some());
-        *self.app.write().unwrap_or_else(|e| e.into_inner()) = api::router(Arc::new(state));
+        self.app.apply(settings);
         self.log.set(&new.log_level);
-        self.control
-            .retention_days
-            .store(new.run_retention_days, std::sync::atomic::Ordering::Relaxed);
-        self.control
-            .stale_run_hours
-            .store(new.stale_run_hours, std::sync::atomic::Ordering::Relaxed);
-        self.core
-            .store
-            .set_nonce_retention(nonce_retention_secs(&new));
         self.config = new;
         Ok(())
     }
@@ -322,10 +283,10 @@ async fn wait_for_stop(live: &mut Reloadable) -> anyhow::Result<()> {
                     Ok(()) => tracing::info!("configuration reloaded"),
                     Err(e) => tracing::error!("reload failed, keeping the running configuration: {e:#}"),
                 }
-                notify::ready(&notify::status_line(&live.core.store, &live.core.hub).await);
+                notify::ready(&live.app.status_line().await);
             }
             _ = term.recv() => return Ok(()),
-            () = live.control.shutdown.notified() => {
+            () = live.app.stop_requested.notified() => {
                 tracing::info!("stop requested on the control socket");
                 return Ok(());
             }
@@ -336,7 +297,7 @@ async fn wait_for_stop(live: &mut Reloadable) -> anyhow::Result<()> {
 
 /// The setup token while no user exists: kept in `DATA_DIR/setup-token`
 /// (0600) so it survives restarts until setup is done.
-async fn setup_token(store: &store::Store, data_dir: &Path) -> anyhow::Result<Option<String>> {
+async fn setup_token(store: &dyn IdentityStore, data_dir: &Path) -> anyhow::Result<Option<String>> {
     let path = data_dir.join("setup-token");
     if store.user_count().await? > 0 {
         let _ = std::fs::remove_file(&path);
@@ -362,31 +323,27 @@ async fn setup_token(store: &store::Store, data_dir: &Path) -> anyhow::Result<Op
     Ok(Some(token))
 }
 
-/// Removes expired sessions and nonces once a minute; warns once a day
-/// when the certificate is about to expire.
-async fn housekeeping(
-    store: store::Store,
-    control: Arc<ControlContext>,
-    mut stopped: watch::Receiver<bool>,
-) {
+/// Removes expired sessions, nonces and idempotency keys once a minute;
+/// warns once a day when the certificate is about to expire.
+async fn housekeeping(app: Arc<App>, mut stopped: Shutdown) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     // Start-up already warned.
     let mut last_expiry_check = Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let Err(e) = store.purge_expired().await {
+                if let Err(e) = app.store.purge_expired(app.idempotency_cutoff()).await {
                     tracing::warn!(error = %e, "could not purge expired sessions and nonces");
                 }
                 if last_expiry_check.elapsed() >= Duration::from_secs(86_400) {
                     last_expiry_check = Instant::now();
-                    let cert = control.tls.read().unwrap_or_else(|e| e.into_inner()).clone();
+                    let cert = app.tls.info.read().unwrap_or_else(|e| e.into_inner()).clone();
                     if let Some(cert) = cert {
                         cert.warn_if_expiring();
                     }
                 }
             }
-            () = server::until_stopped(&mut stopped) => return,
+            () = stopped.stopped() => return,
         }
     }
 }

@@ -1,22 +1,27 @@
 //! `clawd`, the claw gateway daemon.
 
 mod api;
+mod app;
 mod artifacts;
 mod auth;
 mod backup;
+mod blobs;
+mod clock;
 mod config;
 mod control;
 mod daemon;
 mod fsutil;
+mod http;
 mod hub;
 mod listeners;
 mod logging;
 mod notify;
-mod ops;
 mod qr;
 mod ratelimit;
 mod secrets;
 mod server;
+mod service;
+mod shutdown;
 mod store;
 mod tls;
 

@@ -4,10 +4,9 @@
 use std::time::Duration;
 
 use sd_notify::NotifyState;
-use tokio::sync::watch;
 
-use crate::hub::Hub;
-use crate::store::Store;
+use crate::app::App;
+use crate::shutdown::Shutdown;
 
 fn send(states: &[NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(states) {
@@ -39,33 +38,13 @@ pub fn stopping() {
     send(&[NotifyState::Stopping, NotifyState::Status("shutting down")]);
 }
 
-/// The human-readable line `systemctl status clawd` shows.
-pub async fn status_line(store: &Store, hub: &Hub) -> String {
-    let running = store
-        .run_counts()
-        .await
-        .map(|counts| {
-            counts
-                .iter()
-                .find(|(s, _)| *s == claw_proto::wire::RunStatus::Running)
-                .map_or(0, |(_, n)| *n)
-        })
-        .unwrap_or_default();
-    let clients = hub.clients();
-    format!(
-        "serving {running} running run{}, {clients} browser{}",
-        if running == 1 { "" } else { "s" },
-        if clients == 1 { "" } else { "s" }
-    )
-}
-
 /// How often the status line is refreshed when no watchdog asks for more.
 const STATUS_EVERY: Duration = Duration::from_secs(30);
 
 /// Pings the watchdog at half its interval, but only after the store has
 /// answered a round trip through the writer: a wedged database stops the
 /// pings and lets systemd restart the daemon. Also refreshes `STATUS=`.
-pub async fn watchdog(store: Store, hub: std::sync::Arc<Hub>, mut stopped: watch::Receiver<bool>) {
+pub async fn watchdog(app: std::sync::Arc<App>, mut stopped: Shutdown) {
     let watchdog = sd_notify::watchdog_enabled();
     let every = watchdog.map_or(STATUS_EVERY, |d| (d / 2).max(Duration::from_millis(100)));
     let mut tick = tokio::time::interval(every);
@@ -73,11 +52,11 @@ pub async fn watchdog(store: Store, hub: std::sync::Arc<Hub>, mut stopped: watch
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            () = crate::server::until_stopped(&mut stopped) => return,
+            () = stopped.stopped() => return,
         }
-        match tokio::time::timeout(every, store.ping()).await {
+        match tokio::time::timeout(every, app.store.ping()).await {
             Ok(Ok(())) => {
-                let line = status_line(&store, &hub).await;
+                let line = app.status_line().await;
                 if watchdog.is_some() {
                     send(&[NotifyState::Watchdog, NotifyState::Status(&line)]);
                 } else {

@@ -82,7 +82,7 @@ pub struct Secrets {
 }
 
 fn now_secs() -> i64 {
-    crate::store::now_ms() / 1000
+    crate::clock::now_ms() / 1000
 }
 
 impl Secrets {

@@ -1,18 +1,22 @@
 //! The public listener: accepts TCP connections, performs the TLS handshake
 //! (off the accept loop) and serves HTTP/1.1 with upgrades for WebSockets.
 
-use std::sync::{Arc, RwLock};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use rustls::ServerConfig;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tower::ServiceExt;
 
-use crate::api::PeerAddr;
+use crate::shutdown::Shutdown;
+use crate::tls::SharedTlsConfig;
+
+/// The peer address of a connection, put on each request it carries.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long open connections get to finish after shutdown begins; streams
@@ -35,24 +39,19 @@ async fn drain(mut connections: tokio::task::JoinSet<()>) {
     }
 }
 
-/// The TLS configuration new handshakes use; replaced on reload.
-pub type TlsConfig = Arc<RwLock<Arc<ServerConfig>>>;
-
-/// Serves until `shutdown` turns true, then lets open connections finish.
-/// The router new connections are served by; replaced on reload.
-pub type CurrentApp = Arc<RwLock<Router>>;
-
+/// Serves `app` until shutdown, then lets open connections finish. New
+/// handshakes use the TLS configuration in `tls` at the time.
 pub async fn serve(
     listener: TcpListener,
-    tls: Option<TlsConfig>,
-    app: CurrentApp,
-    mut shutdown: watch::Receiver<bool>,
+    tls: Option<SharedTlsConfig>,
+    app: Router,
+    mut shutdown: Shutdown,
 ) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = until_stopped(&mut shutdown) => break,
+            () = shutdown.stopped() => break,
         };
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
@@ -64,7 +63,7 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let app = app.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let app = app.clone();
         let tls = tls
             .as_ref()
             .map(|c| Arc::clone(&c.read().unwrap_or_else(|e| e.into_inner())));
@@ -99,7 +98,7 @@ pub async fn serve(
     drain(connections).await;
 }
 
-async fn serve_connection<I, S>(io: I, service: S, mut shutdown: watch::Receiver<bool>)
+async fn serve_connection<I, S>(io: I, service: S, mut shutdown: Shutdown)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S: hyper::service::Service<hyper::Request<Incoming>, Response = axum::response::Response>
@@ -121,30 +120,28 @@ where
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         }
-        () = until_stopped(&mut shutdown) => {
+        () = shutdown.stopped() => {
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
         }
     }
 }
 
-/// Resolves once the shutdown flag is set (or its sender is gone).
-pub async fn until_stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
-/// Serves the control API on the Unix socket until shutdown. Each
-/// connection's peer credentials decide whether it is served or refused.
-pub async fn serve_control(
+/// Serves the control API on the Unix socket until shutdown; `route`
+/// gives each connection its router (from the peer's credentials).
+pub async fn serve_control<R, F>(
     listener: tokio::net::UnixListener,
-    context: Arc<crate::control::ControlContext>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+    route: R,
+    mut shutdown: Shutdown,
+) where
+    R: Fn(&tokio::net::UnixStream) -> F,
+    F: std::future::Future<Output = Router> + Send + 'static,
+{
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = until_stopped(&mut shutdown) => break,
+            () = shutdown.stopped() => break,
         };
         let stream = match accepted {
             Ok((stream, _)) => stream,
@@ -155,10 +152,10 @@ pub async fn serve_control(
             }
         };
         let shutdown = shutdown.clone();
-        let context = Arc::clone(&context);
+        // May ask polkit: off the accept loop.
+        let router = route(&stream);
         connections.spawn(async move {
-            // May ask polkit: off the accept loop.
-            let router = crate::control::router_for(&context, &stream).await;
+            let router = router.await;
             let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                 router.clone().oneshot(request)
             });

@@ -67,7 +67,7 @@ pub const EXPIRY_WARNING_DAYS: i64 = 14;
 
 impl CertInfo {
     pub fn days_left(&self) -> i64 {
-        (self.not_after - crate::store::now_ms() / 1000).div_euclid(86_400)
+        (self.not_after - crate::clock::now_ms() / 1000).div_euclid(86_400)
     }
 
     /// Logs a warning when the certificate is about to expire.
@@ -84,6 +84,10 @@ impl CertInfo {
 }
 
 /// A loaded certificate and its description.
+/// The TLS configuration new handshakes use; replaced on reload and by
+/// `clawctl certs`.
+pub type SharedTlsConfig = Arc<std::sync::RwLock<Arc<ServerConfig>>>;
+
 pub struct LoadedTls {
     pub config: Arc<ServerConfig>,
     pub fingerprint_sha256: String,

@@ -1,8 +1,10 @@
 //! Types and pure functions shared by `clawd`, `clawctl` and `claw-runner`:
-//! the runner wire protocol, request signing, secret redaction and the command
-//! allowlist. No I/O lives here.
+//! the runner wire protocol, the human and control APIs, request signing,
+//! secret redaction and the command allowlist. No I/O lives here.
 
 pub mod allowlist;
+pub mod api;
+pub mod control;
 pub mod redact;
 pub mod signing;
 pub mod wire;

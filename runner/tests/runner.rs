@@ -230,7 +230,7 @@ fn transcript_exit_code_redaction_and_log_artifact() {
     assert!(markers[1].contains("\"exitCode\":3"), "{markers:?}");
     let run = s.ctl(&["runs", "show", &run_id]);
     assert_eq!(
-        (run["status"].as_str(), run["exit_code"].as_i64()),
+        (run["status"].as_str(), run["exitCode"].as_i64()),
         (Some("failed"), Some(3))
     );
     let artifacts: Vec<&str> = run["artifacts"]

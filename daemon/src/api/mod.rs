@@ -1,18 +1,16 @@
 //! The public HTTPS API: runner protocol, human API, browser WebSocket.
+//! Handlers are thin: extract, call a service, render.
 
-pub mod error;
+mod extract;
 mod human;
+mod idempotency;
 mod runner;
 mod runner_ws;
-mod session;
 mod users;
 mod web;
 mod ws;
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -20,108 +18,14 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use claw_proto::{Allowlist, Redactor};
-use tokio::sync::watch;
 
-pub use error::ApiError;
-pub use human::{AuditQuery, parse_time};
-pub use ws::{follow, replay};
+use crate::app::App;
+use crate::server::PeerAddr;
+use crate::service::ServiceError;
 
-use crate::artifacts::ArtifactStore;
-use crate::auth::HashingPool;
-use crate::config::Config;
-use crate::hub::Hub;
-use crate::ratelimit::WindowLimiter;
-use crate::secrets::Secrets;
-use crate::store::Store;
-
-/// The peer address of a connection, put on each request by the server.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
-
-/// What lives as long as the daemon, whatever the configuration.
-#[derive(Clone)]
-pub struct Core {
-    pub data_dir: PathBuf,
-    pub store: Store,
-    pub hub: Arc<Hub>,
-    pub secrets: Arc<Secrets>,
-    /// Present while no user exists.
-    pub setup_token: Arc<Mutex<Option<String>>>,
-    /// Turns true when the daemon shuts down (WebSockets close on it).
-    pub shutdown: watch::Receiver<bool>,
-    /// Every password hash and check goes through it (memory bound).
-    pub hashing: Arc<HashingPool>,
-}
-
-/// The state handlers see: the core plus everything derived from one
-/// configuration. A reload builds a new one; connections opened before it
-/// finish with the old.
-pub struct AppState {
-    pub config: Config,
-    pub data_dir: PathBuf,
-    pub store: Store,
-    pub hub: Arc<Hub>,
-    pub secrets: Arc<Secrets>,
-    pub redactor: Redactor,
-    pub allowlist: Allowlist,
-    pub artifacts: ArtifactStore,
-    pub setup_token: Arc<Mutex<Option<String>>>,
-    pub shutdown: watch::Receiver<bool>,
-    pub hashing: Arc<HashingPool>,
-    pub requests: WindowLimiter<std::net::IpAddr>,
-    /// Artifact downloads being served (artifact_downloads_max).
-    pub downloads: Arc<tokio::sync::Semaphore>,
-    /// Refused runner requests per address, under the same limit.
-    pub runner_refusals: WindowLimiter<std::net::IpAddr>,
-    pub login_failures_ip: WindowLimiter<std::net::IpAddr>,
-    pub login_failures_user: WindowLimiter<String>,
-    pub tls: bool,
-}
-
-pub type Shared = Arc<AppState>;
-
-const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
-
-impl AppState {
-    pub fn new(core: &Core, config: Config, redactor: Redactor, tls: bool) -> Self {
-        let allowlist = Allowlist::with_defaults(&config.allowed_commands);
-        let artifacts =
-            ArtifactStore::new(core.data_dir.join("artifacts"), &config.artifact_extensions);
-        Self {
-            requests: WindowLimiter::new(config.rate_limit_per_minute, Duration::from_secs(60)),
-            downloads: Arc::new(tokio::sync::Semaphore::new(config.artifact_downloads_max)),
-            runner_refusals: WindowLimiter::new(
-                config.rate_limit_per_minute,
-                Duration::from_secs(60),
-            ),
-            // Per address a little more than per user: several people may
-            // share one address.
-            login_failures_ip: WindowLimiter::new(
-                config.login_max_failures.saturating_mul(2),
-                LOGIN_WINDOW,
-            ),
-            login_failures_user: WindowLimiter::new(config.login_max_failures, LOGIN_WINDOW),
-            config,
-            data_dir: core.data_dir.clone(),
-            store: core.store.clone(),
-            hub: Arc::clone(&core.hub),
-            secrets: core.secrets.clone(),
-            redactor,
-            allowlist,
-            artifacts,
-            setup_token: Arc::clone(&core.setup_token),
-            shutdown: core.shutdown.clone(),
-            hashing: Arc::clone(&core.hashing),
-            tls,
-        }
-    }
-}
-
-pub fn router(state: Shared) -> Router {
-    let body_limit = state.config.body_limit_bytes;
-    // Multipart framing comes on top of the file itself.
-    let artifact_limit = state.config.artifact_limit_bytes + 64 * 1024;
+/// The router of the public listener; built once, it reads the settings in
+/// effect for every request.
+pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(web::serve))
         .route("/assets/{*file}", get(web::serve))
@@ -130,10 +34,7 @@ pub fn router(state: Shared) -> Router {
         // Runner protocol (signed).
         .route("/api/ingest/event", post(runner::ingest_event))
         .route("/api/ingest/events", post(runner::ingest_batch))
-        .route(
-            "/api/ingest/artifact",
-            post(runner::upload_artifact).layer(DefaultBodyLimit::max(artifact_limit)),
-        )
+        .route("/api/ingest/artifact", post(runner::upload_artifact))
         .route(
             "/api/runs/{id}/commands/{cmd}/ack",
             post(runner::ack_command),
@@ -174,20 +75,24 @@ pub fn router(state: Shared) -> Router {
         .route("/api/runner/ws", get(runner_ws::upgrade))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), gate))
-        .with_state(state)
+        // Bodies are read by the extractors, each up to its own limit.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&app),
+            idempotency::layer,
+        ))
+        .layer(middleware::from_fn_with_state(Arc::clone(&app), gate))
+        .with_state(app)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such endpoint")
+async fn not_found() -> ServiceError {
+    ServiceError::not_found("no such endpoint")
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method not allowed on this endpoint",
-    )
+async fn method_not_allowed() -> Response {
+    let mut response = ServiceError::invalid("method not allowed on this endpoint").into_response();
+    *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    response
 }
 
 pub fn client_ip(request: &Request) -> Option<std::net::IpAddr> {
@@ -231,11 +136,15 @@ fn runner_protocol(request: &Request) -> bool {
 /// them too). One middleware rather than three, as each layer boxes the
 /// request's future and clones the service behind it: about 3 µs a request,
 /// seen in profiles of single-event ingest.
-async fn gate(State(state): State<Shared>, request: Request, next: Next) -> Response {
+async fn gate(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let runner = runner_protocol(&request);
     let ip = client_ip(&request);
-    let refusal = rate_limited(&state, &request, ip, runner)
-        .or_else(|| (!runner).then(|| cross_site(&state, &request)).flatten());
+    let settings = app.settings();
+    let refusal = rate_limited(&settings, &request, ip, runner).or_else(|| {
+        (!runner)
+            .then(|| cross_site(app.facts.tls, &request))
+            .flatten()
+    });
     let mut response = match refusal {
         Some(refusal) => refusal,
         None => next.run(request).await,
@@ -249,14 +158,14 @@ async fn gate(State(state): State<Shared>, request: Request, next: Next) -> Resp
             axum::http::StatusCode::UNAUTHORIZED | axum::http::StatusCode::FORBIDDEN
         )
     {
-        state.runner_refusals.hit(&ip);
+        settings.runner_refusals.hit(&ip);
     }
-    add_security_headers(&state, response.headers_mut());
+    add_security_headers(app.facts.tls, response.headers_mut());
     response
 }
 
 fn too_many_requests() -> Response {
-    ApiError::too_many("too many requests: try again in a minute", 60).into_response()
+    ServiceError::throttled("too many requests: try again in a minute", 60).into_response()
 }
 
 /// Human and anonymous API requests count against the per-address limit,
@@ -265,16 +174,19 @@ fn too_many_requests() -> Response {
 /// refused ones count against a limit of their own, and an address over
 /// it is refused before its signature is checked.
 fn rate_limited(
-    state: &AppState,
+    settings: &crate::app::Settings,
     request: &Request,
     ip: Option<std::net::IpAddr>,
     runner: bool,
 ) -> Option<Response> {
     let ip = ip?;
     if runner {
-        return state.runner_refusals.is_over(&ip).then(too_many_requests);
+        return settings
+            .runner_refusals
+            .is_over(&ip)
+            .then(too_many_requests);
     }
-    if !web::is_asset_path(request.uri().path()) && !state.requests.hit(&ip) {
+    if !web::is_asset_path(request.uri().path()) && !settings.requests.hit(&ip) {
         return Some(too_many_requests());
     }
     None
@@ -286,19 +198,19 @@ fn rate_limited(
 /// gateway's own pages. Clients that are not browsers send neither header
 /// and authenticate with a bearer token instead; runners, with a signature
 /// on routes that accept nothing else, never get here.
-fn cross_site(state: &AppState, request: &Request) -> Option<Response> {
+fn cross_site(tls: bool, request: &Request) -> Option<Response> {
     let method = request.method();
     let changes_state = !(method == axum::http::Method::GET
         || method == axum::http::Method::HEAD
         || method == axum::http::Method::OPTIONS);
     let websocket = request.uri().path() == "/ws";
-    if (changes_state || websocket) && !from_own_page(state, request) {
+    if (changes_state || websocket) && !from_own_page(tls, request) {
         tracing::warn!(
             PEER = %client_ip(request).map(|ip| ip.to_string()).unwrap_or_default(),
             "cross-site request refused"
         );
         return Some(
-            ApiError::forbidden(
+            ServiceError::forbidden(
                 "cross-site request refused: the Origin header does not name this gateway",
             )
             .into_response(),
@@ -307,11 +219,11 @@ fn cross_site(state: &AppState, request: &Request) -> Option<Response> {
     None
 }
 
-fn from_own_page(state: &AppState, request: &Request) -> bool {
+fn from_own_page(tls: bool, request: &Request) -> bool {
     let headers = request.headers();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(origin) = header("origin") {
-        let scheme = if state.tls { "https" } else { "http" };
+        let scheme = if tls { "https" } else { "http" };
         let host = header("host")
             .or_else(|| request.uri().authority().map(|a| a.as_str()))
             .unwrap_or_default();
@@ -331,8 +243,8 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
     style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
     manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-fn add_security_headers(state: &AppState, headers: &mut axum::http::HeaderMap) {
-    if state.tls {
+fn add_security_headers(tls: bool, headers: &mut axum::http::HeaderMap) {
+    if tls {
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000"),

@@ -2,38 +2,37 @@
 //! whenever a command (or a stop) is queued for the run, so the runner
 //! fetches it at once instead of at its next poll. Polling keeps working.
 
+use std::sync::Arc;
+
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, Uri};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::response::Response;
 
-use super::{ApiError, Shared, runner};
-use crate::hub::{Live, RecvError};
+use super::runner::verify;
+use crate::app::App;
+use crate::hub::{Live, RecvError, RunSubscription};
+use crate::service::{ServiceError, ServiceResult};
 
-pub async fn upgrade(
-    State(state): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let auth = runner::verify(&state, &method, &uri, &headers, b"")?;
-    let run_id = auth.run_id.clone();
-    state.store.runner_check(auth).await?;
+pub async fn upgrade(State(app): State<Arc<App>>, request: Request) -> ServiceResult<Response> {
     let (mut parts, _) = request.into_parts();
-    let ws = <WebSocketUpgrade as axum::extract::FromRequestParts<Shared>>::from_request_parts(
-        &mut parts, &state,
-    )
-    .await
-    .map_err(|e| ApiError::bad_request(format!("WebSocket upgrade required: {e}")))?;
-    state.hub.runner_seen(&run_id);
-    Ok(ws.on_upgrade(move |socket| push(state, socket, run_id)))
+    let auth = verify(
+        &app,
+        parts.method.as_str(),
+        parts.uri.path(),
+        &parts.headers,
+        b"",
+    )?;
+    let run_id = auth.run_id.clone();
+    let live = app.runner_connect(auth).await?;
+    let ws = WebSocketUpgrade::from_request_parts(&mut parts, &app)
+        .await
+        .map_err(|e| ServiceError::invalid(format!("WebSocket upgrade required: {e}")))?;
+    Ok(ws.on_upgrade(move |socket| push(app, socket, run_id, live)))
 }
 
 /// Forwards the run's command notices until either side goes away.
-async fn push(state: Shared, mut socket: WebSocket, run_id: String) {
-    let mut live = state.hub.subscribe(&run_id);
-    let mut shutdown = state.shutdown.clone();
+async fn push(app: Arc<App>, mut socket: WebSocket, run_id: String, mut live: RunSubscription) {
+    let mut shutdown = app.shutdown.clone();
     loop {
         tokio::select! {
             notice = live.recv() => match notice {
@@ -41,7 +40,7 @@ async fn push(state: Shared, mut socket: WebSocket, run_id: String) {
                     if socket.send(Message::Text(text)).await.is_err() {
                         break;
                     }
-                    state.hub.runner_seen(&run_id);
+                    app.runner_alive(&run_id);
                 }
                 Ok(Live::Event { .. }) => {}
                 // Missed notices: a nudge makes the runner fetch everything.
@@ -53,9 +52,9 @@ async fn push(state: Shared, mut socket: WebSocket, run_id: String) {
             },
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                Some(Ok(_)) => state.hub.runner_seen(&run_id),
+                Some(Ok(_)) => app.runner_alive(&run_id),
             },
-            () = crate::server::until_stopped(&mut shutdown) => {
+            () = shutdown.stopped() => {
                 let _ = socket.send(Message::Close(None)).await;
                 break;
             }

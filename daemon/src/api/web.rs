@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use super::ApiError;
+use crate::service::ServiceError;
 
 struct Asset {
     path: &'static str,
@@ -61,11 +61,11 @@ pub fn is_asset_path(path: &str) -> bool {
 
 pub async fn serve(uri: Uri, headers: HeaderMap) -> Response {
     let Some(index) = ASSETS.iter().position(|a| a.path == uri.path()) else {
-        return ApiError::not_found("no such file").into_response();
+        return ServiceError::not_found("no such file").into_response();
     };
     let asset = &ASSETS[index];
     let Some(etag) = etags().get(index) else {
-        return ApiError::internal().into_response();
+        return ServiceError::internal().into_response();
     };
     let fresh = headers
         .get(header::IF_NONE_MATCH)

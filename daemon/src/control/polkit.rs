@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use zbus::zvariant::Value;
 
-use super::Caller;
+use super::Peer;
 
 /// The polkit action that grants the control API.
 pub const ACTION_ID: &str = "org.claw.manage";
@@ -40,7 +40,7 @@ fn start_time(pid: i32) -> Result<u64, PolkitError> {
 }
 
 /// True when polkit authorises the caller for [`ACTION_ID`].
-pub async fn authorised(caller: Caller) -> Result<bool, PolkitError> {
+pub async fn authorised(caller: Peer) -> Result<bool, PolkitError> {
     let connection = zbus::Connection::system().await?;
     let proxy = zbus::Proxy::new(
         &connection,

@@ -17,7 +17,8 @@ use tokio::sync::broadcast;
 pub use run_channel::RecvError;
 use run_channel::{Channel, Receiver};
 
-use crate::store::{EventRow, StatusChange, iso};
+use crate::clock::iso;
+use crate::store::{Change, ChangeSink, EventRow, StatusChange};
 
 const GLOBAL_CHANNEL_CAPACITY: usize = 256;
 
@@ -35,7 +36,7 @@ pub struct Hub {
     runs: RunChannels,
     /// Run status changes of every run, for run lists.
     all: broadcast::Sender<Utf8Bytes>,
-    clients: AtomicUsize,
+    clients: Arc<AtomicUsize>,
     subscriptions: Arc<AtomicUsize>,
     /// Run subscriptions per user, for the per-user cap.
     per_user: Arc<Mutex<HashMap<String, usize>>>,
@@ -55,7 +56,7 @@ impl Default for Hub {
         Self {
             runs: Arc::new(Mutex::new(HashMap::new())),
             all: broadcast::channel(GLOBAL_CHANNEL_CAPACITY).0,
-            clients: AtomicUsize::new(0),
+            clients: Arc::new(AtomicUsize::new(0)),
             subscriptions: Arc::new(AtomicUsize::new(0)),
             per_user: Arc::new(Mutex::new(HashMap::new())),
             runners: Mutex::new(HashMap::new()),
@@ -111,6 +112,15 @@ impl Drop for RunSubscription {
         {
             runs.remove(&self.run_id);
         }
+    }
+}
+
+/// A connected browser, counted until dropped.
+pub struct ClientGuard(Arc<AtomicUsize>);
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -191,7 +201,7 @@ impl Hub {
     }
 
     /// Newly committed events (all of one run, in sequence order).
-    pub fn publish_events(&self, events: &[EventRow]) {
+    fn publish_events(&self, events: &[EventRow]) {
         let Some(first) = events.first() else { return };
         let Some(channel) = self.channel(&first.run_id) else {
             return;
@@ -204,18 +214,20 @@ impl Hub {
         }
     }
 
-    pub fn publish(&self, run_id: &str, message: &ServerMessage) {
+    fn publish_notice(&self, run_id: &str, message: &ServerMessage) {
         if let Some(channel) = self.channel(run_id) {
             channel.publish(Live::Notice(encode(message)));
         }
     }
 
-    pub fn publish_status(&self, change: &StatusChange) {
+    /// A run's new status goes to its followers and to every run list.
+    fn publish_status(&self, change: &StatusChange) {
         let message = ServerMessage::RunStatus {
             run_id: change.run_id.clone(),
             status: change.status,
             exit_code: change.exit_code,
         };
+        self.publish_notice(&change.run_id, &message);
         let _ = self.all.send(encode(&message));
     }
 
@@ -231,12 +243,10 @@ impl Hub {
         runners.len()
     }
 
-    pub fn client_connected(&self) {
+    /// Counts a browser socket for as long as the guard lives.
+    pub fn client(&self) -> ClientGuard {
         self.clients.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn client_disconnected(&self) {
-        self.clients.fetch_sub(1, Ordering::Relaxed);
+        ClientGuard(Arc::clone(&self.clients))
     }
 
     pub fn clients(&self) -> usize {
@@ -245,5 +255,50 @@ impl Hub {
 
     pub fn subscriptions(&self) -> usize {
         self.subscriptions.load(Ordering::Relaxed)
+    }
+}
+
+/// The hub is the one place where committed changes become messages.
+impl ChangeSink for Hub {
+    fn publish(&self, change: Change) {
+        match change {
+            Change::Events(events) => self.publish_events(&events),
+            Change::RunStatus(status) => self.publish_status(&status),
+            Change::CommandQueued(row) => self.publish_notice(
+                &row.run_id,
+                &ServerMessage::CommandQueued {
+                    run_id: row.run_id.clone(),
+                    command_id: row.id,
+                    command: row.command,
+                },
+            ),
+            Change::StopRequested { run_id, command_id } => self.publish_notice(
+                &run_id,
+                &ServerMessage::StopRequested {
+                    run_id: run_id.clone(),
+                    command_id,
+                },
+            ),
+            Change::CommandCompleted(row) => self.publish_notice(
+                &row.run_id,
+                &ServerMessage::CommandCompleted {
+                    run_id: row.run_id.clone(),
+                    command_id: row.id,
+                    status: row.status.as_str().to_owned(),
+                    result: row.result,
+                    error: row.error,
+                },
+            ),
+            Change::ArtifactAdded(row) => self.publish_notice(
+                &row.run_id,
+                &ServerMessage::ArtifactAdded {
+                    run_id: row.run_id.clone(),
+                    artifact_id: row.id,
+                    filename: row.filename,
+                    size: row.size,
+                },
+            ),
+            Change::SessionsChanged => self.sessions_changed(),
+        }
     }
 }

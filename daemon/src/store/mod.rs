@@ -1,398 +1,215 @@
-//! The SQLite store. Every SQL statement of the daemon lives in this module
-//! and its children; the rest of the daemon calls typed async functions.
+//! The store: what clawd keeps, behind traits by concern, so that a second
+//! backend is an added module and not an edit everywhere. The rest of the
+//! daemon holds an [`AnyStore`] and never names a backend; SQLite (the
+//! embedded default) is in [`sqlite`].
 //!
-//! Writes go through the single [`writer::Writer`] (group commit); reads use a
-//! small pool of read-only connections on blocking threads.
+//! After each commit the store publishes typed [`Change`]s, in commit order,
+//! to one [`ChangeSink`] (the live hub): nothing else announces what the
+//! store did.
 
-mod audit;
-mod auth;
-mod maintenance;
-mod migrate;
-mod nonces;
-mod prune;
-mod reconcile;
-mod runs;
-mod wal_vfs;
-mod writer;
+mod change;
+mod error;
+pub mod sqlite;
+mod types;
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+#[cfg(test)]
+mod conformance;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::sync::Arc;
 
-pub use audit::{AuditEntry, AuditFilter};
-pub use auth::{NewUser, SessionSelector, UserRow, UserUpdate};
-pub use prune::PruneCounts;
-pub use reconcile::Finding;
-pub use runs::{
-    CommandRow, EventRow, Ingested, NewArtifact, NewEvent, RunFilter, RunRow, RunnerAuth,
-    StatusChange,
-};
-pub use writer::WriterStats;
+use async_trait::async_trait;
+use claw_proto::control::{DatabaseSummary, DbCheck, DbStatus, Finding};
+use claw_proto::wire::RunStatus;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("commit failed: {0}")]
-    Commit(String),
-    #[error("the store's writer has stopped")]
-    WriterGone,
-    #[error("schema migration: {0}")]
-    Migration(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("nonce already used")]
-    Replay,
-    /// The runner is ahead of the store: events it sent were lost (a power
-    /// cut before the log was flushed) and it must send from `next` again.
-    #[error(
-        "sequence {sequence} leaves a gap: the next expected sequence of run {run_id} is {next}; send again from there"
-    )]
-    SequenceGap {
+pub use change::{Change, ChangeSink};
+pub use error::StoreError;
+pub use types::*;
+
+/// Runs, their events, and the signed requests that add to them.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Stores a runner's events exactly once per (run, sequence) after
+    /// checking the request's run, token and nonce in the same transaction.
+    async fn runner_ingest(
+        &self,
+        auth: RunnerAuth,
+        events: Vec<NewEvent>,
+    ) -> Result<Ingested, StoreError>;
+    /// Checks a signed request (run, token, nonce) that changes nothing
+    /// else, such as opening the runner's WebSocket.
+    async fn runner_check(&self, auth: RunnerAuth) -> Result<(), StoreError>;
+    async fn create_run(&self, run: NewRun) -> Result<RunRow, StoreError>;
+    async fn list_runs(&self, filter: RunFilter) -> Result<Vec<RunRow>, StoreError>;
+    async fn run(&self, id: String) -> Result<RunRow, StoreError>;
+    /// Events of a run with sequence > `after`, in order, at most `limit`.
+    async fn events_after(
+        &self,
         run_id: String,
-        sequence: u64,
-        next: u64,
-    },
-    #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<EventRow>, StoreError>;
+    /// Queues the stop command; a run that never started is stopped at once.
+    async fn request_stop(
+        &self,
+        run_id: String,
+        command_id: String,
+        created_by: Option<String>,
+    ) -> Result<CommandRow, StoreError>;
+    /// Deletes a run with its events, commands and artifact rows; returns
+    /// the artifacts whose bytes are to go.
+    async fn delete_run(&self, run_id: String) -> Result<Vec<ArtifactRow>, StoreError>;
+    async fn run_counts(&self) -> Result<Vec<(RunStatus, u64)>, StoreError>;
 }
 
-impl StoreError {
-    /// True when the disk (or the database's size limit) is full.
-    pub fn is_disk_full(&self) -> bool {
-        match self {
-            Self::Sqlite(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
-            Self::Commit(msg) => msg.contains("full"),
-            Self::Io(e) => e.raw_os_error() == Some(28),
-            _ => false,
-        }
-    }
+/// Commands queued for a run's runner.
+#[async_trait]
+pub trait CommandStore: Send + Sync {
+    /// Queues a command for a running run.
+    async fn queue_command(&self, command: NewCommand) -> Result<CommandRow, StoreError>;
+    async fn list_commands(&self, run_id: String) -> Result<Vec<CommandRow>, StoreError>;
+    /// The run's pending commands, oldest first; they become `delivered`.
+    async fn runner_pending_commands(
+        &self,
+        auth: RunnerAuth,
+    ) -> Result<Vec<CommandRow>, StoreError>;
+    /// Records a command's outcome; `None` when it was already recorded.
+    async fn runner_ack_command(
+        &self,
+        auth: RunnerAuth,
+        ack: CommandOutcome,
+    ) -> Result<Option<CommandRow>, StoreError>;
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
+/// What is known of artifacts; their bytes are in a [`crate::blobs`] store.
+#[async_trait]
+pub trait ArtifactIndex: Send + Sync {
+    /// Records an uploaded artifact whose bytes are already stored.
+    async fn runner_add_artifact(
+        &self,
+        auth: RunnerAuth,
+        artifact: NewArtifact,
+    ) -> Result<ArtifactRow, StoreError>;
+    async fn list_artifacts(&self, run_id: String) -> Result<Vec<ArtifactRow>, StoreError>;
+    async fn artifact(&self, id: String) -> Result<ArtifactRow, StoreError>;
+    async fn delete_artifact(&self, id: String) -> Result<ArtifactRow, StoreError>;
+    /// Every artifact row, for reconciliation.
+    async fn all_artifacts(&self) -> Result<Vec<ArtifactRow>, StoreError>;
+    async fn delete_artifact_rows(&self, ids: Vec<String>) -> Result<usize, StoreError>;
 }
 
-/// RFC 3339 with milliseconds, as the first seed's API prints times.
-pub fn iso(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    humantime::format_rfc3339_millis(t).to_string()
+/// Users, their sessions and TOTP.
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    async fn user_count(&self) -> Result<u64, StoreError>;
+    /// Creates the first administrator; refused once any user exists.
+    async fn create_first_user(&self, user: NewUser) -> Result<UserRow, StoreError>;
+    async fn create_user(&self, user: NewUser) -> Result<UserRow, StoreError>;
+    async fn user_by_name(&self, username: String) -> Result<Option<UserRow>, StoreError>;
+    async fn user(&self, id: String) -> Result<UserRow, StoreError>;
+    async fn list_users(&self) -> Result<Vec<UserRow>, StoreError>;
+    /// Changes role, password or TOTP, never leaving the system without an
+    /// administrator; a new password or a TOTP reset ends the user's sessions.
+    async fn update_user(&self, id: String, update: UserUpdate) -> Result<UserRow, StoreError>;
+    async fn delete_user(&self, id: String) -> Result<UserRow, StoreError>;
+    async fn set_totp_pending(&self, user_id: String, secret: String) -> Result<(), StoreError>;
+    async fn confirm_totp(&self, user_id: String, step: u64) -> Result<(), StoreError>;
+    /// Records a TOTP step as used; false when it was used already.
+    async fn use_totp_step(&self, user_id: String, step: u64) -> Result<bool, StoreError>;
+    async fn create_session(&self, session: NewSession) -> Result<(), StoreError>;
+    /// The live session with this hash: its user and when it expires.
+    async fn session_user(&self, id_hash: String) -> Result<Option<(UserRow, i64)>, StoreError>;
+    async fn delete_session(&self, id_hash: String) -> Result<(), StoreError>;
+    async fn list_sessions(&self) -> Result<Vec<SessionRow>, StoreError>;
+    /// Ends sessions; returns how many.
+    async fn revoke_sessions(&self, which: SessionSelector) -> Result<usize, StoreError>;
 }
 
-/// Serialises Unix milliseconds as [`iso`] text.
-pub(crate) fn ser_iso<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&iso(*ms))
+/// The hash-chained audit log.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn audit(&self, entry: AuditEntry) -> Result<i64, StoreError>;
+    async fn list_audit(&self, filter: AuditFilter) -> Result<Vec<AuditRow>, StoreError>;
+    async fn verify_audit_chain(&self) -> Result<ChainVerdict, StoreError>;
 }
 
-pub(crate) fn ser_iso_opt<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
-    match ms {
-        Some(ms) => s.serialize_str(&iso(*ms)),
-        None => s.serialize_none(),
-    }
+/// Answers kept for `Idempotency-Key`s.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims a key for a request, or says what became of it before.
+    async fn claim_idempotency_key(
+        &self,
+        claim: IdempotencyClaim,
+    ) -> Result<IdempotencyState, StoreError>;
+    /// Keeps the answer of a claimed key.
+    async fn complete_idempotency_key(
+        &self,
+        scope: String,
+        key: String,
+        answer: StoredAnswer,
+    ) -> Result<(), StoreError>;
+    /// Gives a claimed key up (the request failed before it changed anything).
+    async fn release_idempotency_key(&self, scope: String, key: String) -> Result<(), StoreError>;
 }
 
-/// When an acknowledged write reaches the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Durability {
-    /// The write-ahead log is flushed by a background thread at most
-    /// [`WAL_SYNC_INTERVAL`] after a commit (and at every checkpoint). A
-    /// crash of clawd loses nothing; a power cut may lose the last fraction
-    /// of a second, which runners send again from their spool.
-    #[default]
-    Batched,
-    /// Every commit is flushed before it is acknowledged (`synchronous=FULL`).
-    Commit,
-}
-
-/// How the store is run: from the configuration.
-#[derive(Debug, Clone, Copy)]
-pub struct StoreSettings {
-    pub durability: Durability,
-    /// How long a used nonce is kept after its signed timestamp.
-    pub nonce_retention_secs: u64,
-}
-
-/// Longest time a committed write stays unflushed with [`Durability::Batched`].
-pub const WAL_SYNC_INTERVAL: Duration = Duration::from_millis(100);
-
-/// Log size (pages) past which the writer checkpoints itself (64 MiB).
-/// Only a writer can start the log over, and under steady ingest the
-/// checkpointer never quite catches up, so the writer must checkpoint now
-/// and then; but that checkpoint flushes the log and the database while
-/// every request waits (3–7 ms here). At SQLite's usual 1000 pages that
-/// happened 30 times a second under single-event load: a fifth of the
-/// writer's time, and the round trip's p99 of 6–7 ms. At 8192 pages it
-/// still came four times a second at 18,000 single events a second;
-/// 16384 was 4 % faster (PERFORMANCE.md).
-const WRITER_CHECKPOINT_PAGES: u32 = 16384;
-
-/// Size the log is cut back to when it starts over (96 MiB): a log that
-/// grew while a long read held it does not keep its disk space. Above the
-/// 68 MB that the writer's threshold makes (frames are 4120 bytes), so a
-/// log of normal size keeps its blocks instead of being cut and regrown.
-const WAL_SIZE_LIMIT_BYTES: i64 = 96 * 1024 * 1024;
-
-/// How long the checkpoint at a stop waits for the checkpointer thread to
-/// finish one of its own; well inside systemd's stop timeout.
-const CHECKPOINT_AT_STOP_WAIT: Duration = Duration::from_secs(3);
-
-/// Statements the writer keeps prepared.
-const WRITER_STATEMENT_CACHE: usize = 64;
-
-/// Most idle read-only connections kept open.
-const READ_POOL_SIZE: usize = 4;
-
-#[derive(Clone)]
-pub struct Store {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    path: PathBuf,
-    writer: writer::Writer,
-    /// Nonces the writer holds before writing them, and the legacy table's
-    /// expiry (nonces.rs).
-    nonce_check: nonces::NonceCheck,
-    readers: Mutex<Vec<Connection>>,
-    nonce_retention_secs: AtomicU64,
-}
-
-impl Store {
-    /// Opens (creating if needed) and migrates the database.
-    pub fn open(path: &Path, settings: StoreSettings) -> Result<Self, StoreError> {
-        let durability = settings.durability;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        // The writer gathers each commit's log frames into one write
-        // (wal_vfs.rs); everyone else reads through SQLite's own VFS.
-        let mut conn = if wal_vfs::register() {
-            Connection::open_with_flags_and_vfs(
-                path,
-                rusqlite::OpenFlags::default(),
-                wal_vfs::NAME,
-            )?
-        } else {
-            Connection::open(path)?
-        };
-        configure(&conn, durability)?;
-        migrate::migrate(&mut conn, path)?;
-        // The checkpointer copies the log beside the writer; the writer's
-        // own, rare checkpoint then has little left to copy, and lets the
-        // log start over.
-        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
-        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
-        // Room for every statement the writer runs, so that none is parsed
-        // again after being pushed out of rusqlite's cache (16 by default).
-        conn.set_prepared_statement_cache_capacity(WRITER_STATEMENT_CACHE);
-        let legacy_until = nonces::legacy_until(&conn)?;
-        // With `commit` durability every nonce is written by its own
-        // transaction, as an acknowledged write must survive anything.
-        let hold = match durability {
-            Durability::Batched => WAL_SYNC_INTERVAL,
-            Durability::Commit => Duration::ZERO,
-        };
-        let nonces = Arc::new(Mutex::new(nonces::NonceBuffer::new(hold)));
-        let (writer, _thread) = writer::Writer::start(conn, Arc::clone(&nonces))?;
-        let checkpointer = Connection::open(path)?;
-        configure(&checkpointer, durability)?;
-        writer.start_checkpointer(
-            checkpointer,
-            wal_path(path),
-            WAL_SYNC_INTERVAL,
-            durability == Durability::Batched,
-        )?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                path: path.to_owned(),
-                writer,
-                nonce_check: nonces::NonceCheck {
-                    held: nonces,
-                    legacy_until,
-                },
-                readers: Mutex::new(Vec::new()),
-                nonce_retention_secs: AtomicU64::new(settings.nonce_retention_secs),
-            }),
-        })
-    }
-
-    pub fn schema_version() -> u32 {
-        migrate::latest_version()
-    }
-
-    /// A fact about the installation (e.g. `last_prune`) and when it was set.
-    pub async fn meta(&self, key: &'static str) -> Result<Option<(String, i64)>, StoreError> {
-        self.read(move |conn| {
-            Ok(conn
-                .prepare_cached("SELECT value, updated_at FROM meta WHERE key = ?1")?
-                .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?)
-        })
-        .await
-    }
-
-    /// Writes a consistent copy of the database to `target` (`VACUUM INTO`
-    /// inside one read transaction: concurrent writers are not blocked).
-    pub async fn snapshot_to(&self, target: PathBuf) -> Result<(), StoreError> {
-        self.read(move |conn| {
-            let target = target
-                .to_str()
-                .ok_or_else(|| StoreError::Conflict("backup path is not UTF-8".to_owned()))?
-                .to_owned();
-            conn.execute("VACUUM INTO ?1", [target])?;
-            Ok(())
-        })
-        .await
-    }
-
+/// Housekeeping, jobs and the database itself.
+#[async_trait]
+pub trait MaintenanceStore: Send + Sync {
+    /// Where the database is, its size and schema, cheaply.
+    fn summary(&self) -> DatabaseSummary;
     /// A round trip through the writer and a reader: proves both answer.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.writer()
-            .write(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
-            .await?;
-        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
-            .await?;
-        Ok(())
-    }
-
-    /// Writes the nonces the writer holds and waits for everything queued
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Writes what is held in memory and waits for everything queued
     /// before: the first step of a stop.
-    pub async fn drain(&self) -> Result<(), StoreError> {
-        let nonces = Arc::clone(&self.inner.nonce_check.held);
-        self.writer()
-            .write(move |_| {
-                nonces::lock(&nonces).write_at_commit();
-                Ok(())
-            })
-            .await
-    }
-
-    /// Copies the whole log into the database and truncates it to nothing,
-    /// so a stopped gateway leaves no log of up to 68 MB beside it. Run at
-    /// shutdown, after the writer has drained; on its own connection, since
-    /// a checkpoint cannot run inside the writer's transactions.
-    pub async fn checkpoint_log(&self) -> Result<(), StoreError> {
-        let path = self.inner.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = Connection::open(&path)?;
-            conn.busy_timeout(Duration::from_secs(5))?;
-            // Busy (the first column) when the checkpointer thread is in a
-            // checkpoint of its own: SQLite does not wait for that lock, so
-            // this does, for a while. A reader still in a transaction can
-            // hold it back too; then the log stays for the next start.
-            let deadline = std::time::Instant::now() + CHECKPOINT_AT_STOP_WAIT;
-            loop {
-                let busy: i64 =
-                    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-                if busy == 0 {
-                    return Ok(());
-                }
-                if std::time::Instant::now() >= deadline {
-                    return Err(StoreError::Conflict(
-                        "the database log is still in use; it stays until the next start"
-                            .to_owned(),
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-        .await
-        .map_err(|_| StoreError::WriterGone)?
-    }
-
+    async fn drain(&self) -> Result<(), StoreError>;
+    /// Leaves the database tidy for a stop (SQLite folds its log in).
+    async fn close(&self) -> Result<(), StoreError>;
+    fn writer_stats(&self) -> WriterStats;
     /// Takes a reloaded `nonce_lifetime_secs` or `clock_skew_secs`.
-    pub fn set_nonce_retention(&self, secs: u64) {
-        self.inner
-            .nonce_retention_secs
-            .store(secs, Ordering::Relaxed);
-    }
-
-    /// Nonces signed before this (Unix seconds) have expired.
-    fn nonce_cutoff(&self) -> i64 {
-        let secs = self.inner.nonce_retention_secs.load(Ordering::Relaxed);
-        let retention = i64::try_from(secs).unwrap_or(i64::MAX);
-        (now_ms() / 1000).saturating_sub(retention)
-    }
-
-    /// Commits and writes since start.
-    pub fn writer_stats(&self) -> WriterStats {
-        self.inner.writer.stats()
-    }
-
-    fn nonce_check(&self) -> nonces::NonceCheck {
-        self.inner.nonce_check.clone()
-    }
-
-    fn writer(&self) -> &writer::Writer {
-        &self.inner.writer
-    }
-
-    /// Runs `work` on a pooled read-only connection on a blocking thread.
-    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().ok().and_then(|mut pool| pool.pop());
-            let conn = match pooled {
-                Some(conn) => conn,
-                None => open_reader(&inner.path)?,
-            };
-            let result = work(&conn);
-            if let Ok(mut pool) = inner.readers.lock()
-                && pool.len() < READ_POOL_SIZE
-            {
-                pool.push(conn);
-            }
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
-    }
+    fn set_nonce_retention(&self, secs: u64);
+    async fn db_status(&self) -> Result<DbStatus, StoreError>;
+    async fn db_check(&self) -> Result<DbCheck, StoreError>;
+    /// Writes a consistent copy of the database to `target`.
+    async fn snapshot_to(&self, target: std::path::PathBuf) -> Result<(), StoreError>;
+    /// A fact about the installation (`last_prune`) and when it was set.
+    async fn meta(&self, key: &'static str) -> Result<Option<(String, i64)>, StoreError>;
+    async fn set_meta(&self, key: &'static str, value: String) -> Result<(), StoreError>;
+    /// Finished runs that ended before `cutoff` (Unix ms), oldest first.
+    async fn prune_candidates(&self, cutoff: i64) -> Result<Vec<PruneCandidate>, StoreError>;
+    /// A run's commands and artifact keys, counted before pruning it.
+    async fn run_children(&self, run_id: String) -> Result<(u64, Vec<String>), StoreError>;
+    /// Deletes a finished run in bounded batches; false when it is no
+    /// longer a candidate.
+    async fn prune_run(&self, run_id: String, cutoff: i64) -> Result<bool, StoreError>;
+    async fn run_ids(&self) -> Result<std::collections::HashSet<String>, StoreError>;
+    /// Expired sessions, nonces and idempotency keys, counted.
+    async fn expired_counts(&self, keys_before: i64) -> Result<Expired, StoreError>;
+    /// Removes them.
+    async fn purge_expired(&self, keys_before: i64) -> Result<Expired, StoreError>;
+    /// Runs whose status disagrees with their markers, stale runs, gaps.
+    async fn reconcile_store(&self, stale_ms: i64, fix: bool) -> Result<Vec<Finding>, StoreError>;
 }
 
-fn wal_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push("-wal");
-    PathBuf::from(name)
+/// Every concern: what the daemon holds.
+pub trait Store:
+    RunStore
+    + CommandStore
+    + ArtifactIndex
+    + IdentityStore
+    + AuditStore
+    + IdempotencyStore
+    + MaintenanceStore
+{
 }
 
-fn configure(conn: &Connection, durability: Durability) -> Result<(), StoreError> {
-    conn.busy_timeout(Duration::from_secs(5))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    // FULL flushes the log at every commit (group commit pays once per
-    // batch); NORMAL only at checkpoints, and the checkpointer's flush
-    // bounds the rest. Both survive a crash of clawd and never tear a
-    // transaction.
-    let synchronous = match durability {
-        Durability::Commit => "FULL",
-        Durability::Batched => "NORMAL",
-    };
-    conn.pragma_update(None, "synchronous", synchronous)?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
-    Ok(())
+impl<T> Store for T where
+    T: RunStore
+        + CommandStore
+        + ArtifactIndex
+        + IdentityStore
+        + AuditStore
+        + IdempotencyStore
+        + MaintenanceStore
+{
 }
 
-fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    Ok(conn)
-}
+pub type AnyStore = Arc<dyn Store>;

@@ -26,7 +26,7 @@ async fn restart_keeps_runs_events_sessions_and_secrets() {
     );
     let (status, run) = gw.get(&format!("/api/runs/{run_id}"), &admin).await;
     assert_eq!(status, StatusCode::OK, "session survives a restart: {run}");
-    assert_eq!(run["event_count"], 20);
+    assert_eq!(run["eventCount"], 20);
     // The runner resumes where it was.
     let (status, body) = gw
         .runner(&run_id, &token)
@@ -119,7 +119,7 @@ async fn a_schema_1_database_is_backed_up_and_migrated_with_its_data() {
     let (status, run) = gw.get("/api/runs/run-old-1", &admin).await;
     assert_eq!(status, StatusCode::OK, "{run}");
     assert_eq!(run["status"], "done");
-    assert_eq!(run["exit_code"], 0);
+    assert_eq!(run["exitCode"], 0);
     assert_eq!(run["artifacts"][0]["filename"], "latest.diff");
     let (_, events) = gw.get("/api/runs/run-old-1/events", &admin).await;
     let seqs: Vec<u64> = events

@@ -27,7 +27,7 @@ async fn run_lifecycle_from_create_to_finished() {
     runner.started().await;
     let (_, run) = gw.get(&format!("/api/runs/{run_id}"), &admin).await;
     assert_eq!(run["status"], "running");
-    assert!(run["started_at"].is_string());
+    assert!(run["startedAt"].is_string());
 
     let (status, body) = runner.event("stdout", "hello\n", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -37,7 +37,7 @@ async fn run_lifecycle_from_create_to_finished() {
     runner.finished(0).await;
     let (_, run) = gw.get(&format!("/api/runs/{run_id}"), &admin).await;
     assert_eq!(run["status"], "done");
-    assert_eq!(run["exit_code"], 0);
+    assert_eq!(run["exitCode"], 0);
     let all = events(&gw, &admin, &run_id).await;
     let kinds: Vec<&str> = all
         .iter()
@@ -58,7 +58,7 @@ async fn run_lifecycle_from_create_to_finished() {
     runner.finished(3).await;
     let (_, run) = gw.get(&format!("/api/runs/{run_id}"), &admin).await;
     assert_eq!(run["status"], "failed");
-    assert_eq!(run["exit_code"], 3);
+    assert_eq!(run["exitCode"], 3);
 
     // Filtering and paging the run list.
     let (_, failed) = gw.get("/api/runs?status=failed", &admin).await;
@@ -150,7 +150,7 @@ async fn batch_ingest_answers_one_id_per_event_in_order() {
     );
     assert_eq!(page.as_array().expect("events").len(), 50);
     let (_, run) = gw.get(&format!("/api/runs/{run_id}"), &admin).await;
-    assert_eq!(run["event_count"], 250);
+    assert_eq!(run["eventCount"], 250);
 
     // A bad event anywhere refuses the whole batch.
     let (status, _) = runner
@@ -161,7 +161,7 @@ async fn batch_ingest_answers_one_id_per_event_in_order() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (_, run) = gw.get(&format!("/api/runs/{run_id}"), &admin).await;
-    assert_eq!(run["event_count"], 250);
+    assert_eq!(run["eventCount"], 250);
 }
 
 #[tokio::test]

@@ -350,7 +350,7 @@ async fn sigterm_loses_no_acknowledged_event() {
     assert!(acked > 10, "the runner got going before the stop ({acked})");
     gw.relaunch();
     let (_, run) = gw.get(&format!("/api/runs/{run_id}"), &admin).await;
-    let stored = run["event_count"].as_u64().expect("count");
+    let stored = run["eventCount"].as_u64().expect("count");
     assert!(stored >= acked, "acknowledged {acked}, stored {stored}");
     let (_, events) = gw
         .get(
@@ -519,7 +519,7 @@ async fn journal_gets_structured_fields() {
         ("PEER", "127.0.0.1:"),
         ("SYSLOG_IDENTIFIER", "clawd"),
         ("PRIORITY", "6"),
-        ("MESSAGE", "run created"),
+        ("MESSAGE", "run.create"),
     ] {
         assert!(
             has(&entry, key, value),

@@ -11,7 +11,7 @@ const ACTIVE = ['pending', 'running'];
 const INLINE_LIMIT = 2 * 1024 * 1024;
 
 function isText(artifact) {
-  return artifact.content_type.startsWith('text/')
+  return artifact.contentType.startsWith('text/')
     || /\.(diff|patch|log|txt|md|json|ya?ml|toml)$/i.test(artifact.filename);
 }
 
@@ -59,18 +59,18 @@ export async function runPage(main, { params: [runId] }) {
 
   function renderHead() {
     replace(head, h('dl', { class: 'facts' },
-      h('dt', {}, 'State'), h('dd', { id: 'run-status' }, statusBadge(run.status, run.exit_code)),
+      h('dt', {}, 'State'), h('dd', { id: 'run-status' }, statusBadge(run.status, run.exitCode)),
       h('dt', {}, 'Command'), h('dd', {}, h('code', {}, run.command || '(agent default)')),
       h('dt', {}, 'Run id'), h('dd', {}, h('code', {}, run.id)),
-      h('dt', {}, 'Created'), h('dd', {}, `${fmtTime(run.created_at)}${run.created_by ? ` by ${run.created_by}` : ''}`),
-      h('dt', {}, 'Started'), h('dd', {}, fmtTime(run.started_at)),
-      h('dt', {}, 'Duration'), h('dd', { class: 'c-duration' }, fmtDuration(run.started_at, run.finished_at)),
-      h('dt', {}, 'Exit code'), h('dd', { id: 'run-exit' }, run.exit_code ?? '—')));
+      h('dt', {}, 'Created'), h('dd', {}, `${fmtTime(run.createdAt)}${run.createdBy ? ` by ${run.createdBy}` : ''}`),
+      h('dt', {}, 'Started'), h('dd', {}, fmtTime(run.startedAt)),
+      h('dt', {}, 'Duration'), h('dd', { class: 'c-duration' }, fmtDuration(run.startedAt, run.finishedAt)),
+      h('dt', {}, 'Exit code'), h('dd', { id: 'run-exit' }, run.exitCode ?? '—')));
     const buttons = [];
     if (can('operator') && ACTIVE.includes(run.status)) {
       buttons.push(h('button', {
-        type: 'button', class: 'danger', id: 'stop', disabled: !!run.stop_requested_at, onclick: stop,
-      }, run.stop_requested_at ? 'Stop requested' : 'Stop run'));
+        type: 'button', class: 'danger', id: 'stop', disabled: !!run.stopRequestedAt, onclick: stop,
+      }, run.stopRequestedAt ? 'Stop requested' : 'Stop run'));
     }
     if (can('operator') && !ACTIVE.includes(run.status)) {
       buttons.push(h('button', { type: 'button', class: 'danger secondary', id: 'delete', onclick: remove }, 'Delete run'));
@@ -83,7 +83,7 @@ export async function runPage(main, { params: [runId] }) {
     if (!await confirmDialog('Stop this run? The agent gets SIGINT, then SIGKILL after the grace period.', 'Stop run')) return;
     try {
       await post(`/api/runs/${runId}/stop`);
-      run.stop_requested_at = new Date().toISOString();
+      run.stopRequestedAt = new Date().toISOString();
       toast('Stop requested');
       renderHead();
     } catch (err) { showError(err); }
@@ -150,7 +150,7 @@ export async function runPage(main, { params: [runId] }) {
       replace(commandsList, commands.filter((c) => c.command !== '__STOP__').map((c) =>
         h('li', { class: `cmd cmd-${c.status}`, dataset: { id: c.id, status: c.status } },
           h('div', { class: 'cmd-head' }, h('code', {}, c.command), h('span', { class: `badge st-${c.status}` }, c.status),
-            h('small', { class: 'muted' }, `${c.created_by || ''} ${fmtTime(c.created_at)}`)),
+            h('small', { class: 'muted' }, `${c.createdBy || ''} ${fmtTime(c.createdAt)}`)),
           c.result ? h('pre', { class: 'cmd-result' }, c.result) : null,
           c.error ? h('pre', { class: 'cmd-error' }, c.error) : null)));
     } catch (err) { showError(err); }
@@ -204,7 +204,7 @@ export async function runPage(main, { params: [runId] }) {
         break;
       case 'run_status':
         run.status = m.status;
-        if (m.exitCode !== undefined) run.exit_code = m.exitCode;
+        if (m.exitCode !== undefined) run.exitCode = m.exitCode;
         try { run = await get(`/api/runs/${runId}`); } catch { /* keep what we know */ }
         renderHead();
         break;
@@ -213,7 +213,7 @@ export async function runPage(main, { params: [runId] }) {
         loadCommands();
         break;
       case 'stop_requested':
-        run.stop_requested_at = run.stop_requested_at || new Date().toISOString();
+        run.stopRequestedAt = run.stopRequestedAt || new Date().toISOString();
         renderHead();
         break;
       case 'artifact_added':
@@ -229,7 +229,7 @@ export async function runPage(main, { params: [runId] }) {
   const ticker = setInterval(() => {
     if (run.status === 'running') {
       const cell = head.querySelector('.c-duration');
-      if (cell) cell.textContent = fmtDuration(run.started_at, null);
+      if (cell) cell.textContent = fmtDuration(run.startedAt, null);
     }
   }, 1000);
   return () => { unsubscribe(); stopState(); clearInterval(ticker); log.destroy(); };

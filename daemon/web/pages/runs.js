@@ -32,9 +32,9 @@ export async function runsPage(main) {
       h('td', { class: 'c-status', 'data-label': 'State' }, statusBadge(run.status)),
       h('td', { class: 'c-command', 'data-label': 'Command' },
         h('a', { href: `#/runs/${run.id}` }, run.command || h('span', { class: 'muted' }, '(agent default)'))),
-      h('td', { 'data-label': 'Started' }, fmtTime(run.started_at || run.created_at)),
-      h('td', { class: 'c-duration', 'data-label': 'Duration' }, fmtDuration(run.started_at, run.finished_at)),
-      h('td', { 'data-label': 'Exit' }, run.exit_code ?? '—'),
+      h('td', { 'data-label': 'Started' }, fmtTime(run.startedAt || run.createdAt)),
+      h('td', { class: 'c-duration', 'data-label': 'Duration' }, fmtDuration(run.startedAt, run.finishedAt)),
+      h('td', { 'data-label': 'Exit' }, run.exitCode ?? '—'),
       h('td', { class: 'c-id', 'data-label': 'Run' }, h('a', { href: `#/runs/${run.id}` }, run.id.slice(0, 8))),
     ];
   }
@@ -61,7 +61,7 @@ export async function runsPage(main) {
     try {
       const runs = await get(`/api/runs?${q}`);
       for (const run of runs) put(run, false);
-      if (runs.length) oldest = runs[runs.length - 1].created_at;
+      if (runs.length) oldest = runs[runs.length - 1].createdAt;
       more.hidden = runs.length < 50;
       empty.hidden = rows.size > 0;
     } catch (err) { showError(err); }
@@ -88,7 +88,7 @@ export async function runsPage(main) {
     for (const { run, tr } of rows.values()) {
       if (run.status === 'running') {
         const cell = tr.querySelector('.c-duration');
-        if (cell) cell.textContent = fmtDuration(run.started_at, null);
+        if (cell) cell.textContent = fmtDuration(run.startedAt, null);
       }
     }
   }, 1000);

@@ -1,25 +1,13 @@
 //! Drift between what the store says and what its own records (markers,
 //! sequences) or the disk say, as the second seed's reconciliation jobs find.
 
-use rusqlite::params;
-use serde::Serialize;
-
+use claw_proto::control::Finding;
 use claw_proto::wire::{Marker, RunStatus};
+use rusqlite::params;
 
-use super::{Store, StoreError, now_ms};
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Finding {
-    /// `status_mismatch`, `stale_run`, `missing_artifact_file`,
-    /// `orphan_artifact_file`, `sequence_gap`.
-    pub kind: &'static str,
-    pub run_id: Option<String>,
-    pub detail: String,
-    /// What `--fix` does about it; None when it cannot be repaired safely.
-    pub repair: Option<String>,
-    pub fixed: bool,
-}
+use super::SqliteStore;
+use crate::clock::now_ms;
+use crate::store::{Change, StatusChange, StoreError};
 
 /// A status change that brings a run in line with its markers.
 #[derive(Debug, Clone)]
@@ -29,10 +17,10 @@ struct StatusFix {
     exit_code: Option<i64>,
 }
 
-impl Store {
+impl SqliteStore {
     /// Runs whose status disagrees with their last marker, runs `running`
     /// without an event for `stale_ms`, and gaps in event sequences.
-    pub async fn reconcile_store(
+    pub(super) async fn reconcile(
         &self,
         stale_ms: i64,
         fix: bool,
@@ -73,7 +61,7 @@ impl Store {
                             RunStatus::Failed
                         };
                         findings.push(Finding {
-                            kind: "status_mismatch",
+                            kind: "status_mismatch".to_owned(),
                             run_id: Some(id.clone()),
                             detail: format!("status is {status} but the run has a finished marker"),
                             repair: Some(format!("set status {}", should.as_str())),
@@ -86,7 +74,7 @@ impl Store {
                         });
                     } else if status == "pending" && started > 0 {
                         findings.push(Finding {
-                            kind: "status_mismatch",
+                            kind: "status_mismatch".to_owned(),
                             run_id: Some(id.clone()),
                             detail: "status is pending but the run has a started marker".to_owned(),
                             repair: Some("set status running".to_owned()),
@@ -125,7 +113,7 @@ impl Store {
                     .collect::<Result<Vec<_>, _>>()?;
                 for (id, count, max) in gaps {
                     findings.push(Finding {
-                        kind: "sequence_gap",
+                        kind: "sequence_gap".to_owned(),
                         run_id: Some(id),
                         detail: format!(
                             "{count} events but sequences up to {max}: {} missing",
@@ -140,7 +128,7 @@ impl Store {
             .await?;
         for id in &stale {
             findings.push(Finding {
-                kind: "stale_run",
+                kind: "stale_run".to_owned(),
                 run_id: Some(id.clone()),
                 detail: format!(
                     "running, but no runner contact for more than {} hours",
@@ -164,7 +152,7 @@ impl Store {
             }
             let fixed: Vec<String> = self
                 .writer()
-                .write(move |conn| {
+                .write_changes(move |conn, changes| {
                     let mut fixed = Vec::new();
                     for f in all {
                         let n = conn.execute(
@@ -175,6 +163,11 @@ impl Store {
                             params![f.run_id, f.status.as_str(), f.exit_code, now_ms()],
                         )?;
                         if n > 0 {
+                            changes.push(Change::RunStatus(StatusChange {
+                                run_id: f.run_id.clone(),
+                                status: f.status,
+                                exit_code: f.exit_code,
+                            }));
                             fixed.push(f.run_id);
                         }
                     }
@@ -190,29 +183,5 @@ impl Store {
             }
         }
         Ok(findings)
-    }
-
-    /// Every artifact row: (id, run id, relative path).
-    pub async fn artifact_rows(&self) -> Result<Vec<(String, String, String)>, StoreError> {
-        self.read(|conn| {
-            let rows = conn
-                .prepare("SELECT id, run_id, path FROM artifacts")?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .await
-    }
-
-    pub async fn delete_artifact_rows(&self, ids: Vec<String>) -> Result<usize, StoreError> {
-        self.writer()
-            .write(move |conn| {
-                let mut n = 0;
-                for id in ids {
-                    n += conn.execute("DELETE FROM artifacts WHERE id = ?1", [id])?;
-                }
-                Ok(n)
-            })
-            .await
     }
 }

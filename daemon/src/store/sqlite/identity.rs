@@ -1,58 +1,29 @@
 //! Users and login sessions.
 
+use async_trait::async_trait;
 use claw_proto::wire::Role;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 
-use super::{Store, StoreError, now_ms};
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UserRow {
-    pub id: String,
-    pub username: String,
-    pub role: Role,
-    pub totp_enabled: bool,
-    #[serde(serialize_with = "super::ser_iso")]
-    pub created_at: i64,
-    #[serde(skip)]
-    pub password_hash: String,
-    #[serde(skip)]
-    pub totp_secret: Option<String>,
-    #[serde(skip)]
-    pub totp_pending_secret: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct NewUser {
-    pub id: String,
-    pub username: String,
-    pub password_hash: String,
-    pub role: Role,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct UserUpdate {
-    pub role: Option<Role>,
-    pub password_hash: Option<String>,
-    pub reset_totp: bool,
-}
+use super::SqliteStore;
+use crate::clock::now_ms;
+use crate::store::{
+    Change, IdentityStore, NewSession, NewUser, SessionRow, SessionSelector, StoreError, UserRow,
+    UserUpdate,
+};
 
 const USER_COLUMNS: &str =
     "id, username, role, totp_secret, created_at, password_hash, totp_pending_secret";
 
 fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
     let role: String = row.get(2)?;
-    let totp_secret: Option<String> = row.get(3)?;
     Ok(UserRow {
         id: row.get(0)?,
         username: row.get(1)?,
         // An unreadable role grants the least.
         role: Role::parse(&role).unwrap_or(Role::Viewer),
-        totp_enabled: totp_secret.is_some(),
         created_at: row.get(4)?,
         password_hash: row.get(5)?,
-        totp_secret,
+        totp_secret: row.get(3)?,
         totp_pending_secret: row.get(6)?,
     })
 }
@@ -97,32 +68,9 @@ fn insert_user(conn: &Connection, user: &NewUser) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// A login session as administrators see it (never the token).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionRow {
-    /// The stored HMAC of the token: identifies, cannot be used to log in.
-    pub id: String,
-    pub username: String,
-    pub role: Role,
-    #[serde(serialize_with = "super::ser_iso")]
-    pub created_at: i64,
-    #[serde(serialize_with = "super::ser_iso")]
-    pub expires_at: i64,
-    pub ip: Option<String>,
-}
-
-/// Which sessions to end.
-#[derive(Debug, Clone)]
-pub enum SessionSelector {
-    /// One session, by its id or an unambiguous prefix of it (8+ chars).
-    Id(String),
-    User(String),
-    All,
-}
-
-impl Store {
-    pub async fn list_sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
+#[async_trait]
+impl IdentityStore for SqliteStore {
+    async fn list_sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
         self.read(|conn| {
             let rows = conn
                 .prepare_cached(
@@ -148,48 +96,22 @@ impl Store {
     }
 
     /// Ends sessions; returns how many.
-    pub async fn revoke_sessions(&self, which: SessionSelector) -> Result<usize, StoreError> {
+    async fn revoke_sessions(&self, which: SessionSelector) -> Result<usize, StoreError> {
         self.writer()
-            .write(move |conn| match which {
-                SessionSelector::All => Ok(conn.execute("DELETE FROM sessions", [])?),
-                SessionSelector::User(name) => {
-                    user_by(conn, "username", &name)?
-                        .ok_or_else(|| StoreError::NotFound(format!("unknown user {name}")))?;
-                    Ok(conn.execute(
-                        "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
-                        [&name],
-                    )?)
-                }
-                SessionSelector::Id(prefix) => {
-                    if prefix.len() < 8 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        return Err(StoreError::NotFound(
-                            "a session id is at least 8 hex characters (see clawctl sessions list)".to_owned(),
-                        ));
-                    }
-                    let ids: Vec<String> = conn
-                        .prepare("SELECT id FROM sessions WHERE substr(id, 1, length(?1)) = ?1")?
-                        .query_map([&prefix], |r| r.get(0))?
-                        .collect::<Result<_, _>>()?;
-                    match ids.as_slice() {
-                        [] => Err(StoreError::NotFound(format!("no session {prefix}"))),
-                        [id] => Ok(conn.execute("DELETE FROM sessions WHERE id = ?1", [id])?),
-                        _ => Err(StoreError::Conflict(format!(
-                            "{prefix} matches {} sessions: give more of the id",
-                            ids.len()
-                        ))),
-                    }
-                }
+            .write_changes(move |conn, changes| {
+                changes.push(Change::SessionsChanged);
+                revoke(conn, which)
             })
             .await
     }
 
-    pub async fn user_count(&self) -> Result<u64, StoreError> {
+    async fn user_count(&self) -> Result<u64, StoreError> {
         self.read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?))
             .await
     }
 
     /// Creates the first administrator; refused once any user exists.
-    pub async fn create_first_user(&self, user: NewUser) -> Result<UserRow, StoreError> {
+    async fn create_first_user(&self, user: NewUser) -> Result<UserRow, StoreError> {
         self.writer()
             .write(move |conn| {
                 let count: u64 = conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
@@ -205,7 +127,7 @@ impl Store {
             .await
     }
 
-    pub async fn create_user(&self, user: NewUser) -> Result<UserRow, StoreError> {
+    async fn create_user(&self, user: NewUser) -> Result<UserRow, StoreError> {
         self.writer()
             .write(move |conn| {
                 insert_user(conn, &user)?;
@@ -214,16 +136,16 @@ impl Store {
             .await
     }
 
-    pub async fn user_by_name(&self, username: String) -> Result<Option<UserRow>, StoreError> {
+    async fn user_by_name(&self, username: String) -> Result<Option<UserRow>, StoreError> {
         self.read(move |conn| user_by(conn, "username", &username))
             .await
     }
 
-    pub async fn user(&self, id: String) -> Result<UserRow, StoreError> {
+    async fn user(&self, id: String) -> Result<UserRow, StoreError> {
         self.read(move |conn| require_user(conn, &id)).await
     }
 
-    pub async fn list_users(&self) -> Result<Vec<UserRow>, StoreError> {
+    async fn list_users(&self) -> Result<Vec<UserRow>, StoreError> {
         self.read(|conn| {
             let rows = conn
                 .prepare_cached(&format!(
@@ -238,9 +160,12 @@ impl Store {
 
     /// Changes role, password or TOTP; never leaves the system without an
     /// administrator. A new password or a TOTP reset ends the user's sessions.
-    pub async fn update_user(&self, id: String, update: UserUpdate) -> Result<UserRow, StoreError> {
+    async fn update_user(&self, id: String, update: UserUpdate) -> Result<UserRow, StoreError> {
         self.writer()
-            .write(move |conn| {
+            .write_changes(move |conn, changes| {
+                // A new role changes what the user's sockets may do; a new
+                // password or TOTP ends the user's sessions.
+                changes.push(Change::SessionsChanged);
                 let user = require_user(conn, &id)?;
                 if let Some(role) = update.role {
                     if user.role == Role::Admin && role != Role::Admin && admin_count(conn)? <= 1 {
@@ -267,9 +192,10 @@ impl Store {
             .await
     }
 
-    pub async fn delete_user(&self, id: String) -> Result<UserRow, StoreError> {
+    async fn delete_user(&self, id: String) -> Result<UserRow, StoreError> {
         self.writer()
-            .write(move |conn| {
+            .write_changes(move |conn, changes| {
+                changes.push(Change::SessionsChanged);
                 let user = require_user(conn, &id)?;
                 if user.role == Role::Admin && admin_count(conn)? <= 1 {
                     return Err(StoreError::Conflict(
@@ -282,11 +208,7 @@ impl Store {
             .await
     }
 
-    pub async fn set_totp_pending(
-        &self,
-        user_id: String,
-        secret: String,
-    ) -> Result<(), StoreError> {
+    async fn set_totp_pending(&self, user_id: String, secret: String) -> Result<(), StoreError> {
         self.writer()
             .write(move |conn| {
                 require_user(conn, &user_id)?;
@@ -300,7 +222,7 @@ impl Store {
     }
 
     /// Turns the pending secret into the active one.
-    pub async fn confirm_totp(&self, user_id: String, step: u64) -> Result<(), StoreError> {
+    async fn confirm_totp(&self, user_id: String, step: u64) -> Result<(), StoreError> {
         self.writer()
             .write(move |conn| {
                 let n = conn.execute(
@@ -320,7 +242,7 @@ impl Store {
 
     /// Records the time step of a used TOTP code; false if it (or a later
     /// one) was used already, so a code works once.
-    pub async fn use_totp_step(&self, user_id: String, step: u64) -> Result<bool, StoreError> {
+    async fn use_totp_step(&self, user_id: String, step: u64) -> Result<bool, StoreError> {
         self.writer()
             .write(move |conn| {
                 let n = conn.execute(
@@ -333,18 +255,12 @@ impl Store {
             .await
     }
 
-    pub async fn create_session(
-        &self,
-        id_hash: String,
-        user_id: String,
-        expires_at: i64,
-        ip: Option<String>,
-    ) -> Result<(), StoreError> {
+    async fn create_session(&self, session: NewSession) -> Result<(), StoreError> {
         self.writer()
             .write(move |conn| {
                 conn.execute(
                     "INSERT INTO sessions (id, user_id, created_at, expires_at, ip) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![id_hash, user_id, now_ms(), expires_at, ip],
+                    params![session.id_hash, session.user_id, now_ms(), session.expires_at, session.ip],
                 )?;
                 Ok(())
             })
@@ -352,10 +268,7 @@ impl Store {
     }
 
     /// The live session with this hash: its user and when it expires.
-    pub async fn session_user(
-        &self,
-        id_hash: String,
-    ) -> Result<Option<(UserRow, i64)>, StoreError> {
+    async fn session_user(&self, id_hash: String) -> Result<Option<(UserRow, i64)>, StoreError> {
         self.read(move |conn| {
             let session: Option<(String, i64)> = conn
                 .prepare_cached(
@@ -373,27 +286,47 @@ impl Store {
         .await
     }
 
-    pub async fn delete_session(&self, id_hash: String) -> Result<(), StoreError> {
+    async fn delete_session(&self, id_hash: String) -> Result<(), StoreError> {
         self.writer()
-            .write(move |conn| {
+            .write_changes(move |conn, changes| {
+                changes.push(Change::SessionsChanged);
                 conn.execute("DELETE FROM sessions WHERE id = ?1", [&id_hash])?;
                 Ok(())
             })
             .await
     }
+}
 
-    /// Removes expired sessions and nonces; returns how many of each.
-    pub async fn purge_expired(&self) -> Result<(usize, usize), StoreError> {
-        let cutoff = self.nonce_cutoff();
-        self.writer()
-            .write(move |conn| {
-                let now = now_ms();
-                let sessions =
-                    conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
-                let nonces = conn.execute("DELETE FROM nonces WHERE timestamp < ?1", [cutoff])?
-                    + conn.execute("DELETE FROM nonces_legacy WHERE expires_at <= ?1", [now])?;
-                Ok((sessions, nonces))
-            })
-            .await
+fn revoke(conn: &Connection, which: SessionSelector) -> Result<usize, StoreError> {
+    match which {
+        SessionSelector::All => Ok(conn.execute("DELETE FROM sessions", [])?),
+        SessionSelector::User(name) => {
+            user_by(conn, "username", &name)?
+                .ok_or_else(|| StoreError::NotFound(format!("unknown user {name}")))?;
+            Ok(conn.execute(
+                "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
+                [&name],
+            )?)
+        }
+        SessionSelector::Id(prefix) => {
+            if prefix.len() < 8 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(StoreError::NotFound(
+                    "a session id is at least 8 hex characters (see clawctl sessions list)"
+                        .to_owned(),
+                ));
+            }
+            let ids: Vec<String> = conn
+                .prepare("SELECT id FROM sessions WHERE substr(id, 1, length(?1)) = ?1")?
+                .query_map([&prefix], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            match ids.as_slice() {
+                [] => Err(StoreError::NotFound(format!("no session {prefix}"))),
+                [id] => Ok(conn.execute("DELETE FROM sessions WHERE id = ?1", [id])?),
+                _ => Err(StoreError::Conflict(format!(
+                    "{prefix} matches {} sessions: give more of the id",
+                    ids.len()
+                ))),
+            }
+        }
     }
 }

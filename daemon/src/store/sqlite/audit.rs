@@ -2,56 +2,13 @@
 //! and the previous row's hash, so an edited, inserted or removed row breaks
 //! the chain at that point.
 
+use async_trait::async_trait;
 use rusqlite::{Connection, params};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{Store, StoreError, now_ms};
-
-/// One action to record.
-#[derive(Debug, Clone, Default)]
-pub struct AuditEntry {
-    pub user_id: Option<String>,
-    pub username: Option<String>,
-    pub action: String,
-    pub target: Option<String>,
-    pub details: Option<String>,
-    pub ip: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditRow {
-    pub id: i64,
-    #[serde(serialize_with = "super::ser_iso")]
-    pub timestamp: i64,
-    pub user_id: Option<String>,
-    pub username: Option<String>,
-    pub action: String,
-    pub target: Option<String>,
-    pub details: Option<String>,
-    pub ip: Option<String>,
-    pub hash: String,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    pub username: Option<String>,
-    /// Matches the action itself or any `action.…` below it.
-    pub action: Option<String>,
-    pub since: Option<i64>,
-    pub limit: u32,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChainReport {
-    pub ok: bool,
-    pub checked: u64,
-    /// The first row whose hash does not follow from its content and the
-    /// row before it.
-    pub broken_at: Option<i64>,
-    pub reason: Option<String>,
-}
+use super::SqliteStore;
+use crate::clock::now_ms;
+use crate::store::{AuditEntry, AuditFilter, AuditRow, AuditStore, ChainVerdict, StoreError};
 
 struct RawRow {
     id: i64,
@@ -176,18 +133,16 @@ pub(super) fn rechain_all(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn verify(conn: &Connection) -> Result<ChainReport, StoreError> {
+fn verify(conn: &Connection) -> Result<ChainVerdict, StoreError> {
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit_log ORDER BY id"))?;
     let mut rows = stmt.query([])?;
     let mut prev = String::new();
     let mut checked = 0;
     while let Some(row) = rows.next()? {
         let row = raw_from_row(row)?;
-        let broken = |reason: &str| ChainReport {
-            ok: false,
+        let broken = |reason: &str| ChainVerdict {
             checked,
-            broken_at: Some(row.id),
-            reason: Some(reason.to_owned()),
+            broken: Some((row.id, reason.to_owned())),
         };
         if row.prev_hash != prev {
             return Ok(broken(
@@ -202,24 +157,23 @@ fn verify(conn: &Connection) -> Result<ChainReport, StoreError> {
         prev = row.hash;
         checked += 1;
     }
-    Ok(ChainReport {
-        ok: true,
+    Ok(ChainVerdict {
         checked,
-        broken_at: None,
-        reason: None,
+        broken: None,
     })
 }
 
-impl Store {
-    pub async fn audit(&self, entry: AuditEntry) -> Result<i64, StoreError> {
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn audit(&self, entry: AuditEntry) -> Result<i64, StoreError> {
         self.writer().write(move |conn| append(conn, &entry)).await
     }
 
-    pub async fn verify_audit_chain(&self) -> Result<ChainReport, StoreError> {
+    async fn verify_audit_chain(&self) -> Result<ChainVerdict, StoreError> {
         self.read(verify).await
     }
 
-    pub async fn list_audit(&self, filter: AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
+    async fn list_audit(&self, filter: AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
         self.read(move |conn| {
             let action_prefix = filter.action.as_ref().map(|a| format!("{a}.%"));
             let rows = conn

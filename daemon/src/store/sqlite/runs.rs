@@ -1,141 +1,26 @@
 //! Runs, events, commands and artifacts.
 
+use async_trait::async_trait;
 use claw_proto::allowlist::STOP_COMMAND;
+use claw_proto::api::CommandStatus;
 use claw_proto::wire::{EventType, Marker, RunStatus};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::SqliteStore;
 use super::nonces::{self, NonceCheck};
-use super::{Store, StoreError, now_ms};
-
-fn ser_json_text<S: serde::Serializer>(text: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
-    // Metadata is stored as JSON text and shown as JSON.
-    match text
-        .as_deref()
-        .map(serde_json::from_str::<serde_json::Value>)
-    {
-        Some(Ok(value)) => value.serialize(s),
-        _ => s.serialize_none(),
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RunRow {
-    pub id: String,
-    pub status: RunStatus,
-    pub command: Option<String>,
-    #[serde(serialize_with = "ser_json_text")]
-    pub metadata: Option<String>,
-    pub created_by: Option<String>,
-    #[serde(serialize_with = "super::ser_iso")]
-    pub created_at: i64,
-    #[serde(serialize_with = "super::ser_iso_opt")]
-    pub started_at: Option<i64>,
-    #[serde(serialize_with = "super::ser_iso_opt")]
-    pub finished_at: Option<i64>,
-    pub exit_code: Option<i64>,
-    #[serde(serialize_with = "super::ser_iso_opt")]
-    pub stop_requested_at: Option<i64>,
-    pub event_count: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct EventRow {
-    pub id: i64,
-    #[serde(skip)]
-    pub run_id: String,
-    #[serde(rename = "type")]
-    pub kind: EventType,
-    pub data: String,
-    #[serde(serialize_with = "super::ser_iso")]
-    pub timestamp: i64,
-    pub sequence: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct CommandRow {
-    pub id: String,
-    pub run_id: String,
-    pub command: String,
-    pub status: String,
-    pub result: Option<String>,
-    pub error: Option<String>,
-    pub created_by: Option<String>,
-    #[serde(serialize_with = "super::ser_iso")]
-    pub created_at: i64,
-    #[serde(serialize_with = "super::ser_iso_opt")]
-    pub completed_at: Option<i64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ArtifactRow {
-    pub id: String,
-    pub run_id: String,
-    pub filename: String,
-    #[serde(skip)]
-    pub path: String,
-    pub size: u64,
-    pub content_type: String,
-    #[serde(serialize_with = "super::ser_iso")]
-    pub created_at: i64,
-}
-
-/// What a signed runner request proves, checked inside the write transaction.
-#[derive(Debug, Clone)]
-pub struct RunnerAuth {
-    pub run_id: String,
-    pub capability_token: String,
-    pub nonce: String,
-    /// The signed `X-Timestamp` (Unix seconds).
-    pub timestamp: i64,
-}
+use crate::clock::now_ms;
+use crate::store::{
+    ArtifactIndex, ArtifactRow, Change, CommandOutcome, CommandRow, CommandStore, EventRow,
+    Ingested, NewArtifact, NewCommand, NewEvent, NewRun, RunFilter, RunRow, RunStore, RunnerAuth,
+    StatusChange, StoreError,
+};
 
 impl RunnerAuth {
     fn nonce_key(&self) -> nonces::Nonce {
         (self.timestamp, self.nonce.clone())
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub kind: EventType,
-    pub data: String,
-    pub sequence: Option<u64>,
-}
-
-#[derive(Debug, Clone)]
-pub struct StatusChange {
-    pub run_id: String,
-    pub status: RunStatus,
-    pub exit_code: Option<i64>,
-}
-
-/// Result of an ingest: one id per submitted event, the rows that are new.
-#[derive(Debug, Clone, Default)]
-pub struct Ingested {
-    pub ids: Vec<i64>,
-    pub stored: Vec<EventRow>,
-    pub status_change: Option<StatusChange>,
-}
-
-#[derive(Debug, Clone)]
-pub struct NewArtifact {
-    pub id: String,
-    pub filename: String,
-    pub path: String,
-    pub size: u64,
-    pub content_type: String,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct RunFilter {
-    pub status: Option<RunStatus>,
-    pub before: Option<i64>,
-    /// Created at or after this time.
-    pub since: Option<i64>,
-    pub limit: u32,
 }
 
 /// Lowercase hex SHA-256 of a capability token: what the store keeps.
@@ -180,11 +65,13 @@ const COMMAND_COLUMNS: &str =
     "id, run_id, command, status, result, error, created_by, created_at, completed_at";
 
 fn command_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CommandRow> {
+    let status: String = row.get(3)?;
     Ok(CommandRow {
         id: row.get(0)?,
         run_id: row.get(1)?,
         command: row.get(2)?,
-        status: row.get(3)?,
+        // An unreadable status reads as delivered: seen, not answered.
+        status: CommandStatus::parse(&status).unwrap_or(CommandStatus::Delivered),
         result: row.get(4)?,
         error: row.get(5)?,
         created_by: row.get(6)?,
@@ -286,9 +173,7 @@ fn check_token_and_nonce(
     };
     let presented = token_hash(&auth.capability_token);
     if !bool::from(presented.as_bytes().ct_eq(stored.as_bytes())) {
-        return Err(StoreError::Forbidden(
-            "capability token does not belong to this run".to_owned(),
-        ));
+        return Err(StoreError::WrongToken);
     }
     let seen = match nonce_use {
         NonceUse::Written => {
@@ -311,13 +196,15 @@ fn check_token_and_nonce(
     Ok(())
 }
 
-/// Stores the events of `run_id`, whose next sequence is `next`.
+/// Stores the events of `run_id`, whose next sequence is `next`; records
+/// the new rows and any status change in `changes`.
 fn ingest(
     conn: &Connection,
     run_id: &str,
     mut next: u64,
     events: Vec<NewEvent>,
     now: i64,
+    changes: &mut Vec<Change>,
 ) -> Result<Ingested, StoreError> {
     // Taken from the cache once per request, not once per event: the
     // look-up showed in profiles of 1000-event batches.
@@ -326,9 +213,9 @@ fn ingest(
     )?;
     let mut out = Ingested {
         ids: Vec::with_capacity(events.len()),
-        stored: Vec::with_capacity(events.len()),
         status_change: None,
     };
+    let mut stored = Vec::with_capacity(events.len());
     for event in events {
         let sequence = event.sequence.filter(|s| *s > 0).unwrap_or(next);
         if sequence < next {
@@ -360,7 +247,7 @@ fn ingest(
         {
             out.status_change = Some(change);
         }
-        out.stored.push(EventRow {
+        stored.push(EventRow {
             id,
             run_id: run_id.to_owned(),
             kind: event.kind,
@@ -368,6 +255,12 @@ fn ingest(
             timestamp: now,
             sequence,
         });
+    }
+    if !stored.is_empty() {
+        changes.push(Change::Events(stored));
+    }
+    if let Some(change) = &out.status_change {
+        changes.push(Change::RunStatus(change.clone()));
     }
     Ok(out)
 }
@@ -420,15 +313,12 @@ fn apply_marker(
     Ok(change)
 }
 
-impl Store {
-    /// Stores a runner's events (exactly once per sequence) after checking
-    /// the request's run, token and nonce. `after_commit` sees the result on
-    /// the writer thread, in commit order.
-    pub async fn runner_ingest(
+#[async_trait]
+impl RunStore for SqliteStore {
+    async fn runner_ingest(
         &self,
         auth: RunnerAuth,
         events: Vec<NewEvent>,
-        after_commit: impl FnOnce(&Ingested) + Send + 'static,
     ) -> Result<Ingested, StoreError> {
         // A resend of sequenced events stores nothing, so their nonce can
         // wait in the buffer; an unsequenced event would be stored again.
@@ -443,155 +333,44 @@ impl Store {
         let one_change = nonce_use == NonceUse::Held
             && matches!(events.as_slice(), [event] if event.kind != EventType::Marker);
         let nonces = self.nonce_check();
-        let work = move |conn: &Connection| {
+        let work = move |conn: &Connection, changes: &mut Vec<Change>| {
             let now = now_ms();
             let next = check_runner_for_ingest(conn, &auth, now, &nonces, nonce_use)?;
-            let ingested = ingest(conn, &auth.run_id, next, events, now)?;
+            let ingested = ingest(conn, &auth.run_id, next, events, now, changes)?;
             if nonce_use == NonceUse::Held {
                 nonces::lock(&nonces.held).record(auth.nonce_key());
             }
             Ok(ingested)
         };
         if one_change {
-            self.writer()
-                .write_one_change_then(work, after_commit)
-                .await
+            self.writer().write_one_change(work).await
         } else {
-            self.writer()
-                .write_rows_then(rows, work, after_commit)
-                .await
+            self.writer().write_rows_changes(rows, work).await
         }
     }
 
-    /// Checks a signed runner request (run, token, nonce) that changes nothing
-    /// else, such as opening the runner's WebSocket.
-    pub async fn runner_check(&self, auth: RunnerAuth) -> Result<(), StoreError> {
+    async fn runner_check(&self, auth: RunnerAuth) -> Result<(), StoreError> {
         let nonces = self.nonce_check();
         self.writer()
             .write(move |conn| check_runner(conn, &auth, now_ms(), &nonces, NonceUse::Written))
             .await
     }
 
-    /// The run's pending commands, oldest first; they become `delivered`.
-    pub async fn runner_pending_commands(
-        &self,
-        auth: RunnerAuth,
-    ) -> Result<Vec<CommandRow>, StoreError> {
-        let nonces = self.nonce_check();
-        self.writer()
-            .write(move |conn| {
-                check_runner(conn, &auth, now_ms(), &nonces, NonceUse::Written)?;
-                let rows = conn
-                    .prepare_cached(&format!(
-                        "SELECT {COMMAND_COLUMNS} FROM commands WHERE run_id = ?1 AND status = 'pending' \
-                         ORDER BY created_at, rowid"
-                    ))?
-                    .query_map([&auth.run_id], command_from_row)?
-                    .collect::<Result<Vec<_>, _>>()?;
-                conn.prepare_cached(
-                    "UPDATE commands SET status = 'delivered' WHERE run_id = ?1 AND status = 'pending'",
-                )?
-                .execute([&auth.run_id])?;
-                Ok(rows)
-            })
-            .await
-    }
-
-    /// Records a command's outcome. Acknowledging twice changes nothing.
-    pub async fn runner_ack_command(
-        &self,
-        auth: RunnerAuth,
-        command_id: String,
-        result: Option<String>,
-        error: Option<String>,
-        after_commit: impl FnOnce(&Option<CommandRow>) + Send + 'static,
-    ) -> Result<Option<CommandRow>, StoreError> {
-        let nonces = self.nonce_check();
-        self.writer()
-            .write_then(
-                move |conn| {
-                    let now = now_ms();
-                    check_runner(conn, &auth, now, &nonces, NonceUse::Written)?;
-                    let status = if error.is_some() { "failed" } else { "completed" };
-                    let changed = conn.execute(
-                        "UPDATE commands SET status = ?3, result = ?4, error = ?5, completed_at = ?6 \
-                         WHERE id = ?1 AND run_id = ?2 AND status IN ('pending', 'delivered')",
-                        params![command_id, auth.run_id, status, result, error, now],
-                    )?;
-                    let row = conn
-                        .query_row(
-                            &format!("SELECT {COMMAND_COLUMNS} FROM commands WHERE id = ?1 AND run_id = ?2"),
-                            params![command_id, auth.run_id],
-                            command_from_row,
-                        )
-                        .optional()?
-                        .ok_or_else(|| StoreError::NotFound(format!("unknown command {command_id}")))?;
-                    Ok((changed > 0).then_some(row))
-                },
-                after_commit,
-            )
-            .await
-    }
-
-    /// Records an uploaded artifact whose file is already in place.
-    pub async fn runner_add_artifact(
-        &self,
-        auth: RunnerAuth,
-        artifact: NewArtifact,
-    ) -> Result<ArtifactRow, StoreError> {
-        let nonces = self.nonce_check();
-        self.writer()
-            .write(move |conn| {
-                let now = now_ms();
-                check_runner(conn, &auth, now, &nonces, NonceUse::Written)?;
-                conn.execute(
-                    "INSERT INTO artifacts (id, run_id, filename, path, size, content_type, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        artifact.id,
-                        auth.run_id,
-                        artifact.filename,
-                        artifact.path,
-                        artifact.size,
-                        artifact.content_type,
-                        now
-                    ],
-                )?;
-                Ok(ArtifactRow {
-                    id: artifact.id,
-                    run_id: auth.run_id,
-                    filename: artifact.filename,
-                    path: artifact.path,
-                    size: artifact.size,
-                    content_type: artifact.content_type,
-                    created_at: now,
-                })
-            })
-            .await
-    }
-
-    pub async fn create_run(
-        &self,
-        id: String,
-        capability_token: &str,
-        command: Option<String>,
-        metadata: Option<String>,
-        created_by: Option<String>,
-    ) -> Result<RunRow, StoreError> {
-        let hash = token_hash(capability_token);
+    async fn create_run(&self, run: NewRun) -> Result<RunRow, StoreError> {
+        let hash = token_hash(&run.capability_token);
         self.writer()
             .write(move |conn| {
                 conn.execute(
                     "INSERT INTO runs (id, status, command, metadata, capability_token_hash, created_by, created_at) \
                      VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6)",
-                    params![id, command, metadata, hash, created_by, now_ms()],
+                    params![run.id, run.command, run.metadata, hash, run.created_by, now_ms()],
                 )?;
-                get_run(conn, &id)
+                get_run(conn, &run.id)
             })
             .await
     }
 
-    pub async fn list_runs(&self, filter: RunFilter) -> Result<Vec<RunRow>, StoreError> {
+    async fn list_runs(&self, filter: RunFilter) -> Result<Vec<RunRow>, StoreError> {
         self.read(move |conn| {
             let rows = conn
                 .prepare_cached(&format!(
@@ -615,12 +394,11 @@ impl Store {
         .await
     }
 
-    pub async fn run(&self, id: String) -> Result<RunRow, StoreError> {
+    async fn run(&self, id: String) -> Result<RunRow, StoreError> {
         self.read(move |conn| get_run(conn, &id)).await
     }
 
-    /// Events of a run with sequence > `after`, in order, at most `limit`.
-    pub async fn events_after(
+    async fn events_after(
         &self,
         run_id: String,
         after: u64,
@@ -642,37 +420,14 @@ impl Store {
         .await
     }
 
-    /// Queues a command for a running run.
-    pub async fn queue_command(
+    async fn request_stop(
         &self,
         run_id: String,
         command_id: String,
-        command: String,
         created_by: Option<String>,
     ) -> Result<CommandRow, StoreError> {
         self.writer()
-            .write(move |conn| {
-                let status = run_status(conn, &run_id)?;
-                if status != RunStatus::Running {
-                    return Err(StoreError::Conflict(format!(
-                        "run {run_id} is {}, commands go only to running runs",
-                        status.as_str()
-                    )));
-                }
-                insert_command(conn, &command_id, &run_id, &command, created_by.as_deref())
-            })
-            .await
-    }
-
-    /// Queues `__STOP__`. A run that never started is stopped at once.
-    pub async fn request_stop(
-        &self,
-        run_id: String,
-        command_id: String,
-        created_by: Option<String>,
-    ) -> Result<(CommandRow, Option<StatusChange>), StoreError> {
-        self.writer()
-            .write(move |conn| {
+            .write_changes(move |conn, changes| {
                 let status = run_status(conn, &run_id)?;
                 if status.is_finished() {
                     return Err(StoreError::Conflict(format!(
@@ -681,30 +436,89 @@ impl Store {
                     )));
                 }
                 let now = now_ms();
-                let change = if status == RunStatus::Pending {
+                let stopped_at_once = status == RunStatus::Pending;
+                if stopped_at_once {
                     conn.execute(
                         "UPDATE runs SET status = 'stopped', stop_requested_at = ?2, finished_at = ?2 WHERE id = ?1",
                         params![run_id, now],
                     )?;
-                    Some(StatusChange {
-                        run_id: run_id.clone(),
-                        status: RunStatus::Stopped,
-                        exit_code: None,
-                    })
                 } else {
                     conn.execute(
                         "UPDATE runs SET stop_requested_at = COALESCE(stop_requested_at, ?2) WHERE id = ?1",
                         params![run_id, now],
                     )?;
-                    None
-                };
+                }
                 let row = insert_command(conn, &command_id, &run_id, STOP_COMMAND, created_by.as_deref())?;
-                Ok((row, change))
+                changes.push(Change::StopRequested {
+                    run_id: run_id.clone(),
+                    command_id: row.id.clone(),
+                });
+                if stopped_at_once {
+                    changes.push(Change::RunStatus(StatusChange {
+                        run_id,
+                        status: RunStatus::Stopped,
+                        exit_code: None,
+                    }));
+                }
+                Ok(row)
             })
             .await
     }
 
-    pub async fn list_commands(&self, run_id: String) -> Result<Vec<CommandRow>, StoreError> {
+    async fn delete_run(&self, run_id: String) -> Result<Vec<ArtifactRow>, StoreError> {
+        self.writer()
+            .write(move |conn| {
+                run_status(conn, &run_id)?;
+                let artifacts = artifacts_of(conn, &run_id)?;
+                conn.execute("DELETE FROM runs WHERE id = ?1", [&run_id])?;
+                Ok(artifacts)
+            })
+            .await
+    }
+
+    async fn run_counts(&self) -> Result<Vec<(RunStatus, u64)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT status, COUNT(*) FROM runs GROUP BY status")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(s, n)| RunStatus::parse(&s).map(|s| (s, n)))
+                .collect())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl CommandStore for SqliteStore {
+    async fn queue_command(&self, command: NewCommand) -> Result<CommandRow, StoreError> {
+        self.writer()
+            .write_changes(move |conn, changes| {
+                let status = run_status(conn, &command.run_id)?;
+                if status != RunStatus::Running {
+                    return Err(StoreError::Conflict(format!(
+                        "run {} is {}, commands go only to running runs",
+                        command.run_id,
+                        status.as_str()
+                    )));
+                }
+                let row = insert_command(
+                    conn,
+                    &command.id,
+                    &command.run_id,
+                    &command.command,
+                    command.created_by.as_deref(),
+                )?;
+                changes.push(Change::CommandQueued(row.clone()));
+                Ok(row)
+            })
+            .await
+    }
+
+    async fn list_commands(&self, run_id: String) -> Result<Vec<CommandRow>, StoreError> {
         self.read(move |conn| {
             run_status(conn, &run_id)?;
             let rows = conn
@@ -718,20 +532,120 @@ impl Store {
         .await
     }
 
-    /// Deletes a run with its events, commands and artifact rows; returns
-    /// the artifact files to remove.
-    pub async fn delete_run(&self, run_id: String) -> Result<Vec<ArtifactRow>, StoreError> {
+    async fn runner_pending_commands(
+        &self,
+        auth: RunnerAuth,
+    ) -> Result<Vec<CommandRow>, StoreError> {
+        let nonces = self.nonce_check();
         self.writer()
             .write(move |conn| {
-                run_status(conn, &run_id)?;
-                let artifacts = artifacts_of(conn, &run_id)?;
-                conn.execute("DELETE FROM runs WHERE id = ?1", [&run_id])?;
-                Ok(artifacts)
+                check_runner(conn, &auth, now_ms(), &nonces, NonceUse::Written)?;
+                let rows = conn
+                    .prepare_cached(&format!(
+                        "SELECT {COMMAND_COLUMNS} FROM commands WHERE run_id = ?1 AND status = 'pending' \
+                         ORDER BY created_at, rowid"
+                    ))?
+                    .query_map([&auth.run_id], command_from_row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                conn.prepare_cached(
+                    "UPDATE commands SET status = 'delivered' WHERE run_id = ?1 AND status = 'pending'",
+                )?
+                .execute([&auth.run_id])?;
+                Ok(rows)
             })
             .await
     }
 
-    pub async fn list_artifacts(&self, run_id: String) -> Result<Vec<ArtifactRow>, StoreError> {
+    async fn runner_ack_command(
+        &self,
+        auth: RunnerAuth,
+        ack: CommandOutcome,
+    ) -> Result<Option<CommandRow>, StoreError> {
+        let nonces = self.nonce_check();
+        self.writer()
+            .write_changes(move |conn, changes| {
+                let now = now_ms();
+                check_runner(conn, &auth, now, &nonces, NonceUse::Written)?;
+                let status = if ack.error.is_some() {
+                    CommandStatus::Failed
+                } else {
+                    CommandStatus::Completed
+                };
+                let changed = conn.execute(
+                    "UPDATE commands SET status = ?3, result = ?4, error = ?5, completed_at = ?6 \
+                     WHERE id = ?1 AND run_id = ?2 AND status IN ('pending', 'delivered')",
+                    params![
+                        ack.command_id,
+                        auth.run_id,
+                        status.as_str(),
+                        ack.result,
+                        ack.error,
+                        now
+                    ],
+                )?;
+                let row = conn
+                    .query_row(
+                        &format!(
+                            "SELECT {COMMAND_COLUMNS} FROM commands WHERE id = ?1 AND run_id = ?2"
+                        ),
+                        params![ack.command_id, auth.run_id],
+                        command_from_row,
+                    )
+                    .optional()?
+                    .ok_or_else(|| {
+                        StoreError::NotFound(format!("unknown command {}", ack.command_id))
+                    })?;
+                if changed == 0 {
+                    return Ok(None);
+                }
+                changes.push(Change::CommandCompleted(row.clone()));
+                Ok(Some(row))
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl ArtifactIndex for SqliteStore {
+    async fn runner_add_artifact(
+        &self,
+        auth: RunnerAuth,
+        artifact: NewArtifact,
+    ) -> Result<ArtifactRow, StoreError> {
+        let nonces = self.nonce_check();
+        self.writer()
+            .write_changes(move |conn, changes| {
+                let now = now_ms();
+                check_runner(conn, &auth, now, &nonces, NonceUse::Written)?;
+                conn.execute(
+                    "INSERT INTO artifacts (id, run_id, filename, path, size, content_type, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        artifact.id,
+                        auth.run_id,
+                        artifact.filename,
+                        artifact.path,
+                        artifact.size,
+                        artifact.content_type,
+                        now
+                    ],
+                )?;
+                let row = ArtifactRow {
+                    id: artifact.id,
+                    run_id: auth.run_id,
+                    filename: artifact.filename,
+                    path: artifact.path,
+                    size: artifact.size,
+                    content_type: artifact.content_type,
+                    created_at: now,
+                };
+                changes.push(Change::ArtifactAdded(row.clone()));
+                Ok(row)
+            })
+            .await
+    }
+
+    async fn list_artifacts(&self, run_id: String) -> Result<Vec<ArtifactRow>, StoreError> {
         self.read(move |conn| {
             run_status(conn, &run_id)?;
             artifacts_of(conn, &run_id)
@@ -739,7 +653,7 @@ impl Store {
         .await
     }
 
-    pub async fn artifact(&self, id: String) -> Result<ArtifactRow, StoreError> {
+    async fn artifact(&self, id: String) -> Result<ArtifactRow, StoreError> {
         self.read(move |conn| {
             conn.query_row(
                 &format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE id = ?1"),
@@ -752,7 +666,7 @@ impl Store {
         .await
     }
 
-    pub async fn delete_artifact(&self, id: String) -> Result<ArtifactRow, StoreError> {
+    async fn delete_artifact(&self, id: String) -> Result<ArtifactRow, StoreError> {
         self.writer()
             .write(move |conn| {
                 let row = conn
@@ -768,23 +682,29 @@ impl Store {
             })
             .await
     }
-}
 
-impl Store {
-    /// Number of runs in each state.
-    pub async fn run_counts(&self) -> Result<Vec<(RunStatus, u64)>, StoreError> {
+    async fn all_artifacts(&self) -> Result<Vec<ArtifactRow>, StoreError> {
         self.read(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT status, COUNT(*) FROM runs GROUP BY status")?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?
+            let rows = conn
+                .prepare(&format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts"))?
+                .query_map([], artifact_from_row)?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows
-                .into_iter()
-                .filter_map(|(s, n)| RunStatus::parse(&s).map(|s| (s, n)))
-                .collect())
+            Ok(rows)
         })
         .await
+    }
+
+    async fn delete_artifact_rows(&self, ids: Vec<String>) -> Result<usize, StoreError> {
+        self.writer()
+            .write(move |conn| {
+                let mut deleted = 0;
+                let mut delete = conn.prepare_cached("DELETE FROM artifacts WHERE id = ?1")?;
+                for id in &ids {
+                    deleted += delete.execute([id])?;
+                }
+                Ok(deleted)
+            })
+            .await
     }
 }
 
@@ -805,7 +725,7 @@ fn insert_command(
         id: id.to_owned(),
         run_id: run_id.to_owned(),
         command: command.to_owned(),
-        status: "pending".to_owned(),
+        status: CommandStatus::Pending,
         result: None,
         error: None,
         created_by: created_by.map(str::to_owned),

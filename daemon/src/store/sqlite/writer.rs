@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::StoreError;
+use crate::store::WriterStats;
+
 use super::nonces::{NonceBuffer, Written, lock};
+use super::{Change, ChangeSink, StoreError};
 
 /// Most jobs folded into one transaction; bounds the latency of the first.
 const MAX_JOBS_PER_COMMIT: usize = 512;
@@ -37,6 +39,8 @@ type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
 pub struct Writer {
     jobs: mpsc::Sender<Queued>,
     counters: Arc<Counters>,
+    /// Where each job's changes go once its transaction has committed.
+    sink: Arc<dyn ChangeSink>,
 }
 
 /// What the writer has done since start: jobs per commit is how well group
@@ -47,12 +51,6 @@ struct Counters {
     jobs: AtomicU64,
 }
 
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct WriterStats {
-    pub commits: u64,
-    pub writes: u64,
-}
-
 impl Writer {
     /// Starts the writer thread; it ends when every `Writer` is dropped,
     /// after writing the nonces it holds. Jobs record nonces in `nonces`;
@@ -60,6 +58,7 @@ impl Writer {
     pub fn start(
         conn: Connection,
         nonces: Arc<Mutex<NonceBuffer>>,
+        sink: Arc<dyn ChangeSink>,
     ) -> std::io::Result<(Self, thread::JoinHandle<()>)> {
         let (jobs, queue) = mpsc::channel::<Queued>();
         let counters = Arc::new(Counters::default());
@@ -69,7 +68,14 @@ impl Writer {
                 let counters = Arc::clone(&counters);
                 move || run(conn, &queue, &counters, &nonces)
             })?;
-        Ok((Self { jobs, counters }, handle))
+        Ok((
+            Self {
+                jobs,
+                counters,
+                sink,
+            },
+            handle,
+        ))
     }
 
     /// Starts the checkpointer: a thread with its own connection that, at
@@ -145,92 +151,82 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.write_then(work, |_| {}).await
-    }
-
-    /// Like [`write`](Self::write), and calls `after_commit` on the writer
-    /// thread right after the commit, before the next transaction starts:
-    /// notifications sent from there are in commit order.
-    pub async fn write_then<T, F, A>(&self, work: F, after_commit: A) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-        A: FnOnce(&T) + Send + 'static,
-    {
-        self.submit(work, after_commit, Guard::Savepoint, 1).await
-    }
-
-    /// Like [`write_then`](Self::write_then) for `work` that writes about
-    /// `rows` rows: a large job does not wait for others to join it.
-    pub async fn write_rows_then<T, F, A>(
-        &self,
-        rows: usize,
-        work: F,
-        after_commit: A,
-    ) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-        A: FnOnce(&T) + Send + 'static,
-    {
-        self.submit(work, after_commit, Guard::Savepoint, rows)
+        self.submit(move |conn, _| work(conn), Guard::Savepoint, 1)
             .await
     }
 
-    /// Like [`write_then`](Self::write_then) for `work` that changes the
-    /// database with at most one statement, and fails only before it or
-    /// by it: that statement is rolled back by SQLite alone, so the job
+    /// Like [`write`](Self::write) for `work` that records what it changed:
+    /// once the transaction has committed, and before the next one starts,
+    /// the changes go to the sink on the writer thread, so they arrive in
+    /// commit order and never before the rows are there.
+    pub async fn write_changes<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Vec<Change>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(work, Guard::Savepoint, 1).await
+    }
+
+    /// Like [`write_changes`](Self::write_changes) for `work` that writes
+    /// about `rows` rows: a large job does not wait for others to join it.
+    pub async fn write_rows_changes<T, F>(&self, rows: usize, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Vec<Change>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(work, Guard::Savepoint, rows).await
+    }
+
+    /// Like [`write_changes`](Self::write_changes) for `work` that changes
+    /// the database with at most one statement, and fails only before it
+    /// or by it: that statement is rolled back by SQLite alone, so the job
     /// needs no savepoint. A savepoint copies every page the job changes
     /// (two or three for an event) and costs two statements more, which is
     /// much of the writer's time for a single event.
-    pub async fn write_one_change_then<T, F, A>(
-        &self,
-        work: F,
-        after_commit: A,
-    ) -> Result<T, StoreError>
+    pub async fn write_one_change<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-        A: FnOnce(&T) + Send + 'static,
+        F: FnOnce(&Connection, &mut Vec<Change>) -> Result<T, StoreError> + Send + 'static,
     {
-        self.submit(work, after_commit, Guard::None, 1).await
+        self.submit(work, Guard::None, 1).await
     }
 
-    async fn submit<T, F, A>(
-        &self,
-        work: F,
-        after_commit: A,
-        guard: Guard,
-        rows: usize,
-    ) -> Result<T, StoreError>
+    async fn submit<T, F>(&self, work: F, guard: Guard, rows: usize) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-        A: FnOnce(&T) + Send + 'static,
+        F: FnOnce(&Connection, &mut Vec<Change>) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
+        let sink = Arc::clone(&self.sink);
         let job: Job = Box::new(move |conn| {
+            let mut changes = Vec::new();
             let outcome = match guard {
-                Guard::Savepoint => in_savepoint(conn, work),
-                Guard::None => work(conn),
+                Guard::Savepoint => in_savepoint(conn, |conn| work(conn, &mut changes)),
+                Guard::None => work(conn, &mut changes),
             };
             Box::new(move |committed| {
                 let result = match committed {
                     Ok(()) => outcome,
                     // The job's own error says more than the failed commit.
-                    Err(e) => outcome.and(Err(StoreError::Commit(e.to_string()))),
+                    Err(e) => outcome.and(Err(e.clone())),
                 };
-                if let Ok(value) = &result {
-                    after_commit(value);
+                if result.is_ok() {
+                    for change in changes {
+                        sink.publish(change);
+                    }
                 }
                 let _ = reply.send(result);
             })
         });
         self.jobs
             .send(Queued { rows, job })
-            .map_err(|_| StoreError::WriterGone)?;
-        answer.await.map_err(|_| StoreError::WriterGone)?
+            .map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
     }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable("the store's writer has stopped".to_owned())
 }
 
 /// How a job's changes are undone when it fails.

@@ -43,6 +43,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0005_event_ids_without_autoincrement.sql"),
         post: Some(finish_schema_edit),
     },
+    Migration {
+        version: 6,
+        sql: include_str!("migrations/0006_idempotency_keys.sql"),
+        post: None,
+    },
 ];
 
 /// The end of an edit of `sqlite_schema` (SQLite's documented procedure):

@@ -1,0 +1,272 @@
+//! The runner protocol: HMAC-signed requests about one run (PROTOCOL.md).
+
+use bytes::Bytes;
+use claw_proto::api::UploadReply;
+use claw_proto::signing::SignedParts;
+use claw_proto::wire::{
+    CommandAck, IngestBatch, IngestBatchReply, IngestEvent, IngestEventReply, PendingCommand,
+};
+
+use super::{ServiceError, ServiceResult, views};
+use crate::app::App;
+use crate::artifacts;
+use crate::blobs::valid_run_id;
+use crate::clock::now_ms;
+use crate::hub::RunSubscription;
+use crate::store::{CommandOutcome, Ingested, NewArtifact, NewEvent, RunnerAuth};
+
+/// A runner request as its signature covers it; header values are `None`
+/// when missing.
+pub struct SignedRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub body: &'a [u8],
+    pub signature: Option<&'a str>,
+    pub timestamp: Option<&'a str>,
+    pub nonce: Option<&'a str>,
+    pub run_id: Option<&'a str>,
+    pub capability_token: Option<&'a str>,
+}
+
+fn required<'a>(value: Option<&'a str>, name: &str) -> ServiceResult<&'a str> {
+    value
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ServiceError::unauthenticated(format!("missing {name} header")))
+}
+
+impl App {
+    /// Checks the signature, the clock skew and the headers' shapes; the
+    /// nonce, run and token are checked by the store inside the request's
+    /// own transaction.
+    pub fn verify_runner(&self, request: &SignedRequest<'_>) -> ServiceResult<RunnerAuth> {
+        use claw_proto::signing as h;
+        let signature = required(request.signature, h::HEADER_SIGNATURE)?;
+        let timestamp_text = required(request.timestamp, h::HEADER_TIMESTAMP)?;
+        let nonce = required(request.nonce, h::HEADER_NONCE)?;
+        let run_id = required(request.run_id, h::HEADER_RUN_ID)?;
+        let token = required(request.capability_token, h::HEADER_CAPABILITY_TOKEN)?;
+        let timestamp: i64 = timestamp_text
+            .parse()
+            .map_err(|_| ServiceError::unauthenticated("X-Timestamp must be Unix seconds"))?;
+        let skew = i64::try_from(self.settings().config.clock_skew_secs).unwrap_or(i64::MAX);
+        // Saturating: a timestamp near i64::MIN or MAX must not overflow.
+        let difference = (now_ms() / 1000).saturating_sub(timestamp);
+        if difference.unsigned_abs() > skew.unsigned_abs() {
+            return Err(ServiceError::unauthenticated(format!(
+                "timestamp is {difference} s from the gateway's clock (allowed: {skew} s): check the runner's clock"
+            )));
+        }
+        if !(16..=128).contains(&nonce.len()) || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ServiceError::unauthenticated(
+                "X-Nonce must be 16 to 128 hex characters",
+            ));
+        }
+        let parts = SignedParts {
+            method: request.method,
+            path: request.path,
+            body: request.body,
+            timestamp,
+            nonce,
+            run_id,
+            capability_token: token,
+        };
+        if !self.secrets.verify_signature(&parts, signature) {
+            tracing::warn!(
+                RUN_ID = run_id,
+                "rejected a runner request with a bad signature"
+            );
+            return Err(ServiceError::unauthenticated("invalid signature"));
+        }
+        if !valid_run_id(run_id) {
+            return Err(ServiceError::not_found(format!("unknown run {run_id}")));
+        }
+        Ok(RunnerAuth {
+            run_id: run_id.to_owned(),
+            capability_token: token.to_owned(),
+            nonce: nonce.to_ascii_lowercase(),
+            timestamp,
+        })
+    }
+
+    fn to_new_event(&self, event: IngestEvent) -> ServiceResult<NewEvent> {
+        let settings = self.settings();
+        if event.data.len() > settings.config.event_max_bytes {
+            return Err(ServiceError::too_large(format!(
+                "event data is {} bytes; the limit is {} (event_max_bytes)",
+                event.data.len(),
+                settings.config.event_max_bytes
+            )));
+        }
+        let data = settings.redactor.redact(&event.data).into_owned();
+        Ok(NewEvent {
+            kind: event.kind,
+            data,
+            sequence: event.sequence,
+        })
+    }
+
+    async fn ingest(&self, auth: RunnerAuth, events: Vec<NewEvent>) -> ServiceResult<Ingested> {
+        let run_id = auth.run_id.clone();
+        let ingested = self.store.runner_ingest(auth, events).await?;
+        // Counted as connected only once the store accepted the run and token.
+        self.hub.runner_seen(&run_id);
+        if let Some(change) = &ingested.status_change {
+            tracing::info!(RUN_ID = %change.run_id, status = change.status.as_str(), "run status changed");
+        }
+        Ok(ingested)
+    }
+
+    pub async fn runner_ingest_event(
+        &self,
+        auth: RunnerAuth,
+        event: IngestEvent,
+    ) -> ServiceResult<IngestEventReply> {
+        let event = self.to_new_event(event)?;
+        let ingested = self.ingest(auth, vec![event]).await?;
+        let event_id = ingested.ids.first().copied().unwrap_or_default();
+        Ok(IngestEventReply { ok: true, event_id })
+    }
+
+    pub async fn runner_ingest_batch(
+        &self,
+        auth: RunnerAuth,
+        batch: IngestBatch,
+    ) -> ServiceResult<IngestBatchReply> {
+        let most = self.settings().config.batch_max_events;
+        if batch.events.len() > most {
+            return Err(ServiceError::too_large(format!(
+                "batch has {} events; the limit is {most} (batch_max_events)",
+                batch.events.len()
+            )));
+        }
+        // Unsequenced events are appended after the run's last one; amid
+        // sequenced ones they would take a sequence that the batch gives to
+        // another event, which would then be answered as a resend and lost.
+        let sequenced = batch
+            .events
+            .iter()
+            .filter(|e| e.sequence.is_some_and(|s| s > 0))
+            .count();
+        if sequenced != 0 && sequenced != batch.events.len() {
+            return Err(ServiceError::invalid(format!(
+                "the batch mixes {sequenced} events with a sequence and {} without: give every \
+                 event a sequence, or none",
+                batch.events.len() - sequenced
+            )));
+        }
+        let events = batch
+            .events
+            .into_iter()
+            .map(|e| self.to_new_event(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ingested = self.ingest(auth, events).await?;
+        Ok(IngestBatchReply {
+            ok: true,
+            event_ids: ingested.ids,
+        })
+    }
+
+    fn same_run(auth: &RunnerAuth, run_id: &str) -> ServiceResult<()> {
+        if auth.run_id == run_id {
+            Ok(())
+        } else {
+            Err(ServiceError::forbidden(
+                "X-Run-Id does not match the run in the path",
+            ))
+        }
+    }
+
+    /// The run's pending commands; they become `delivered`.
+    pub async fn runner_commands(
+        &self,
+        auth: RunnerAuth,
+        run_id: &str,
+    ) -> ServiceResult<Vec<PendingCommand>> {
+        Self::same_run(&auth, run_id)?;
+        let rows = self.store.runner_pending_commands(auth).await?;
+        self.hub.runner_seen(run_id);
+        Ok(rows.into_iter().map(views::pending_command).collect())
+    }
+
+    /// A command's outcome; acknowledging twice changes nothing.
+    pub async fn runner_ack(
+        &self,
+        auth: RunnerAuth,
+        run_id: &str,
+        command_id: String,
+        ack: CommandAck,
+    ) -> ServiceResult<()> {
+        Self::same_run(&auth, run_id)?;
+        let settings = self.settings();
+        let redact = |s: Option<String>| s.map(|s| settings.redactor.redact(&s).into_owned());
+        self.store
+            .runner_ack_command(
+                auth,
+                CommandOutcome {
+                    command_id,
+                    result: redact(ack.result),
+                    error: redact(ack.error),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Stores an uploaded file's bytes, then its row; a refused row takes
+    /// the bytes with it.
+    pub async fn runner_upload(
+        &self,
+        auth: RunnerAuth,
+        name: &str,
+        data: Bytes,
+    ) -> ServiceResult<UploadReply> {
+        let settings = self.settings();
+        let limit = settings.config.artifact_limit_bytes;
+        if data.len() > limit {
+            return Err(ServiceError::too_large(format!(
+                "artifact is {} bytes; the limit is {limit} (artifact_limit_bytes)",
+                data.len()
+            )));
+        }
+        let name = artifacts::safe_name(name);
+        settings
+            .extensions
+            .allowed(&name)
+            .map_err(ServiceError::invalid)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let size = data.len() as u64;
+        let key = self.blobs.put(&auth.run_id, &id, &name, data).await?;
+        let artifact = NewArtifact {
+            id,
+            content_type: artifacts::content_type(&name).to_owned(),
+            filename: name,
+            path: key.clone(),
+            size,
+        };
+        match self.store.runner_add_artifact(auth, artifact).await {
+            Ok(row) => {
+                tracing::info!(RUN_ID = %row.run_id, artifact = %row.filename, size = row.size, "artifact stored");
+                Ok(UploadReply {
+                    ok: true,
+                    artifact_id: row.id,
+                })
+            }
+            Err(e) => {
+                self.blobs.remove(&key).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Opens the runner's push channel: the run's notices from now on.
+    pub async fn runner_connect(&self, auth: RunnerAuth) -> ServiceResult<RunSubscription> {
+        let run_id = auth.run_id.clone();
+        self.store.runner_check(auth).await?;
+        self.hub.runner_seen(&run_id);
+        Ok(self.hub.subscribe(&run_id))
+    }
+
+    pub fn runner_alive(&self, run_id: &str) {
+        self.hub.runner_seen(run_id);
+    }
+}

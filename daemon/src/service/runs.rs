@@ -1,0 +1,195 @@
+//! Runs: create, list, show, stop, delete, and their stored events.
+
+use claw_proto::allowlist::MAX_COMMAND_LEN;
+use claw_proto::api::{CreateRunRequest, CreatedRun, EventView, RunDetail, RunView, StopReply};
+use claw_proto::wire::{Role, RunStatus};
+
+use super::{Caller, Record, ServiceError, ServiceResult, views};
+use crate::app::App;
+use crate::clock::parse_time;
+use crate::fsutil;
+use crate::store::{NewRun, RunFilter};
+
+/// Which runs to list; empty texts mean "any".
+#[derive(Debug, Default)]
+pub struct RunQuery {
+    pub status: Option<String>,
+    /// Created before this time (paging backwards).
+    pub before: Option<String>,
+    /// Created at or after this time.
+    pub since: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// A time given as a query parameter: RFC 3339 or Unix ms.
+pub fn time_param(text: Option<&str>) -> ServiceResult<Option<i64>> {
+    match text.filter(|s| !s.is_empty()) {
+        Some(text) => parse_time(text)
+            .map(Some)
+            .ok_or_else(|| ServiceError::invalid(format!("{text:?} is not an RFC 3339 time"))),
+        None => Ok(None),
+    }
+}
+
+impl App {
+    /// Creates a run; its capability token is in the answer only.
+    pub async fn create_run(
+        &self,
+        caller: &Caller,
+        request: CreateRunRequest,
+    ) -> ServiceResult<CreatedRun> {
+        caller.require(Role::Operator)?;
+        if request
+            .command
+            .as_ref()
+            .is_some_and(|c| c.len() > MAX_COMMAND_LEN)
+        {
+            return Err(ServiceError::invalid(format!(
+                "command is longer than {MAX_COMMAND_LEN} bytes"
+            )));
+        }
+        let token = fsutil::random_hex(32).map_err(|e| {
+            tracing::error!(error = %e, "no randomness for a capability token");
+            ServiceError::internal()
+        })?;
+        let run = self
+            .store
+            .create_run(NewRun {
+                id: uuid::Uuid::new_v4().to_string(),
+                capability_token: token.clone(),
+                command: request.command,
+                metadata: request.metadata.map(|m| m.to_string()),
+                created_by: caller.name().map(str::to_owned),
+            })
+            .await?;
+        self.record(
+            caller,
+            Record {
+                action: "run.create",
+                target: Some(&run.id),
+                run_id: Some(&run.id),
+                details: run.command.clone(),
+            },
+        )
+        .await?;
+        Ok(CreatedRun {
+            id: run.id,
+            capability_token: token,
+            status: run.status,
+        })
+    }
+
+    pub async fn list_runs(&self, caller: &Caller, query: RunQuery) -> ServiceResult<Vec<RunView>> {
+        caller.require(Role::Viewer)?;
+        let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
+                ServiceError::invalid("status must be pending, running, done, failed or stopped")
+            })?),
+            None => None,
+        };
+        // Browsers page by 50; administrators may ask for a long list.
+        let most = if matches!(caller, Caller::Local(_)) {
+            10_000
+        } else {
+            500
+        };
+        let default = if matches!(caller, Caller::Local(_)) {
+            100
+        } else {
+            50
+        };
+        let rows = self
+            .store
+            .list_runs(RunFilter {
+                status,
+                before: time_param(query.before.as_deref())?,
+                since: time_param(query.since.as_deref())?,
+                limit: query.limit.unwrap_or(default).clamp(1, most),
+            })
+            .await?;
+        Ok(rows.into_iter().map(views::run).collect())
+    }
+
+    /// A run with its artifacts, and with its commands for `with_commands`.
+    pub async fn run_detail(
+        &self,
+        caller: &Caller,
+        run_id: String,
+        with_commands: bool,
+    ) -> ServiceResult<RunDetail> {
+        caller.require(Role::Viewer)?;
+        let run = self.store.run(run_id.clone()).await?;
+        let artifacts = self.store.list_artifacts(run_id.clone()).await?;
+        let commands = match with_commands {
+            true => Some(self.store.list_commands(run_id).await?),
+            false => None,
+        };
+        Ok(RunDetail {
+            run: views::run(run),
+            artifacts: artifacts.into_iter().map(views::artifact).collect(),
+            commands: commands.map(|c| c.into_iter().map(views::command).collect()),
+        })
+    }
+
+    /// Stored events after a sequence: at most 1000 a page.
+    pub async fn run_events(
+        &self,
+        caller: &Caller,
+        run_id: String,
+        after: u64,
+        limit: Option<u32>,
+    ) -> ServiceResult<Vec<EventView>> {
+        caller.require(Role::Viewer)?;
+        let limit = limit.unwrap_or(1000);
+        if !(1..=1000).contains(&limit) {
+            return Err(ServiceError::invalid("limit must be between 1 and 1000"));
+        }
+        let rows = self.store.events_after(run_id, after, limit).await?;
+        Ok(rows.into_iter().map(views::event).collect())
+    }
+
+    /// Queues the stop for the runner; a run that never started stops at once.
+    pub async fn stop_run(&self, caller: &Caller, run_id: String) -> ServiceResult<StopReply> {
+        caller.require(Role::Operator)?;
+        let row = self
+            .store
+            .request_stop(
+                run_id.clone(),
+                uuid::Uuid::new_v4().to_string(),
+                caller.name().map(str::to_owned),
+            )
+            .await?;
+        self.record(
+            caller,
+            Record {
+                action: "run.stop",
+                target: Some(&run_id),
+                run_id: Some(&run_id),
+                details: None,
+            },
+        )
+        .await?;
+        Ok(StopReply {
+            ok: true,
+            command_id: row.id,
+        })
+    }
+
+    /// Deletes a run with its events, commands and artifacts.
+    pub async fn delete_run(&self, caller: &Caller, run_id: String) -> ServiceResult<()> {
+        caller.require(Role::Operator)?;
+        self.store.delete_run(run_id.clone()).await?;
+        // Everything of the run goes, rows or not.
+        self.blobs.remove_run(&run_id).await;
+        self.record(
+            caller,
+            Record {
+                action: "run.delete",
+                target: Some(&run_id),
+                run_id: Some(&run_id),
+                details: None,
+            },
+        )
+        .await
+    }
+}

@@ -1,0 +1,36 @@
+//! What the store tells the live hub after each commit.
+
+use super::{ArtifactRow, CommandRow, EventRow, StatusChange};
+
+/// One committed change others may want to see at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// New events of one run, in sequence order.
+    Events(Vec<EventRow>),
+    RunStatus(StatusChange),
+    CommandQueued(CommandRow),
+    StopRequested {
+        run_id: String,
+        command_id: String,
+    },
+    CommandCompleted(CommandRow),
+    ArtifactAdded(ArtifactRow),
+    /// Sessions may have ended or changed (logout, revocation, a deleted
+    /// user, a new role or password).
+    SessionsChanged,
+}
+
+/// Where committed changes go, in commit order. Called on the store's
+/// writer thread right after the commit: it must not block.
+pub trait ChangeSink: Send + Sync {
+    fn publish(&self, change: Change);
+}
+
+/// A sink that drops everything (tests without a hub).
+#[cfg(test)]
+pub struct Discard;
+
+#[cfg(test)]
+impl ChangeSink for Discard {
+    fn publish(&self, _: Change) {}
+}

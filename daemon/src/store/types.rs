@@ -1,0 +1,281 @@
+//! What goes into the store and what comes out: plain rows, no wire format
+//! (the services turn rows into the views of `claw_proto::api`).
+
+use claw_proto::api::CommandStatus;
+use claw_proto::wire::{EventType, Role, RunStatus};
+
+pub use claw_proto::api::WriterStats;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub id: String,
+    pub status: RunStatus,
+    pub command: Option<String>,
+    /// JSON text, as given at creation.
+    pub metadata: Option<String>,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub stop_requested_at: Option<i64>,
+    /// The run's highest sequence.
+    pub event_count: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub id: String,
+    /// Only its SHA-256 is kept.
+    pub capability_token: String,
+    pub command: Option<String>,
+    pub metadata: Option<String>,
+    pub created_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub id: i64,
+    pub run_id: String,
+    pub kind: EventType,
+    pub data: String,
+    pub timestamp: i64,
+    pub sequence: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRow {
+    pub id: String,
+    pub run_id: String,
+    pub command: String,
+    pub status: CommandStatus,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub completed_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCommand {
+    pub id: String,
+    pub run_id: String,
+    pub command: String,
+    pub created_by: Option<String>,
+}
+
+/// A runner's answer to a command: an error makes it `failed`.
+#[derive(Debug, Clone)]
+pub struct CommandOutcome {
+    pub command_id: String,
+    pub result: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactRow {
+    pub id: String,
+    pub run_id: String,
+    pub filename: String,
+    /// Where the bytes are, for the blob store.
+    pub path: String,
+    pub size: u64,
+    pub content_type: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewArtifact {
+    pub id: String,
+    pub filename: String,
+    pub path: String,
+    pub size: u64,
+    pub content_type: String,
+}
+
+/// What a signed runner request proves, checked inside the write transaction.
+#[derive(Debug, Clone)]
+pub struct RunnerAuth {
+    pub run_id: String,
+    pub capability_token: String,
+    pub nonce: String,
+    /// The signed `X-Timestamp` (Unix seconds).
+    pub timestamp: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub kind: EventType,
+    pub data: String,
+    /// Absent or 0: appended after the run's last event.
+    pub sequence: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub exit_code: Option<i64>,
+}
+
+/// Result of an ingest: one id per submitted event (a resend answers with
+/// the stored one), and the run's new status if a marker changed it.
+#[derive(Debug, Clone, Default)]
+pub struct Ingested {
+    pub ids: Vec<i64>,
+    pub status_change: Option<StatusChange>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    pub before: Option<i64>,
+    /// Created at or after this time.
+    pub since: Option<i64>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub role: Role,
+    pub created_at: i64,
+    pub password_hash: String,
+    pub totp_secret: Option<String>,
+    pub totp_pending_secret: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    pub role: Option<Role>,
+    pub password_hash: Option<String>,
+    pub reset_totp: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// HMAC of the token under the auth secret.
+    pub id_hash: String,
+    pub user_id: String,
+    pub expires_at: i64,
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id: String,
+    pub username: String,
+    pub role: Role,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub ip: Option<String>,
+}
+
+/// Which sessions to end.
+#[derive(Debug, Clone)]
+pub enum SessionSelector {
+    /// One session, by its id or an unambiguous prefix of it (8+ chars).
+    Id(String),
+    User(String),
+    All,
+}
+
+/// One action to record in the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEntry {
+    pub user_id: Option<String>,
+    pub username: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub details: Option<String>,
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub id: i64,
+    pub timestamp: i64,
+    pub user_id: Option<String>,
+    pub username: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub details: Option<String>,
+    pub ip: Option<String>,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub username: Option<String>,
+    /// Matches the action itself or any `action.…` below it.
+    pub action: Option<String>,
+    pub since: Option<i64>,
+    pub limit: u32,
+}
+
+/// Whether every audit row's hash follows from its content and the row
+/// before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainVerdict {
+    pub checked: u64,
+    /// The first row that does not follow, and why.
+    pub broken: Option<(i64, String)>,
+}
+
+/// A run that pruning removes.
+#[derive(Debug, Clone)]
+pub struct PruneCandidate {
+    pub id: String,
+    pub events: u64,
+    pub event_bytes: u64,
+}
+
+/// Expired rows, counted or removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    pub sessions: u64,
+    pub nonces: u64,
+    pub idempotency_keys: u64,
+}
+
+/// A request that carries an `Idempotency-Key`.
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    /// Whose keys these are (a user id): keys of different callers never meet.
+    pub scope: String,
+    pub key: String,
+    /// SHA-256 of the method, path and body.
+    pub fingerprint: String,
+    pub now: i64,
+    /// Keys created before this have expired and are claimed anew.
+    pub expired_before: i64,
+}
+
+/// A kept answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAnswer {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyState {
+    /// New: the request goes ahead.
+    Claimed,
+    /// The same request was answered before: answer the same.
+    Answered(StoredAnswer),
+    /// The same key with another request.
+    Mismatch,
+    /// The first request with this key is still being answered.
+    InProgress,
+}
