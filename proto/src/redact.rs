@@ -10,6 +10,10 @@ pub const REDACTED: &str = "[REDACTED]";
 
 /// Built-in patterns: (regex, replacement). A replacement may keep a captured
 /// prefix (`${1}`) so that `API_KEY=…` still reads as an assignment.
+///
+/// Word boundaries are ASCII ones, `(?-u:\b)`: with a Unicode `\b` the regex
+/// engines leave the DFA for the NFA on any non-ASCII text, and a clean line
+/// of agent prose with one curly quote took 15 µs instead of 0.2.
 const BUILTIN: &[(&str, &str)] = &[
     // PEM private keys, also when the END line has not arrived (yet).
     (
@@ -17,15 +21,15 @@ const BUILTIN: &[(&str, &str)] = &[
         REDACTED,
     ),
     // Provider tokens with a recognisable prefix.
-    (r"\bsk-[A-Za-z0-9_\-]{16,}", REDACTED),
-    (r"\bgh[pousr]_[A-Za-z0-9]{20,}", REDACTED),
-    (r"\bgithub_pat_[A-Za-z0-9_]{20,}", REDACTED),
-    (r"\bnpm_[A-Za-z0-9]{20,}", REDACTED),
-    (r"\bxox[abprs]-[A-Za-z0-9\-]{10,}", REDACTED),
-    (r"\bAKIA[0-9A-Z]{16}\b", REDACTED),
+    (r"(?-u:\b)sk-[A-Za-z0-9_\-]{16,}", REDACTED),
+    (r"(?-u:\b)gh[pousr]_[A-Za-z0-9]{20,}", REDACTED),
+    (r"(?-u:\b)github_pat_[A-Za-z0-9_]{20,}", REDACTED),
+    (r"(?-u:\b)npm_[A-Za-z0-9]{20,}", REDACTED),
+    (r"(?-u:\b)xox[abprs]-[A-Za-z0-9\-]{10,}", REDACTED),
+    (r"(?-u:\b)AKIA[0-9A-Z]{16}(?-u:\b)", REDACTED),
     // Authorization headers and the like.
     (
-        r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/]{8,}=*",
+        r"(?i)(?-u:\b)(bearer\s+)[A-Za-z0-9\-._~+/]{8,}=*",
         "${1}[REDACTED]",
     ),
     // key = value, key: value, KEY="value" for names that say secret.
