@@ -7,6 +7,7 @@ mod auth;
 mod control;
 mod persistence;
 mod polkit;
+mod redaction;
 mod runner;
 mod systemd;
 mod web;
