@@ -5,6 +5,7 @@ mod common;
 
 mod auth;
 mod control;
+mod data_dir;
 mod persistence;
 mod polkit;
 mod redaction;
