@@ -89,8 +89,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
     // before anything is written.
     let activated = listeners::from_systemd()?;
     let data_dir = options.data_dir(&config);
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    fsutil::prepare_data_dir(&data_dir)?;
 
     let secrets = secrets::Secrets::load(&data_dir)?;
     let hub = Arc::new(Hub::default());

@@ -1,5 +1,9 @@
 // ANSI SGR colour codes to styled segments. Everything else a terminal would
-// interpret (cursor moves, titles, charset switches) is dropped.
+// interpret (cursor moves, titles, charset switches) is dropped; invisible
+// and bidirectional control characters become segments of their own that
+// show them escaped (`control` holds the tooltip).
+
+import { controlLabel, controlName, splitControls } from './dom.js';
 
 // eslint-disable-next-line no-control-regex
 const ESCAPES = /\x1b\[([0-9;:?]*)([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[()*+][0-9A-Za-z]|\x1b[=>78DEHMc]|[\x00-\x08\x0b-\x1f\x7f]/g;
@@ -69,7 +73,10 @@ export function parseLine(line, state) {
   ESCAPES.lastIndex = 0;
   let match;
   const push = (text) => {
-    if (text) segments.push({ text, style: styled(state) ? { ...state } : null });
+    splitControls(text).forEach((part, i) => {
+      if (i % 2) segments.push({ text: controlLabel(part), style: null, control: controlName(part) });
+      else if (part) segments.push({ text: part, style: styled(state) ? { ...state } : null });
+    });
   };
   while ((match = ESCAPES.exec(line)) !== null) {
     push(line.slice(last, match.index));

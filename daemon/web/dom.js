@@ -1,5 +1,64 @@
 // Small DOM helpers. Text always goes in as text nodes, never as HTML, so
-// nothing a runner or a user sends can become markup.
+// nothing a runner or a user sends can become markup; and invisible or
+// bidirectional control characters in it are shown as escapes such as
+// <U+202E>, so that it cannot reorder or hide what is shown around it.
+
+// The characters the redactor looks through too (proto/src/redact.rs).
+const CONTROL_NAMES = {
+  0x00ad: 'SOFT HYPHEN',
+  0x061c: 'ARABIC LETTER MARK',
+  0x180e: 'MONGOLIAN VOWEL SEPARATOR',
+  0x200b: 'ZERO WIDTH SPACE',
+  0x200c: 'ZERO WIDTH NON-JOINER',
+  0x200d: 'ZERO WIDTH JOINER',
+  0x200e: 'LEFT-TO-RIGHT MARK',
+  0x200f: 'RIGHT-TO-LEFT MARK',
+  0x202a: 'LEFT-TO-RIGHT EMBEDDING',
+  0x202b: 'RIGHT-TO-LEFT EMBEDDING',
+  0x202c: 'POP DIRECTIONAL FORMATTING',
+  0x202d: 'LEFT-TO-RIGHT OVERRIDE',
+  0x202e: 'RIGHT-TO-LEFT OVERRIDE',
+  0x2060: 'WORD JOINER',
+  0x2061: 'FUNCTION APPLICATION',
+  0x2062: 'INVISIBLE TIMES',
+  0x2063: 'INVISIBLE SEPARATOR',
+  0x2064: 'INVISIBLE PLUS',
+  0x2066: 'LEFT-TO-RIGHT ISOLATE',
+  0x2067: 'RIGHT-TO-LEFT ISOLATE',
+  0x2068: 'FIRST STRONG ISOLATE',
+  0x2069: 'POP DIRECTIONAL ISOLATE',
+  0xfeff: 'ZERO WIDTH NO-BREAK SPACE',
+};
+// With the capturing group, split() puts each control at an odd index.
+const CONTROL_SPLIT = /([\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff])/;
+const CONTROL_ANY = /[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
+
+// `<U+202E>` for a control character.
+export function controlLabel(c) {
+  return `<U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}>`;
+}
+
+// `U+202E RIGHT-TO-LEFT OVERRIDE`, for a tooltip.
+export function controlName(c) {
+  return `${controlLabel(c).slice(1, -1)} ${CONTROL_NAMES[c.codePointAt(0)] || ''}`.trim();
+}
+
+// `text` as [text, control, text, control, …, text]: controls at odd indices.
+export function splitControls(text) {
+  return text.split(CONTROL_SPLIT);
+}
+
+// `text` as strings and escape spans for append().
+export function visible(text) {
+  const parts = splitControls(text);
+  if (parts.length === 1) return parts;
+  return parts.map((part, i) => (i % 2
+    ? h('span', { class: 'ctl', title: controlName(part) }, controlLabel(part))
+    : part)).filter((part) => part !== '');
+}
+
+// Elements that hold only text get the escapes as plain text.
+const TEXT_ONLY = new Set(['OPTION', 'TEXTAREA', 'TITLE']);
 
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -24,7 +83,9 @@ export function h(tag, attrs = {}, ...children) {
 function append(el, children) {
   for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    if (child instanceof Node) el.append(child);
+    else if (TEXT_ONLY.has(el.tagName)) el.append(String(child).replace(CONTROL_ANY, controlLabel));
+    else el.append(...visible(String(child)));
   }
 }
 
@@ -74,7 +135,7 @@ let toastTimer;
 export function toast(message, kind = 'info') {
   const el = document.getElementById('toast');
   if (!el) return;
-  el.textContent = message;
+  replace(el, message);
   el.className = `toast show ${kind}`;
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => { el.className = 'toast'; }, kind === 'error' ? 6000 : 3000);
@@ -98,7 +159,7 @@ export function confirmDialog(question, confirmLabel = 'Confirm', danger = true)
 export function showError(err, target) {
   const message = err && err.message ? err.message : String(err);
   if (target) {
-    target.textContent = message;
+    replace(target, message);
     target.hidden = false;
   } else {
     toast(message, 'error');

@@ -1,7 +1,8 @@
 // The live log: a virtual list that renders only the lines in view, so a run
 // with 100,000 lines or more scrolls as lightly as one with ten. Lines are
 // built from text nodes (HTML in the output stays text); ANSI colours become
-// classes; stdout and stderr keep their own colour.
+// classes; stdout and stderr keep their own colour; invisible and
+// bidirectional controls show as escapes (<U+202E>).
 
 import { h } from './dom.js';
 import { initialState, parseLine, styleSpan } from './ansi.js';
@@ -138,6 +139,10 @@ export class LogView {
     for (const seg of line.segments) {
       const span = document.createElement('span');
       styleSpan(span, seg.style);
+      if (seg.control) {
+        span.className = 'ctl';
+        span.title = seg.control;
+      }
       if (this.query) this.highlight(span, seg.text);
       else span.textContent = seg.text;
       el.append(span);

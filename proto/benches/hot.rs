@@ -35,14 +35,24 @@ fn verify_signature(bencher: divan::Bencher, body_len: usize) {
 const CLEAN_LINE: &str =
     "   Compiling claw-proto v0.1.0 (/work/proto): 12 warnings, see the build log for details";
 const SECRET_LINE: &str = "export OPENAI_API_KEY=sk-proj-abcdefghijklmnopqrstuvwxyz0123456789 and ghp_abcdefghijklmnopqrstuvwxyz0123456789";
+/// Agent prose: clean, but not ASCII.
+const PROSE_LINE: &str =
+    "I’ll run the tests now — the build log shows 12 warnings, nothing that blocks ✓";
+/// Coloured output as cargo prints it: escapes, no secret.
+const COLOURED_LINE: &str = "\x1b[1m\x1b[32m   Compiling\x1b[0m claw-proto v0.1.0 (/work/proto): \x1b[33m12 warnings\x1b[0m, see the build log for details";
+/// A secret with an escape and a zero-width space inside it.
+const HIDDEN_LINE: &str = "key: \x1b[31msk-\x1b[0mant-api03-abcdefghijklmnopqrstuv\x1b[0m and g\u{200b}hp_abcdefghijklmnopqrstuvwxyz0123456789";
 
-/// Redacting one line of output without and with secrets in it.
-#[divan::bench(args = ["clean", "with_secrets"])]
+/// Redacting one line of output: clean (ASCII or not), with plain secrets, coloured without
+/// secrets, and with secrets hidden by escapes or invisible characters.
+#[divan::bench(args = ["clean", "prose", "with_secrets", "coloured", "hidden_secrets"])]
 fn redact_line(bencher: divan::Bencher, which: &str) {
-    let line = if which == "clean" {
-        CLEAN_LINE
-    } else {
-        SECRET_LINE
+    let line = match which {
+        "clean" => CLEAN_LINE,
+        "prose" => PROSE_LINE,
+        "with_secrets" => SECRET_LINE,
+        "coloured" => COLOURED_LINE,
+        _ => HIDDEN_LINE,
     };
     let redactor = Redactor::builtin();
     bencher.bench(|| redactor.redact(divan::black_box(line)).len());

@@ -181,8 +181,8 @@ test('setup, sign-in, a run streamed by claw-runner, a command, stop and artifac
   const downloaded = readFileSync(saved, 'utf8');
   assert.match(downloaded, /line 1\n[\s\S]*line 30\n/);
   await item.locator('button:text("View")').click();
-  await page.waitForSelector('.artifact-text');
-  assert.match(await page.textContent('.artifact-text'), /line 30/);
+  // The viewer shows latest.diff until the log has arrived.
+  await page.locator('.artifact-text', { hasText: 'line 30' }).waitFor();
   await shoot(page, 'run-artifacts');
 
   // The run list shows the run with its final state, command and exit code.
@@ -214,6 +214,51 @@ test('the run list follows status changes live and filters by state', async () =
   await row.waitFor();
   assert.equal(await page.locator('table.runs tbody tr').count(), 1);
   await page.selectOption('select[name=status]', '');
+});
+
+test('bidirectional and invisible controls in output and commands show as escapes', async () => {
+  const command = 'claude -p "abc\u202Edef"';
+  const run = await gw.createRun(await adminBearer(), command);
+  await gw.postEvents(run, [
+    started(command),
+    { type: 'stdout', data: 'abc\u202Edef zero\u200Bwidth \u001b[32mgreen\u2066txt\u2069\u001b[0m \uFEFFend\n' },
+  ]);
+  await page.goto(`${gw.base}/#/runs/${run.id}`);
+  const line = page.locator('.log-line.k-stdout', { hasText: 'zero' });
+  await line.waitFor();
+  const text = await line.textContent();
+  assert.equal(text, 'abc<U+202E>def zero<U+200B>width green<U+2066>txt<U+2069> <U+FEFF>end');
+  assert.doesNotMatch(text, /[\u202e\u200b\u2066\u2069\ufeff]/);
+  // Each escape is its own span that reads as one, with the name as a tooltip.
+  const escape = line.locator('.ctl').first();
+  assert.equal(await escape.textContent(), '<U+202E>');
+  assert.equal(await escape.getAttribute('title'), 'U+202E RIGHT-TO-LEFT OVERRIDE');
+  assert.equal(await line.locator('.ctl').count(), 5);
+  const look = await escape.evaluate((el) => {
+    const style = getComputedStyle(el);
+    return { border: style.borderTopStyle, color: style.color, output: getComputedStyle(el.parentElement).color };
+  });
+  assert.equal(look.border, 'solid');
+  assert.notEqual(look.color, look.output);
+  // The colour of the output around an escape is kept.
+  assert.match(await line.locator('.fg-2').first().textContent(), /^green/);
+
+  // The marker line, the run's facts and the run list show the command so too.
+  assert.equal(await page.locator('.log-line.k-marker').textContent(), '▶ started: claude -p "abc<U+202E>def"');
+  const fact = page.locator('.facts dd code').first();
+  assert.equal(await fact.textContent(), 'claude -p "abc<U+202E>def"');
+  assert.equal(await fact.locator('.ctl').count(), 1);
+  // Search finds an escape by its code point.
+  await page.fill('.log-search', 'u+202e');
+  await page.waitForSelector('.match-count:text("1/2")');
+  await shoot(page, 'run-controls');
+  await page.fill('.log-search', '');
+
+  await page.goto(`${gw.base}/#/runs`);
+  const cell = page.locator(`tr[data-run="${run.id}"] .c-command`);
+  await cell.waitFor();
+  assert.equal(await cell.textContent(), 'claude -p "abc<U+202E>def"');
+  assert.equal(await cell.locator('.ctl').count(), 1);
 });
 
 test('users: add, change role, reset password, delete; a viewer sees no controls and the API refuses', async () => {

@@ -5,9 +5,11 @@ mod common;
 
 mod auth;
 mod control;
+mod data_dir;
 mod hardening;
 mod persistence;
 mod polkit;
+mod redaction;
 mod runner;
 mod systemd;
 mod web;
