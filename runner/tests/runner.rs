@@ -557,7 +557,7 @@ fn queued_commands_run_in_the_working_directory_and_answer() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let session = operator_session(&s);
-    assert_eq!(send_command(&s, &session, &run_id, "ls -a"), 201);
+    assert_eq!(send_command(&s, &session, &run_id, "ls -la"), 201);
     assert_eq!(
         send_command(&s, &session, &run_id, "rm -rf /"),
         403,
@@ -569,7 +569,7 @@ fn queued_commands_run_in_the_working_directory_and_answer() {
         let commands = run["commands"].as_array().cloned().unwrap_or_default();
         if let Some(c) = commands
             .iter()
-            .find(|c| c["command"] == "ls -a" && c["status"] == "completed")
+            .find(|c| c["command"] == "ls -la" && c["status"] == "completed")
         {
             break c.clone();
         }

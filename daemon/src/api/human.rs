@@ -197,14 +197,16 @@ pub async fn send_command(
     user.require(Role::Operator)?;
     let request: SendCommand = parse_json(&body(raw)?)?;
     let command = request.command.trim().to_owned();
-    if !state.allowlist.is_allowed(&command) {
+    if let Err(refusal) = state.allowlist.check(&command) {
         state
             .store
             .audit(user.audit("command.rejected", Some(&run_id), Some(command.clone())))
             .await?;
-        tracing::warn!(RUN_ID = %run_id, USER = %user.user.username, ACTION = "command.rejected", "command not on the allowlist");
-        return Err(ApiError::forbidden("command is not on the allowlist")
-            .with("allowed", json!(state.allowlist.entries())));
+        tracing::warn!(RUN_ID = %run_id, USER = %user.user.username, ACTION = "command.rejected", REASON = %refusal, "command not on the allowlist");
+        return Err(
+            ApiError::forbidden(format!("command is not on the allowlist: {refusal}"))
+                .with("allowed", json!(state.allowlist.entries())),
+        );
     }
     let row = state
         .store

@@ -77,7 +77,9 @@ const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 impl AppState {
     pub fn new(core: &Core, config: Config, redactor: Redactor, tls: bool) -> Self {
-        let allowlist = Allowlist::with_defaults(&config.allowed_commands);
+        // Config::validate refused invalid entries; were one to get here,
+        // nothing would be allowed.
+        let allowlist = Allowlist::with_defaults(&config.allowed_commands).unwrap_or_default();
         let artifacts =
             ArtifactStore::new(core.data_dir.join("artifacts"), &config.artifact_extensions);
         Self {
