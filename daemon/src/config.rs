@@ -316,6 +316,18 @@ mod tests {
         }
     }
 
+    /// The shipped file lists the built-in allowlist as it is.
+    #[test]
+    fn shipped_config_lists_the_default_allowlist() {
+        let doc = include_str!("../../packaging/clawd.toml").replace("\n# ", " ");
+        for entry in claw_proto::allowlist::DEFAULT_ALLOWED {
+            assert!(
+                doc.contains(entry),
+                "{entry} is not in packaging/clawd.toml"
+            );
+        }
+    }
+
     #[test]
     fn bad_pattern_and_half_tls_refused() {
         assert!(Config::from_toml("redact_patterns = [\"(\"]", Path::new("x")).is_err());
