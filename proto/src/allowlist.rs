@@ -143,7 +143,7 @@ impl Entry {
                 }
                 w => Word::Literal(w.to_owned()),
             };
-            if i == 0 && parsed != Word::Literal((*word).to_owned()) {
+            if i == 0 && !matches!(parsed, Word::Literal(_)) {
                 return Err(AllowlistError::PlaceholderProgram {
                     entry: entry(),
                     word: (*word).to_owned(),
