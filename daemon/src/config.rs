@@ -62,7 +62,9 @@ pub struct Config {
     pub login_max_failures: u32,
     /// Lifetime of a login session.
     pub session_lifetime_secs: u64,
-    /// Commands allowed in addition to the built-in allowlist.
+    /// Commands allowed in addition to the built-in allowlist, in the
+    /// grammar of `claw_proto::allowlist` (exact words, `<path>`,
+    /// `<path>...`); an invalid entry refuses the configuration.
     pub allowed_commands: Vec<String>,
     /// File name extensions accepted as artifacts.
     pub artifact_extensions: Vec<String>,
@@ -190,6 +192,9 @@ impl Config {
         if let Err(e) = claw_proto::Redactor::new(&self.redact_patterns) {
             return Err(invalid(&e.to_string()));
         }
+        if let Err(e) = claw_proto::Allowlist::new(&self.allowed_commands) {
+            return Err(invalid(&format!("allowed_commands: {e}")));
+        }
         Ok(())
     }
 }
@@ -303,6 +308,40 @@ mod tests {
             .expect_err("unknown value");
         let msg = err.to_string();
         assert!(msg.contains("batched") && msg.contains("commit"), "{msg}");
+    }
+
+    #[test]
+    fn an_invalid_allowlist_entry_is_refused_by_name() {
+        let c = Config::from_toml(
+            "allowed_commands = [\"pytest -q <path>...\"]",
+            Path::new("x"),
+        )
+        .expect("valid");
+        assert_eq!(c.allowed_commands, ["pytest -q <path>..."]);
+        for entry in ["pytest <file>", "pytest <path>... -q", ""] {
+            let err = Config::from_toml(
+                &format!("allowed_commands = [{entry:?}]"),
+                Path::new("c.toml"),
+            )
+            .expect_err("invalid entry");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("allowed_commands") && msg.contains(&format!("{entry:?}")),
+                "{msg}"
+            );
+        }
+    }
+
+    /// The shipped file lists the built-in allowlist as it is.
+    #[test]
+    fn shipped_config_lists_the_default_allowlist() {
+        let doc = include_str!("../../packaging/clawd.toml").replace("\n# ", " ");
+        for entry in claw_proto::allowlist::DEFAULT_ALLOWED {
+            assert!(
+                doc.contains(entry),
+                "{entry} is not in packaging/clawd.toml"
+            );
+        }
     }
 
     #[test]

@@ -16,6 +16,12 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("{path}: allowed_commands: {source}")]
+    Allowlist {
+        path: PathBuf,
+        #[source]
+        source: claw_proto::allowlist::AllowlistError,
+    },
     #[error("{0}")]
     Missing(String),
 }
@@ -47,7 +53,9 @@ pub struct Config {
     /// SHA-256 of the gateway's certificate to accept instead of a CA.
     pub cert_fingerprint: Option<String>,
     pub agent_command: String,
-    pub allowed_commands: Vec<String>,
+    /// The built-in allowlist plus the file's `allowed_commands`, checked:
+    /// an invalid entry refuses the configuration.
+    pub allowlist: claw_proto::Allowlist,
     pub redact_patterns: Vec<String>,
     pub command_timeout_secs: u64,
     pub command_output_limit: usize,
@@ -149,7 +157,13 @@ impl Config {
             agent_command: env(&["CLAW_AGENT_COMMAND", "CLAUDE_COMMAND"])
                 .or(file.agent_command)
                 .unwrap_or_else(|| "claude".to_owned()),
-            allowed_commands: file.allowed_commands.unwrap_or_default(),
+            allowlist: claw_proto::Allowlist::with_defaults(
+                &file.allowed_commands.unwrap_or_default(),
+            )
+            .map_err(|source| ConfigError::Allowlist {
+                path: path.clone(),
+                source,
+            })?,
             redact_patterns: file.redact_patterns.unwrap_or_default(),
             command_timeout_secs: file.command_timeout_secs.unwrap_or(120),
             command_output_limit: file.command_output_limit.unwrap_or(64 * 1024),

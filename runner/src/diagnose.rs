@@ -32,7 +32,7 @@ pub fn info(config: &Config, file: &Path) -> String {
     };
     let _ = writeln!(out, "trusted:           {trust}");
     let _ = writeln!(out, "agent command:     {}", config.agent_command);
-    let allowed = claw_proto::Allowlist::with_defaults(&config.allowed_commands).entries();
+    let allowed = config.allowlist.entries();
     let _ = writeln!(out, "allowed commands:  {}", allowed.join(", "));
     let _ = writeln!(out, "extra redactions:  {}", config.redact_patterns.len());
     let _ = writeln!(

@@ -10,6 +10,7 @@ mod run;
 mod spool;
 mod tls;
 mod upload;
+mod workdir;
 
 use std::process::ExitCode;
 

@@ -117,7 +117,7 @@ pub async fn start(
             .take()
             .map(|err| tokio::spawn(read_stream(Arc::clone(&shared), err, EventType::Stderr))),
     ];
-    let allowlist = Allowlist::with_defaults(&config.allowed_commands);
+    let allowlist = config.allowlist.clone();
     let commands = tokio::spawn(command_loop(
         Arc::clone(&shared),
         config.clone(),
@@ -317,15 +317,25 @@ async fn command_loop(
                 ));
                 continue;
             }
-            let ack = if allowlist.is_allowed(&command.command) {
-                let (ack, stdout) =
-                    run_command(&shared, &command.command, cwd.as_deref(), &config).await;
-                if let Some(diff) = stdout.filter(|_| is_git_diff(&command.command)) {
-                    upload_diff(&shared, diff).await;
+            // The gateway's check again, and every path argument resolved
+            // on disk inside the working directory.
+            let root = crate::workdir::root(cwd.as_deref());
+            let inside = |path: &str| {
+                root.as_deref()
+                    .is_some_and(|root| crate::workdir::contains(root, path))
+            };
+            let ack = match allowlist.check_with(&command.command, &inside) {
+                Ok(words) => {
+                    let (ack, stdout) = run_command(&shared, &words, cwd.as_deref(), &config).await;
+                    // A `git diff`'s output also becomes the run's `latest.diff`.
+                    if let Some(diff) = stdout.filter(|_| words.starts_with(&["git", "diff"])) {
+                        upload_diff(&shared, diff).await;
+                    }
+                    ack
                 }
-                ack
-            } else {
-                json!({ "error": "not on this runner's allowlist" })
+                Err(refusal) => {
+                    json!({ "error": format!("not on this runner's allowlist: {refusal}") })
+                }
             };
             let ack_path = format!(
                 "/api/runs/{}/commands/{}/ack",
@@ -344,11 +354,6 @@ async fn command_loop(
     }
 }
 
-/// `git diff …`: its output also becomes the run's `latest.diff` artifact.
-fn is_git_diff(command: &str) -> bool {
-    split_command(command).starts_with(&["git", "diff"])
-}
-
 /// Keeps the whole (redacted) diff beside the spool and uploads it.
 async fn upload_diff(shared: &Shared, diff: String) {
     let path = shared.spool.lock().await.dir().join("latest.diff");
@@ -361,15 +366,14 @@ async fn upload_diff(shared: &Shared, diff: String) {
     }
 }
 
-/// Runs an allowed command without a shell: the ack to send, and the
-/// command's whole redacted stdout when it succeeded.
+/// Runs an allowed command's words without a shell: the ack to send, and
+/// the command's whole redacted stdout when it succeeded.
 async fn run_command(
     shared: &Shared,
-    command: &str,
+    words: &[&str],
     cwd: Option<&std::path::Path>,
     config: &Config,
 ) -> (serde_json::Value, Option<String>) {
-    let words = split_command(command);
     let Some((program, args)) = words.split_first() else {
         return (json!({ "error": "empty command" }), None);
     };

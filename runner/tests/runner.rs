@@ -39,11 +39,16 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
+        Self::with_config("")
+    }
+
+    /// clawd with `extra` in its clawd.toml.
+    fn with_config(extra: &str) -> Self {
         let data = tempfile::tempdir().expect("data");
         let home = tempfile::tempdir().expect("home");
         std::fs::write(
             data.path().join("clawd.toml"),
-            "rate_limit_per_minute = 0\n",
+            format!("rate_limit_per_minute = 0\n{extra}"),
         )
         .expect("config");
         let mut setup = Self {
@@ -557,7 +562,7 @@ fn queued_commands_run_in_the_working_directory_and_answer() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let session = operator_session(&s);
-    assert_eq!(send_command(&s, &session, &run_id, "ls -a"), 201);
+    assert_eq!(send_command(&s, &session, &run_id, "ls -la"), 201);
     assert_eq!(
         send_command(&s, &session, &run_id, "rm -rf /"),
         403,
@@ -569,7 +574,7 @@ fn queued_commands_run_in_the_working_directory_and_answer() {
         let commands = run["commands"].as_array().cloned().unwrap_or_default();
         if let Some(c) = commands
             .iter()
-            .find(|c| c["command"] == "ls -a" && c["status"] == "completed")
+            .find(|c| c["command"] == "ls -la" && c["status"] == "completed")
         {
             break c.clone();
         }
@@ -808,5 +813,246 @@ fn assist_posts_tmate_links_or_says_why_not() {
         sequences,
         (1..=sequences.len() as u64).collect::<Vec<_>>(),
         "the assist event is in the run's sequence"
+    );
+}
+
+/// A git working directory with one commit: a tracked `README.claw` and a
+/// Makefile whose `test` target passes.
+fn git_workspace() -> tempfile::TempDir {
+    let work = tempfile::tempdir().expect("work");
+    std::fs::write(work.path().join("README.claw"), "first\n").expect("file");
+    std::fs::write(work.path().join("Makefile"), "test:\n\t@echo tests pass\n").expect("Makefile");
+    for args in [
+        &["init", "-q"][..],
+        &["add", "README.claw", "Makefile"],
+        &["commit", "-q", "-m", "first"],
+    ] {
+        let ok = Command::new("git")
+            .args(["-c", "user.email=t@example.invalid", "-c", "user.name=t"])
+            .args(args)
+            .current_dir(work.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("git");
+        assert!(ok.success(), "git {args:?}");
+    }
+    work
+}
+
+/// Waits until the run has `count` commands (besides a stop) and each is
+/// answered; returns them.
+fn answered(s: &Setup, run_id: &str, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = s.ctl(&["runs", "show", run_id]);
+        let commands: Vec<Value> = run["commands"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c["command"] != "__STOP__")
+            .collect();
+        if commands.len() == count
+            && commands
+                .iter()
+                .all(|c| c["status"] == "completed" || c["status"] == "failed")
+        {
+            return commands;
+        }
+        assert!(Instant::now() < deadline, "not all answered: {run}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A runner that is killed when a test fails before stopping it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a runner in `work` whose agent waits until the run is stopped.
+fn waiting_runner(s: &Setup, run_id: &str, token: &str, work: &std::path::Path) -> Running {
+    let runner = s
+        .runner_in(run_id, token, "", "echo ready; sleep 30", Some(work))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runner");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s.ctl(&["runs", "show", run_id])["status"] != "running" {
+        assert!(Instant::now() < deadline, "run never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Running(runner)
+}
+
+/// Stops the run and waits for the runner to end.
+fn stop_runner(s: &Setup, run_id: &str, mut runner: Running) {
+    s.ctl(&["runs", "stop", run_id]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while runner.0.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "runner did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_four_injections_are_refused_by_the_runner_even_when_the_gateway_queues_them() {
+    let outside = tempfile::tempdir().expect("outside");
+    let secret = outside.path().join("secret");
+    std::fs::write(&secret, "TOP-SECRET-c0ffee\n").expect("secret");
+    let injections = [
+        "make test --eval=pwn:;id>pwned-by-make pwn".to_owned(),
+        "git diff --output=README.claw".to_owned(),
+        "git log --output=pwned-by-log -1".to_owned(),
+        format!("git diff --no-index {} /dev/null", secret.display()),
+    ];
+    // The gateway allows them as literal entries, so only the runner's own
+    // (default) allowlist stands between them and the coding host.
+    let entries: Vec<String> = injections.iter().map(|c| format!("{c:?}")).collect();
+    let s = Setup::with_config(&format!("allowed_commands = [{}]\n", entries.join(", ")));
+    let (run_id, token) = s.create_run();
+    let work = git_workspace();
+    let runner = waiting_runner(&s, &run_id, &token, work.path());
+    let session = operator_session(&s);
+    for command in &injections {
+        assert_eq!(
+            send_command(&s, &session, &run_id, command),
+            201,
+            "the gateway queues {command}"
+        );
+    }
+    let commands = answered(&s, &run_id, injections.len());
+    for command in &injections {
+        let c = commands
+            .iter()
+            .find(|c| c["command"] == command.as_str())
+            .expect("the command");
+        assert_eq!(c["status"], "failed", "{c}");
+        let error = c["error"].as_str().unwrap_or_default();
+        assert!(error.starts_with("not on this runner's allowlist: "), "{c}");
+        assert!(c["result"].is_null(), "it never ran: {c}");
+    }
+    stop_runner(&s, &run_id, runner);
+
+    assert!(!work.path().join("pwned-by-make").exists(), "make ran id");
+    assert!(
+        !work.path().join("pwned-by-log").exists(),
+        "git log wrote a file"
+    );
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("README.claw")).expect("README"),
+        "first\n",
+        "git diff overwrote a file"
+    );
+    let mut files: Vec<String> = std::fs::read_dir(work.path())
+        .expect("work")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [".git", "Makefile", "README.claw"],
+        "no file created"
+    );
+    let run = s.ctl(&["runs", "show", &run_id]);
+    let events = s.events(&run_id);
+    for text in [run.to_string(), Value::from(events).to_string()] {
+        assert!(
+            !text.contains("TOP-SECRET"),
+            "the outside file leaked: {text}"
+        );
+    }
+    assert!(
+        !run.to_string().contains("latest.diff"),
+        "no diff was taken: {run}"
+    );
+}
+
+#[test]
+fn path_arguments_are_resolved_inside_the_working_directory() {
+    let s = Setup::new();
+    let (run_id, token) = s.create_run();
+    let outside = tempfile::tempdir().expect("outside");
+    std::fs::write(outside.path().join("outside-name.txt"), "x").expect("outside file");
+    let work = git_workspace();
+    std::fs::create_dir(work.path().join("src")).expect("src");
+    std::fs::write(work.path().join("src/lib.rs"), "").expect("lib.rs");
+    std::os::unix::fs::symlink(outside.path(), work.path().join("escape")).expect("link");
+    std::os::unix::fs::symlink(
+        outside.path().join("outside-name.txt"),
+        work.path().join("src/leak"),
+    )
+    .expect("link");
+    let runner = waiting_runner(&s, &run_id, &token, work.path());
+    let session = operator_session(&s);
+    // Each passes the gateway's lexical check (`ls <path>...`,
+    // `ls -la <path>...`); the runner resolves them on disk.
+    for command in ["ls escape", "ls -la src/leak", "ls src escape/", "ls src"] {
+        assert_eq!(
+            send_command(&s, &session, &run_id, command),
+            201,
+            "{command}"
+        );
+    }
+    let commands = answered(&s, &run_id, 4);
+    let find = |command: &str| {
+        commands
+            .iter()
+            .find(|c| c["command"] == command)
+            .cloned()
+            .expect("the command")
+    };
+    for (command, argument) in [
+        ("ls escape", "escape"),
+        ("ls -la src/leak", "src/leak"),
+        ("ls src escape/", "escape/"),
+    ] {
+        let c = find(command);
+        assert_eq!(c["status"], "failed", "{c}");
+        let error = c["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with("not on this runner's allowlist: ")
+                && error.contains(&format!("{argument:?} leads outside the working directory")),
+            "{c}"
+        );
+        assert!(!c.to_string().contains("outside-name"), "{c}");
+    }
+    let inside = find("ls src");
+    assert_eq!(inside["status"], "completed", "{inside}");
+    // The link's name is inside; only following it leads out.
+    assert_eq!(inside["result"], "leak\nlib.rs\n", "{inside}");
+    stop_runner(&s, &run_id, runner);
+}
+
+#[test]
+fn an_invalid_entry_stops_the_runner_with_its_name() {
+    let s = Setup::new();
+    let (run_id, token) = s.create_run();
+    let out = s
+        .runner(
+            &run_id,
+            &token,
+            "allowed_commands = [\"cat <file>\"]\n",
+            "echo the agent ran",
+        )
+        .output()
+        .expect("runner");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("runner.toml: allowed_commands: allowlist entry \"cat <file>\"")
+            && stderr.contains("unknown placeholder"),
+        "{stderr}"
+    );
+    assert_eq!(
+        s.ctl(&["runs", "show", &run_id])["status"],
+        "pending",
+        "the agent never started"
     );
 }

@@ -27,7 +27,7 @@ const TAIL: &str = r#".SH EXAMPLE
 listen = "127.0.0.1:3100"
 tls_cert = "/etc/letsencrypt/live/claw.example.org/fullchain.pem"
 tls_key = "/etc/letsencrypt/live/claw.example.org/privkey.pem"
-allowed_commands = ["just test", "pytest"]
+allowed_commands = ["just test", "pytest \-q <path>..."]
 redact_patterns = ["corp_[A-Za-z0-9]{32}"]
 .fi
 .SH FILES

@@ -39,6 +39,41 @@ fn man_page(mut cmd: clap::Command, title: &str, extra: &str) -> Result<Vec<u8>,
     Ok(wrap(&String::from_utf8_lossy(&out)).into_bytes())
 }
 
+/// How claw-runner decides which queued commands it runs, with the
+/// built-in list as `claw_proto` has it.
+fn runner_allowlist() -> String {
+    let mut out = String::from(
+        r#".SH ALLOWED COMMANDS
+A queued command runs only when it matches this runner's allowlist: the
+built\-in list below plus
+.B allowed_commands
+in runner.toml, whatever the gateway allowed. An entry means exactly what
+it says: a command matches it only when it has the entry's words and no
+others, so options the entry does not name never reach the program.
+.B <path>
+admits one path argument,
+.BR <path>... ,
+only as the last word, any number. A path argument is relative, has no
+\fB..\fR component and does not start with \-; resolved with symbolic links
+followed, it must lie inside the working directory (the run's
+\-\-cwd, else the runner's own), and a path that does not exist yet must
+have its deepest existing ancestor there. Any other word in angle brackets
+is a configuration error: claw\-runner does not start. A refused command is
+answered with the reason and never run; no command runs through a shell.
+.PP
+The built\-in list:
+.RS
+.nf
+"#,
+    );
+    for entry in claw_proto::allowlist::DEFAULT_ALLOWED {
+        out.push_str(&roff(entry));
+        out.push('\n');
+    }
+    out.push_str(".fi\n.RE\n");
+    out
+}
+
 const RUNNER_EXTRA: &str = r#".SH EXIT STATUS
 .B start
 exits with the agent's exit code (128 + the signal number when a signal
@@ -69,8 +104,9 @@ The run's capability token, instead of \-\-token.
 .TP
 .I ~/.config/claw/runner.toml
 Configuration: gateway_url, hmac_secret_file, ca_cert, cert_fingerprint, agent_command,
-allowed_commands, redact_patterns, command_timeout_secs, poll_secs,
-command_output_limit, stop_grace_secs, state_dir.
+allowed_commands (see ALLOWED COMMANDS), redact_patterns,
+command_timeout_secs, poll_secs, command_output_limit, stop_grace_secs,
+state_dir.
 .TP
 .I ~/.local/state/claw-runner/runs/RUN/
 The spool: events.jsonl (every event before it is sent), acked, claude.log.
@@ -241,12 +277,13 @@ fn generated(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         )),
         Err(e) => eprintln!("xtask: cannot read packaging/clawd.toml: {e}"),
     }
+    let runner_extra = runner_allowlist() + RUNNER_EXTRA;
     let programs = [
         (claw_ctl::cli::Cli::command(), "CLAWCTL", EXTRA),
         (
             claw_runner::cli::Cli::command(),
             "CLAW-RUNNER",
-            RUNNER_EXTRA,
+            runner_extra.as_str(),
         ),
     ];
     for (cmd, title, extra) in programs {

@@ -322,6 +322,13 @@ impl Gateway {
         websocket_to(self.port, &pem, session).await
     }
 
+    /// Sends a signal (SIGHUP: reload) without waiting.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let child = self.child.as_ref().expect("running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, signal).expect("signal");
+    }
+
     /// SIGTERM without waiting.
     pub fn signal_term(&self) {
         let child = self.child.as_ref().expect("running");

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod allowlist;
 mod auth;
 mod control;
 mod data_dir;

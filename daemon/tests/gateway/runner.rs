@@ -418,9 +418,10 @@ async fn commands_allowlist_and_acks() {
 
     // Extended allowlist from the configuration.
     drop(runner);
-    let gw2 =
-        Gateway::start_with("rate_limit_per_minute = 0\nallowed_commands = [\"pytest -q\"]\n")
-            .await;
+    let gw2 = Gateway::start_with(
+        "rate_limit_per_minute = 0\nallowed_commands = [\"pytest -q <path>...\"]\n",
+    )
+    .await;
     let admin2 = gw2.admin().await;
     let (run2, token2) = gw2.create_run(&admin2).await;
     gw2.runner(&run2, &token2).started().await;
@@ -432,6 +433,18 @@ async fn commands_allowlist_and_acks() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = gw2
+        .post(
+            &format!("/api/runs/{run2}/command"),
+            &admin2,
+            json!({"command": "pytest -q --pdb tests"}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "an option the entry does not name"
+    );
 }
 
 #[tokio::test]

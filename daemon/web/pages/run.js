@@ -100,13 +100,25 @@ export async function runPage(main, { params: [runId] }) {
 
   // Commands: allowlist suggestions, client-side check, live results.
   const allowed = (session.status && session.status.allowedCommands) || [];
+  // The allowlist's grammar, as a hint (the API checks again): an entry
+  // matches exactly its own words; `<path>` admits one relative path without
+  // `..` or a leading `-`, a last `<path>...` any number of them.
+  function isPath(word) {
+    return word !== '' && !word.startsWith('-') && !word.startsWith('/')
+      && !word.split('/').includes('..') && !/[\u0000-\u001f\u007f-\u009f]/.test(word);
+  }
   function isAllowed(text) {
     const words = text.trim().split(/\s+/);
     return allowed.some((entry) => {
       const want = entry.split(/\s+/);
-      return want.length <= words.length && want.every((w, i) => w === words[i]);
+      const rest = want[want.length - 1] === '<path>...';
+      if (rest) want.pop();
+      if (words.length < want.length || (!rest && words.length !== want.length)) return false;
+      return words.every((w, i) => (i >= want.length || want[i] === '<path>' ? isPath(w) : w === want[i]));
     });
   }
+  // Suggestions without a trailing `<path>...`: it may stand for nothing.
+  const suggestions = [...new Set(allowed.map((entry) => entry.replace(/\s+<path>\.\.\.$/, '')))];
   function renderCommandBox() {
     if (!can('operator') || run.status !== 'running') {
       replace(commandBox, run.status === 'running' ? null
@@ -139,7 +151,7 @@ export async function runPage(main, { params: [runId] }) {
       },
     },
     input,
-    h('datalist', { id: 'allowed-commands' }, allowed.map((c) => h('option', { value: c }))),
+    h('datalist', { id: 'allowed-commands' }, suggestions.map((c) => h('option', { value: c }))),
     h('button', { type: 'submit' }, 'Send'));
     replace(commandBox, form, hint);
   }
