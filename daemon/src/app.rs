@@ -45,7 +45,9 @@ impl Settings {
         let per_minute =
             || WindowLimiter::new(config.rate_limit_per_minute, Duration::from_secs(60));
         Ok(Self {
-            allowlist: Allowlist::with_defaults(&config.allowed_commands),
+            // Config::validate refused invalid entries; were one to get
+            // here, nothing would be allowed.
+            allowlist: Allowlist::with_defaults(&config.allowed_commands).unwrap_or_default(),
             redactor: Redactor::new(&config.redact_patterns)?,
             extensions: Extensions::new(&config.artifact_extensions),
             requests: per_minute(),

@@ -19,13 +19,15 @@ impl App {
         caller.require(Role::Operator)?;
         let command = command.trim().to_owned();
         let settings = self.settings();
-        if !settings.allowlist.is_allowed(&command) {
-            tracing::warn!(RUN_ID = %run_id, USER = caller.name().unwrap_or("-"), ACTION = "command.rejected", "command not on the allowlist");
+        if let Err(refusal) = settings.allowlist.check(&command) {
+            tracing::warn!(RUN_ID = %run_id, USER = caller.name().unwrap_or("-"), ACTION = "command.rejected", REASON = %refusal, "command not on the allowlist");
             self.store
                 .audit(caller.audit_entry("command.rejected", Some(&run_id), Some(command)))
                 .await?;
-            return Err(ServiceError::forbidden("command is not on the allowlist")
-                .with("allowed", json!(settings.allowlist.entries())));
+            return Err(
+                ServiceError::forbidden(format!("command is not on the allowlist: {refusal}"))
+                    .with("allowed", json!(settings.allowlist.entries())),
+            );
         }
         let row = self
             .store
