@@ -315,7 +315,7 @@ test('users: add, change role, reset password, delete; a viewer sees no controls
   }, run.id);
   assert.deepEqual(forged, [403, 403]);
   const after = (await gw.fetch('GET', `/api/runs/${run.id}`, { headers: { authorization: `Bearer ${bearer}` } })).body;
-  assert.equal(after.stop_requested_at, null);
+  assert.equal(after.stopRequestedAt, null);
   await context.close();
 });
 
