@@ -302,3 +302,106 @@ impl ChangeSink for Hub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use claw_proto::api::CommandStatus;
+    use claw_proto::wire::{EventType, RunStatus};
+
+    use super::*;
+    use crate::store::CommandRow;
+
+    fn event(sequence: u64) -> EventRow {
+        EventRow {
+            id: sequence as i64,
+            run_id: "r".to_owned(),
+            kind: EventType::Stdout,
+            data: format!("line {sequence}"),
+            timestamp: 0,
+            sequence,
+        }
+    }
+
+    fn message(live: Live) -> serde_json::Value {
+        let text = match live {
+            Live::Event { json, .. } | Live::Notice(json) => json,
+        };
+        serde_json::from_str(text.as_str()).expect("json")
+    }
+
+    #[tokio::test]
+    async fn changes_reach_followers_in_order_as_messages() {
+        let hub = Hub::default();
+        let mut follower = hub.subscribe("r");
+        let mut lists = hub.subscribe_all();
+        hub.publish(Change::Events(vec![event(1), event(2)]));
+        hub.publish(Change::RunStatus(StatusChange {
+            run_id: "r".to_owned(),
+            status: RunStatus::Done,
+            exit_code: Some(0),
+        }));
+        hub.publish(Change::CommandCompleted(CommandRow {
+            id: "c".to_owned(),
+            run_id: "r".to_owned(),
+            command: "git status".to_owned(),
+            status: CommandStatus::Completed,
+            result: Some("clean".to_owned()),
+            error: None,
+            created_by: None,
+            created_at: 0,
+            completed_at: Some(1),
+        }));
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            seen.push(message(follower.recv().await.expect("message")));
+        }
+        let kinds: Vec<&str> = seen
+            .iter()
+            .map(|m| m["type"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(kinds, ["event", "event", "run_status", "command_completed"]);
+        assert_eq!(seen[1]["sequence"], 2);
+        assert_eq!(seen[3]["status"], "completed");
+        let listed: serde_json::Value =
+            serde_json::from_str(lists.recv().await.expect("status").as_str()).expect("json");
+        assert_eq!(listed["status"], "done");
+    }
+
+    #[test]
+    fn a_runs_channel_lives_while_someone_follows_it() {
+        let hub = Hub::default();
+        let first = hub.subscribe("r");
+        let second = hub.subscribe("r");
+        assert_eq!((hub.followed_runs(), hub.subscriptions()), (1, 2));
+        drop(first);
+        assert_eq!(hub.followed_runs(), 1);
+        drop(second);
+        assert_eq!((hub.followed_runs(), hub.subscriptions()), (0, 0));
+        // Nobody follows: a change is dropped, nothing is kept for it.
+        hub.publish(Change::Events(vec![event(1)]));
+        assert_eq!(hub.followed_runs(), 0);
+    }
+
+    #[test]
+    fn a_users_slots_are_capped_and_given_back() {
+        let hub = Hub::default();
+        let slots: Vec<_> = (0..3).map(|_| hub.user_slot("u", 3)).collect();
+        assert!(slots.iter().all(Option::is_some));
+        assert!(hub.user_slot("u", 3).is_none());
+        assert!(hub.user_slot("other", 3).is_some());
+        drop(slots);
+        assert!(hub.user_slot("u", 3).is_some());
+        assert!(hub.user_slot("u", 0).is_some(), "0 is no cap");
+    }
+
+    #[tokio::test]
+    async fn sessions_changed_wakes_every_socket() {
+        let hub = Hub::default();
+        let mut watcher = hub.watch_sessions();
+        hub.publish(Change::SessionsChanged);
+        tokio::time::timeout(std::time::Duration::from_secs(5), watcher.changed())
+            .await
+            .expect("woken")
+            .expect("hub alive");
+    }
+}

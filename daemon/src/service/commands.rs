@@ -24,10 +24,10 @@ impl App {
             self.store
                 .audit(caller.audit_entry("command.rejected", Some(&run_id), Some(command)))
                 .await?;
-            return Err(
-                ServiceError::forbidden(format!("command is not on the allowlist: {refusal}"))
-                    .with("allowed", json!(settings.allowlist.entries())),
-            );
+            return Err(ServiceError::forbidden(format!(
+                "command is not on the allowlist: {refusal}"
+            ))
+            .with("allowed", json!(settings.allowlist.entries())));
         }
         let row = self
             .store

@@ -25,12 +25,3 @@ pub enum Change {
 pub trait ChangeSink: Send + Sync {
     fn publish(&self, change: Change);
 }
-
-/// A sink that drops everything (tests without a hub).
-#[cfg(test)]
-pub struct Discard;
-
-#[cfg(test)]
-impl ChangeSink for Discard {
-    fn publish(&self, _: Change) {}
-}

@@ -1,1 +1,509 @@
+//! What every store backend must do, written against the traits: each
+//! check takes a fresh store and the sink its changes go to. The SQLite
+//! store runs them below; another backend adds its own `#[tokio::test]`s
+//! calling the same checks.
 
+use std::sync::{Arc, Mutex};
+
+use claw_proto::api::CommandStatus;
+use claw_proto::wire::{EventType, RunStatus};
+
+use super::*;
+use crate::clock::now_ms;
+
+/// Keeps every change it is given, in order.
+#[derive(Default)]
+pub struct Recorder(Mutex<Vec<Change>>);
+
+impl ChangeSink for Recorder {
+    fn publish(&self, change: Change) {
+        self.0.lock().expect("recorder").push(change);
+    }
+}
+
+impl Recorder {
+    pub fn take(&self) -> Vec<Change> {
+        std::mem::take(&mut *self.0.lock().expect("recorder"))
+    }
+}
+
+pub struct Subject {
+    pub store: AnyStore,
+    pub changes: Arc<Recorder>,
+}
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+async fn new_run(store: &dyn Store, id: &str) -> RunRow {
+    store
+        .create_run(NewRun {
+            id: id.to_owned(),
+            capability_token: TOKEN.to_owned(),
+            command: Some("claude".to_owned()),
+            metadata: None,
+            created_by: Some("admin".to_owned()),
+        })
+        .await
+        .expect("create run")
+}
+
+fn auth(run_id: &str) -> RunnerAuth {
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).expect("random");
+    RunnerAuth {
+        run_id: run_id.to_owned(),
+        capability_token: TOKEN.to_owned(),
+        nonce: hex::encode(nonce),
+        timestamp: now_ms() / 1000,
+    }
+}
+
+fn event(data: &str, sequence: Option<u64>) -> NewEvent {
+    NewEvent {
+        kind: EventType::Stdout,
+        data: data.to_owned(),
+        sequence,
+    }
+}
+
+fn marker(data: &str) -> NewEvent {
+    NewEvent {
+        kind: EventType::Marker,
+        data: data.to_owned(),
+        sequence: None,
+    }
+}
+
+/// Each sequence is stored once; a resend answers with the stored id; a
+/// gap is refused with where to resume; an unsequenced event takes the
+/// next sequence.
+pub async fn sequences_are_stored_once_and_gaps_refused(s: Subject) {
+    let store = s.store.as_ref();
+    new_run(store, "run-seq").await;
+    let first = store
+        .runner_ingest(
+            auth("run-seq"),
+            (1..=3).map(|n| event(&n.to_string(), Some(n))).collect(),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(first.ids.len(), 3);
+    let resent = store
+        .runner_ingest(auth("run-seq"), vec![event("other data", Some(2))])
+        .await
+        .expect("resend");
+    assert_eq!(resent.ids, [first.ids[1]], "a resend answers the stored id");
+    let gap = store
+        .runner_ingest(auth("run-seq"), vec![event("5", Some(5))])
+        .await
+        .expect_err("gap");
+    assert!(
+        matches!(
+            gap,
+            StoreError::SequenceGap {
+                next: 4,
+                sequence: 5,
+                ..
+            }
+        ),
+        "{gap:?}"
+    );
+    store
+        .runner_ingest(auth("run-seq"), vec![event("appended", None)])
+        .await
+        .expect("append");
+    let events = store
+        .events_after("run-seq".to_owned(), 0, 100)
+        .await
+        .expect("events");
+    let stored: Vec<(u64, &str)> = events
+        .iter()
+        .map(|e| (e.sequence, e.data.as_str()))
+        .collect();
+    assert_eq!(stored, [(1, "1"), (2, "2"), (3, "3"), (4, "appended")]);
+    assert_eq!(
+        store
+            .run("run-seq".to_owned())
+            .await
+            .expect("run")
+            .event_count,
+        4
+    );
+    let after = store
+        .events_after("run-seq".to_owned(), 2, 1)
+        .await
+        .expect("page");
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].sequence, 3);
+}
+
+/// Markers move a run: started → running; finished → done or failed by
+/// exit code, stopped when a stop was asked for.
+pub async fn markers_change_the_runs_status(s: Subject) {
+    let store = s.store.as_ref();
+    for (id, exit, stop, want) in [
+        ("run-ok", 0, false, RunStatus::Done),
+        ("run-bad", 3, false, RunStatus::Failed),
+        ("run-stop", 0, true, RunStatus::Stopped),
+    ] {
+        new_run(store, id).await;
+        let started = store
+            .runner_ingest(auth(id), vec![marker(r#"{"event":"started"}"#)])
+            .await
+            .expect("started");
+        assert_eq!(
+            started.status_change.map(|c| c.status),
+            Some(RunStatus::Running)
+        );
+        if stop {
+            store
+                .request_stop(id.to_owned(), format!("{id}-stop"), None)
+                .await
+                .expect("stop");
+        }
+        let finished = store
+            .runner_ingest(
+                auth(id),
+                vec![marker(&format!(
+                    r#"{{"event":"finished","exitCode":{exit}}}"#
+                ))],
+            )
+            .await
+            .expect("finished");
+        assert_eq!(finished.status_change.map(|c| c.status), Some(want), "{id}");
+        let run = store.run(id.to_owned()).await.expect("run");
+        assert_eq!((run.status, run.exit_code), (want, Some(exit)));
+        assert!(run.started_at.is_some() && run.finished_at.is_some());
+    }
+    // A stop of a run that never started ends it at once.
+    new_run(store, "run-never").await;
+    store
+        .request_stop("run-never".to_owned(), "never-stop".to_owned(), None)
+        .await
+        .expect("stop");
+    let run = store.run("run-never".to_owned()).await.expect("run");
+    assert_eq!(run.status, RunStatus::Stopped);
+    let again = store
+        .request_stop("run-never".to_owned(), "again".to_owned(), None)
+        .await
+        .expect_err("ended");
+    assert!(matches!(again, StoreError::Conflict(_)), "{again:?}");
+}
+
+/// A nonce is used once, also for requests that store nothing; the wrong
+/// token and an unknown run are refused; expired nonces are purged.
+pub async fn nonces_tokens_and_their_expiry(s: Subject) {
+    let store = s.store.as_ref();
+    new_run(store, "run-nonce").await;
+    let once = auth("run-nonce");
+    store.runner_check(once.clone()).await.expect("first use");
+    let replay = store.runner_check(once).await.expect_err("replay");
+    assert!(matches!(replay, StoreError::Replay), "{replay:?}");
+    // Held nonces (sequenced uploads) are refused as surely.
+    let held = auth("run-nonce");
+    store
+        .runner_ingest(held.clone(), vec![event("x", Some(1))])
+        .await
+        .expect("ingest");
+    let replay = store
+        .runner_ingest(held, vec![event("x", Some(1))])
+        .await
+        .expect_err("replayed upload");
+    assert!(matches!(replay, StoreError::Replay), "{replay:?}");
+    let mut wrong = auth("run-nonce");
+    wrong.capability_token = "f".repeat(32);
+    let refused = store.runner_check(wrong).await.expect_err("wrong token");
+    assert!(matches!(refused, StoreError::WrongToken), "{refused:?}");
+    let unknown = store
+        .runner_check(auth("no-such-run"))
+        .await
+        .expect_err("unknown run");
+    assert!(matches!(unknown, StoreError::NotFound(_)), "{unknown:?}");
+    // Signed an hour ago with a retention of a minute: expired.
+    let mut old = auth("run-nonce");
+    old.timestamp -= 3600;
+    store.runner_check(old.clone()).await.expect("old nonce");
+    store.set_nonce_retention(60);
+    store.drain().await.expect("drain");
+    let keys_before = 0;
+    assert!(
+        store
+            .expired_counts(keys_before)
+            .await
+            .expect("counts")
+            .nonces
+            >= 1
+    );
+    let purged = store.purge_expired(keys_before).await.expect("purge");
+    assert!(purged.nonces >= 1, "{purged:?}");
+    store
+        .runner_check(old)
+        .await
+        .expect("a purged nonce is no longer known");
+}
+
+/// Commands are delivered once and answered once.
+pub async fn commands_are_delivered_and_answered_once(s: Subject) {
+    let store = s.store.as_ref();
+    new_run(store, "run-cmd").await;
+    let command = NewCommand {
+        id: "cmd-1".to_owned(),
+        run_id: "run-cmd".to_owned(),
+        command: "git status".to_owned(),
+        created_by: Some("olivia".to_owned()),
+    };
+    let pending = store
+        .queue_command(command.clone())
+        .await
+        .expect_err("the run is not running");
+    assert!(matches!(pending, StoreError::Conflict(_)), "{pending:?}");
+    store
+        .runner_ingest(auth("run-cmd"), vec![marker(r#"{"event":"started"}"#)])
+        .await
+        .expect("started");
+    store.queue_command(command).await.expect("queued");
+    let delivered = store
+        .runner_pending_commands(auth("run-cmd"))
+        .await
+        .expect("poll");
+    assert_eq!(delivered.len(), 1);
+    assert!(
+        store
+            .runner_pending_commands(auth("run-cmd"))
+            .await
+            .expect("poll again")
+            .is_empty()
+    );
+    let outcome = |result: &str| CommandOutcome {
+        command_id: "cmd-1".to_owned(),
+        result: Some(result.to_owned()),
+        error: None,
+    };
+    let answered = store
+        .runner_ack_command(auth("run-cmd"), outcome("clean"))
+        .await
+        .expect("ack");
+    assert_eq!(answered.map(|c| c.status), Some(CommandStatus::Completed));
+    let twice = store
+        .runner_ack_command(auth("run-cmd"), outcome("changed"))
+        .await
+        .expect("ack again");
+    assert!(twice.is_none(), "a second answer changes nothing");
+    let listed = store
+        .list_commands("run-cmd".to_owned())
+        .await
+        .expect("list");
+    assert_eq!(listed[0].result.as_deref(), Some("clean"));
+}
+
+/// Each audit row's hash follows from the one before; the chain verifies.
+pub async fn the_audit_chain_verifies(s: Subject) {
+    let store = s.store.as_ref();
+    for n in 0..5 {
+        store
+            .audit(AuditEntry {
+                username: Some("admin".to_owned()),
+                action: format!("test.{n}"),
+                ..Default::default()
+            })
+            .await
+            .expect("audit");
+    }
+    let verdict = store.verify_audit_chain().await.expect("verify");
+    assert_eq!(verdict.checked, 5);
+    assert_eq!(verdict.broken, None);
+    let listed = store
+        .list_audit(AuditFilter {
+            action: Some("test".to_owned()),
+            limit: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    let actions: Vec<&str> = listed.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["test.4", "test.3", "test.2"], "newest first");
+}
+
+/// Finished runs past the cutoff go with everything they had; others stay.
+pub async fn prune_takes_finished_runs_only(s: Subject) {
+    let store = s.store.as_ref();
+    new_run(store, "run-old").await;
+    store
+        .runner_ingest(
+            auth("run-old"),
+            vec![
+                marker(r#"{"event":"started"}"#),
+                event("output", None),
+                marker(r#"{"event":"finished","exitCode":0}"#),
+            ],
+        )
+        .await
+        .expect("ingest");
+    new_run(store, "run-live").await;
+    store
+        .runner_ingest(auth("run-live"), vec![marker(r#"{"event":"started"}"#)])
+        .await
+        .expect("started");
+    let cutoff = now_ms() + 1000;
+    let candidates = store.prune_candidates(cutoff).await.expect("candidates");
+    let ids: Vec<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["run-old"]);
+    assert_eq!(candidates[0].events, 3);
+    assert!(
+        store
+            .prune_run("run-old".to_owned(), cutoff)
+            .await
+            .expect("prune")
+    );
+    assert!(
+        !store
+            .prune_run("run-live".to_owned(), cutoff)
+            .await
+            .expect("refused")
+    );
+    let left = store.run_ids().await.expect("ids");
+    assert!(left.contains("run-live") && !left.contains("run-old"));
+}
+
+/// An idempotency key: claimed, in progress, answered, mismatched, expired.
+pub async fn idempotency_keys_keep_their_answers(s: Subject) {
+    let store = s.store.as_ref();
+    let claim = |fingerprint: &str, expired_before: i64| IdempotencyClaim {
+        scope: "user-1".to_owned(),
+        key: "key-1".to_owned(),
+        fingerprint: fingerprint.to_owned(),
+        now: now_ms(),
+        expired_before,
+    };
+    let state = |c| async move { store.claim_idempotency_key(c).await.expect("claim") };
+    assert_eq!(state(claim("a", 0)).await, IdempotencyState::Claimed);
+    assert_eq!(state(claim("a", 0)).await, IdempotencyState::InProgress);
+    let answer = StoredAnswer {
+        status: 201,
+        content_type: Some("application/json".to_owned()),
+        body: b"{\"id\":\"r\"}".to_vec(),
+    };
+    store
+        .complete_idempotency_key("user-1".to_owned(), "key-1".to_owned(), answer.clone())
+        .await
+        .expect("complete");
+    assert_eq!(
+        state(claim("a", 0)).await,
+        IdempotencyState::Answered(answer)
+    );
+    assert_eq!(state(claim("b", 0)).await, IdempotencyState::Mismatch);
+    // Another user's key of the same name is another key.
+    let mut theirs = claim("b", 0);
+    theirs.scope = "user-2".to_owned();
+    assert_eq!(state(theirs).await, IdempotencyState::Claimed);
+    // Expired: claimed anew.
+    assert_eq!(
+        state(claim("b", now_ms() + 1000)).await,
+        IdempotencyState::Claimed
+    );
+    store
+        .release_idempotency_key("user-1".to_owned(), "key-1".to_owned())
+        .await
+        .expect("release");
+    assert_eq!(state(claim("c", 0)).await, IdempotencyState::Claimed);
+    assert_eq!(
+        store
+            .purge_expired(now_ms() + 1000)
+            .await
+            .expect("purge")
+            .idempotency_keys,
+        2
+    );
+}
+
+/// Changes arrive after their commit, in commit order, one kind each.
+pub async fn changes_follow_their_commits_in_order(s: Subject) {
+    let store = s.store.as_ref();
+    new_run(store, "run-live").await;
+    s.changes.take();
+    store
+        .runner_ingest(
+            auth("run-live"),
+            vec![marker(r#"{"event":"started"}"#), event("one", None)],
+        )
+        .await
+        .expect("ingest");
+    store
+        .queue_command(NewCommand {
+            id: "c1".to_owned(),
+            run_id: "run-live".to_owned(),
+            command: "git status".to_owned(),
+            created_by: None,
+        })
+        .await
+        .expect("queue");
+    store
+        .request_stop("run-live".to_owned(), "c2".to_owned(), None)
+        .await
+        .expect("stop");
+    let refused = store
+        .runner_ingest(auth("run-live"), vec![event("gap", Some(9))])
+        .await;
+    assert!(refused.is_err());
+    let changes = s.changes.take();
+    let kinds: Vec<String> = changes
+        .iter()
+        .map(|c| match c {
+            Change::Events(events) => format!("events {}", events.len()),
+            Change::RunStatus(status) => format!("status {}", status.status.as_str()),
+            Change::CommandQueued(row) => format!("queued {}", row.id),
+            Change::StopRequested { command_id, .. } => format!("stop {command_id}"),
+            Change::CommandCompleted(row) => format!("completed {}", row.id),
+            Change::ArtifactAdded(row) => format!("artifact {}", row.id),
+            Change::SessionsChanged => "sessions".to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["events 2", "status running", "queued c1", "stop c2"],
+        "a refused request announces nothing"
+    );
+}
+
+mod sqlite {
+    use super::*;
+    use crate::store::sqlite::{Durability, SqliteStore, StoreSettings};
+
+    fn subject(dir: &tempfile::TempDir) -> Subject {
+        let changes = Arc::new(Recorder::default());
+        let store = SqliteStore::open(
+            &dir.path().join("db.sqlite"),
+            StoreSettings {
+                durability: Durability::Batched,
+                nonce_retention_secs: 600,
+            },
+            Arc::clone(&changes) as Arc<dyn ChangeSink>,
+        )
+        .expect("open");
+        Subject {
+            store: Arc::new(store),
+            changes,
+        }
+    }
+
+    macro_rules! conformance {
+        ($($check:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $check() {
+                let dir = tempfile::tempdir().expect("dir");
+                super::$check(subject(&dir)).await;
+            }
+        )*};
+    }
+
+    conformance!(
+        sequences_are_stored_once_and_gaps_refused,
+        markers_change_the_runs_status,
+        nonces_tokens_and_their_expiry,
+        commands_are_delivered_and_answered_once,
+        the_audit_chain_verifies,
+        prune_takes_finished_runs_only,
+        idempotency_keys_keep_their_answers,
+        changes_follow_their_commits_in_order,
+    );
+}
