@@ -255,63 +255,25 @@ async fn setup_with_totp_requires_codes_from_the_start() {
         .expect("login");
 }
 
+/// The id of a user, by name, as an administrator sees it.
+async fn user_id(gw: &Gateway, admin: &str, name: &str) -> String {
+    let (_, users) = gw.get("/api/auth/users", admin).await;
+    users
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["username"] == name)
+        .unwrap_or_else(|| panic!("{name} in {users}"))["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
 #[tokio::test]
-async fn roles_are_enforced_on_every_endpoint() {
+async fn users_are_listed_without_secrets() {
     let gw = Gateway::start().await;
     let admin = gw.admin().await;
-    let viewer = gw.user(&admin, "viewer1", "viewer").await;
-    let operator = gw.user(&admin, "operator1", "operator").await;
-    let (run_id, _) = gw.create_run(&operator).await;
-
-    // Anonymous.
-    for path in ["/api/runs", "/api/auth/users", "/api/audit", "/api/auth/me"] {
-        let (status, body) = gw.call(Method::GET, path, None, None).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");
-    }
-    // Viewer reads, cannot act.
-    let (status, _) = gw.get("/api/runs", &viewer).await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, _) = gw.get(&format!("/api/runs/{run_id}"), &viewer).await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, body) = gw.post("/api/runs", &viewer, json!({})).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert!(body["error"].as_str().expect("error").contains("operator"));
-    let (status, _) = gw
-        .post(&format!("/api/runs/{run_id}/stop"), &viewer, json!({}))
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = gw
-        .call(
-            Method::DELETE,
-            &format!("/api/runs/{run_id}"),
-            Some(&viewer),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = gw
-        .post(
-            &format!("/api/runs/{run_id}/command"),
-            &viewer,
-            json!({"command": "git status"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    // Operator acts on runs, does not manage users or read the audit log.
-    for path in ["/api/auth/users", "/api/audit", "/api/audit/verify"] {
-        let (status, _) = gw.get(path, &operator).await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
-    }
-    let (status, _) = gw
-        .post(
-            "/api/auth/users",
-            &operator,
-            json!({"username": "x1234", "password": "long enough password", "role": "admin"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-
-    // Admin manages users; users never show secrets.
+    gw.user(&admin, "viewer1", "viewer").await;
     let (status, users) = gw.get("/api/auth/users", &admin).await;
     assert_eq!(status, StatusCode::OK);
     let text = users.to_string();
@@ -319,33 +281,40 @@ async fn roles_are_enforced_on_every_endpoint() {
         !text.contains("argon2") && !text.contains("password"),
         "{text}"
     );
-    let viewer_id = users
-        .as_array()
-        .expect("users")
-        .iter()
-        .find(|u| u["username"] == "viewer1")
-        .expect("viewer1")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+}
+
+#[tokio::test]
+async fn a_new_role_takes_effect_in_the_users_session() {
+    let gw = Gateway::start().await;
+    let admin = gw.admin().await;
+    let viewer = gw.user(&admin, "viewer1", "viewer").await;
+    let (status, _) = gw.post("/api/runs", &viewer, json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let id = user_id(&gw, &admin, "viewer1").await;
     let (status, body) = gw
         .call(
             Method::PATCH,
-            &format!("/api/auth/users/{viewer_id}"),
+            &format!("/api/auth/users/{id}"),
             Some(&admin),
             Some(json!({"role": "operator"})),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["role"], "operator");
-    // The viewer's session now acts with the new role.
     let (status, _) = gw.post("/api/runs", &viewer, json!({})).await;
     assert_eq!(status, StatusCode::CREATED);
-    // A password reset ends the user's sessions.
+}
+
+#[tokio::test]
+async fn a_password_reset_ends_the_users_sessions() {
+    let gw = Gateway::start().await;
+    let admin = gw.admin().await;
+    let viewer = gw.user(&admin, "viewer1", "viewer").await;
+    let id = user_id(&gw, &admin, "viewer1").await;
     let (status, _) = gw
         .call(
             Method::PATCH,
-            &format!("/api/auth/users/{viewer_id}"),
+            &format!("/api/auth/users/{id}"),
             Some(&admin),
             Some(json!({"password": "a brand new password"})),
         )
@@ -356,7 +325,13 @@ async fn roles_are_enforced_on_every_endpoint() {
     gw.login("viewer1", "a brand new password", None)
         .await
         .expect("new password");
-    // Duplicate names, bad roles, the last admin.
+}
+
+#[tokio::test]
+async fn taken_names_unknown_roles_and_the_last_admin_are_refused() {
+    let gw = Gateway::start().await;
+    let admin = gw.admin().await;
+    gw.user(&admin, "viewer1", "viewer").await;
     let (status, _) = gw
         .post(
             "/api/auth/users",
@@ -385,18 +360,20 @@ async fn roles_are_enforced_on_every_endpoint() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     let (status, _) = gw
-        .call(
-            Method::DELETE,
-            &format!("/api/auth/users/{viewer_id}"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, _) = gw
         .call(Method::DELETE, "/api/auth/users/nope", Some(&admin), None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// A refusal for want of a role names the role needed.
+#[tokio::test]
+async fn a_refusal_names_the_role_needed() {
+    let gw = Gateway::start().await;
+    let admin = gw.admin().await;
+    let viewer = gw.user(&admin, "viewer1", "viewer").await;
+    let (status, body) = gw.post("/api/runs", &viewer, json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["error"].as_str().expect("error").contains("operator"));
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ mod hardening;
 mod persistence;
 mod polkit;
 mod redaction;
+mod roles;
 mod runner;
 mod systemd;
 mod web;
