@@ -8,6 +8,8 @@ mod auth;
 mod control;
 mod data_dir;
 mod hardening;
+mod idempotency;
+mod notices;
 mod persistence;
 mod polkit;
 mod redaction;
