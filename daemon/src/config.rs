@@ -1,4 +1,4 @@
-//! `clawd.toml`: every setting with its default (the seeds' values), loaded
+//! `clawd.toml`: every setting with its default, loaded
 //! from TOML with unknown keys refused by name.
 
 use std::net::SocketAddr;
@@ -213,7 +213,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_match_the_seeds() {
+    fn defaults_are_the_documented_ones() {
         let c = Config::default();
         assert_eq!(c.listen.port(), 3100);
         assert_eq!(c.run_retention_days, 30);

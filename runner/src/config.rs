@@ -1,6 +1,6 @@
 //! Runner configuration: `~/.config/claw/runner.toml`, overridden by `CLAW_*`
-//! environment variables (the first seed's names as fallbacks), overridden by
-//! flags.
+//! environment variables (the unprefixed names, such as `GATEWAY_URL`, as
+//! fallbacks), overridden by flags.
 
 use std::path::{Path, PathBuf};
 

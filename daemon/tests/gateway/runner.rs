@@ -580,7 +580,7 @@ async fn artifacts_upload_download_and_traversal() {
 }
 
 #[tokio::test]
-async fn health_has_the_seed_shape_without_authentication() {
+async fn health_answers_its_documented_shape_without_authentication() {
     let gw = Gateway::start().await;
     let resp = gw
         .client

@@ -1,5 +1,5 @@
 //! Drift between what the store says and what its own records (markers,
-//! sequences) or the disk say, as the second seed's reconciliation jobs find.
+//! sequences) or the disk say.
 
 use claw_proto::control::Finding;
 use claw_proto::wire::{Marker, RunStatus};
