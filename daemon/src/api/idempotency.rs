@@ -16,8 +16,7 @@ use super::extract::token_from;
 use super::{client_ip, runner_protocol};
 use crate::app::App;
 use crate::http::read_body;
-use crate::service::Replay;
-use crate::store::StoredAnswer;
+use crate::service::{Replay, StoredAnswer};
 
 pub const HEADER: &str = "idempotency-key";
 /// Set on an answer given again for a retried key.

@@ -14,8 +14,7 @@ use claw_proto::wire::{CommandAck, IngestBatch, IngestBatchReply, IngestEvent, I
 use super::extract::User;
 use crate::app::App;
 use crate::http::{parse_json, parse_json_or_default, read_body};
-use crate::service::{ServiceError, ServiceResult, SignedRequest};
-use crate::store::RunnerAuth;
+use crate::service::{RunnerAuth, ServiceError, ServiceResult, SignedRequest};
 
 type AppState = State<Arc<App>>;
 

@@ -10,8 +10,7 @@ use axum::response::Response;
 
 use super::runner::verify;
 use crate::app::App;
-use crate::hub::{Live, RecvError, RunSubscription};
-use crate::service::{ServiceError, ServiceResult};
+use crate::service::{Live, RecvError, RunSubscription, ServiceError, ServiceResult};
 
 pub async fn upgrade(State(app): State<Arc<App>>, request: Request) -> ServiceResult<Response> {
     let (mut parts, _) = request.into_parts();

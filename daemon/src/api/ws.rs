@@ -18,9 +18,8 @@ use tokio::task::JoinHandle;
 use super::extract::token_from;
 use crate::app::App;
 use crate::http::query;
-use crate::hub::encode;
 use crate::server::PeerAddr;
-use crate::service::{Caller, ServiceError, ServiceResult, SessionCheck, SessionUser};
+use crate::service::{Caller, ServiceError, ServiceResult, SessionCheck, SessionUser, encode};
 
 /// Messages queued for one browser before its subscriptions wait.
 const OUTBOX_CAPACITY: usize = 256;

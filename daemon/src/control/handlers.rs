@@ -32,9 +32,9 @@ use super::Ctx;
 use crate::app::App;
 use crate::http::{parse_json, parse_json_or_default, query, read_body};
 use crate::service::{
-    AuditQuery, Caller, LocalCaller, RunQuery, ServiceError, ServiceResult, UserRef,
+    AuditQuery, Caller, LocalCaller, RunQuery, ServiceError, ServiceResult, SessionSelector,
+    UserRef,
 };
-use crate::store::SessionSelector;
 
 /// Largest request body on the control socket.
 const BODY_LIMIT: usize = 1024 * 1024;

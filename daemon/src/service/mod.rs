@@ -31,6 +31,10 @@ pub use live::SessionCheck;
 pub use runner::SignedRequest;
 pub use runs::RunQuery;
 
+/// What the adapters name of the layers below, through the services.
+pub use crate::hub::{Live, RecvError, RunSubscription, encode};
+pub use crate::store::{RunnerAuth, SessionSelector, StoredAnswer};
+
 use crate::app::App;
 
 /// What the audit log and the journal say of one action.

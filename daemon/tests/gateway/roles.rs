@@ -253,7 +253,7 @@ const ROLES: [&str; 4] = ["nobody", "viewer", "operator", "admin"];
 async fn every_endpoint_answers_each_role_as_the_table_says() {
     let gw = Gateway::start().await;
     let admin = gw.admin().await;
-    let mut sessions = vec![None, None, None, Some(admin.clone())];
+    let mut sessions = [None, None, None, Some(admin.clone())];
     for (i, role) in ["viewer", "operator"].into_iter().enumerate() {
         sessions[i + 1] = Some(gw.user(&admin, &format!("{role}1"), role).await);
     }
