@@ -2,6 +2,7 @@
 //! the runner wire protocol, the human and control APIs, request signing,
 //! secret redaction and the command allowlist. No I/O lives here.
 
+pub mod agent;
 pub mod allowlist;
 pub mod api;
 pub mod control;

@@ -2,9 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Kinds of run events.
+/// Kinds of run events. The first six are raw output and the runner's own
+/// notes; the rest are an agent's session, normalised by the runner from
+/// the agent's structured output (payloads in [`crate::agent`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum EventType {
     Stdout,
     Stderr,
@@ -12,9 +14,36 @@ pub enum EventType {
     Info,
     Error,
     Assist,
+    Session,
+    Message,
+    Thinking,
+    ToolCall,
+    ToolResult,
+    FileChange,
+    Prompt,
+    TurnEnd,
+    AgentRaw,
 }
 
 impl EventType {
+    pub const ALL: [EventType; 15] = [
+        Self::Stdout,
+        Self::Stderr,
+        Self::Marker,
+        Self::Info,
+        Self::Error,
+        Self::Assist,
+        Self::Session,
+        Self::Message,
+        Self::Thinking,
+        Self::ToolCall,
+        Self::ToolResult,
+        Self::FileChange,
+        Self::Prompt,
+        Self::TurnEnd,
+        Self::AgentRaw,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Stdout => "stdout",
@@ -23,19 +52,28 @@ impl EventType {
             Self::Info => "info",
             Self::Error => "error",
             Self::Assist => "assist",
+            Self::Session => "session",
+            Self::Message => "message",
+            Self::Thinking => "thinking",
+            Self::ToolCall => "tool_call",
+            Self::ToolResult => "tool_result",
+            Self::FileChange => "file_change",
+            Self::Prompt => "prompt",
+            Self::TurnEnd => "turn_end",
+            Self::AgentRaw => "agent_raw",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "stdout" => Self::Stdout,
-            "stderr" => Self::Stderr,
-            "marker" => Self::Marker,
-            "info" => Self::Info,
-            "error" => Self::Error,
-            "assist" => Self::Assist,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Whether the event's data is a JSON payload of [`crate::agent`].
+    pub fn is_structured(self) -> bool {
+        !matches!(
+            self,
+            Self::Stdout | Self::Stderr | Self::Marker | Self::Info | Self::Error | Self::Assist
+        )
     }
 }
 
@@ -316,6 +354,15 @@ mod tests {
             Some(Marker::Started { .. })
         ));
         assert_eq!(Marker::parse("not json"), None);
+    }
+
+    #[test]
+    fn event_types_name_themselves_as_they_serialise() {
+        for kind in EventType::ALL {
+            let json = serde_json::to_string(&kind).expect("json");
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(EventType::parse(kind.as_str()), Some(kind));
+        }
     }
 
     #[test]
