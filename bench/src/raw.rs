@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
         "../../daemon/src/store/sqlite/migrations/0005_event_ids_without_autoincrement.sql"
     ),
     include_str!("../../daemon/src/store/sqlite/migrations/0006_idempotency_keys.sql"),
+    include_str!("../../daemon/src/store/sqlite/migrations/0007_agent_runs.sql"),
 ];
 
 /// Creates a database at `path` with the daemon's schema, recorded as

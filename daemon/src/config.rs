@@ -90,6 +90,11 @@ pub struct Config {
     pub artifact_downloads_max: usize,
     /// How long the answer of a request with an `Idempotency-Key` is kept.
     pub idempotency_ttl_hours: u32,
+    /// Largest prompt for an agent, in bytes.
+    pub prompt_max_bytes: usize,
+    /// Whether administrators may start agents that never ask
+    /// (`permissionMode: bypassPermissions`).
+    pub allow_bypass_permissions: bool,
 }
 
 /// More runtime threads than this is a typo, not a machine.
@@ -132,6 +137,8 @@ impl Default for Config {
             subscriptions_per_user: 500,
             artifact_downloads_max: 32,
             idempotency_ttl_hours: 24,
+            prompt_max_bytes: 100_000,
+            allow_bypass_permissions: false,
         }
     }
 }

@@ -15,6 +15,7 @@ mod http;
 mod hub;
 mod listeners;
 mod logging;
+mod markdown;
 mod notify;
 mod qr;
 mod ratelimit;

@@ -272,7 +272,10 @@ mod tests {
     #[test]
     fn summaries_say_what_the_call_is_about() {
         assert_eq!(
-            summarise("Bash", &json!({"command": "cargo test\n--x", "description": "d"})),
+            summarise(
+                "Bash",
+                &json!({"command": "cargo test\n--x", "description": "d"})
+            ),
             "cargo test…"
         );
         assert_eq!(
@@ -308,10 +311,7 @@ mod tests {
         for mode in ["default", "acceptEdits", "plan", "bypassPermissions"] {
             let parsed = PermissionMode::parse(mode).expect("mode");
             assert_eq!(parsed.as_str(), mode);
-            assert_eq!(
-                serde_json::to_value(parsed).expect("json"),
-                json!(mode)
-            );
+            assert_eq!(serde_json::to_value(parsed).expect("json"), json!(mode));
         }
         assert_eq!(AgentKind::parse("claude"), Some(AgentKind::Claude));
         assert_eq!(AgentKind::parse("codex"), None);

@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::wire::{EventType, Role, RunStatus};
+use crate::agent::{AgentKind, PermissionMode};
+use crate::wire::{CommandKind, EventType, Role, RunStatus};
 
 /// RFC 3339 time with milliseconds, UTC (`2026-11-30T05:04:31.123Z`).
 pub type Timestamp = String;
@@ -47,6 +48,18 @@ pub struct RunView {
     pub stop_requested_at: Option<Timestamp>,
     /// The run's highest event sequence.
     pub event_count: u64,
+    /// The agent the run drives; none for a raw command.
+    #[serde(default)]
+    pub agent: Option<AgentKind>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub permission_mode: Option<PermissionMode>,
+    #[serde(default)]
+    pub allowed_tools: Vec<String>,
+    /// The agent's own id of its session, once it started.
+    #[serde(default)]
+    pub agent_session_id: Option<String>,
 }
 
 /// A run with its artifacts (`GET /api/runs/{id}`), and with its commands
@@ -109,6 +122,8 @@ impl CommandStatus {
 pub struct CommandView {
     pub id: String,
     pub run_id: String,
+    #[serde(default)]
+    pub kind: CommandKind,
     pub command: String,
     pub status: CommandStatus,
     pub result: Option<String>,
@@ -347,22 +362,60 @@ pub struct UserChange {
     pub reset_totp: bool,
 }
 
+/// A new run: a raw `command`, or an `agent` with its first `prompt`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateRunRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_mode: Option<PermissionMode>,
+    /// Tool rules the agent may use without asking (`Bash(npm test:*)`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_tools: Vec<String>,
 }
 
-/// A new run with its capability token, shown this once.
+/// A new run with its capability token, shown this once, and the line that
+/// starts its runner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedRun {
     pub id: String,
     pub capability_token: String,
     pub status: RunStatus,
+    /// `claw-runner start …` for this run (the gateway's address and the
+    /// HMAC secret come from the runner's configuration).
+    #[serde(default)]
+    pub runner_command: String,
+}
+
+/// `POST /api/runs/{id}/prompts`: the agent's next instruction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptRequest {
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedPrompt {
+    pub prompt_id: String,
+}
+
+/// `POST /api/runs/{id}/interrupt`: accepted; the runner ends the turn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InterruptReply {
+    pub ok: bool,
+    pub command_id: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -411,6 +464,11 @@ mod tests {
             exit_code: Some(0),
             stop_requested_at: None,
             event_count: 3,
+            agent: Some(AgentKind::Claude),
+            model: None,
+            permission_mode: Some(PermissionMode::AcceptEdits),
+            allowed_tools: Vec::new(),
+            agent_session_id: None,
         };
         let json = serde_json::to_value(&run).expect("json");
         for key in [
@@ -423,6 +481,8 @@ mod tests {
             assert!(json.get(key).is_some(), "{key} in {json}");
         }
         assert_eq!(json["status"], "done");
+        assert_eq!(json["permissionMode"], "acceptEdits");
+        assert_eq!(json["agent"], "claude");
     }
 
     #[test]

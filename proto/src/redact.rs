@@ -140,6 +140,68 @@ impl Redactor {
     /// A secret split by an escape sequence or an invisible character is
     /// found in a normalised view of the text and replaced whole, with what
     /// hid inside it; the escapes outside secrets stay as they were.
+    /// A JSON document with every string in it redacted, so that a
+    /// replacement never runs across quotes and breaks the document; text
+    /// that is not JSON is redacted as text. Borrowed when nothing matched.
+    pub fn redact_json<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if !self.any.matches(text).matched_any() {
+            return Cow::Borrowed(text);
+        }
+        let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text) else {
+            return self.redact(text);
+        };
+        if !self.redact_value(&mut value) {
+            return Cow::Borrowed(text);
+        }
+        match serde_json::to_string(&value) {
+            Ok(json) => Cow::Owned(json),
+            Err(_) => self.redact(text),
+        }
+    }
+
+    /// Redacts every string (and key) inside `value`; true if any changed.
+    fn redact_value(&self, value: &mut serde_json::Value) -> bool {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => match self.redact(s) {
+                Cow::Owned(changed) => {
+                    *s = changed;
+                    true
+                }
+                Cow::Borrowed(_) => false,
+            },
+            Value::Array(items) => {
+                // Every item, not only up to the first that changed.
+                let mut changed = false;
+                for item in items {
+                    changed |= self.redact_value(item);
+                }
+                changed
+            }
+            Value::Object(map) => {
+                let mut changed = false;
+                let entries = std::mem::take(map);
+                for (key, mut item) in entries {
+                    // A secret given as a key's name keeps its key only if
+                    // the value is redacted on its own: `{"token": "…"}`.
+                    let joined = format!("{key}={}", item.as_str().unwrap_or_default());
+                    if item.is_string()
+                        && let Cow::Owned(redacted) = self.redact(&joined)
+                        && let Some(value) = redacted.strip_prefix(&format!("{key}="))
+                    {
+                        item = Value::String(value.to_owned());
+                        changed = true;
+                    } else {
+                        changed |= self.redact_value(&mut item);
+                    }
+                    map.insert(key, item);
+                }
+                changed
+            }
+            _ => false,
+        }
+    }
+
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let hits = self.any.matches(text);
         if !hits.matched_any() {
@@ -638,6 +700,26 @@ mod tests {
         let pem = "before\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nabc\n-----END RSA PRIVATE KEY-----\nafter";
         assert_eq!(r(pem), "before\n[REDACTED]\nafter");
         assert_eq!(r("-----BEGIN PRIVATE KEY-----\nMIIE"), "[REDACTED]");
+    }
+
+    #[test]
+    fn json_stays_json_with_its_secrets_redacted() {
+        let red = Redactor::builtin();
+        let doc = r#"{"output":"key sk-ant-api03-abcdefghijklmnopqrstuv\n-----BEGIN PRIVATE KEY-----\nMIIE","input":{"password":"hunter22","n":1},"safe":"ok"}"#;
+        let out = red.redact_json(doc);
+        let value: serde_json::Value = serde_json::from_str(&out).expect("still JSON");
+        assert_eq!(value["output"], "key [REDACTED]\n[REDACTED]");
+        assert_eq!(value["input"]["password"], "[REDACTED]");
+        assert_eq!(value["input"]["n"], 1);
+        assert_eq!(value["safe"], "ok");
+        assert!(matches!(
+            red.redact_json(r#"{"a":"plain"}"#),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            red.redact_json("not json sk-ant-api03-abcdefghijklmnopqrstuv"),
+            "not json [REDACTED]"
+        );
     }
 
     #[test]

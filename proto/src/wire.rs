@@ -119,12 +119,60 @@ pub struct CommandAck {
     pub error: Option<String>,
 }
 
-/// A pending command as the runner receives it.
+/// What a queued command asks of the runner.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommandKind {
+    /// An allowlisted shell command (or the stop, `__STOP__`).
+    #[default]
+    Command,
+    /// The next instruction for the run's agent; `command` is its text.
+    Prompt,
+    /// End the agent's current turn.
+    Interrupt,
+}
+
+impl CommandKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Command => "command",
+            Self::Prompt => "prompt",
+            Self::Interrupt => "interrupt",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Command, Self::Prompt, Self::Interrupt]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// A pending command as the runner receives it. `kind` and `created_by`
+/// are additions: a runner that does not know them sees a command, which
+/// its allowlist refuses.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PendingCommand {
     pub id: String,
     pub command: String,
     pub created_at: String,
+    #[serde(default)]
+    pub kind: CommandKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+}
+
+/// `GET /api/runs/{id}/spec` (signed): how the run's agent is to be
+/// started. A runner started with `--agent` asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSpec {
+    pub run_id: String,
+    pub agent: Option<crate::agent::AgentKind>,
+    pub model: Option<String>,
+    pub permission_mode: Option<crate::agent::PermissionMode>,
+    #[serde(default)]
+    pub allowed_tools: Vec<String>,
 }
 
 /// The JSON inside a `marker` event's `data`.
@@ -286,6 +334,9 @@ pub enum ServerMessage {
         run_id: String,
         #[serde(rename = "commandId")]
         command_id: String,
+        /// A command, a prompt (its text, redacted) or an interrupt.
+        #[serde(default)]
+        kind: CommandKind,
         command: String,
     },
     CommandCompleted {

@@ -11,7 +11,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use claw_proto::api::{
     ArtifactView, AuditView, ChainReport, CreateRunRequest, CreatedRun, Done, EventView, Health,
-    QueuedCommand, RunDetail, RunView, SendCommandRequest, StatusView, StopReply,
+    InterruptReply, PromptRequest, QueuedCommand, QueuedPrompt, RunDetail, RunView,
+    SendCommandRequest, StatusView, StopReply,
 };
 use serde::Deserialize;
 
@@ -110,6 +111,27 @@ pub async fn send_command(
         .send_command(&user.caller(), run_id, &request.command)
         .await?;
     Ok((StatusCode::CREATED, Json(queued)))
+}
+
+pub async fn send_prompt(
+    State(app): AppState,
+    user: User,
+    Path(run_id): Path<String>,
+    JsonBody(request): JsonBody<PromptRequest>,
+) -> ServiceResult<(StatusCode, Json<QueuedPrompt>)> {
+    let queued = app
+        .send_prompt(&user.caller(), run_id, &request.text)
+        .await?;
+    Ok((StatusCode::CREATED, Json(queued)))
+}
+
+pub async fn interrupt(
+    State(app): AppState,
+    user: User,
+    Path(run_id): Path<String>,
+) -> ServiceResult<(StatusCode, Json<InterruptReply>)> {
+    let accepted = app.interrupt(&user.caller(), run_id).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
 pub async fn stop_run(

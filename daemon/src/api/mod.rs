@@ -64,6 +64,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/runs/{id}/events", get(human::events))
         .route("/api/runs/{id}/command", post(human::send_command))
         .route("/api/runs/{id}/stop", post(human::stop_run))
+        .route("/api/runs/{id}/prompts", post(human::send_prompt))
+        .route("/api/runs/{id}/interrupt", post(human::interrupt))
+        .route("/api/runs/{id}/spec", get(runner::spec))
         .route("/api/runs/{id}/artifacts", get(human::list_artifacts))
         .route(
             "/api/artifacts/{id}",
@@ -120,7 +123,7 @@ fn runner_protocol(request: &Request) -> bool {
         Some(rest) => {
             let mut parts = rest.split('/');
             match (parts.next(), parts.next(), parts.next(), parts.next()) {
-                (Some("runs"), Some(_), Some("commands"), None) => method == Method::GET,
+                (Some("runs"), Some(_), Some("commands" | "spec"), None) => method == Method::GET,
                 (Some("runs"), Some(_), Some("commands"), Some(_)) => {
                     method == Method::POST && parts.next() == Some("ack") && parts.next().is_none()
                 }

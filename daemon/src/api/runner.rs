@@ -9,7 +9,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use claw_proto::api::{Done, UploadReply};
 use claw_proto::signing;
-use claw_proto::wire::{CommandAck, IngestBatch, IngestBatchReply, IngestEvent, IngestEventReply};
+use claw_proto::wire::{
+    CommandAck, IngestBatch, IngestBatchReply, IngestEvent, IngestEventReply, RunSpec,
+};
 
 use super::extract::User;
 use crate::app::App;
@@ -112,6 +114,15 @@ pub async fn commands(
         <User as axum::extract::FromRequestParts<Arc<App>>>::from_request_parts(&mut parts, &app)
             .await?;
     Ok(Json(app.list_commands(&user.caller(), run_id).await?).into_response())
+}
+
+/// `GET /api/runs/{id}/spec`: how the run's agent is to be started.
+pub async fn spec(
+    State(app): AppState,
+    Path(run_id): Path<String>,
+    signed: Signed,
+) -> ServiceResult<Json<RunSpec>> {
+    Ok(Json(app.runner_spec(signed.auth, &run_id).await?))
 }
 
 pub async fn ack_command(

@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use claw_proto::api::{
-    AuditView, ChainReport, CreateRunRequest, CreatedRun, Done, RunDetail, RunView, SessionView,
-    StopReply, UserChange, UserView,
+    AuditView, ChainReport, CreateRunRequest, CreatedRun, Done, InterruptReply, PromptRequest,
+    QueuedPrompt, RunDetail, RunView, SessionView, StopReply, UserChange, UserView,
 };
 use claw_proto::control::{
     AddUserRequest, BackupReply, BackupRequest, CertView, DbCheck, DbStatus, HealthReply,
@@ -47,6 +47,8 @@ pub fn router(app: Ctx) -> Router {
         .route("/v1/runs/{id}", get(show_run).delete(delete_run))
         .route("/v1/runs/{id}/events", get(run_events))
         .route("/v1/runs/{id}/stop", post(stop_run))
+        .route("/v1/runs/{id}/prompts", post(send_prompt))
+        .route("/v1/runs/{id}/interrupt", post(interrupt))
         .route("/v1/users", get(list_users).post(add_user))
         .route("/v1/users/{name}", delete(delete_user))
         .route("/v1/users/{name}/password", post(set_password))
@@ -206,6 +208,29 @@ async fn stop_run(
     Path(id): Path<String>,
 ) -> ServiceResult<Json<StopReply>> {
     Ok(Json(app.stop_run(&caller, id).await?))
+}
+
+async fn send_prompt(
+    State(app): AppState,
+    Local(caller): Local,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<PromptRequest>,
+) -> ServiceResult<(StatusCode, Json<QueuedPrompt>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(app.send_prompt(&caller, id, &request.text).await?),
+    ))
+}
+
+async fn interrupt(
+    State(app): AppState,
+    Local(caller): Local,
+    Path(id): Path<String>,
+) -> ServiceResult<(StatusCode, Json<InterruptReply>)> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(app.interrupt(&caller, id).await?),
+    ))
 }
 
 async fn delete_run(

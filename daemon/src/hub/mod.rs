@@ -269,6 +269,7 @@ impl ChangeSink for Hub {
                 &ServerMessage::CommandQueued {
                     run_id: row.run_id.clone(),
                     command_id: row.id,
+                    kind: row.kind,
                     command: row.command,
                 },
             ),
@@ -343,6 +344,7 @@ mod tests {
         hub.publish(Change::CommandCompleted(CommandRow {
             id: "c".to_owned(),
             run_id: "r".to_owned(),
+            kind: claw_proto::wire::CommandKind::Command,
             command: "git status".to_owned(),
             status: CommandStatus::Completed,
             result: Some("clean".to_owned()),

@@ -1,7 +1,7 @@
 //! Commands a browser queues for a run's runner.
 
 use claw_proto::api::{CommandView, QueuedCommand};
-use claw_proto::wire::Role;
+use claw_proto::wire::{CommandKind, Role};
 use serde_json::json;
 
 use super::{Caller, Record, ServiceError, ServiceResult, views};
@@ -34,6 +34,7 @@ impl App {
             .queue_command(NewCommand {
                 id: uuid::Uuid::new_v4().to_string(),
                 run_id: run_id.clone(),
+                kind: CommandKind::Command,
                 command: command.clone(),
                 created_by: caller.name().map(str::to_owned),
             })

@@ -17,6 +17,7 @@ mod idempotency;
 mod identity;
 mod jobs;
 mod live;
+mod prompts;
 mod runner;
 mod runs;
 mod status;

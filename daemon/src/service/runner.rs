@@ -1,10 +1,12 @@
 //! The runner protocol: HMAC-signed requests about one run (PROTOCOL.md).
 
 use bytes::Bytes;
+use claw_proto::agent::AgentMessage;
 use claw_proto::api::UploadReply;
 use claw_proto::signing::SignedParts;
 use claw_proto::wire::{
-    CommandAck, IngestBatch, IngestBatchReply, IngestEvent, IngestEventReply, PendingCommand,
+    CommandAck, EventType, IngestBatch, IngestBatchReply, IngestEvent, IngestEventReply,
+    PendingCommand, RunSpec,
 };
 
 use super::{ServiceError, ServiceResult, views};
@@ -26,6 +28,19 @@ pub struct SignedRequest<'a> {
     pub nonce: Option<&'a str>,
     pub run_id: Option<&'a str>,
     pub capability_token: Option<&'a str>,
+}
+
+/// A `message` event's data with the gateway's own sanitised HTML of its
+/// markdown (a runner's `html` is replaced); data that is no message is
+/// kept as it came.
+fn with_html(data: String) -> String {
+    match serde_json::from_str::<AgentMessage>(&data) {
+        Ok(mut message) => {
+            message.html = Some(crate::markdown::to_safe_html(&message.text));
+            serde_json::to_string(&message).unwrap_or(data)
+        }
+        Err(_) => data,
+    }
 }
 
 fn required<'a>(value: Option<&'a str>, name: &str) -> ServiceResult<&'a str> {
@@ -97,7 +112,15 @@ impl App {
                 settings.config.event_max_bytes
             )));
         }
-        let data = settings.redactor.redact(&event.data).into_owned();
+        let data = if event.kind.is_structured() {
+            settings.redactor.redact_json(&event.data).into_owned()
+        } else {
+            settings.redactor.redact(&event.data).into_owned()
+        };
+        let data = match event.kind {
+            EventType::Message => with_html(data),
+            _ => data,
+        };
         Ok(NewEvent {
             kind: event.kind,
             data,
@@ -264,6 +287,21 @@ impl App {
         self.store.runner_check(auth).await?;
         self.hub.runner_seen(&run_id);
         Ok(self.hub.subscribe(&run_id))
+    }
+
+    /// How the run's agent is to be started (`claw-runner start --agent`).
+    pub async fn runner_spec(&self, auth: RunnerAuth, run_id: &str) -> ServiceResult<RunSpec> {
+        Self::same_run(&auth, run_id)?;
+        self.store.runner_check(auth).await?;
+        let run = self.store.run(run_id.to_owned()).await?;
+        self.hub.runner_seen(run_id);
+        Ok(RunSpec {
+            run_id: run.id,
+            agent: run.agent,
+            model: run.model,
+            permission_mode: run.permission_mode,
+            allowed_tools: run.allowed_tools,
+        })
     }
 
     pub fn runner_alive(&self, run_id: &str) {

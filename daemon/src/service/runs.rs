@@ -1,14 +1,15 @@
 //! Runs: create, list, show, stop, delete, and their stored events.
 
+use claw_proto::agent::PermissionMode;
 use claw_proto::allowlist::MAX_COMMAND_LEN;
 use claw_proto::api::{CreateRunRequest, CreatedRun, EventView, RunDetail, RunView, StopReply};
-use claw_proto::wire::{Role, RunStatus};
+use claw_proto::wire::{CommandKind, Role, RunStatus};
 
 use super::{Caller, Record, ServiceError, ServiceResult, views};
 use crate::app::App;
 use crate::clock::parse_time;
 use crate::fsutil;
-use crate::store::{NewRun, RunFilter};
+use crate::store::{AgentSpec, NewCommand, NewRun, RunFilter, RunRow};
 
 /// Which runs to list; empty texts mean "any".
 #[derive(Debug, Default)]
@@ -48,18 +49,35 @@ impl App {
                 "command is longer than {MAX_COMMAND_LEN} bytes"
             )));
         }
+        let agent = self.agent_spec(caller, &request)?;
         let token = fsutil::random_hex(32).map_err(|e| {
             tracing::error!(error = %e, "no randomness for a capability token");
             ServiceError::internal()
         })?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let first_prompt = match &request.prompt {
+            Some(text) => {
+                self.check_prompt(text)?;
+                Some(NewCommand {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    run_id: id.clone(),
+                    kind: CommandKind::Prompt,
+                    command: self.settings().redactor.redact(text).into_owned(),
+                    created_by: caller.name().map(str::to_owned),
+                })
+            }
+            None => None,
+        };
         let run = self
             .store
             .create_run(NewRun {
-                id: uuid::Uuid::new_v4().to_string(),
+                id,
                 capability_token: token.clone(),
                 command: request.command,
                 metadata: request.metadata.map(|m| m.to_string()),
                 created_by: caller.name().map(str::to_owned),
+                agent,
+                first_prompt,
             })
             .await?;
         self.record(
@@ -72,10 +90,71 @@ impl App {
             },
         )
         .await?;
+        let runner_command = runner_command(&run, &token);
         Ok(CreatedRun {
             id: run.id,
             capability_token: token,
             status: run.status,
+            runner_command,
+        })
+    }
+
+    /// The agent a new run asks for, checked: a run drives a raw command or
+    /// an agent, and only an agent takes a prompt, a model, a permission
+    /// mode and allowed tools.
+    fn agent_spec(&self, caller: &Caller, request: &CreateRunRequest) -> ServiceResult<AgentSpec> {
+        let Some(agent) = request.agent else {
+            if request.prompt.is_some()
+                || request.model.is_some()
+                || request.permission_mode.is_some()
+                || !request.allowed_tools.is_empty()
+            {
+                return Err(ServiceError::invalid(
+                    "prompt, model, permissionMode and allowedTools need an agent (\"agent\": \"claude\")",
+                ));
+            }
+            return Ok(AgentSpec::default());
+        };
+        if request.command.is_some() {
+            return Err(ServiceError::invalid(
+                "give a command or an agent, not both",
+            ));
+        }
+        if let Some(model) = &request.model
+            && (model.is_empty()
+                || model.len() > 100
+                || !model
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._:-[]".contains(&b)))
+        {
+            return Err(ServiceError::invalid(format!(
+                "{model:?} is not a model name"
+            )));
+        }
+        if request.allowed_tools.len() > 50
+            || request
+                .allowed_tools
+                .iter()
+                .any(|t| t.is_empty() || t.len() > 200 || t.chars().any(char::is_control))
+        {
+            return Err(ServiceError::invalid(
+                "allowedTools takes at most 50 tool rules of up to 200 characters each",
+            ));
+        }
+        let mode = request.permission_mode.unwrap_or_default();
+        if mode == PermissionMode::BypassPermissions {
+            if !self.settings().config.allow_bypass_permissions {
+                return Err(ServiceError::forbidden(
+                    "bypassPermissions is off on this gateway (allow_bypass_permissions in clawd.toml)",
+                ));
+            }
+            caller.require(Role::Admin)?;
+        }
+        Ok(AgentSpec {
+            agent: Some(agent),
+            model: request.model.clone(),
+            permission_mode: Some(mode),
+            allowed_tools: request.allowed_tools.clone(),
         })
     }
 
@@ -191,5 +270,48 @@ impl App {
             },
         )
         .await
+    }
+}
+
+/// A word as a POSIX shell reads it back: quoted when it has to be.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// The line that starts a run's runner. The gateway's address and the HMAC
+/// secret come from the runner's own configuration, never from here.
+fn runner_command(run: &RunRow, token: &str) -> String {
+    let mut line = format!("claw-runner start --run-id {} --token {token}", run.id);
+    if let Some(agent) = run.agent {
+        line.push_str(" --agent ");
+        line.push_str(agent.as_str());
+    } else if let Some(command) = &run.command {
+        line.push_str(" --");
+        for word in command.split_whitespace() {
+            line.push(' ');
+            line.push_str(&shell_word(word));
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_quoted_only_when_they_must_be() {
+        assert_eq!(shell_word("claude"), "claude");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word("a;b"), "'a;b'");
+        assert_eq!(shell_word(""), "''");
     }
 }

@@ -26,6 +26,11 @@ pub fn run(row: RunRow) -> RunView {
         exit_code: row.exit_code,
         stop_requested_at: row.stop_requested_at.map(iso),
         event_count: row.event_count,
+        agent: row.agent,
+        model: row.model,
+        permission_mode: row.permission_mode,
+        allowed_tools: row.allowed_tools,
+        agent_session_id: row.agent_session_id,
     }
 }
 
@@ -43,6 +48,7 @@ pub fn command(row: CommandRow) -> CommandView {
     CommandView {
         id: row.id,
         run_id: row.run_id,
+        kind: row.kind,
         command: row.command,
         status: row.status,
         result: row.result,
@@ -59,6 +65,8 @@ pub fn pending_command(row: CommandRow) -> PendingCommand {
         id: row.id,
         command: row.command,
         created_at: iso(row.created_at),
+        kind: row.kind,
+        created_by: row.created_by,
     }
 }
 

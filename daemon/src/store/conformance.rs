@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use claw_proto::api::CommandStatus;
-use claw_proto::wire::{EventType, RunStatus};
+use claw_proto::wire::{CommandKind, EventType, RunStatus};
 
 use super::*;
 use crate::clock::now_ms;
@@ -42,6 +42,8 @@ async fn new_run(store: &dyn Store, id: &str) -> RunRow {
             command: Some("claude".to_owned()),
             metadata: None,
             created_by: Some("admin".to_owned()),
+            agent: AgentSpec::default(),
+            first_prompt: None,
         })
         .await
         .expect("create run")
@@ -249,6 +251,7 @@ pub async fn commands_are_delivered_and_answered_once(s: Subject) {
     let command = NewCommand {
         id: "cmd-1".to_owned(),
         run_id: "run-cmd".to_owned(),
+        kind: CommandKind::Command,
         command: "git status".to_owned(),
         created_by: Some("olivia".to_owned()),
     };
@@ -432,6 +435,7 @@ pub async fn changes_follow_their_commits_in_order(s: Subject) {
         .queue_command(NewCommand {
             id: "c1".to_owned(),
             run_id: "run-live".to_owned(),
+            kind: CommandKind::Command,
             command: "git status".to_owned(),
             created_by: None,
         })

@@ -1,8 +1,9 @@
 //! What goes into the store and what comes out: plain rows, no wire format
 //! (the services turn rows into the views of `claw_proto::api`).
 
+use claw_proto::agent::{AgentKind, PermissionMode};
 use claw_proto::api::CommandStatus;
-use claw_proto::wire::{EventType, Role, RunStatus};
+use claw_proto::wire::{CommandKind, EventType, Role, RunStatus};
 
 pub use claw_proto::api::WriterStats;
 
@@ -21,6 +22,20 @@ pub struct RunRow {
     pub stop_requested_at: Option<i64>,
     /// The run's highest sequence.
     pub event_count: u64,
+    pub agent: Option<AgentKind>,
+    pub model: Option<String>,
+    pub permission_mode: Option<PermissionMode>,
+    pub allowed_tools: Vec<String>,
+    pub agent_session_id: Option<String>,
+}
+
+/// How a run's agent is to run.
+#[derive(Debug, Clone, Default)]
+pub struct AgentSpec {
+    pub agent: Option<AgentKind>,
+    pub model: Option<String>,
+    pub permission_mode: Option<PermissionMode>,
+    pub allowed_tools: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -31,6 +46,9 @@ pub struct NewRun {
     pub command: Option<String>,
     pub metadata: Option<String>,
     pub created_by: Option<String>,
+    pub agent: AgentSpec,
+    /// The agent's first prompt, queued with the run.
+    pub first_prompt: Option<NewCommand>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +65,7 @@ pub struct EventRow {
 pub struct CommandRow {
     pub id: String,
     pub run_id: String,
+    pub kind: CommandKind,
     pub command: String,
     pub status: CommandStatus,
     pub result: Option<String>,
@@ -60,6 +79,7 @@ pub struct CommandRow {
 pub struct NewCommand {
     pub id: String,
     pub run_id: String,
+    pub kind: CommandKind,
     pub command: String,
     pub created_by: Option<String>,
 }

@@ -48,6 +48,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0006_idempotency_keys.sql"),
         post: None,
     },
+    Migration {
+        version: 7,
+        sql: include_str!("migrations/0007_agent_runs.sql"),
+        post: None,
+    },
 ];
 
 /// The end of an edit of `sqlite_schema` (SQLite's documented procedure):

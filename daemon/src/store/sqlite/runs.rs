@@ -1,9 +1,10 @@
 //! Runs, events, commands and artifacts.
 
 use async_trait::async_trait;
+use claw_proto::agent::{AgentKind, PermissionMode, SessionStarted};
 use claw_proto::allowlist::STOP_COMMAND;
 use claw_proto::api::CommandStatus;
-use claw_proto::wire::{EventType, Marker, RunStatus};
+use claw_proto::wire::{CommandKind, EventType, Marker, RunStatus};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -30,10 +31,14 @@ pub fn token_hash(token: &str) -> String {
 
 const RUN_COLUMNS: &str = "id, status, command, metadata, created_by, created_at, started_at, \
      finished_at, exit_code, stop_requested_at, \
-     (SELECT COALESCE(MAX(sequence), 0) FROM events WHERE run_id = runs.id)";
+     (SELECT COALESCE(MAX(sequence), 0) FROM events WHERE run_id = runs.id), \
+     agent, model, permission_mode, allowed_tools, agent_session_id";
 
 fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     let status: String = row.get(1)?;
+    let agent: Option<String> = row.get(11)?;
+    let mode: Option<String> = row.get(13)?;
+    let tools: Option<String> = row.get(14)?;
     Ok(RunRow {
         id: row.get(0)?,
         status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
@@ -46,6 +51,14 @@ fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         exit_code: row.get(8)?,
         stop_requested_at: row.get(9)?,
         event_count: row.get(10)?,
+        agent: agent.as_deref().and_then(AgentKind::parse),
+        model: row.get(12)?,
+        permission_mode: mode.as_deref().and_then(PermissionMode::parse),
+        allowed_tools: tools
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default(),
+        agent_session_id: row.get(15)?,
     })
 }
 
@@ -62,7 +75,7 @@ fn event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
 }
 
 const COMMAND_COLUMNS: &str =
-    "id, run_id, command, status, result, error, created_by, created_at, completed_at";
+    "id, run_id, command, status, result, error, created_by, created_at, completed_at, kind";
 
 fn command_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CommandRow> {
     let status: String = row.get(3)?;
@@ -77,6 +90,7 @@ fn command_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CommandRow> {
         created_by: row.get(6)?,
         created_at: row.get(7)?,
         completed_at: row.get(8)?,
+        kind: CommandKind::parse(&row.get::<_, String>(9)?).unwrap_or_default(),
     })
 }
 
@@ -247,6 +261,13 @@ fn ingest(
         {
             out.status_change = Some(change);
         }
+        if event.kind == EventType::Session
+            && let Ok(session) = serde_json::from_str::<SessionStarted>(&event.data)
+            && let Some(session_id) = session.session_id
+        {
+            conn.prepare_cached("UPDATE runs SET agent_session_id = ?2 WHERE id = ?1")?
+                .execute(params![run_id, session_id])?;
+        }
         stored.push(EventRow {
             id,
             run_id: run_id.to_owned(),
@@ -358,13 +379,30 @@ impl RunStore for SqliteStore {
 
     async fn create_run(&self, run: NewRun) -> Result<RunRow, StoreError> {
         let hash = token_hash(&run.capability_token);
+        let tools = (!run.agent.allowed_tools.is_empty())
+            .then(|| serde_json::to_string(&run.agent.allowed_tools).unwrap_or_default());
         self.writer()
             .write(move |conn| {
                 conn.execute(
-                    "INSERT INTO runs (id, status, command, metadata, capability_token_hash, created_by, created_at) \
-                     VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6)",
-                    params![run.id, run.command, run.metadata, hash, run.created_by, now_ms()],
+                    "INSERT INTO runs (id, status, command, metadata, capability_token_hash, created_by, \
+                     created_at, agent, model, permission_mode, allowed_tools) \
+                     VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        run.id,
+                        run.command,
+                        run.metadata,
+                        hash,
+                        run.created_by,
+                        now_ms(),
+                        run.agent.agent.map(AgentKind::as_str),
+                        run.agent.model,
+                        run.agent.permission_mode.map(PermissionMode::as_str),
+                        tools
+                    ],
                 )?;
+                if let Some(prompt) = &run.first_prompt {
+                    insert_command(conn, prompt)?;
+                }
                 get_run(conn, &run.id)
             })
             .await
@@ -448,7 +486,16 @@ impl RunStore for SqliteStore {
                         params![run_id, now],
                     )?;
                 }
-                let row = insert_command(conn, &command_id, &run_id, STOP_COMMAND, created_by.as_deref())?;
+                let row = insert_command(
+                    conn,
+                    &NewCommand {
+                        id: command_id,
+                        run_id: run_id.clone(),
+                        kind: CommandKind::Command,
+                        command: STOP_COMMAND.to_owned(),
+                        created_by,
+                    },
+                )?;
                 changes.push(Change::StopRequested {
                     run_id: run_id.clone(),
                     command_id: row.id.clone(),
@@ -498,20 +545,23 @@ impl CommandStore for SqliteStore {
         self.writer()
             .write_changes(move |conn, changes| {
                 let status = run_status(conn, &command.run_id)?;
-                if status != RunStatus::Running {
+                // Prompts may wait for a runner that has not started yet.
+                let open = match command.kind {
+                    CommandKind::Prompt => !status.is_finished(),
+                    CommandKind::Command | CommandKind::Interrupt => status == RunStatus::Running,
+                };
+                if !open {
                     return Err(StoreError::Conflict(format!(
-                        "run {} is {}, commands go only to running runs",
+                        "run {} is {}: {}",
                         command.run_id,
-                        status.as_str()
+                        status.as_str(),
+                        match command.kind {
+                            CommandKind::Prompt => "its agent has ended",
+                            _ => "commands go only to running runs",
+                        }
                     )));
                 }
-                let row = insert_command(
-                    conn,
-                    &command.id,
-                    &command.run_id,
-                    &command.command,
-                    command.created_by.as_deref(),
-                )?;
+                let row = insert_command(conn, &command)?;
                 changes.push(Change::CommandQueued(row.clone()));
                 Ok(row)
             })
@@ -708,27 +758,29 @@ impl ArtifactIndex for SqliteStore {
     }
 }
 
-fn insert_command(
-    conn: &Connection,
-    id: &str,
-    run_id: &str,
-    command: &str,
-    created_by: Option<&str>,
-) -> Result<CommandRow, StoreError> {
+fn insert_command(conn: &Connection, command: &NewCommand) -> Result<CommandRow, StoreError> {
     let now = now_ms();
-    conn.execute(
-        "INSERT INTO commands (id, run_id, command, status, created_by, created_at) \
-         VALUES (?1, ?2, ?3, 'pending', ?4, ?5)",
-        params![id, run_id, command, created_by, now],
-    )?;
+    conn.prepare_cached(
+        "INSERT INTO commands (id, run_id, command, status, created_by, created_at, kind) \
+         VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        command.id,
+        command.run_id,
+        command.command,
+        command.created_by,
+        now,
+        command.kind.as_str()
+    ])?;
     Ok(CommandRow {
-        id: id.to_owned(),
-        run_id: run_id.to_owned(),
-        command: command.to_owned(),
+        id: command.id.clone(),
+        run_id: command.run_id.clone(),
+        kind: command.kind,
+        command: command.command.clone(),
         status: CommandStatus::Pending,
         result: None,
         error: None,
-        created_by: created_by.map(str::to_owned),
+        created_by: command.created_by.clone(),
         created_at: now,
         completed_at: None,
     })
