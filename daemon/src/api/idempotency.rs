@@ -1,8 +1,10 @@
 //! `Idempotency-Key` on the human API: a mutating call retried with the
 //! same key and body gets the first answer and does nothing again; the
 //! same key with another body is refused with 422. Keys belong to the
-//! user whose session sends them; calls without a session (setup, login)
-//! and runner requests (which resend by sequence) pass through.
+//! user whose session sends them. Passed through: calls without a session,
+//! the session calls themselves (setup, login, logout, refresh, TOTP: their
+//! answer is a cookie or a secret for one moment), and runner requests
+//! (which resend by sequence).
 
 use std::sync::Arc;
 
@@ -32,7 +34,9 @@ pub async fn layer(State(app): State<Arc<App>>, request: Request, next: Next) ->
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    if !mutating || !request.uri().path().starts_with("/api/") || runner_protocol(&request) {
+    let path = request.uri().path();
+    let session_call = path.starts_with("/api/auth/") && !path.starts_with("/api/auth/users");
+    if !mutating || !path.starts_with("/api/") || session_call || runner_protocol(&request) {
         return next.run(request).await;
     }
     let ip = client_ip(&request).map(|ip| ip.to_string());
@@ -59,7 +63,16 @@ pub async fn layer(State(app): State<Arc<App>>, request: Request, next: Next) ->
         Ok(Replay::Answer(answer)) => return replayed(answer),
         Ok(Replay::Handle(claim)) => claim,
     };
+    // A client that goes away mid-request must not leave its key "in
+    // progress" for a day: the guard gives it up unless it is answered.
+    let mut pending = Pending {
+        app: Arc::clone(&app),
+        claim: Some(claim),
+    };
     let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    let Some(claim) = pending.claim.take() else {
+        return response;
+    };
     let (mut parts, body) = response.into_parts();
     let bytes = match axum::body::to_bytes(body, MOST_KEPT).await {
         Ok(bytes) => bytes,
@@ -104,4 +117,19 @@ fn replayed(answer: StoredAnswer) -> Response {
     }
     headers.insert(REPLAYED, HeaderValue::from_static("true"));
     response
+}
+
+/// A claimed key whose request is being answered.
+struct Pending {
+    app: Arc<App>,
+    claim: Option<crate::service::IdempotentRequest>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(claim) = self.claim.take() {
+            let app = Arc::clone(&self.app);
+            tokio::spawn(async move { app.idempotency_abandon(claim).await });
+        }
+    }
 }

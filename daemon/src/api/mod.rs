@@ -226,15 +226,19 @@ fn from_own_page(tls: bool, request: &Request) -> bool {
     let headers = request.headers();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(origin) = header("origin") {
-        let scheme = if tls { "https" } else { "http" };
+        // With TLS off clawd sits behind a TLS-terminating proxy, whose
+        // pages browsers name as https.
+        let schemes: &[&str] = if tls { &["https"] } else { &["https", "http"] };
         let host = header("host")
             .or_else(|| request.uri().authority().map(|a| a.as_str()))
             .unwrap_or_default();
         return !host.is_empty()
-            && origin
-                .strip_prefix(scheme)
-                .and_then(|rest| rest.strip_prefix("://"))
-                .is_some_and(|rest| rest.eq_ignore_ascii_case(host));
+            && schemes.iter().any(|scheme| {
+                origin
+                    .strip_prefix(scheme)
+                    .and_then(|rest| rest.strip_prefix("://"))
+                    .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
+            });
     }
     // No Origin: a browser's own navigation or a non-browser client.
     header("sec-fetch-site").is_none_or(|site| site == "same-origin" || site == "none")

@@ -26,7 +26,7 @@ pub mod views;
 pub use audit::AuditQuery;
 pub use caller::{Caller, LocalCaller, SessionUser};
 pub use error::{ErrorKind, ServiceError, ServiceResult};
-pub use idempotency::Replay;
+pub use idempotency::{IdempotentRequest, Replay};
 pub use identity::{NewLogin, UserRef};
 pub use live::SessionCheck;
 pub use runner::SignedRequest;

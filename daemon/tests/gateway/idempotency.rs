@@ -147,3 +147,45 @@ async fn a_refusal_is_the_answer_a_retry_gets() {
     .await;
     assert_eq!((status, replayed), (StatusCode::NOT_FOUND, true));
 }
+
+/// A kept answer can hold a secret shown once (the capability token): it
+/// is kept sealed, so the database does not show it.
+#[tokio::test]
+async fn kept_answers_are_sealed_in_the_database() {
+    let gw = Gateway::start().await;
+    let admin = gw.admin().await;
+    let (_, _, created) = post_with_key(
+        &gw,
+        &admin,
+        "/api/runs",
+        "sealed",
+        json!({ "command": "claude" }),
+    )
+    .await;
+    let token = created["capabilityToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let db = rusqlite::Connection::open(crate::common::db_path(&gw)).expect("db");
+    let bodies: Vec<Vec<u8>> = db
+        .prepare("SELECT body FROM idempotency_keys")
+        .expect("query")
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("bodies");
+    assert_eq!(bodies.len(), 1);
+    let kept = String::from_utf8_lossy(&bodies[0]);
+    assert!(!kept.contains(&token) && !kept.contains("capabilityToken"));
+    // The retry still gets it.
+    let (_, replayed, again) = post_with_key(
+        &gw,
+        &admin,
+        "/api/runs",
+        "sealed",
+        json!({ "command": "claude" }),
+    )
+    .await;
+    assert!(replayed);
+    assert_eq!(again["capabilityToken"], token.as_str());
+}
