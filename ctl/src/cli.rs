@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
+use claw_proto::wire::{Role, RunStatus};
 
 /// Where clawd listens for control requests under systemd.
 pub const DEFAULT_SOCKET: &str = "/run/claw/control.sock";
@@ -100,42 +102,25 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum RunState {
-    Pending,
-    Running,
-    Done,
-    Failed,
-    Stopped,
+/// Every role, weakest first, as `--role` offers them.
+const ROLES: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+
+/// Fails to compile when `claw_proto` gains a role that [`ROLES`] lacks.
+const _: fn(Role) = |role| match role {
+    Role::Viewer | Role::Operator | Role::Admin => {}
+};
+
+/// `--role` and `users role`: the proto's role names, listed in `--help`
+/// and in the completions.
+fn role_parser() -> impl TypedValueParser<Value = Role> {
+    PossibleValuesParser::new(ROLES.map(Role::as_str))
+        .try_map(|name| Role::parse(&name).ok_or("not a role"))
 }
 
-impl RunState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Done => "done",
-            Self::Failed => "failed",
-            Self::Stopped => "stopped",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Role {
-    Viewer,
-    Operator,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Viewer => "viewer",
-            Self::Operator => "operator",
-            Self::Admin => "admin",
-        }
-    }
+/// `--state`: the proto's run states.
+fn run_status_parser() -> impl TypedValueParser<Value = RunStatus> {
+    PossibleValuesParser::new(RunStatus::ALL.map(RunStatus::as_str))
+        .try_map(|name| RunStatus::parse(&name).ok_or("not a run state"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,8 +128,8 @@ pub enum RunsCommand {
     /// List runs, newest first.
     List {
         /// Only runs in this state.
-        #[arg(long, value_enum)]
-        state: Option<RunState>,
+        #[arg(long, value_parser = run_status_parser())]
+        state: Option<RunStatus>,
         /// Only runs created at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
         #[arg(long, value_name = "TIME")]
         since: Option<String>,
@@ -202,7 +187,7 @@ pub enum UsersCommand {
         /// User name: 3 to 50 letters, digits, '_' or '-'.
         name: String,
         /// What the account may do: viewer reads, operator runs, admin manages users.
-        #[arg(long, value_enum, default_value = "viewer")]
+        #[arg(long, value_parser = role_parser(), default_value = "viewer")]
         role: Role,
         #[command(flatten)]
         password: PasswordInput,
@@ -219,7 +204,7 @@ pub enum UsersCommand {
     /// Change an account's role.
     Role {
         name: String,
-        #[arg(value_enum)]
+        #[arg(value_parser = role_parser())]
         role: Role,
     },
     /// Remove the user's TOTP enrolment (after a lost authenticator).
@@ -342,4 +327,53 @@ pub enum RotateSecret {
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (e.g. 1h, 30min, 90s)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn roles_and_states_are_the_protos() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["clawctl", "users", "add", "ann"]).expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::Users(UsersCommand::Add {
+                role: Role::Viewer,
+                ..
+            })
+        ));
+        for role in ROLES {
+            let cli = Cli::try_parse_from(["clawctl", "users", "role", "ann", role.as_str()])
+                .expect("parse");
+            assert!(
+                matches!(cli.command, Command::Users(UsersCommand::Role { role: r, .. }) if r == role)
+            );
+        }
+        assert!(Cli::try_parse_from(["clawctl", "users", "role", "ann", "root"]).is_err());
+        assert!(Cli::try_parse_from(["clawctl", "users", "role", "ann", "Admin"]).is_err());
+        let cli =
+            Cli::try_parse_from(["clawctl", "runs", "list", "--state", "stopped"]).expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::Runs(RunsCommand::List {
+                state: Some(RunStatus::Stopped),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_help_lists_the_values() {
+        let mut cmd = Cli::command();
+        let users = cmd.find_subcommand_mut("users").expect("users");
+        let add = users.find_subcommand_mut("add").expect("add");
+        let help = add.render_long_help().to_string();
+        assert!(
+            help.contains("viewer") && help.contains("operator") && help.contains("admin"),
+            "{help}"
+        );
+    }
 }

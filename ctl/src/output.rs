@@ -1,6 +1,6 @@
 //! Text output for people: aligned tables and key/value summaries.
 
-use serde_json::Value;
+use std::fmt::{Display, Write as _};
 
 /// A table with a header row; columns are as wide as their widest cell.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -36,12 +36,35 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// A JSON value as a table cell: strings bare, null as "-".
-pub fn cell(value: &Value) -> String {
-    match value {
-        Value::Null => "-".to_owned(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+/// An optional value as a table cell or field: "-" when absent.
+pub fn opt<T: Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+/// Text for people, built a line at a time.
+#[derive(Debug, Default)]
+pub struct Text(String);
+
+impl Text {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One line; a newline ends it.
+    pub fn line(&mut self, line: impl Display) -> &mut Self {
+        // Writing into a String cannot fail.
+        let _ = writeln!(self.0, "{line}");
+        self
+    }
+
+    /// Text that ends its own lines, such as a [`table`].
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.0.push_str(text);
+        self
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 
@@ -96,5 +119,8 @@ mod tests {
         assert_eq!(duration(59), "59s");
         assert_eq!(duration(3661), "1h 1m");
         assert_eq!(duration(90_000), "1d 1h");
+        assert_eq!(opt(None::<u8>), "-");
+        assert_eq!(opt(Some("x")), "x");
+        assert_eq!(opt(Some(-1)), "-1");
     }
 }

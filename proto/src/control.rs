@@ -93,6 +93,19 @@ pub struct RunsQuery {
     pub limit: Option<u32>,
 }
 
+/// `GET /v1/runs/{id}/events?after=&follow=`: its answer is
+/// newline-delimited JSON, a [`crate::wire::ServerMessage`] per line.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Only events after this sequence number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+    /// Then live events until the run ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow: Option<bool>,
+}
+
 /// `POST /v1/users`.
 pub type AddUserRequest = crate::api::CreateUserRequest;
 
@@ -110,11 +123,37 @@ pub struct SetRoleRequest {
     pub role: Role,
 }
 
+/// `DELETE /v1/sessions?user=NAME` or `?all=true`: exactly one of them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all: Option<bool>,
+}
+
 /// `DELETE /v1/sessions/{id}`, `?user=NAME` or `?all=true`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevokeReply {
     pub ok: bool,
     pub revoked: usize,
+}
+
+/// `GET /v1/audit?user=&action=&since=&limit=`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditListQuery {
+    /// Only entries by this user ("root" for control-socket actions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Only this action or the actions under it (`run` takes `run.create`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 /// `POST /v1/prune`: its answer is newline-delimited JSON, a
