@@ -54,7 +54,7 @@ pub async fn run(client: &Client, cmd: RunsCommand, json: bool) -> Result<(), Ct
         RunsCommand::Create { command } => {
             let request = CreateRunRequest {
                 command: command.clone(),
-                metadata: None,
+                ..Default::default()
             };
             let created: CreatedRun = client.post("/v1/runs", &request).await?;
             show(json, &created, |created| {
@@ -235,6 +235,11 @@ mod tests {
             exit_code: None,
             stop_requested_at: None,
             event_count: 7,
+            agent: None,
+            model: None,
+            permission_mode: None,
+            allowed_tools: Vec::new(),
+            agent_session_id: None,
         }
     }
 
@@ -258,6 +263,7 @@ mod tests {
             commands: Some(vec![CommandView {
                 id: "c1".into(),
                 run_id: "r1".into(),
+                kind: Default::default(),
                 command: "__STOP__".into(),
                 status: CommandStatus::Delivered,
                 result: None,
