@@ -18,13 +18,12 @@ use claw_proto::api::{
     QueuedPrompt, RunDetail, RunView, SessionView, StopReply, UserChange, UserView,
 };
 use claw_proto::control::{
-    AddUserRequest, BackupReply, BackupRequest, CertView, DbCheck, DbStatus, HealthReply,
-    InstallCertRequest, PruneLine, PruneRequest, ReconcileReply, ReconcileRequest, RevokeReply,
-    RotateReply, RotateRequest, RunsQuery, SelfSignedRequest, SetPasswordRequest, SetRoleRequest,
-    Status,
+    AddUserRequest, AuditListQuery, BackupReply, BackupRequest, CertView, DbCheck, DbStatus,
+    EventsQuery, HealthReply, InstallCertRequest, PruneLine, PruneRequest, ReconcileReply,
+    ReconcileRequest, RevokeQuery, RevokeReply, RotateReply, RotateRequest, RunsQuery,
+    SelfSignedRequest, SetPasswordRequest, SetRoleRequest, Status,
 };
 use claw_proto::wire::RunStatus;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
@@ -242,15 +241,6 @@ async fn delete_run(
     Ok(Json(Done::OK))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EventsQuery {
-    #[serde(default)]
-    after: Option<u64>,
-    #[serde(default)]
-    follow: Option<bool>,
-}
-
 /// One event per line: the stored events after `after`, then (with
 /// `follow=true`) live ones until the run ends.
 async fn run_events(
@@ -378,15 +368,6 @@ async fn list_sessions(
     Ok(Json(app.list_sessions(&caller).await?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RevokeQuery {
-    #[serde(default)]
-    user: Option<String>,
-    #[serde(default)]
-    all: Option<bool>,
-}
-
 async fn revoke(
     app: &App,
     caller: &Caller,
@@ -428,23 +409,10 @@ async fn revoke_session(
     revoke(&app, &caller, SessionSelector::Id(id.to_ascii_lowercase())).await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditParams {
-    #[serde(default)]
-    user: Option<String>,
-    #[serde(default)]
-    action: Option<String>,
-    #[serde(default)]
-    since: Option<String>,
-    #[serde(default)]
-    limit: Option<u32>,
-}
-
 async fn audit_list(
     State(app): AppState,
     Local(caller): Local,
-    q: Result<Query<AuditParams>, QueryRejection>,
+    q: Result<Query<AuditListQuery>, QueryRejection>,
 ) -> ServiceResult<Json<Vec<AuditView>>> {
     let q = query(q)?;
     let query = AuditQuery {
