@@ -239,7 +239,7 @@ _claw__runner() {
             return 0
             ;;
         claw__subcmd__runner__subcmd__start)
-            opts="-h --run-id --token --cwd --config --gateway --ca-cert --help"
+            opts="-h --run-id --token --cwd --agent --config --gateway --ca-cert --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -255,6 +255,10 @@ _claw__runner() {
                     ;;
                 --cwd)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent)
+                    COMPREPLY=($(compgen -W "claude" -- "${cur}"))
                     return 0
                     ;;
                 --config)

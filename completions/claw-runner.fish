@@ -38,6 +38,7 @@ complete -c claw-runner -n "__fish_claw_runner_needs_command" -f -a "help" -d 'P
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand start" -l run-id -d 'The run id (from `clawctl runs create` or the web UI)' -r
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand start" -l token -d 'The run\'s capability token (shown once when the run was created)' -r
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand start" -l cwd -d 'Working directory of the agent and of queued commands' -r -F
+complete -c claw-runner -n "__fish_claw_runner_using_subcommand start" -l agent -d 'Drive this agent through its structured interface (prompts, tool calls, diffs) as the run was created for: `claude`' -r -f -a "claude\t''"
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand start" -l config -d 'Configuration file [default: $XDG_CONFIG_HOME/claw/runner.toml]' -r -F
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand start" -l gateway -d 'The gateway, e.g. https://gateway.example:3100 (CLAW_GATEWAY_URL)' -r
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand start" -l ca-cert -d 'PEM certificate to trust for a self-signed gateway (CLAW_CA_CERT)' -r -F

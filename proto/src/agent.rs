@@ -233,9 +233,18 @@ pub struct Hunk {
     pub lines: Vec<String>,
 }
 
+/// `a/PATH` as diff headers name a file (an absolute path stays one).
+fn side(prefix: char, path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("{prefix}/{path}")
+    }
+}
+
 /// A unified diff of `path` from its hunks.
 pub fn unified_diff(path: &str, hunks: &[Hunk]) -> String {
-    let mut out = format!("--- a/{path}\n+++ b/{path}\n");
+    let mut out = format!("--- {}\n+++ {}\n", side('a', path), side('b', path));
     for hunk in hunks {
         out.push_str(&format!(
             "@@ -{},{} +{},{} @@\n",
@@ -253,7 +262,8 @@ pub fn unified_diff(path: &str, hunks: &[Hunk]) -> String {
 pub fn creation_diff(path: &str, content: &str) -> String {
     let lines: Vec<&str> = content.lines().collect();
     let mut out = format!(
-        "--- /dev/null\n+++ b/{path}\n@@ -0,0 +1,{} @@\n",
+        "--- /dev/null\n+++ {}\n@@ -0,0 +1,{} @@\n",
+        side('b', path),
         lines.len()
     );
     for line in lines {

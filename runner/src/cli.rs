@@ -47,7 +47,12 @@ pub enum Command {
         /// Working directory of the agent and of queued commands.
         #[arg(long, value_name = "DIR")]
         cwd: Option<PathBuf>,
-        /// The agent and its arguments [default: CLAW_AGENT_COMMAND, or claude].
+        /// Drive this agent through its structured interface (prompts,
+        /// tool calls, diffs) as the run was created for: `claude`.
+        #[arg(long, value_name = "AGENT", value_parser = ["claude"], conflicts_with = "command")]
+        agent: Option<String>,
+        /// The agent and its arguments, its output kept as it is printed
+        /// [default: CLAW_AGENT_COMMAND, or claude].
         #[arg(last = true, value_name = "COMMAND")]
         command: Vec<String>,
     },

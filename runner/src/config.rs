@@ -36,6 +36,8 @@ struct FileConfig {
     ca_cert: Option<PathBuf>,
     cert_fingerprint: Option<String>,
     agent_command: Option<String>,
+    claude_program: Option<String>,
+    tool_output_max_bytes: Option<usize>,
     allowed_commands: Option<Vec<String>>,
     redact_patterns: Option<Vec<String>>,
     command_timeout_secs: Option<u64>,
@@ -53,6 +55,11 @@ pub struct Config {
     /// SHA-256 of the gateway's certificate to accept instead of a CA.
     pub cert_fingerprint: Option<String>,
     pub agent_command: String,
+    /// The Claude Code CLI that `start --agent claude` drives.
+    pub claude_program: String,
+    /// How much of a tool's output goes into its event; the whole output
+    /// is uploaded as an artifact.
+    pub tool_output_max_bytes: usize,
     /// The built-in allowlist plus the file's `allowed_commands`, checked:
     /// an invalid entry refuses the configuration.
     pub allowlist: claw_proto::Allowlist,
@@ -157,6 +164,10 @@ impl Config {
             agent_command: env(&["CLAW_AGENT_COMMAND", "CLAUDE_COMMAND"])
                 .or(file.agent_command)
                 .unwrap_or_else(|| "claude".to_owned()),
+            claude_program: env(&["CLAW_CLAUDE_PROGRAM"])
+                .or(file.claude_program)
+                .unwrap_or_else(|| "claude".to_owned()),
+            tool_output_max_bytes: file.tool_output_max_bytes.unwrap_or(64 * 1024),
             allowlist: claw_proto::Allowlist::with_defaults(
                 &file.allowed_commands.unwrap_or_default(),
             )

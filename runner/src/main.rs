@@ -1,6 +1,7 @@
 //! `claw-runner`: runs an AI coding agent on the coding host and streams it
 //! to the claw gateway.
 
+mod agent;
 mod assist;
 mod config;
 mod diagnose;
@@ -51,6 +52,17 @@ fn main() -> ExitCode {
                 run_id,
                 token,
                 cwd,
+                agent: Some(agent),
+                ..
+            } => match claw_proto::agent::AgentKind::parse(&agent) {
+                Some(kind) => agent::start(config, run_id, token, cwd, kind).await,
+                None => anyhow::bail!("unknown agent {agent:?}: claw drives claude"),
+            },
+            Command::Start {
+                run_id,
+                token,
+                cwd,
+                agent: None,
                 command,
             } => run::start(config, run_id, token, cwd, command).await,
             Command::Info => {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use claw_proto::Redactor;
 use claw_proto::allowlist::{Allowlist, STOP_COMMAND, split_command};
-use claw_proto::wire::{EventType, PendingCommand};
+use claw_proto::wire::{CommandKind, EventType, PendingCommand};
 use reqwest::Method;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -22,24 +22,74 @@ const BATCH: usize = 500;
 /// Longest piece of a line without a newline sent as one event.
 const CHUNK: usize = 64 * 1024;
 
-struct Shared {
-    spool: Mutex<Spool>,
+/// What every task of a run shares.
+pub(crate) struct Shared {
+    pub(crate) spool: Mutex<Spool>,
     /// Something was spooled (or the run ended).
-    wake: Notify,
+    pub(crate) wake: Notify,
     /// The gateway pushed a note: commands are waiting.
-    nudge: Notify,
-    gateway: Gateway,
-    redactor: Redactor,
+    pub(crate) nudge: Notify,
+    pub(crate) gateway: Gateway,
+    pub(crate) redactor: Redactor,
 }
 
 impl Shared {
-    async fn record(&self, kind: EventType, data: String) {
-        let data = self.redactor.redact(&data).into_owned();
+    pub(crate) fn new(config: &Config, run_id: &str, token: &str) -> anyhow::Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            spool: Mutex::new(Spool::create(&config.state_dir.join("runs").join(run_id))?),
+            wake: Notify::new(),
+            nudge: Notify::new(),
+            gateway: Gateway::new(config, run_id, token)?,
+            redactor: Redactor::new(&config.redact_patterns)?,
+        }))
+    }
+
+    /// Redacts and spools an event; the sender sends it.
+    pub(crate) async fn record(&self, kind: EventType, data: String) {
+        let data = if kind.is_structured() {
+            self.redactor.redact_json(&data).into_owned()
+        } else {
+            self.redactor.redact(&data).into_owned()
+        };
         let result = self.spool.lock().await.append(kind, data);
         if let Err(e) = result {
             eprintln!("claw-runner: {e}");
         }
         self.wake.notify_one();
+    }
+
+    /// Answers a command; the gateway keeps the first answer.
+    pub(crate) async fn ack(&self, command_id: &str, ack: serde_json::Value) {
+        let path = format!(
+            "/api/runs/{}/commands/{command_id}/ack",
+            self.gateway.run_id
+        );
+        let _ = self
+            .gateway
+            .send(
+                Method::POST,
+                &path,
+                ack.to_string().into_bytes(),
+                Some("application/json"),
+            )
+            .await;
+    }
+
+    /// The commands queued for the run, delivered to this runner once.
+    pub(crate) async fn pending_commands(&self) -> Option<Vec<PendingCommand>> {
+        let path = format!("/api/runs/{}/commands", self.gateway.run_id);
+        let body = self
+            .gateway
+            .send(Method::GET, &path, Vec::new(), None)
+            .await
+            .ok()?;
+        match serde_json::from_slice(&body) {
+            Ok(commands) => Some(commands),
+            Err(e) => {
+                eprintln!("claw-runner: unreadable commands from the gateway: {e}");
+                None
+            }
+        }
     }
 }
 
@@ -51,16 +101,7 @@ pub async fn start(
     cwd: Option<std::path::PathBuf>,
     command: Vec<String>,
 ) -> anyhow::Result<i32> {
-    let gateway = Gateway::new(&config, &run_id, &token)?;
-    let redactor = Redactor::new(&config.redact_patterns)?;
-    let spool = Spool::create(&config.state_dir.join("runs").join(&run_id))?;
-    let shared = Arc::new(Shared {
-        spool: Mutex::new(spool),
-        wake: Notify::new(),
-        nudge: Notify::new(),
-        gateway,
-        redactor,
-    });
+    let shared = Shared::new(&config, &run_id, &token)?;
     let command = if command.is_empty() {
         split_command(&config.agent_command)
             .into_iter()
@@ -147,7 +188,11 @@ pub async fn start(
     Ok(exit_code)
 }
 
-async fn read_stream(shared: Arc<Shared>, stream: impl AsyncRead + Unpin, kind: EventType) {
+pub(crate) async fn read_stream(
+    shared: Arc<Shared>,
+    stream: impl AsyncRead + Unpin,
+    kind: EventType,
+) {
     let mut reader = BufReader::with_capacity(CHUNK, stream);
     let mut line = Vec::new();
     loop {
@@ -172,7 +217,7 @@ use tokio::io::AsyncReadExt;
 
 /// Sends spooled events in order, in batches, until acknowledged; retries
 /// with backoff while the gateway is away.
-async fn send_loop(shared: Arc<Shared>) {
+pub(crate) async fn send_loop(shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let batch = shared.spool.lock().await.batch(BATCH);
@@ -232,7 +277,7 @@ async fn send_loop(shared: Arc<Shared>) {
 
 /// Keeps the run's signed WebSocket open; every note on it means "commands
 /// are queued", and wakes the command loop.
-async fn push_loop(shared: Arc<Shared>) {
+pub(crate) async fn push_loop(shared: Arc<Shared>) {
     use futures_util::StreamExt;
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -256,7 +301,7 @@ async fn push_loop(shared: Arc<Shared>) {
 }
 
 /// SIGUSR1 (from `claw-runner assist`): start tmate, post its links.
-async fn assist_on_request(shared: Arc<Shared>, spool_dir: std::path::PathBuf) {
+pub(crate) async fn assist_on_request(shared: Arc<Shared>, spool_dir: std::path::PathBuf) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut requests) = signal(SignalKind::user_defined1()) else {
         return;
@@ -274,7 +319,7 @@ async fn assist_on_request(shared: Arc<Shared>, spool_dir: std::path::PathBuf) {
 }
 
 /// Waits until every spooled event is acknowledged.
-async fn flush(shared: &Shared) {
+pub(crate) async fn flush(shared: &Shared) {
     loop {
         if shared.spool.lock().await.is_drained() {
             return;
@@ -284,6 +329,16 @@ async fn flush(shared: &Shared) {
     }
 }
 
+/// Waits for the next poll or a pushed note, then fetches what is queued.
+pub(crate) async fn next_commands(shared: &Shared, poll_secs: u64) -> Vec<PendingCommand> {
+    // Polling is the fallback; a pushed note fetches at once.
+    tokio::select! {
+        () = tokio::time::sleep(Duration::from_secs(poll_secs.max(1))) => {}
+        () = shared.nudge.notified() => {}
+    }
+    shared.pending_commands().await.unwrap_or_default()
+}
+
 async fn command_loop(
     shared: Arc<Shared>,
     config: Config,
@@ -291,23 +346,8 @@ async fn command_loop(
     cwd: Option<std::path::PathBuf>,
     pgid: Option<nix::unistd::Pid>,
 ) {
-    let path = format!("/api/runs/{}/commands", shared.gateway.run_id);
-    let every = Duration::from_secs(config.poll_secs.max(1));
     loop {
-        // Polling is the fallback; a pushed note fetches at once.
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            () = shared.nudge.notified() => {}
-        }
-        let Ok(body) = shared
-            .gateway
-            .send(Method::GET, &path, Vec::new(), None)
-            .await
-        else {
-            continue;
-        };
-        let commands: Vec<PendingCommand> = serde_json::from_slice(&body).unwrap_or_default();
-        for command in commands {
+        for command in next_commands(&shared, config.poll_secs).await {
             if command.command == STOP_COMMAND {
                 tokio::spawn(stop(
                     Arc::clone(&shared),
@@ -317,40 +357,52 @@ async fn command_loop(
                 ));
                 continue;
             }
-            // The gateway's check again, and every path argument resolved
-            // on disk inside the working directory.
-            let root = crate::workdir::root(cwd.as_deref());
-            let inside = |path: &str| {
-                root.as_deref()
-                    .is_some_and(|root| crate::workdir::contains(root, path))
-            };
-            let ack = match allowlist.check_with(&command.command, &inside) {
-                Ok(words) => {
-                    let (ack, stdout) = run_command(&shared, &words, cwd.as_deref(), &config).await;
-                    // A `git diff`'s output also becomes the run's `latest.diff`.
-                    if let Some(diff) = stdout.filter(|_| words.starts_with(&["git", "diff"])) {
-                        upload_diff(&shared, diff).await;
-                    }
-                    ack
+            let ack = match command.kind {
+                CommandKind::Command => {
+                    shell_command(
+                        &shared,
+                        &allowlist,
+                        &command.command,
+                        cwd.as_deref(),
+                        &config,
+                    )
+                    .await
                 }
-                Err(refusal) => {
-                    json!({ "error": format!("not on this runner's allowlist: {refusal}") })
-                }
+                CommandKind::Prompt | CommandKind::Interrupt => json!({
+                    "error": "this run runs a command, not an agent: it takes no prompts"
+                }),
             };
-            let ack_path = format!(
-                "/api/runs/{}/commands/{}/ack",
-                shared.gateway.run_id, command.id
-            );
-            let _ = shared
-                .gateway
-                .send(
-                    Method::POST,
-                    &ack_path,
-                    ack.to_string().into_bytes(),
-                    Some("application/json"),
-                )
-                .await;
+            shared.ack(&command.id, ack).await;
         }
+    }
+}
+
+/// Runs a queued shell command if the runner's allowlist admits it; the
+/// answer to acknowledge it with.
+pub(crate) async fn shell_command(
+    shared: &Shared,
+    allowlist: &Allowlist,
+    command: &str,
+    cwd: Option<&std::path::Path>,
+    config: &Config,
+) -> serde_json::Value {
+    // The gateway's check again, and every path argument resolved on disk
+    // inside the working directory.
+    let root = crate::workdir::root(cwd);
+    let inside = |path: &str| {
+        root.as_deref()
+            .is_some_and(|root| crate::workdir::contains(root, path))
+    };
+    match allowlist.check_with(command, &inside) {
+        Ok(words) => {
+            let (ack, stdout) = run_command(shared, &words, cwd, config).await;
+            // A `git diff`'s output also becomes the run's `latest.diff`.
+            if let Some(diff) = stdout.filter(|_| words.starts_with(&["git", "diff"])) {
+                upload_diff(shared, diff).await;
+            }
+            ack
+        }
+        Err(refusal) => json!({ "error": format!("not on this runner's allowlist: {refusal}") }),
     }
 }
 
@@ -440,19 +492,16 @@ async fn stop(
     shared
         .record(EventType::Info, format!("stop requested: SIGINT sent to the agent, SIGKILL in {grace_secs} s if it is still running\n"))
         .await;
-    let ack_path = format!(
-        "/api/runs/{}/commands/{command_id}/ack",
-        shared.gateway.run_id
-    );
-    let _ = shared
-        .gateway
-        .send(
-            Method::POST,
-            &ack_path,
-            json!({ "result": "SIGINT sent" }).to_string().into_bytes(),
-            Some("application/json"),
-        )
+    shared
+        .ack(&command_id, json!({ "result": "SIGINT sent" }))
         .await;
+    escalate(&shared, pgid, grace_secs).await;
+}
+
+/// SIGKILL to the process group if it is still there after the grace
+/// period.
+pub(crate) async fn escalate(shared: &Shared, pgid: nix::unistd::Pid, grace_secs: u64) {
+    use nix::sys::signal::{Signal, killpg};
     tokio::time::sleep(Duration::from_secs(grace_secs)).await;
     // Signal 0 only asks whether the group still exists.
     if killpg(pgid, None).is_ok() {
@@ -467,7 +516,7 @@ async fn stop(
 }
 
 /// Uploads the run's full log as an artifact (best effort, a few tries).
-async fn upload_log(shared: &Shared) {
+pub(crate) async fn upload_log(shared: &Shared) {
     let path = shared.spool.lock().await.log_path();
     for attempt in 0..5 {
         match crate::upload::upload(&shared.gateway, &path, "claude.log").await {
