@@ -111,7 +111,7 @@ pub enum Output {
     Event(EventType, String),
     /// The whole output of a tool result that was cut in its event: keep
     /// it as the named artifact.
-    WholeToolOutput {
+    KeepWhole {
         artifact: String,
         output: String,
     },
@@ -392,7 +392,7 @@ impl Translator {
                 },
             ));
             if let Some(artifact) = artifact {
-                out.push(Output::WholeToolOutput { artifact, output });
+                out.push(Output::KeepWhole { artifact, output });
             }
             if let Some(change) = value
                 .get("tool_use_result")
@@ -680,7 +680,7 @@ mod tests {
         assert_eq!(data["fullBytes"], 16);
         assert_eq!(data["isError"], true);
         assert_eq!(data["artifact"], "tool-output-toolu-9.txt");
-        assert!(out.contains(&Output::WholeToolOutput {
+        assert!(out.contains(&Output::KeepWhole {
             artifact: "tool-output-toolu-9.txt".to_owned(),
             output: "0123456789abcdef".to_owned()
         }));
@@ -792,7 +792,7 @@ mod tests {
         let out = t.line(&line);
         let (_, data) = &events(&out)[0];
         assert_eq!(data["output"].as_str().expect("output").len(), 64 * 1024);
-        assert!(matches!(&out[1], Output::WholeToolOutput { output, .. } if output.len() == big.len()));
+        assert!(matches!(&out[1], Output::KeepWhole { output, .. } if output.len() == big.len()));
     }
 
     #[test]

@@ -262,7 +262,7 @@ async fn act(
 ) {
     match output {
         Output::Event(kind, data) => shared.record(kind, data).await,
-        Output::WholeToolOutput { artifact, output } => {
+        Output::KeepWhole { artifact, output } => {
             let shared = Arc::clone(shared);
             tokio::spawn(async move { keep_output(&shared, &artifact, output).await });
         }
