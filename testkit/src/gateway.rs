@@ -246,15 +246,23 @@ impl Gateway {
             .and_then(|stdout| {
                 let mut line = String::new();
                 BufReader::new(stdout).read_line(&mut line)?;
-                listening_address(&line)
-                    .with_context(|| format!("clawd did not report its address: {line:?}"))
+                listening_address(&line).with_context(|| {
+                    format!(
+                        "{} did not report its address: {line:?}",
+                        self.clawd.display()
+                    )
+                })
             });
         let address = match address {
             Ok(address) => address,
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                bail!("{e:#}\n{}", self.log());
+                let log = self.log();
+                if log.is_empty() {
+                    return Err(e);
+                }
+                bail!("{e:#}\n{log}");
             }
         };
         self.port = address.port();
