@@ -167,6 +167,25 @@ pub async fn try_login(
     })
 }
 
+/// First-run setup of an administrator on `base`, then its login; the
+/// session token.
+pub async fn try_first_admin(
+    client: &reqwest::Client,
+    base: &str,
+    setup_token: &str,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    try_setup(client, base, setup_token, username, password).await?;
+    let login = try_login(client, base, username, password, None).await?;
+    login.session().map(str::to_owned).with_context(|| {
+        format!(
+            "login gave no session cookie: {} {}",
+            login.status, login.body
+        )
+    })
+}
+
 /// Creates a run through the human API on `base`.
 pub async fn try_create_run(
     client: &reqwest::Client,

@@ -24,7 +24,8 @@ pub use control::{control_get, raw_control_get, try_unix_request, unix_get, unix
 pub use gateway::{ADMIN, ADMIN_PASSWORD, Gateway, Launch, TEST_CONFIG, db_path};
 pub use https::{
     Login, client_trusting, connect_tls, free_port, session_from_cookie, tls_config, try_call,
-    try_client_builder_trusting, try_create_run, try_login, try_setup, write_certificate,
+    try_client_builder_trusting, try_create_run, try_first_admin, try_login, try_setup,
+    write_certificate,
 };
 pub use process::{proc_status_kib, process_cpu_secs};
 pub use runner::{Runner, RunnerClient, Signed, nonce, now_secs};
