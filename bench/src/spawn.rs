@@ -148,17 +148,8 @@ impl Target {
         let token = self.setup_token.clone().context("no setup token")?;
         let client = self.client()?;
         let (user, password) = ("bench", "claw-bench-password");
-        claw_testkit::try_setup(&client, &self.base, &token, user, password).await?;
-        let login = claw_testkit::try_login(&client, &self.base, user, password, None).await?;
-        let session = login
-            .session()
-            .with_context(|| {
-                format!(
-                    "login gave no session cookie: {} {}",
-                    login.status, login.body
-                )
-            })?
-            .to_owned();
+        let session =
+            claw_testkit::try_first_admin(&client, &self.base, &token, user, password).await?;
         self.session = Some(session.clone());
         Ok(session)
     }
