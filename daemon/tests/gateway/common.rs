@@ -8,8 +8,8 @@ use std::ops::{Deref, DerefMut};
 pub use claw_testkit::{
     ADMIN, ADMIN_PASSWORD, Launch, Login, Runner, RunnerClient, Signed, TEST_CONFIG, Ws, api,
     client_trusting, connect_tls, control_api, control_get, db_path, free_port, nonce, now_secs,
-    raw_control_get, tls_config, try_unix_request, unix_get, unix_request, websocket_to, wire,
-    write_certificate,
+    raw_control_get, tls_config, try_call, try_create_run, try_first_admin, try_login, try_setup,
+    try_unix_request, unix_get, unix_request, websocket_to, wire, write_certificate,
 };
 
 /// The clawd that cargo built for these tests.
