@@ -13,5 +13,6 @@ mod polkit;
 mod redaction;
 mod runner;
 mod systemd;
+mod views;
 mod web;
 mod websocket;
