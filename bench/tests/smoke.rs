@@ -2,19 +2,14 @@
 //! under concurrency no event is lost or stored or delivered twice. Figures
 //! are not asserted; the benchmarks are run by hand (docs/PERFORMANCE.md).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
 /// clawd (and clawctl) come from the same `cargo test --workspace` build.
 fn sibling(binary: &str, package: &str) -> PathBuf {
-    claw_testkit::binary_or_build(
-        Path::new(env!("CARGO_BIN_EXE_claw-bench")),
-        binary,
-        package,
-        env!("CARGO"),
-    )
+    claw_testkit::binary_or_build(binary, package, env!("CARGO"))
 }
 
 fn clawd() -> PathBuf {

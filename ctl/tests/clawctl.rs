@@ -14,12 +14,7 @@ use serde_json::Value;
 /// same folder; run these tests that way so that it is current. Built here
 /// only when missing.
 fn clawd_binary() -> PathBuf {
-    binary_or_build(
-        Path::new(env!("CARGO_BIN_EXE_clawctl")),
-        "clawd",
-        "clawd",
-        env!("CARGO"),
-    )
+    binary_or_build("clawd", "clawd", env!("CARGO"))
 }
 
 /// A clawd of the test kit, and clawctl on its control socket.

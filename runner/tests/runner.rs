@@ -1,7 +1,7 @@
 //! End-to-end: the real clawd, clawctl and claw-runner; the agent is a small
 //! shell script.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,12 +11,7 @@ use serde_json::Value;
 /// clawd and clawctl come from the same `cargo test --workspace` build.
 fn sibling(name: &str) -> PathBuf {
     let package = if name == "clawd" { "clawd" } else { "claw-ctl" };
-    binary_or_build(
-        Path::new(env!("CARGO_BIN_EXE_claw-runner")),
-        name,
-        package,
-        env!("CARGO"),
-    )
+    binary_or_build(name, package, env!("CARGO"))
 }
 
 struct Setup {
