@@ -3,10 +3,11 @@
 //! browser (HTTPS and WebSocket), a runner (signed requests, PROTOCOL.md)
 //! and `clawctl` (the control socket).
 //!
-//! The kit never builds anything: callers name the `clawd` binary, either
-//! with `env!("CARGO_BIN_EXE_clawd")` (clawd's own tests) or with
-//! [`find_binary`], which looks beside the running executable in the cargo
-//! target folder.
+//! Callers name the `clawd` binary ([`Launch::new`]): clawd's own tests
+//! with `env!("CARGO_BIN_EXE_clawd")`, others with [`find_binary`], which
+//! looks in the running executable's build folder and builds nothing, or
+//! with [`binary_or_build`], which builds the package with the caller's
+//! cargo only when the binary is missing there.
 //!
 //! Test helpers panic with a message that says what failed; the `try_`
 //! functions return errors instead, for claw-bench, which is a program.
