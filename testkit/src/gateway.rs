@@ -518,7 +518,7 @@ impl Gateway {
                 session,
                 &CreateRunRequest {
                     command: Some("claude -p test".to_owned()),
-                    metadata: None,
+                    ..Default::default()
                 },
             )
             .await;
