@@ -69,7 +69,7 @@ async fn create_run(
 ) -> anyhow::Result<Run> {
     let request = CreateRunRequest {
         command: Some("claw-bench".to_owned()),
-        metadata: None,
+        ..Default::default()
     };
     let created = claw_testkit::try_create_run(client, &target.base, session, &request).await?;
     Ok(Run {

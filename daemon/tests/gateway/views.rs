@@ -23,10 +23,10 @@ async fn every_view_decodes_into_the_contracts_types() {
     let created = gw
         .create_run_with(
             &admin,
-            &CreateRunRequest {
-                command: Some("claude -p views".to_owned()),
-                metadata: Some(json!({ "ticket": 7 })),
-            },
+            &serde_json::from_value::<CreateRunRequest>(
+                json!({ "command": "claude -p views", "metadata": { "ticket": 7 } }),
+            )
+            .expect("a run request"),
         )
         .await;
     assert_eq!(created.status, RunStatus::Pending);
