@@ -8,13 +8,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use claw_proto::api::CreateRunRequest;
 use claw_proto::signing::SignedParts;
 use tokio::sync::watch;
 
 use crate::Args;
 use crate::report::{Latency, Report};
 use crate::runner_conn::RunnerConn;
-use crate::spawn::{Target, process_cpu_secs};
+use crate::spawn::Target;
 use crate::subscribe;
 
 struct Run {
@@ -66,26 +67,14 @@ async fn create_run(
     target: &Target,
     session: &str,
 ) -> anyhow::Result<Run> {
-    let reply = client
-        .post(format!("{}/api/runs", target.base))
-        .bearer_auth(session)
-        .json(&serde_json::json!({ "command": "claw-bench" }))
-        .send()
-        .await?;
-    if !reply.status().is_success() {
-        bail!(
-            "creating a run: {} {}",
-            reply.status(),
-            reply.text().await.unwrap_or_default()
-        );
-    }
-    let body: serde_json::Value = reply.json().await?;
+    let request = CreateRunRequest {
+        command: Some("claw-bench".to_owned()),
+        ..Default::default()
+    };
+    let created = claw_testkit::try_create_run(client, &target.base, session, &request).await?;
     Ok(Run {
-        id: body["id"].as_str().context("no run id")?.to_owned(),
-        token: body["capabilityToken"]
-            .as_str()
-            .context("no token")?
-            .to_owned(),
+        id: created.id,
+        token: created.capability_token,
     })
 }
 
@@ -352,7 +341,7 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
     });
     let store_before = store_counters(&client, &target, &session).await;
     let cpu_before = target.cpu_secs();
-    let own_cpu_before = process_cpu_secs("self");
+    let own_cpu_before = claw_testkit::process_cpu_secs("self");
     let started = Instant::now();
     let mut senders = Vec::new();
     for (index, run) in runs.iter().enumerate() {
@@ -398,7 +387,7 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
         .cpu_secs()
         .zip(cpu_before)
         .map(|(after, before)| after - before);
-    let own_cpu = process_cpu_secs("self")
+    let own_cpu = claw_testkit::process_cpu_secs("self")
         .zip(own_cpu_before)
         .map(|(after, before)| after - before);
     let store_after = store_counters(&client, &target, &session).await;

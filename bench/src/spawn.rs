@@ -1,12 +1,16 @@
-//! The gateway under test: one started here (`--spawn`) or one already
-//! running on loopback, with what a runner and an administrator need.
+//! The gateway under test: one started here (`--spawn`, through the
+//! workspace's test kit) or one already running on loopback, with what a
+//! runner and an administrator need.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use claw_testkit::Gateway;
+
+/// How long a spawned clawd may take to stop on SIGTERM (it folds its
+/// database log into the database first) before it is killed.
+const STOP_WITHIN: Duration = Duration::from_secs(300);
 
 pub struct Target {
     pub base: String,
@@ -19,8 +23,8 @@ pub struct Target {
     session: Option<String>,
     setup_token: Option<String>,
     pid: Option<u32>,
-    child: Option<Child>,
-    _dir: Option<tempfile::TempDir>,
+    /// The clawd started here; killed if dropped before [`Target::stop`].
+    spawned: Option<Gateway>,
 }
 
 fn loopback_port(url: &str) -> anyhow::Result<u16> {
@@ -49,40 +53,17 @@ impl Target {
         // the start-up figure.
         let notify_path = dir.path().join("notify.sock");
         let notify = std::os::unix::net::UnixDatagram::bind(&notify_path)?;
-        notify.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
-        let spawned = std::time::Instant::now();
-        let config = dir.path().join("clawd.toml");
+        notify.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let spawned = Instant::now();
         // Runs are created through the human API from one address.
-        std::fs::write(
-            &config,
-            format!(
+        let gateway = Gateway::launch(clawd)
+            .dir(dir)
+            .config(&format!(
                 "rate_limit_per_minute = 0\nlog_level = \"warn\"\ndurability = \"{durability}\"\n"
-            ),
-        )?;
-        let mut child = Command::new(clawd)
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir.path())
-            .arg("--config")
-            .arg(&config)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("CLAW_LOG_TARGET", "stderr")
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .env_remove("LISTEN_FDS")
+            ))
+            .quiet()
             .env("NOTIFY_SOCKET", &notify_path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot start {}", clawd.display()))?;
-        let stdout = child.stdout.take().context("no stdout from clawd")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let port: u16 = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .with_context(|| format!("clawd did not print its address: {line:?}"))?;
+            .try_start()?;
         let mut ready_ms = None;
         let mut message = [0u8; 4096];
         while ready_ms.is_none() {
@@ -96,12 +77,9 @@ impl Target {
                 ready_ms = Some(spawned.elapsed().as_secs_f64() * 1000.0);
             }
         }
-        let base = format!("https://localhost:{port}");
-        let pid = child.id();
-        let mut target = Self::read(&base, dir.path(), Some(pid), None)?;
+        let mut target = Self::read(&gateway.base(), gateway.data(), gateway.try_pid(), None)?;
         target.ready_ms = ready_ms;
-        target.child = Some(child);
-        target._dir = Some(dir);
+        target.spawned = Some(gateway);
         Ok(target)
     }
 
@@ -143,44 +121,22 @@ impl Target {
             session,
             setup_token,
             pid,
-            child: None,
-            _dir: None,
+            spawned: None,
         })
     }
 
     pub fn client(&self) -> anyhow::Result<reqwest::Client> {
-        Ok(reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&self.ca_pem)?)
+        Ok(claw_testkit::try_client_builder_trusting(&self.ca_pem)?
             .http1_only()
             .pool_max_idle_per_host(4)
             .build()?)
-    }
-
-    /// A TLS client trusting the gateway's certificate.
-    pub fn tls_config(&self) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pemfile::certs(&mut &self.ca_pem[..]) {
-            roots.add(cert?)?;
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        Ok(Arc::new(config))
     }
 
     /// A fresh TLS connection to the gateway (no Nagle delay).
     pub async fn connect_tls(
         &self,
     ) -> anyhow::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
-        tcp.set_nodelay(true)?;
-        let name = rustls::pki_types::ServerName::try_from("localhost")?;
-        Ok(tokio_rustls::TlsConnector::from(self.tls_config()?)
-            .connect(name, tcp)
-            .await?)
+        claw_testkit::connect_tls(self.port, &self.ca_pem).await
     }
 
     /// A bearer session for the human API: the one given, or a first
@@ -192,65 +148,33 @@ impl Target {
         let token = self.setup_token.clone().context("no setup token")?;
         let client = self.client()?;
         let (user, password) = ("bench", "claw-bench-password");
-        let setup = client
-            .post(format!("{}/api/auth/setup", self.base))
-            .json(
-                &serde_json::json!({ "setupToken": token, "username": user, "password": password }),
-            )
-            .send()
-            .await?;
-        if !setup.status().is_success() {
-            bail!("setup failed: {}", setup.text().await.unwrap_or_default());
-        }
-        let login = client
-            .post(format!("{}/api/auth/login", self.base))
-            .json(&serde_json::json!({ "username": user, "password": password }))
-            .send()
-            .await?;
-        let cookie = login
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .and_then(|kv| kv.strip_prefix("session="))
-            .context("login gave no session cookie")?
-            .to_owned();
-        self.session = Some(cookie.clone());
-        Ok(cookie)
+        let session =
+            claw_testkit::try_first_admin(&client, &self.base, &token, user, password).await?;
+        self.session = Some(session.clone());
+        Ok(session)
     }
 
     /// Resident memory of the daemon, from /proc.
     pub fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        claw_testkit::proc_status_kib(self.pid?, "VmRSS")
     }
 
     /// CPU seconds (user + system) the daemon has used so far, from /proc.
     pub fn cpu_secs(&self) -> Option<f64> {
-        process_cpu_secs(&self.pid?.to_string())
+        claw_testkit::process_cpu_secs(&self.pid?.to_string())
     }
 
-    pub async fn stop(mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    /// Stops a spawned clawd with SIGTERM and waits for it; an error when
+    /// it did not stop cleanly.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let Some(mut gateway) = self.spawned.take() else {
+            return Ok(());
+        };
+        let status =
+            tokio::task::spawn_blocking(move || gateway.try_stop_within(STOP_WITHIN)).await??;
+        if !status.success() {
+            bail!("clawd exited with {status}");
         }
+        Ok(())
     }
-}
-
-/// CPU seconds (user + system) a process (`"self"` or a pid) has used so
-/// far, over all its threads, from /proc.
-pub fn process_cpu_secs(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    // USER_HZ is 100 on Linux.
-    Some(ticks / 100.0)
 }

@@ -9,15 +9,7 @@ use serde_json::Value;
 
 /// clawd (and clawctl) come from the same `cargo test --workspace` build.
 fn sibling(binary: &str, package: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_claw-bench")).with_file_name(binary);
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", package])
-            .status()
-            .expect("cargo build");
-        assert!(status.success());
-    }
-    path
+    claw_testkit::binary_or_build(binary, package, env!("CARGO"))
 }
 
 fn clawd() -> PathBuf {

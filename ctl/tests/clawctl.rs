@@ -2,78 +2,41 @@
 //! socket; every command, its `--json` output, and its errors.
 
 use std::io::{BufRead, BufReader, Write};
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use claw_proto::signing::{self, SignedParts};
-use serde_json::{Value, json};
+use claw_testkit::{Gateway, binary_or_build, client_trusting};
+use serde_json::Value;
 
 /// clawd is built by the same `cargo test --workspace` (scripts/test) into the
 /// same folder; run these tests that way so that it is current. Built here
 /// only when missing.
 fn clawd_binary() -> PathBuf {
-    let ctl = PathBuf::from(env!("CARGO_BIN_EXE_clawctl"));
-    let clawd = ctl.with_file_name("clawd");
-    if !clawd.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "clawd"])
-            .status()
-            .expect("cargo build -p clawd");
-        assert!(status.success());
-    }
-    clawd
+    binary_or_build("clawd", "clawd", env!("CARGO"))
 }
 
-struct Daemon {
-    child: Child,
-    data: PathBuf,
-    /// The temporary data directory, when this daemon made it.
-    _owned: Option<tempfile::TempDir>,
-    port: u16,
+/// A clawd of the test kit, and clawctl on its control socket.
+struct Daemon(Gateway);
+
+impl Deref for Daemon {
+    type Target = Gateway;
+
+    fn deref(&self) -> &Gateway {
+        &self.0
+    }
+}
+
+impl DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Gateway {
+        &mut self.0
+    }
 }
 
 impl Daemon {
     fn start() -> Self {
-        let dir = tempfile::tempdir().expect("dir");
-        let mut daemon = Self::start_at(dir.path());
-        daemon._owned = Some(dir);
-        daemon
-    }
-
-    /// Starts clawd on an existing data directory.
-    fn start_at(data: &Path) -> Self {
-        std::fs::write(data.join("clawd.toml"), "rate_limit_per_minute = 0\n").expect("config");
-        let mut child = Command::new(clawd_binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .arg("--config")
-            .arg(data.join("clawd.toml"))
-            .env("CLAW_LOG_TARGET", "stderr")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start clawd");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("address");
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("port");
-        Self {
-            child,
-            data: data.to_owned(),
-            _owned: None,
-            port,
-        }
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.data.as_path().join("control.sock")
+        Self(Gateway::launch(clawd_binary()).quiet().start())
     }
 
     /// Runs clawctl against this daemon.
@@ -113,117 +76,9 @@ impl Daemon {
         serde_json::from_slice(&out.stdout).expect("JSON output")
     }
 
-    fn client(&self) -> reqwest::Client {
-        let pem = std::fs::read(self.data.as_path().join("certs/server.crt")).expect("cert");
-        reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
-            .build()
-            .expect("client")
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://localhost:{}{path}", self.port)
-    }
-
-    /// A signed runner event, as claw-runner sends it.
+    /// A signed runner event, as claw-runner sends it; it must be accepted.
     async fn event(&self, run_id: &str, token: &str, kind: &str, data: &str) {
-        let secret = std::fs::read_to_string(self.data.as_path().join("secrets/hmac-secret"))
-            .expect("secret");
-        send_event(
-            &self.client(),
-            &self.url("/api/ingest/event"),
-            secret.trim(),
-            run_id,
-            token,
-            kind,
-            data,
-        )
-        .await;
-    }
-
-    /// Logs a user in over HTTPS; returns the session token.
-    async fn login(&self, user: &str, password: &str) -> String {
-        let resp = self
-            .client()
-            .post(self.url("/api/auth/login"))
-            .json(&json!({ "username": user, "password": password }))
-            .send()
-            .await
-            .expect("login");
-        assert_eq!(resp.status(), 200);
-        let cookie = resp.headers()["set-cookie"].to_str().expect("cookie");
-        cookie
-            .split(';')
-            .next()
-            .and_then(|c| c.strip_prefix("session="))
-            .expect("session")
-            .to_owned()
-    }
-}
-
-/// Signs and sends one event; its HTTP status.
-async fn try_send_event(
-    client: &reqwest::Client,
-    url: &str,
-    secret: &str,
-    run_id: &str,
-    token: &str,
-    kind: &str,
-    data: &str,
-) -> u16 {
-    let body = json!({ "type": kind, "data": data }).to_string();
-    let mut nonce = [0u8; 16];
-    getrandom::fill(&mut nonce).expect("random");
-    let nonce = hex::encode(nonce);
-    let timestamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64;
-    let signature = signing::sign(
-        secret.as_bytes(),
-        &SignedParts {
-            method: "POST",
-            path: "/api/ingest/event",
-            body: body.as_bytes(),
-            timestamp,
-            nonce: &nonce,
-            run_id,
-            capability_token: token,
-        },
-    );
-    let resp = client
-        .post(url)
-        .header("X-Signature", signature)
-        .header("X-Timestamp", timestamp.to_string())
-        .header("X-Nonce", nonce)
-        .header("X-Run-Id", run_id)
-        .header("X-Capability-Token", token)
-        .header("Content-Type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("event");
-    resp.status().as_u16()
-}
-
-/// Signs and sends one event; asserts it was accepted.
-async fn send_event(
-    client: &reqwest::Client,
-    url: &str,
-    secret: &str,
-    run_id: &str,
-    token: &str,
-    kind: &str,
-    data: &str,
-) {
-    let status = try_send_event(client, url, secret, run_id, token, kind, data).await;
-    assert_eq!(status, 200);
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.runner(run_id, token).event_ok(kind, data).await;
     }
 }
 
@@ -438,7 +293,7 @@ async fn users_and_sessions() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        !d.data.as_path().join("setup-token").exists(),
+        !d.data().join("setup-token").exists(),
         "the first user ends setup"
     );
     let out = d.ctl_with_stdin(
@@ -475,9 +330,15 @@ async fn users_and_sessions() {
         d.json(&["users", "role", "bob", "operator"])["role"],
         "operator"
     );
-    d.login("bob", "bob password 12").await;
-    d.login("bob", "bob password 12").await;
-    d.login("alice", "alice password 1").await;
+    d.login("bob", "bob password 12", None)
+        .await
+        .expect("login");
+    d.login("bob", "bob password 12", None)
+        .await
+        .expect("login");
+    d.login("alice", "alice password 1", None)
+        .await
+        .expect("login");
     let sessions = d.json(&["sessions", "list"]);
     assert_eq!(sessions.as_array().expect("sessions").len(), 3);
     assert!(stdout(&d.ctl(&["sessions", "list"])).contains("bob"));
@@ -491,7 +352,9 @@ async fn users_and_sessions() {
         d.json(&["sessions", "revoke", &alice_session[..12]])["revoked"],
         1
     );
-    d.login("bob", "bob password 12").await;
+    d.login("bob", "bob password 12", None)
+        .await
+        .expect("login");
     assert_eq!(d.json(&["sessions", "revoke", "--all"])["revoked"], 1);
     let out = d.ctl(&["sessions", "revoke"]);
     assert_eq!(out.status.code(), Some(2), "usage error without a selector");
@@ -501,7 +364,9 @@ async fn users_and_sessions() {
         Some("bob new password\n"),
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    d.login("bob", "bob new password").await;
+    d.login("bob", "bob new password", None)
+        .await
+        .expect("login");
     assert_eq!(
         d.json(&["users", "reset-totp", "bob"])["totpEnabled"],
         false
@@ -565,7 +430,7 @@ fn audit_verify_fails_after_a_row_is_altered() {
         .expect("row")["id"]
         .as_i64()
         .expect("id");
-    let db = rusqlite::Connection::open(d.data.as_path().join("db.sqlite")).expect("db");
+    let db = rusqlite::Connection::open(d.data().join("db.sqlite")).expect("db");
     db.busy_timeout(Duration::from_secs(5)).expect("timeout");
     db.execute(
         "UPDATE audit_log SET action = 'run.nothing' WHERE id = ?1",
@@ -621,8 +486,7 @@ fn unreachable_and_refused() {
     let d = Daemon::start();
     use std::os::unix::fs::PermissionsExt;
     // Reachable for everybody, so that clawd itself must refuse.
-    std::fs::set_permissions(d.data.as_path(), std::fs::Permissions::from_mode(0o755))
-        .expect("chmod");
+    std::fs::set_permissions(d.data(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     std::fs::set_permissions(d.socket(), std::fs::Permissions::from_mode(0o666)).expect("chmod");
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -686,7 +550,7 @@ async fn prune_removes_old_finished_runs_orphans_and_expired_sessions() {
                 .await;
         }
     }
-    let artifacts = d.data.as_path().join("artifacts");
+    let artifacts = d.data().join("artifacts");
     std::fs::create_dir_all(artifacts.join(&old_done)).expect("dir");
     std::fs::write(
         artifacts.join(&old_done).join("a_latest.diff"),
@@ -705,9 +569,11 @@ async fn prune_removes_old_finished_runs_orphans_and_expired_sessions() {
         Some("eve password 123\n"),
     );
     assert!(out.status.success());
-    d.login("eve", "eve password 123").await;
+    d.login("eve", "eve password 123", None)
+        .await
+        .expect("login");
     {
-        let db = rusqlite::Connection::open(d.data.as_path().join("db.sqlite")).expect("db");
+        let db = rusqlite::Connection::open(d.data().join("db.sqlite")).expect("db");
         db.busy_timeout(Duration::from_secs(5)).expect("timeout");
         let old = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -825,7 +691,7 @@ fn db_status_and_check() {
     let out = d.ctl(&["db", "check"]);
     assert!(out.status.success());
     // A row whose run does not exist, planted with foreign keys off.
-    let db = rusqlite::Connection::open(d.data.as_path().join("db.sqlite")).expect("db");
+    let db = rusqlite::Connection::open(d.data().join("db.sqlite")).expect("db");
     db.busy_timeout(Duration::from_secs(5)).expect("timeout");
     db.pragma_update(None, "foreign_keys", "OFF")
         .expect("fk off");
@@ -855,11 +721,11 @@ fn certificate() -> (String, String) {
 
 /// True when a client trusting only `pem` completes a handshake.
 async fn handshake_trusting(d: &Daemon, pem: &str) -> bool {
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).expect("pem"))
-        .build()
-        .expect("client");
-    client.get(d.url("/api/health")).send().await.is_ok()
+    client_trusting(pem.as_bytes())
+        .get(d.url("/api/health"))
+        .send()
+        .await
+        .is_ok()
 }
 
 #[tokio::test]
@@ -882,7 +748,7 @@ async fn certificates_show_install_and_self_signed() {
         text.contains("SHA-256:") && text.contains("Days left:"),
         "{text}"
     );
-    let old_pem = std::fs::read_to_string(d.data.as_path().join("certs/server.crt")).expect("cert");
+    let old_pem = std::fs::read_to_string(d.data().join("certs/server.crt")).expect("cert");
 
     // A key that does not belong to the certificate is refused.
     let dir = tempfile::tempdir().expect("dir");
@@ -958,11 +824,11 @@ async fn certificates_show_install_and_self_signed() {
         "the old certificate is gone"
     );
     assert_eq!(
-        std::fs::read_to_string(d.data.as_path().join("certs/server.crt")).expect("cert"),
+        std::fs::read_to_string(d.data().join("certs/server.crt")).expect("cert"),
         new_cert
     );
     let key_mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(d.data.as_path().join("certs/server.key"))
+        &std::fs::metadata(d.data().join("certs/server.key"))
             .expect("key")
             .permissions(),
     );
@@ -1044,9 +910,9 @@ async fn backup_while_streaming_verify_and_keep() {
         .as_str()
         .expect("token")
         .to_owned();
-    std::fs::create_dir_all(d.data.as_path().join("artifacts").join(&id)).expect("dir");
+    std::fs::create_dir_all(d.data().join("artifacts").join(&id)).expect("dir");
     std::fs::write(
-        d.data.join("artifacts").join(&id).join("x_latest.diff"),
+        d.data().join("artifacts").join(&id).join("x_latest.diff"),
         b"+line\n",
     )
     .expect("artifact");
@@ -1060,23 +926,11 @@ async fn backup_while_streaming_verify_and_keep() {
     let streaming = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let streamer = {
         let streaming = std::sync::Arc::clone(&streaming);
-        let (client, url) = (d.client(), d.url("/api/ingest/event"));
-        let secret =
-            std::fs::read_to_string(d.data.as_path().join("secrets/hmac-secret")).expect("secret");
-        let (id, token) = (id.clone(), token.clone());
+        let runner = d.runner_client(&id, &token);
         tokio::spawn(async move {
             let mut sent = 0;
             while streaming.load(std::sync::atomic::Ordering::Relaxed) {
-                send_event(
-                    &client,
-                    &url,
-                    secret.trim(),
-                    &id,
-                    &token,
-                    "stdout",
-                    &format!("during {sent}\n"),
-                )
-                .await;
+                runner.event_ok("stdout", &format!("during {sent}\n")).await;
                 sent += 1;
             }
             sent
@@ -1211,37 +1065,50 @@ async fn secret_rotation() {
         .as_str()
         .expect("token")
         .to_owned();
-    let old =
-        std::fs::read_to_string(d.data.as_path().join("secrets/hmac-secret")).expect("secret");
+    let old = std::fs::read_to_string(d.data().join("secrets/hmac-secret")).expect("secret");
     let old = old.trim().to_owned();
-    let url = d.url("/api/ingest/event");
 
     let rotated = d.json(&["secrets", "rotate", "hmac", "--grace", "2s"]);
     let new = rotated["hmacSecret"].as_str().expect("secret").to_owned();
     assert_eq!(new.len(), 64);
     assert_ne!(new, old);
     assert_eq!(
-        std::fs::read_to_string(d.data.as_path().join("secrets/hmac-secret"))
+        std::fs::read_to_string(d.data().join("secrets/hmac-secret"))
             .expect("file")
             .trim(),
         new
     );
-    let client = d.client();
     assert_eq!(
-        try_send_event(&client, &url, &new, &id, &token, "stdout", "new").await,
+        d.runner(&id, &token)
+            .with_secret(&new)
+            .event("stdout", "new", None)
+            .await
+            .0,
         200
     );
     assert_eq!(
-        try_send_event(&client, &url, &old, &id, &token, "stdout", "old, in grace").await,
+        d.runner(&id, &token)
+            .with_secret(&old)
+            .event("stdout", "old, in grace", None)
+            .await
+            .0,
         200
     );
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
-        try_send_event(&client, &url, &old, &id, &token, "stdout", "old, too late").await,
+        d.runner(&id, &token)
+            .with_secret(&old)
+            .event("stdout", "old, too late", None)
+            .await
+            .0,
         401
     );
     assert_eq!(
-        try_send_event(&client, &url, &new, &id, &token, "stdout", "new still").await,
+        d.runner(&id, &token)
+            .with_secret(&new)
+            .event("stdout", "new still", None)
+            .await
+            .0,
         200
     );
     let text = stdout(&d.ctl(&["secrets", "rotate", "hmac"]));
@@ -1256,9 +1123,12 @@ async fn secret_rotation() {
         Some("sam password 1234\n"),
     );
     assert!(out.status.success());
-    let session = d.login("sam", "sam password 1234").await;
+    let session = d
+        .login("sam", "sam password 1234", None)
+        .await
+        .expect("login");
     let me = |session: String| {
-        let client = d.client();
+        let client = d.client.clone();
         let url = d.url("/api/auth/me");
         async move {
             client
@@ -1275,7 +1145,10 @@ async fn secret_rotation() {
     let rotated = d.json(&["secrets", "rotate", "auth"]);
     assert_eq!(rotated["sessionsEnded"], 1);
     assert_eq!(me(session).await, 401);
-    let fresh = d.login("sam", "sam password 1234").await;
+    let fresh = d
+        .login("sam", "sam password 1234", None)
+        .await
+        .expect("login");
     assert_eq!(me(fresh).await, 200, "new logins work with the new secret");
     let audit = d.json(&["audit", "list", "--action", "secrets"]);
     assert_eq!(audit.as_array().expect("rows").len(), 3);
@@ -1312,7 +1185,7 @@ async fn reconcile_finds_and_fixes_planted_drift() {
         .as_millis() as i64
         - 48 * 3_600_000;
     {
-        let db = rusqlite::Connection::open(d.data.as_path().join("db.sqlite")).expect("db");
+        let db = rusqlite::Connection::open(d.data().join("db.sqlite")).expect("db");
         db.busy_timeout(Duration::from_secs(5)).expect("timeout");
         // A finished marker the status never caught up with.
         db.execute(
@@ -1345,7 +1218,7 @@ async fn reconcile_finds_and_fixes_planted_drift() {
         .expect("row");
     }
     // A file without a row, older than an upload in flight.
-    let folder = d.data.as_path().join("artifacts").join(files);
+    let folder = d.data().join("artifacts").join(files);
     std::fs::create_dir_all(&folder).expect("dir");
     let stray = folder.join("stray_file.txt");
     std::fs::write(&stray, b"?").expect("file");
@@ -1432,8 +1305,8 @@ async fn reconcile_finds_and_fixes_planted_drift() {
 
 #[tokio::test]
 async fn restore_round_trip_gives_the_same_rows_and_bytes() {
-    let data = tempfile::tempdir().expect("data");
-    let mut d = Daemon::start_at(data.path());
+    let mut d = Daemon::start();
+    let data = d.data().to_owned();
     let mut runs = Vec::new();
     for n in 0..2 {
         let created = d.json(&["runs", "create", "--command", &format!("claude {n}")]);
@@ -1449,7 +1322,7 @@ async fn restore_round_trip_gives_the_same_rows_and_bytes() {
         runs.push(id);
     }
     let artifact = data
-        .path()
+        .as_path()
         .join("artifacts")
         .join(&runs[0])
         .join("a_latest.diff");
@@ -1491,7 +1364,7 @@ async fn restore_round_trip_gives_the_same_rows_and_bytes() {
     assert!(out.status.success());
     assert_ne!(rows(&d), before);
 
-    let data_arg = data.path().to_str().expect("path").to_owned();
+    let data_arg = data.as_path().to_str().expect("path").to_owned();
     let out = d.ctl(&["restore", &archive, "--data-dir", &data_arg]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -1524,13 +1397,8 @@ async fn restore_round_trip_gives_the_same_rows_and_bytes() {
     let out = d.ctl(&["restore", &archive, "--data-dir", &data_arg, "--stop"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("start it again"), "{}", stdout(&out));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while d.child.try_wait().expect("wait").is_none() {
-        assert!(std::time::Instant::now() < deadline, "clawd did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(d.child.try_wait().expect("wait").expect("exited").success());
-    let leftovers: Vec<String> = std::fs::read_dir(data.path())
+    assert!(d.wait_stopped().success());
+    let leftovers: Vec<String> = std::fs::read_dir(data.as_path())
         .expect("list")
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -1538,7 +1406,7 @@ async fn restore_round_trip_gives_the_same_rows_and_bytes() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
-    let d = Daemon::start_at(data.path());
+    d.relaunch();
     assert_eq!(rows(&d), before, "the same rows");
     assert_eq!(
         std::fs::read(&artifact).expect("artifact"),
@@ -1574,22 +1442,8 @@ async fn sigterm_is_not_held_up_by_a_followed_run() {
         .read_line(&mut first)
         .expect("line");
     assert_eq!(first, "hello\n");
-    let started = std::time::Instant::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(d.child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("signal");
-    let status = loop {
-        if let Some(status) = d.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "clawd still running"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    d.signal_term();
+    let status = d.wait_stopped_within(Duration::from_secs(20));
     assert!(status.success());
     let _ = tail.kill();
     let _ = tail.wait();

@@ -1,40 +1,23 @@
 //! End-to-end: the real clawd, clawctl and claw-runner; the agent is a small
 //! shell script.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use claw_testkit::{Gateway, TEST_CONFIG, binary_or_build, client_trusting};
 use serde_json::Value;
 
 /// clawd and clawctl come from the same `cargo test --workspace` build.
 fn sibling(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_claw-runner")).with_file_name(name);
-    if !path.exists() {
-        let package = if name == "clawd" { "clawd" } else { "claw-ctl" };
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", package])
-            .status()
-            .expect("cargo build");
-        assert!(status.success());
-    }
-    path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    let package = if name == "clawd" { "clawd" } else { "claw-ctl" };
+    binary_or_build(name, package, env!("CARGO"))
 }
 
 struct Setup {
-    data: tempfile::TempDir,
+    /// clawd, on the same port when started again.
+    gw: Gateway,
     home: tempfile::TempDir,
-    port: u16,
-    clawd: Option<Child>,
 }
 
 impl Setup {
@@ -44,58 +27,27 @@ impl Setup {
 
     /// clawd with `extra` in its clawd.toml.
     fn with_config(extra: &str) -> Self {
-        let data = tempfile::tempdir().expect("data");
         let home = tempfile::tempdir().expect("home");
-        std::fs::write(
-            data.path().join("clawd.toml"),
-            format!("rate_limit_per_minute = 0\n{extra}"),
-        )
-        .expect("config");
-        let mut setup = Self {
-            data,
-            home,
-            port: free_port(),
-            clawd: None,
-        };
-        setup.start_clawd();
-        setup
+        let gw = Gateway::launch(sibling("clawd"))
+            .config(&format!("{TEST_CONFIG}{extra}"))
+            .quiet()
+            .same_port()
+            .start();
+        Self { gw, home }
     }
 
     fn start_clawd(&mut self) {
-        let mut child = Command::new(sibling("clawd"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{}", self.port),
-                "--data-dir",
-            ])
-            .arg(self.data.path())
-            .arg("--config")
-            .arg(self.data.path().join("clawd.toml"))
-            .env("CLAW_LOG_TARGET", "stderr")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("clawd");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("line");
-        assert!(line.contains("listening"), "{line}");
-        self.clawd = Some(child);
+        self.gw.relaunch();
     }
 
     fn kill_clawd(&mut self) {
-        if let Some(mut child) = self.clawd.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.gw.kill();
     }
 
     fn ctl(&self, args: &[&str]) -> Value {
         let out = Command::new(sibling("clawctl"))
             .arg("--socket")
-            .arg(self.data.path().join("control.sock"))
+            .arg(self.gw.data().join("control.sock"))
             .arg("--json")
             .args(args)
             .output()
@@ -112,7 +64,7 @@ impl Setup {
     fn events(&self, run_id: &str) -> Vec<Value> {
         let out = Command::new(sibling("clawctl"))
             .arg("--socket")
-            .arg(self.data.path().join("control.sock"))
+            .arg(self.gw.data().join("control.sock"))
             .args(["--json", "runs", "tail", run_id])
             .output()
             .expect("clawctl");
@@ -145,13 +97,13 @@ impl Setup {
             .env("HOME", self.home.path())
             .env(
                 "CLAW_GATEWAY_URL",
-                format!("https://localhost:{}", self.port),
+                format!("https://localhost:{}", self.gw.port),
             )
             .env(
                 "CLAW_HMAC_SECRET_FILE",
-                self.data.path().join("secrets/hmac-secret"),
+                self.gw.data().join("secrets/hmac-secret"),
             )
-            .env("CLAW_CA_CERT", self.data.path().join("certs/server.crt"))
+            .env("CLAW_CA_CERT", self.gw.data().join("certs/server.crt"))
             .args(["start", "--run-id", run_id, "--token", token]);
         if let Some(dir) = cwd {
             cmd.arg("--cwd").arg(dir);
@@ -176,12 +128,6 @@ impl Setup {
             .path()
             .join(".local/state/claw-runner/runs")
             .join(run_id)
-    }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        self.kill_clawd();
     }
 }
 
@@ -253,12 +199,15 @@ fn transcript_exit_code_redaction_and_log_artifact() {
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", s.home.path())
-        .env("CLAW_GATEWAY_URL", format!("https://localhost:{}", s.port))
+        .env(
+            "CLAW_GATEWAY_URL",
+            format!("https://localhost:{}", s.gw.port),
+        )
         .env(
             "CLAW_HMAC_SECRET_FILE",
-            s.data.path().join("secrets/hmac-secret"),
+            s.gw.data().join("secrets/hmac-secret"),
         )
-        .env("CLAW_CA_CERT", s.data.path().join("certs/server.crt"))
+        .env("CLAW_CA_CERT", s.gw.data().join("certs/server.crt"))
         .env("CLAW_RUN_TOKEN", &token)
         .args(["upload", "--run-id", &run_id])
         .arg(&report);
@@ -348,7 +297,7 @@ fn events_the_gateway_lost_after_acknowledging_are_sent_again() {
     }
     s.kill_clawd();
     let last_kept = {
-        let db = rusqlite::Connection::open(s.data.path().join("db.sqlite")).expect("db");
+        let db = rusqlite::Connection::open(s.gw.data().join("db.sqlite")).expect("db");
         let highest: u64 = db
             .query_row(
                 "SELECT MAX(sequence) FROM events WHERE run_id = ?1",
@@ -439,12 +388,9 @@ fn stop_escalates_to_sigkill_when_sigint_is_ignored() {
 }
 
 /// A client trusting the gateway's certificate.
+/// (A new one for each runtime of [`block_on`].)
 fn https_client(s: &Setup) -> reqwest::Client {
-    let pem = std::fs::read(s.data.path().join("certs/server.crt")).expect("cert");
-    reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
-        .build()
-        .expect("client")
+    client_trusting(&s.gw.certificate())
 }
 
 /// Runs a future to completion on a small runtime of its own.
@@ -460,7 +406,7 @@ fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
 fn operator_session(s: &Setup) -> String {
     let mut add = Command::new(sibling("clawctl"))
         .arg("--socket")
-        .arg(s.data.path().join("control.sock"))
+        .arg(s.gw.data().join("control.sock"))
         .args([
             "users",
             "add",
@@ -480,34 +426,22 @@ fn operator_session(s: &Setup) -> String {
     .expect("password");
     assert!(add.wait().expect("wait").success());
     let client = https_client(s);
-    block_on(async {
-        let resp = client
-            .post(format!("https://localhost:{}/api/auth/login", s.port))
-            .json(&serde_json::json!({"username": "opal", "password": "opal password 123"}))
-            .send()
-            .await
-            .expect("login");
-        let cookie = resp.headers()["set-cookie"]
-            .to_str()
-            .expect("cookie")
-            .to_owned();
-        cookie
-            .split(';')
-            .next()
-            .and_then(|c| c.strip_prefix("session="))
-            .expect("session")
-            .to_owned()
-    })
+    let login = block_on(claw_testkit::try_login(
+        &client,
+        &s.gw.base(),
+        "opal",
+        "opal password 123",
+        None,
+    ))
+    .expect("login");
+    login.session().expect("session").to_owned()
 }
 
 fn send_command(s: &Setup, session: &str, run_id: &str, command: &str) -> u16 {
     let client = https_client(s);
     block_on(async {
         client
-            .post(format!(
-                "https://localhost:{}/api/runs/{run_id}/command",
-                s.port
-            ))
+            .post(s.gw.url(&format!("/api/runs/{run_id}/command")))
             .bearer_auth(session)
             .json(&serde_json::json!({ "command": command }))
             .send()
@@ -606,7 +540,7 @@ fn queued_commands_run_in_the_working_directory_and_answer() {
         assert!(Instant::now() < deadline, "no latest.diff: {run}");
         std::thread::sleep(Duration::from_millis(200));
     };
-    let stored = s.data.path().join("artifacts").join(&run_id).join(format!(
+    let stored = s.gw.data().join("artifacts").join(&run_id).join(format!(
         "{}_latest.diff",
         artifact["id"].as_str().expect("id")
     ));
@@ -622,15 +556,18 @@ fn queued_commands_run_in_the_working_directory_and_answer() {
 fn test_connection_and_info_report_plainly() {
     let s = Setup::new();
     let diagnose = |args: &[&str], secret_file: Option<&std::path::Path>, ca: bool| {
-        let real_secret = s.data.path().join("secrets/hmac-secret");
+        let real_secret = s.gw.data().join("secrets/hmac-secret");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_claw-runner"));
         cmd.env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("HOME", s.home.path())
-            .env("CLAW_GATEWAY_URL", format!("https://localhost:{}", s.port))
+            .env(
+                "CLAW_GATEWAY_URL",
+                format!("https://localhost:{}", s.gw.port),
+            )
             .env("CLAW_HMAC_SECRET_FILE", secret_file.unwrap_or(&real_secret));
         if ca {
-            cmd.env("CLAW_CA_CERT", s.data.path().join("certs/server.crt"));
+            cmd.env("CLAW_CA_CERT", s.gw.data().join("certs/server.crt"));
         }
         cmd.args(args).output().expect("claw-runner")
     };
@@ -677,10 +614,13 @@ fn test_connection_and_info_report_plainly() {
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("HOME", s.home.path())
-            .env("CLAW_GATEWAY_URL", format!("https://localhost:{}", s.port))
+            .env(
+                "CLAW_GATEWAY_URL",
+                format!("https://localhost:{}", s.gw.port),
+            )
             .env(
                 "CLAW_HMAC_SECRET_FILE",
-                s.data.path().join("secrets/hmac-secret"),
+                s.gw.data().join("secrets/hmac-secret"),
             )
             .env("CLAW_CERT_FINGERPRINT", pin)
             .arg("test-connection")
@@ -714,15 +654,17 @@ fn test_connection_and_info_report_plainly() {
     let out = diagnose(&["info"], None, true);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success());
-    let secret =
-        std::fs::read_to_string(s.data.path().join("secrets/hmac-secret")).expect("secret");
+    let secret = std::fs::read_to_string(s.gw.data().join("secrets/hmac-secret")).expect("secret");
     assert!(!text.contains(secret.trim()), "secret masked: {text}");
     assert!(
         text.contains("hmac secret:       set (64 characters, not shown)"),
         "{text}"
     );
     assert!(
-        text.contains(&format!("gateway:           https://localhost:{}", s.port)),
+        text.contains(&format!(
+            "gateway:           https://localhost:{}",
+            s.gw.port
+        )),
         "{text}"
     );
     assert!(text.contains("git status"), "{text}");
@@ -763,10 +705,13 @@ fn assist_posts_tmate_links_or_says_why_not() {
             .env_clear()
             .env("PATH", path)
             .env("HOME", s.home.path())
-            .env("CLAW_GATEWAY_URL", format!("https://localhost:{}", s.port))
+            .env(
+                "CLAW_GATEWAY_URL",
+                format!("https://localhost:{}", s.gw.port),
+            )
             .env(
                 "CLAW_HMAC_SECRET_FILE",
-                s.data.path().join("secrets/hmac-secret"),
+                s.gw.data().join("secrets/hmac-secret"),
             )
             .args(["assist", "--run-id", run])
             .output()

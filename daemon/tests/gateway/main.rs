@@ -16,5 +16,6 @@ mod redaction;
 mod roles;
 mod runner;
 mod systemd;
+mod views;
 mod web;
 mod websocket;

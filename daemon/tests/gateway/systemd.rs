@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::common::{
-    ADMIN, ADMIN_PASSWORD, client_trusting, free_port, unix_get, write_certificate,
+    ADMIN, ADMIN_PASSWORD, client_trusting, free_port, try_first_admin, unix_get, write_certificate,
 };
 
 /// The test's end of `$NOTIFY_SOCKET`.
@@ -214,28 +214,9 @@ async fn sighup_swaps_the_certificate_and_keeps_connections() {
 
     // A browser with an open WebSocket.
     let token = std::fs::read_to_string(gw.data().join("setup-token")).expect("token");
-    old_client
-        .post(format!("{url}/api/auth/setup"))
-        .json(&json!({"setupToken": token.trim(), "username": ADMIN, "password": ADMIN_PASSWORD}))
-        .send()
+    let session = try_first_admin(&old_client, &url, token.trim(), ADMIN, ADMIN_PASSWORD)
         .await
-        .expect("setup");
-    let login = old_client
-        .post(format!("{url}/api/auth/login"))
-        .json(&json!({"username": ADMIN, "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .expect("login");
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .expect("cookie")
-        .to_owned();
-    let session = cookie
-        .split(';')
-        .next()
-        .and_then(|c| c.strip_prefix("session="))
-        .expect("session")
-        .to_owned();
+        .expect("the first administrator's session");
     let mut ws = crate::common::websocket_to(gw.port, &old_pem, &session).await;
 
     // New certificate, then reload.
@@ -459,28 +440,9 @@ async fn journal_gets_structured_fields() {
     let client = client_trusting(&pem);
     let url = format!("https://localhost:{port}");
     let token = std::fs::read_to_string(data.join("setup-token")).expect("token");
-    client
-        .post(format!("{url}/api/auth/setup"))
-        .json(&json!({"setupToken": token.trim(), "username": ADMIN, "password": ADMIN_PASSWORD}))
-        .send()
+    let session = try_first_admin(&client, &url, token.trim(), ADMIN, ADMIN_PASSWORD)
         .await
-        .expect("setup");
-    let login = client
-        .post(format!("{url}/api/auth/login"))
-        .json(&json!({"username": ADMIN, "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .expect("login");
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .expect("cookie")
-        .to_owned();
-    let session = cookie
-        .split(';')
-        .next()
-        .and_then(|c| c.strip_prefix("session="))
-        .expect("session")
-        .to_owned();
+        .expect("the first administrator's session");
     let created: serde_json::Value = client
         .post(format!("{url}/api/runs"))
         .bearer_auth(&session)
