@@ -16,6 +16,7 @@ mod binary;
 mod control;
 mod gateway;
 mod https;
+pub mod model;
 mod process;
 mod runner;
 mod ws;

@@ -164,7 +164,11 @@ pub async fn start(
                 status.map_or_else(|e| e.to_string(), |s| s.to_string())
             )),
         },
-        Err(e) => Err(format!("cannot write to the agent: {e}")),
+        // It may have ended already: then its end is the reason.
+        Err(e) => match tokio::time::timeout(CLOSE_GRACE, child.wait()).await {
+            Ok(Ok(status)) => Err(format!("the agent exited before it initialised ({status})")),
+            _ => Err(format!("cannot write to the agent: {e}")),
+        },
     };
     let commands = match ready {
         Ok(()) => Some(tokio::spawn(command_loop(
