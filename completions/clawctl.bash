@@ -202,8 +202,17 @@ _clawctl() {
             clawctl__subcmd__help__subcmd__runs,delete)
                 cmd="clawctl__subcmd__help__subcmd__runs__subcmd__delete"
                 ;;
+            clawctl__subcmd__help__subcmd__runs,follow)
+                cmd="clawctl__subcmd__help__subcmd__runs__subcmd__follow"
+                ;;
+            clawctl__subcmd__help__subcmd__runs,interrupt)
+                cmd="clawctl__subcmd__help__subcmd__runs__subcmd__interrupt"
+                ;;
             clawctl__subcmd__help__subcmd__runs,list)
                 cmd="clawctl__subcmd__help__subcmd__runs__subcmd__list"
+                ;;
+            clawctl__subcmd__help__subcmd__runs,prompt)
+                cmd="clawctl__subcmd__help__subcmd__runs__subcmd__prompt"
                 ;;
             clawctl__subcmd__help__subcmd__runs,show)
                 cmd="clawctl__subcmd__help__subcmd__runs__subcmd__show"
@@ -253,11 +262,20 @@ _clawctl() {
             clawctl__subcmd__runs,delete)
                 cmd="clawctl__subcmd__runs__subcmd__delete"
                 ;;
+            clawctl__subcmd__runs,follow)
+                cmd="clawctl__subcmd__runs__subcmd__follow"
+                ;;
             clawctl__subcmd__runs,help)
                 cmd="clawctl__subcmd__runs__subcmd__help"
                 ;;
+            clawctl__subcmd__runs,interrupt)
+                cmd="clawctl__subcmd__runs__subcmd__interrupt"
+                ;;
             clawctl__subcmd__runs,list)
                 cmd="clawctl__subcmd__runs__subcmd__list"
+                ;;
+            clawctl__subcmd__runs,prompt)
+                cmd="clawctl__subcmd__runs__subcmd__prompt"
                 ;;
             clawctl__subcmd__runs,show)
                 cmd="clawctl__subcmd__runs__subcmd__show"
@@ -274,11 +292,20 @@ _clawctl() {
             clawctl__subcmd__runs__subcmd__help,delete)
                 cmd="clawctl__subcmd__runs__subcmd__help__subcmd__delete"
                 ;;
+            clawctl__subcmd__runs__subcmd__help,follow)
+                cmd="clawctl__subcmd__runs__subcmd__help__subcmd__follow"
+                ;;
             clawctl__subcmd__runs__subcmd__help,help)
                 cmd="clawctl__subcmd__runs__subcmd__help__subcmd__help"
                 ;;
+            clawctl__subcmd__runs__subcmd__help,interrupt)
+                cmd="clawctl__subcmd__runs__subcmd__help__subcmd__interrupt"
+                ;;
             clawctl__subcmd__runs__subcmd__help,list)
                 cmd="clawctl__subcmd__runs__subcmd__help__subcmd__list"
+                ;;
+            clawctl__subcmd__runs__subcmd__help,prompt)
+                cmd="clawctl__subcmd__runs__subcmd__help__subcmd__prompt"
                 ;;
             clawctl__subcmd__runs__subcmd__help,show)
                 cmd="clawctl__subcmd__runs__subcmd__help__subcmd__show"
@@ -1156,7 +1183,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help__subcmd__runs)
-            opts="list show tail create stop delete"
+            opts="list show tail follow create prompt interrupt stop delete"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1197,7 +1224,49 @@ _clawctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        clawctl__subcmd__help__subcmd__runs__subcmd__follow)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__runs__subcmd__interrupt)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         clawctl__subcmd__help__subcmd__runs__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__runs__subcmd__prompt)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1530,7 +1599,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__runs)
-            opts="-h --socket --json --help list show tail create stop delete help"
+            opts="-h --socket --json --help list show tail follow create prompt interrupt stop delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1548,13 +1617,33 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__runs__subcmd__create)
-            opts="-h --command --socket --json --help"
+            opts="-h --command --agent --prompt --model --permission-mode --allowed-tool --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent)
+                    COMPREPLY=($(compgen -W "claude" -- "${cur}"))
+                    return 0
+                    ;;
+                --prompt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --permission-mode)
+                    COMPREPLY=($(compgen -W "default acceptEdits plan bypassPermissions" -- "${cur}"))
+                    return 0
+                    ;;
+                --allowed-tool)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1587,8 +1676,30 @@ _clawctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        clawctl__subcmd__runs__subcmd__follow)
+            opts="-h --after --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --after)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         clawctl__subcmd__runs__subcmd__help)
-            opts="list show tail create stop delete help"
+            opts="list show tail follow create prompt interrupt stop delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1629,6 +1740,20 @@ _clawctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        clawctl__subcmd__runs__subcmd__help__subcmd__follow)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         clawctl__subcmd__runs__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -1643,7 +1768,35 @@ _clawctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        clawctl__subcmd__runs__subcmd__help__subcmd__interrupt)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         clawctl__subcmd__runs__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__runs__subcmd__help__subcmd__prompt)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1699,6 +1852,24 @@ _clawctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        clawctl__subcmd__runs__subcmd__interrupt)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         clawctl__subcmd__runs__subcmd__list)
             opts="-h --state --since --limit --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1718,6 +1889,24 @@ _clawctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__runs__subcmd__prompt)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -48,16 +48,19 @@ complete -c clawctl -n "__fish_clawctl_using_subcommand status" -s h -l help -d 
 complete -c clawctl -n "__fish_clawctl_using_subcommand health" -l socket -d 'Control socket of clawd' -r -F
 complete -c clawctl -n "__fish_clawctl_using_subcommand health" -l json -d 'Print JSON for scripts instead of text for people'
 complete -c clawctl -n "__fish_clawctl_using_subcommand health" -s h -l help -d 'Print help'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -l socket -d 'Control socket of clawd' -r -F
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -l json -d 'Print JSON for scripts instead of text for people'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -s h -l help -d 'Print help'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -f -a "list" -d 'List runs, newest first'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -f -a "show" -d 'Show one run with its commands and artifacts'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -f -a "tail" -d 'Print a run\'s output; stdout and stderr go to the same streams here'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -f -a "create" -d 'Create a run and print its id and capability token (shown only once)'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -f -a "stop" -d 'Ask the run\'s runner to stop the agent (SIGINT, then SIGKILL after 10 s)'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -f -a "delete" -d 'Delete a run with its events, commands and artifacts'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail create stop delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "list" -d 'List runs, newest first'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "show" -d 'Show one run with its commands and artifacts'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "tail" -d 'Print a run\'s output; stdout and stderr go to the same streams here'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "follow" -d 'Follow an agent run as a conversation: prompts, messages, one line per tool call, turn totals (--json prints the events)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "create" -d 'Create a run and print its id, its capability token (shown only once) and the claw-runner line that starts it'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "prompt" -d 'Send the next instruction to a run\'s agent'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "interrupt" -d 'End the current turn of a run\'s agent'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "stop" -d 'Ask the run\'s runner to stop the agent (SIGINT, then SIGKILL after 10 s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "delete" -d 'Delete a run with its events, commands and artifacts'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from list" -l state -d 'Only runs in this state' -r -f -a "pending\t''
 running\t''
 done\t''
@@ -76,10 +79,28 @@ complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_su
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from tail" -s f -l follow -d 'Keep following new output until the run ends (or Ctrl-C)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from tail" -l json -d 'Print JSON for scripts instead of text for people'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from tail" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from follow" -l after -d 'Start after this event sequence number' -r
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from follow" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from follow" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from follow" -s h -l help -d 'Print help'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from create" -l command -d 'The agent command the run is for (informational)' -r
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from create" -l agent -d 'Drive this agent through its structured interface' -r -f -a "claude\t''"
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from create" -l prompt -d 'The agent\'s first instruction (- reads standard input)' -r
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from create" -l model -d 'The model the agent uses' -r
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from create" -l permission-mode -d 'How the agent asks before it acts' -r -f -a "default\t''
+acceptEdits\t''
+plan\t''
+bypassPermissions\t''"
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from create" -l allowed-tool -d 'A tool rule the agent may use without asking, e.g. \'Bash(npm test:*)\' (repeat for more)' -r
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from create" -l socket -d 'Control socket of clawd' -r -F
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from create" -l json -d 'Print JSON for scripts instead of text for people'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from prompt" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from prompt" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from prompt" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from interrupt" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from interrupt" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from interrupt" -s h -l help -d 'Print help'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from stop" -l socket -d 'Control socket of clawd' -r -F
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from stop" -l json -d 'Print JSON for scripts instead of text for people'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from stop" -s h -l help -d 'Print help'
@@ -89,7 +110,10 @@ complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_su
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "list" -d 'List runs, newest first'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one run with its commands and artifacts'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "tail" -d 'Print a run\'s output; stdout and stderr go to the same streams here'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a run and print its id and capability token (shown only once)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "follow" -d 'Follow an agent run as a conversation: prompts, messages, one line per tool call, turn totals (--json prints the events)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a run and print its id, its capability token (shown only once) and the claw-runner line that starts it'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "prompt" -d 'Send the next instruction to a run\'s agent'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "interrupt" -d 'End the current turn of a run\'s agent'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "stop" -d 'Ask the run\'s runner to stop the agent (SIGINT, then SIGKILL after 10 s)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a run with its events, commands and artifacts'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -264,7 +288,10 @@ complete -c clawctl -n "__fish_clawctl_using_subcommand help; and not __fish_see
 complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "list" -d 'List runs, newest first'
 complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "show" -d 'Show one run with its commands and artifacts'
 complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "tail" -d 'Print a run\'s output; stdout and stderr go to the same streams here'
-complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "create" -d 'Create a run and print its id and capability token (shown only once)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "follow" -d 'Follow an agent run as a conversation: prompts, messages, one line per tool call, turn totals (--json prints the events)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "create" -d 'Create a run and print its id, its capability token (shown only once) and the claw-runner line that starts it'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "prompt" -d 'Send the next instruction to a run\'s agent'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "interrupt" -d 'End the current turn of a run\'s agent'
 complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "stop" -d 'Ask the run\'s runner to stop the agent (SIGINT, then SIGKILL after 10 s)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "delete" -d 'Delete a run with its events, commands and artifacts'
 complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "list" -d 'List accounts (never passwords or TOTP secrets)'

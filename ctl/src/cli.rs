@@ -153,11 +153,50 @@ pub enum RunsCommand {
         #[arg(long, default_value_t = 0, value_name = "SEQ")]
         after: u64,
     },
-    /// Create a run and print its id and capability token (shown only once).
+    /// Follow an agent run as a conversation: prompts, messages, one line
+    /// per tool call, turn totals (--json prints the events).
+    Follow {
+        /// Run id.
+        id: String,
+        /// Start after this event sequence number.
+        #[arg(long, default_value_t = 0, value_name = "SEQ")]
+        after: u64,
+    },
+    /// Create a run and print its id, its capability token (shown only once)
+    /// and the claw-runner line that starts it.
     Create {
         /// The agent command the run is for (informational).
-        #[arg(long, value_name = "CMD")]
+        #[arg(long, value_name = "CMD", conflicts_with = "agent")]
         command: Option<String>,
+        /// Drive this agent through its structured interface.
+        #[arg(long, value_name = "AGENT", value_parser = ["claude"])]
+        agent: Option<String>,
+        /// The agent's first instruction (- reads standard input).
+        #[arg(long, value_name = "TEXT", requires = "agent")]
+        prompt: Option<String>,
+        /// The model the agent uses.
+        #[arg(long, value_name = "MODEL", requires = "agent")]
+        model: Option<String>,
+        /// How the agent asks before it acts.
+        #[arg(long, value_name = "MODE", requires = "agent",
+              value_parser = ["default", "acceptEdits", "plan", "bypassPermissions"])]
+        permission_mode: Option<String>,
+        /// A tool rule the agent may use without asking, e.g. 'Bash(npm test:*)'
+        /// (repeat for more).
+        #[arg(long = "allowed-tool", value_name = "RULE", requires = "agent")]
+        allowed_tools: Vec<String>,
+    },
+    /// Send the next instruction to a run's agent.
+    Prompt {
+        /// Run id.
+        id: String,
+        /// The instruction; - or nothing reads it from standard input.
+        text: Option<String>,
+    },
+    /// End the current turn of a run's agent.
+    Interrupt {
+        /// Run id.
+        id: String,
     },
     /// Ask the run's runner to stop the agent (SIGINT, then SIGKILL after 10 s).
     Stop {

@@ -599,3 +599,81 @@ async fn an_agent_that_never_starts_fails_the_run_with_the_reason() {
         "the agent's stderr is kept: {text}"
     );
 }
+
+fn clawctl(gw: &Gateway, args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    let mut child = Command::new(binary_or_build("clawctl", "claw-ctl", env!("CARGO")))
+        .arg("--socket")
+        .arg(gw.data().join("control.sock"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("clawctl");
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.unwrap_or_default().as_bytes());
+    }
+    let out = child.wait_with_output().expect("clawctl");
+    assert!(
+        out.status.success(),
+        "clawctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The administrator's side: create an agent run, prompt it, follow it
+/// as a conversation, all with clawctl.
+#[tokio::test]
+async fn clawctl_creates_prompts_and_follows_an_agent_run() {
+    let mut s = session(editing, json!({ "agent": "claude" })).await;
+    // A run made by clawctl, its first prompt from standard input.
+    let created: Value = serde_json::from_str(&clawctl(
+        &s.gw,
+        &[
+            "--json",
+            "runs",
+            "create",
+            "--agent",
+            "claude",
+            "--prompt",
+            "-",
+            "--permission-mode",
+            "acceptEdits",
+            "--allowed-tool",
+            "Bash(touch:*)",
+        ],
+        Some("please fix the greeting"),
+    ))
+    .expect("created");
+    let token = created["capabilityToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    s.run_id = created["id"].as_str().expect("id").to_owned();
+    if let Some(mut old) = s.runner.take() {
+        let _ = old.kill();
+        let _ = old.wait();
+    }
+    s.start_runner(&token);
+    s.wait_for("turn_end", 1).await;
+    let queued = clawctl(&s.gw, &["runs", "prompt", &s.run_id, "now say hi"], None);
+    assert!(queued.contains("queued"), "{queued}");
+    s.wait_for("turn_end", 2).await;
+    clawctl(&s.gw, &["runs", "stop", &s.run_id], None);
+    let shown = clawctl(&s.gw, &["runs", "follow", &s.run_id], None);
+    for expected in [
+        "> root: please fix the greeting",
+        "● Edit: ",
+        "  ✎ greeting.txt (+1 -1)",
+        "● Bash: touch made-by-bash.txt",
+        "Done: the greeting is **fixed**.",
+        "── turn: ",
+        "> root: now say hi",
+        "hi there",
+        "[run stopped",
+    ] {
+        assert!(shown.contains(expected), "no {expected:?} in:\n{shown}");
+    }
+}

@@ -5,6 +5,7 @@
 mod audit;
 mod backup;
 mod certs;
+mod conversation;
 mod db;
 mod prune;
 mod reconcile;

@@ -2,11 +2,15 @@
 
 use std::io::Write;
 
-use claw_proto::api::{CreateRunRequest, CreatedRun, Done, RunDetail, RunView, StopReply};
+use claw_proto::agent::{AgentKind, PermissionMode};
+use claw_proto::api::{
+    CreateRunRequest, CreatedRun, Done, InterruptReply, PromptRequest, QueuedPrompt, RunDetail,
+    RunView, StopReply,
+};
 use claw_proto::control::{EventsQuery, RunsQuery};
 use claw_proto::wire::{EventType, ServerMessage};
 
-use super::{done, show};
+use super::{conversation, done, show};
 use crate::cli::RunsCommand;
 use crate::client::{Client, ClientError, encode, with_query};
 use crate::error::CtlError;
@@ -51,15 +55,71 @@ pub async fn run(client: &Client, cmd: RunsCommand, json: bool) -> Result<(), Ct
                 .await
                 .map_err(unknown_run(&id))
         }
-        RunsCommand::Create { command } => {
+        RunsCommand::Follow { id, after } => {
+            let query = EventsQuery {
+                after: Some(after),
+                follow: Some(true),
+            };
+            let path = with_query(&run_path(&id, "/events"), &query)?;
+            let mut stdout = std::io::stdout().lock();
+            client
+                .get_lines(&path, |message: ServerMessage| {
+                    let shown = if json {
+                        tail_line(&message, true, &mut stdout, &mut std::io::sink())
+                    } else {
+                        conversation::line(&message)
+                            .map_or(Ok(()), |text| writeln!(stdout, "{text}"))
+                            .and_then(|()| stdout.flush())
+                    };
+                    // A closed pipe ends clawctl by SIGPIPE.
+                    let _ = shown;
+                })
+                .await
+                .map_err(unknown_run(&id))
+        }
+        RunsCommand::Create {
+            command,
+            agent,
+            prompt,
+            model,
+            permission_mode,
+            allowed_tools,
+        } => {
+            let prompt = match prompt.as_deref() {
+                Some("-") => Some(read_stdin()?),
+                other => other.map(str::to_owned),
+            };
             let request = CreateRunRequest {
-                command: command.clone(),
+                command,
+                agent: agent.as_deref().and_then(AgentKind::parse),
+                prompt,
+                model,
+                permission_mode: permission_mode.as_deref().and_then(PermissionMode::parse),
+                allowed_tools,
                 ..Default::default()
             };
             let created: CreatedRun = client.post("/v1/runs", &request).await?;
-            show(json, &created, |created| {
-                render_created(created, command.as_deref())
+            show(json, &created, render_created)
+        }
+        RunsCommand::Prompt { id, text } => {
+            let text = match text.as_deref() {
+                None | Some("-") => read_stdin()?,
+                Some(text) => text.to_owned(),
+            };
+            let queued: QueuedPrompt = client
+                .post(&run_path(&id, "/prompts"), &PromptRequest { text })
+                .await
+                .map_err(unknown_run(&id))?;
+            show(json, &queued, |queued| {
+                format!("prompt {} queued for run {id}\n", queued.prompt_id)
             })
+        }
+        RunsCommand::Interrupt { id } => {
+            let accepted: InterruptReply = client
+                .post_empty(&run_path(&id, "/interrupt"))
+                .await
+                .map_err(unknown_run(&id))?;
+            done(json, &accepted, &format!("interrupt sent to run {id}"))
         }
         RunsCommand::Stop { id } => {
             let stopped: StopReply = client
@@ -153,7 +213,7 @@ fn render_detail(detail: &RunDetail) -> String {
     out.into_string()
 }
 
-fn render_created(created: &CreatedRun, command: Option<&str>) -> String {
+fn render_created(created: &CreatedRun) -> String {
     let mut out = Text::new();
     out.line(format_args!("Run:              {}", created.id));
     out.line(format_args!(
@@ -161,13 +221,16 @@ fn render_created(created: &CreatedRun, command: Option<&str>) -> String {
         created.capability_token
     ));
     out.line("The token is shown only now. On the coding host:");
-    out.line(format_args!(
-        "  claw-runner start --run-id {} --token {} -- {}",
-        created.id,
-        created.capability_token,
-        command.unwrap_or("claude")
-    ));
+    out.line(format_args!("  {}", created.runner_command));
     out.into_string()
+}
+
+/// All of standard input, for a prompt given as `-`.
+fn read_stdin() -> Result<String, CtlError> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+        .map_err(|e| CtlError::Input(format!("cannot read the prompt from standard input: {e}")))?;
+    Ok(text)
 }
 
 /// One line of a run's stream: with `--json` the message itself; else the
