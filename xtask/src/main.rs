@@ -98,12 +98,19 @@ prints it) instead of a CA.
 .B CLAW_AGENT_COMMAND
 The agent to run when none is given (default: claude; fallback: CLAUDE_COMMAND).
 .TP
+.B CLAW_CLAUDE_PROGRAM
+The Claude Code CLI that
+.B start \-\-agent claude
+drives (default: claude on the PATH).
+.TP
 .B CLAW_RUN_TOKEN
 The run's capability token, instead of \-\-token.
 .SH FILES
 .TP
 .I ~/.config/claw/runner.toml
 Configuration: gateway_url, hmac_secret_file, ca_cert, cert_fingerprint, agent_command,
+claude_program, tool_output_max_bytes (how much of a tool's output an event
+holds; the whole output is uploaded as an artifact; default 65536),
 allowed_commands (see ALLOWED COMMANDS), redact_patterns,
 command_timeout_secs, poll_secs, command_output_limit, stop_grace_secs,
 state_dir.
