@@ -119,6 +119,7 @@ async fn runner(
 ) -> anyhow::Result<u64> {
     let mut conn = RunnerConn::open(&target).await?;
     let pad = "x".repeat(args.event_bytes.saturating_sub(21));
+    let tool_results = args.event_type == "tool-result";
     let per_runner_rate = args.rate as f64 / args.runners as f64;
     let interval =
         (args.rate > 0).then(|| Duration::from_secs_f64(args.batch as f64 / per_runner_rate));
@@ -138,11 +139,25 @@ async fn runner(
         }
         let end = (sequence + args.batch as u64).min(limit.saturating_add(1));
         let event = |seq: u64| {
-            serde_json::json!({
-                "type": "stdout",
-                "data": format!("{:020} {pad}", epoch.elapsed().as_nanos()),
-                "sequence": seq,
-            })
+            // The send time leads the output, where subscribers read it.
+            let output = format!("{:020} {pad}", epoch.elapsed().as_nanos());
+            if tool_results {
+                let result = claw_proto::agent::ToolResult {
+                    call_id: format!("toolu_bench_{seq}"),
+                    output,
+                    is_error: false,
+                    truncated: false,
+                    full_bytes: None,
+                    artifact: None,
+                };
+                serde_json::json!({
+                    "type": "tool_result",
+                    "data": serde_json::to_string(&result).unwrap_or_default(),
+                    "sequence": seq,
+                })
+            } else {
+                serde_json::json!({ "type": "stdout", "data": output, "sequence": seq })
+            }
         };
         let (path, body) = if args.batch == 1 {
             ("/api/ingest/event", serde_json::to_vec(&event(sequence))?)
@@ -402,6 +417,7 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
         batch: args.batch,
         subscribers_per_run: args.subscribers,
         event_bytes: args.event_bytes,
+        event_type: args.event_type.clone(),
         https_floor: args.https_floor,
         events_sent: stats.sent.load(Ordering::Relaxed),
         seconds,

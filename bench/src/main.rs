@@ -4,6 +4,7 @@
 //! insert rate of the same rows beside it. Prints a human summary and one
 //! JSON line. Not installed by the packages.
 
+mod agent;
 mod bigdb;
 mod load;
 mod raw;
@@ -71,6 +72,21 @@ pub struct Args {
     /// Bytes of output per event.
     #[arg(long, default_value_t = 100)]
     pub event_bytes: usize,
+    /// What the events are: raw `stdout` lines, or the structured
+    /// `tool_result` events an agent run sends (a tool's output of
+    /// --event-bytes as JSON, which the gateway parses and redacts).
+    #[arg(long, default_value = "stdout", value_parser = ["stdout", "tool-result"])]
+    pub event_type: String,
+    /// Instead of events: create an agent run, start a real claw-runner
+    /// for it whose agent is claw-bench itself, and send N prompts one at
+    /// a time, timing each from `POST /api/runs/{id}/prompts` to the
+    /// agent reading it on its stdin.
+    #[arg(long, value_name = "N", conflicts_with_all = ["https_floor", "subscribers", "stalled_subscribers", "raw_sqlite", "prune", "page_run"])]
+    pub prompt_latency: Option<usize>,
+    /// claw-runner for --prompt-latency (default: beside the --spawn
+    /// binary, else PATH).
+    #[arg(long, value_name = "CLAW_RUNNER")]
+    pub runner_bin: Option<PathBuf>,
     /// Also insert the same rows straight into SQLite with the daemon's
     /// schema and pragmas, for the store's physical limit.
     #[arg(long)]
@@ -116,6 +132,10 @@ pub struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Started by claw-runner as --prompt-latency's agent.
+    if let Some(report_to) = std::env::var_os(agent::STAND_IN_ENV) {
+        return agent::stand_in(std::path::Path::new(&report_to));
+    }
     let args = Args::parse();
     if let Some(path) = &args.make_db {
         return bigdb::make(path, args.db_size_mb * 1_000_000, args.big_run_events);
@@ -152,7 +172,10 @@ async fn run(args: Args) -> anyhow::Result<report::Report> {
         }
         (None, None) => bail!("give --spawn CLAWD or --gateway URL --data-dir DIR"),
     };
-    let (mut report, target) = load::drive(&args, target).await?;
+    let (mut report, target) = match args.prompt_latency {
+        Some(count) => agent::prompt_latency(&args, target, count).await?,
+        None => load::drive(&args, target).await?,
+    };
     report.daemon_rss_kib = target.rss_kib();
     if args.raw_sqlite {
         let total = report.events_sent;

@@ -35,6 +35,8 @@ pub struct Report {
     pub batch: usize,
     pub subscribers_per_run: usize,
     pub event_bytes: usize,
+    /// `stdout` or `tool-result`.
+    pub event_type: String,
     /// The runners asked `GET /api/health` instead of sending events.
     pub https_floor: bool,
     pub events_sent: u64,
@@ -44,6 +46,9 @@ pub struct Report {
     pub latency: Option<Latency>,
     /// Runner request round trips (send to answer).
     pub request_latency: Option<Latency>,
+    /// `POST /api/runs/{id}/prompts` to the agent reading the prompt
+    /// (--prompt-latency).
+    pub prompt_latency: Option<Latency>,
     /// Start to READY=1 of the spawned clawd.
     pub ready_ms: Option<f64>,
     /// Pages of 1000 events of --page-run, over HTTPS.
@@ -79,14 +84,25 @@ impl Report {
                 self.runners, self.requests_per_sec
             );
         }
-        println!(
-            "{} runners x batch {} ({} B events), {} subscriber(s) per run",
-            self.runners, self.batch, self.event_bytes, self.subscribers_per_run
-        );
-        println!(
-            "sent {} events in {:.2} s: {:.0} events/s, {:.0} requests/s",
-            self.events_sent, self.seconds, self.events_per_sec, self.requests_per_sec
-        );
+        if let Some(l) = &self.prompt_latency {
+            println!(
+                "prompt -> agent stdin over {} prompts: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                l.samples, l.p50_ms, l.p99_ms, l.max_ms
+            );
+        } else {
+            println!(
+                "{} runners x batch {} ({} B {} events), {} subscriber(s) per run",
+                self.runners,
+                self.batch,
+                self.event_bytes,
+                self.event_type,
+                self.subscribers_per_run
+            );
+            println!(
+                "sent {} events in {:.2} s: {:.0} events/s, {:.0} requests/s",
+                self.events_sent, self.seconds, self.events_per_sec, self.requests_per_sec
+            );
+        }
         if let Some(l) = &self.latency {
             println!(
                 "event -> WebSocket latency over {} samples: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",

@@ -107,11 +107,7 @@ pub async fn follow(
                     Some("event") => {
                         let now = epoch.elapsed().as_nanos() as u64;
                         let sequence = value["sequence"].as_u64().unwrap_or_default();
-                        let sent: u64 = value["data"]
-                            .as_str()
-                            .and_then(|d| d.get(..20))
-                            .and_then(|d| d.parse().ok())
-                            .unwrap_or(now);
+                        let sent = value["data"].as_str().and_then(sent_at).unwrap_or(now);
                         if seen.insert(sequence) {
                             received.distinct += 1;
                             received.latencies_ns.push(now.saturating_sub(sent));
@@ -128,4 +124,14 @@ pub async fn follow(
         }
     }
     Ok(received)
+}
+
+/// The send time an event carries: the first 20 digits of a `stdout` line,
+/// or of a `tool_result`'s output.
+fn sent_at(data: &str) -> Option<u64> {
+    let stamp = |text: &str| text.get(..20)?.parse().ok();
+    stamp(data).or_else(|| {
+        let result: claw_proto::agent::ToolResult = serde_json::from_str(data).ok()?;
+        stamp(&result.output)
+    })
 }

@@ -151,3 +151,40 @@ fn refuses_anything_but_loopback() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("loopback only"));
 }
+
+#[test]
+fn tool_results_of_realistic_size_arrive_once_each() {
+    let report = bench(&[
+        "--runners",
+        "2",
+        "--events",
+        "40",
+        "--event-type",
+        "tool-result",
+        "--event-bytes",
+        "60000",
+        "--subscribers",
+        "1",
+    ]);
+    assert_eq!(report["event_type"], "tool-result");
+    assert_eq!(report["events_sent"], 80);
+    assert_eq!(report["errors"], 0);
+    assert_eq!(report["lost"], 0);
+    assert_eq!(report["duplicated"], 0);
+    // Each latency comes from the send time inside the tool's output; a
+    // subscriber that could not read it would count zero.
+    let latency = &report["latency"];
+    assert_eq!(latency["samples"], 80);
+    assert!(latency["p50_ms"].as_f64().is_some_and(|ms| ms > 0.0));
+}
+
+#[test]
+fn prompts_reach_the_stand_in_agent_through_a_real_runner() {
+    let runner = sibling("claw-runner", "claw-runner");
+    let runner = runner.to_str().expect("a UTF-8 path");
+    let report = bench(&["--prompt-latency", "15", "--runner-bin", runner]);
+    let latency = &report["prompt_latency"];
+    assert_eq!(latency["samples"], 15);
+    assert!(latency["p50_ms"].as_f64().is_some_and(|ms| ms > 0.0));
+    assert_eq!(report["request_latency"]["samples"], 15);
+}
