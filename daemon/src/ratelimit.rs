@@ -45,17 +45,6 @@ impl<K: Eq + Hash + Clone> WindowLimiter<K> {
         entry.1 <= self.limit
     }
 
-    /// True while the key is over its limit, without counting.
-    pub fn is_over(&self, key: &K) -> bool {
-        if self.limit == 0 {
-            return false;
-        }
-        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        counts.get(key).is_some_and(|(start, n)| {
-            Instant::now().duration_since(*start) < self.window && *n >= self.limit
-        })
-    }
-
     /// Takes back one hit, for an attempt reserved with [`hit`](Self::hit)
     /// that turned out not to count.
     pub fn release(&self, key: &K) {

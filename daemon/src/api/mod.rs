@@ -153,15 +153,18 @@ async fn gate(State(app): State<Arc<App>>, request: Request, next: Next) -> Resp
         None => next.run(request).await,
     };
     // A runner request whose signature (or anything else about who sent
-    // it) was refused counts against its address after all.
+    // it) was refused counts against its address; past the limit the
+    // refusal says so. Signed requests from the same address (runners
+    // behind one NAT) still pass: checking a signature costs a hash.
     if runner
         && let Some(ip) = ip
         && matches!(
             response.status(),
             axum::http::StatusCode::UNAUTHORIZED | axum::http::StatusCode::FORBIDDEN
         )
+        && !settings.runner_refusals.hit(&ip)
     {
-        settings.runner_refusals.hit(&ip);
+        response = too_many_requests();
     }
     add_security_headers(app.facts.tls, response.headers_mut());
     response
@@ -172,10 +175,9 @@ fn too_many_requests() -> Response {
 }
 
 /// Human and anonymous API requests count against the per-address limit,
-/// except the web UI's static files. Runner requests whose signature
-/// verifies do not count (a busy agent sends far more than 100 a minute);
-/// refused ones count against a limit of their own, and an address over
-/// it is refused before its signature is checked.
+/// except the web UI's static files. Runner requests are not limited here:
+/// those whose signature verifies never count (a busy agent sends far more
+/// than 100 a minute), refused ones count in [`gate`].
 fn rate_limited(
     settings: &crate::app::Settings,
     request: &Request,
@@ -184,10 +186,7 @@ fn rate_limited(
 ) -> Option<Response> {
     let ip = ip?;
     if runner {
-        return settings
-            .runner_refusals
-            .is_over(&ip)
-            .then(too_many_requests);
+        return None;
     }
     if !web::is_asset_path(request.uri().path()) && !settings.requests.hit(&ip) {
         return Some(too_many_requests());

@@ -131,7 +131,10 @@ async fn connection(app: Arc<App>, socket: WebSocket, owner: SessionUser) {
                 }
             }
             status = all_runs.recv() => match status {
-                Ok(text) => { let _ = outbox.try_send(text); }
+                // A followed run's status comes in order with its events.
+                Ok(note) => if !subscriptions.contains_key(&*note.run_id) {
+                    let _ = outbox.try_send(note.message);
+                },
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => break None,
             },

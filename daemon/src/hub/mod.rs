@@ -32,10 +32,18 @@ pub enum Live {
     Notice(Utf8Bytes),
 }
 
+/// A run's status change for run lists: the message, and whose it is so a
+/// socket that follows the run (and gets it in order there) skips it.
+#[derive(Debug, Clone)]
+pub struct StatusNote {
+    pub run_id: Arc<str>,
+    pub message: Utf8Bytes,
+}
+
 pub struct Hub {
     runs: RunChannels,
     /// Run status changes of every run, for run lists.
-    all: broadcast::Sender<Utf8Bytes>,
+    all: broadcast::Sender<StatusNote>,
     clients: Arc<AtomicUsize>,
     subscriptions: Arc<AtomicUsize>,
     /// Run subscriptions per user, for the per-user cap.
@@ -191,7 +199,7 @@ impl Hub {
         self.sessions.subscribe()
     }
 
-    pub fn subscribe_all(&self) -> broadcast::Receiver<Utf8Bytes> {
+    pub fn subscribe_all(&self) -> broadcast::Receiver<StatusNote> {
         self.all.subscribe()
     }
 
@@ -220,6 +228,12 @@ impl Hub {
         }
     }
 
+    fn publish_encoded(&self, run_id: &str, message: Utf8Bytes) {
+        if let Some(channel) = self.channel(run_id) {
+            channel.publish(Live::Notice(message));
+        }
+    }
+
     /// A run's new status goes to its followers and to every run list.
     fn publish_status(&self, change: &StatusChange) {
         let message = ServerMessage::RunStatus {
@@ -227,8 +241,12 @@ impl Hub {
             status: change.status,
             exit_code: change.exit_code,
         };
-        self.publish_notice(&change.run_id, &message);
-        let _ = self.all.send(encode(&message));
+        let message = encode(&message);
+        self.publish_encoded(&change.run_id, message.clone());
+        let _ = self.all.send(StatusNote {
+            run_id: Arc::from(change.run_id.as_str()),
+            message,
+        });
     }
 
     pub fn runner_seen(&self, run_id: &str) {
@@ -364,8 +382,9 @@ mod tests {
         assert_eq!(kinds, ["event", "event", "run_status", "command_completed"]);
         assert_eq!(seen[1]["sequence"], 2);
         assert_eq!(seen[3]["status"], "completed");
-        let listed: serde_json::Value =
-            serde_json::from_str(lists.recv().await.expect("status").as_str()).expect("json");
+        let note = lists.recv().await.expect("status");
+        assert_eq!(&*note.run_id, "r");
+        let listed: serde_json::Value = serde_json::from_str(note.message.as_str()).expect("json");
         assert_eq!(listed["status"], "done");
     }
 

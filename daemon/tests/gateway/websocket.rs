@@ -75,6 +75,16 @@ async fn replay_then_live_in_order_without_gaps_or_duplicates() {
         .await;
     let status = ws.next_of("run_status").await;
     assert_eq!(status["status"], "stopped");
+    // Once: the run list's copy is not sent to a socket that follows the run.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    ws.send(json!({"type": "ping"})).await;
+    loop {
+        let message = ws.next().await;
+        assert_ne!(message["type"], "run_status", "sent twice: {message}");
+        if message["type"] == "pong" {
+            break;
+        }
+    }
 
     let (_, health) = gw.call(Method::GET, "/api/health", None, None).await;
     assert_eq!(health["connections"]["clients"], 1);
