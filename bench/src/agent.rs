@@ -28,6 +28,9 @@ pub const STAND_IN_ENV: &str = "CLAW_BENCH_STAND_IN";
 /// How long one prompt may take to reach the agent before the bench gives up.
 const PROMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the runner and its agent may take to start.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A pause between prompts, so each one travels an idle path as a person's
 /// prompt would rather than queueing behind the last.
 const THINK: Duration = Duration::from_millis(20);
@@ -152,17 +155,14 @@ pub async fn prompt_latency(
         .spawn()
         .with_context(|| format!("cannot start {}", runner.display()))?;
 
-    // The runner is ready once its WebSocket is up: the first prompt is
-    // sent after the gateway shows it connected, so no sample waits for a
-    // poll.
-    wait_for_runner(&client, &target, &session, &created.id).await?;
-
     let prompts_url = format!("{}/api/runs/{}/prompts", target.base, created.id);
     let mut samples = Vec::with_capacity(count);
     let mut round_trips = Vec::with_capacity(count);
     let mut answer = [0u8; 8];
-    let started = Instant::now();
-    for _ in 0..count {
+    let mut started = Instant::now();
+    // The first prompt waits for the runner to start and connect; it warms
+    // the path and is not counted.
+    for n in 0..=count {
         let body = PromptRequest {
             text: format!("claw-bench {}", unix_nanos()),
         };
@@ -173,7 +173,7 @@ pub async fn prompt_latency(
             .json(&body)
             .send()
             .await?;
-        round_trips.push(sent.elapsed().as_nanos() as u64);
+        let round_trip = sent.elapsed().as_nanos() as u64;
         if !reply.status().is_success() {
             bail!(
                 "the gateway refused a prompt: {} {}",
@@ -181,13 +181,28 @@ pub async fn prompt_latency(
                 reply.text().await.unwrap_or_default()
             );
         }
-        let n = tokio::time::timeout(PROMPT_TIMEOUT, arrivals.recv(&mut answer))
+        let within = if n == 0 {
+            START_TIMEOUT
+        } else {
+            PROMPT_TIMEOUT
+        };
+        let got = tokio::time::timeout(within, arrivals.recv(&mut answer))
             .await
-            .context("a prompt did not reach the agent within 10 s")??;
-        if n != answer.len() {
-            bail!("the stand-in agent sent {n} bytes, not 8");
+            .with_context(|| {
+                format!(
+                    "prompt {n} did not reach the agent within {} s",
+                    within.as_secs()
+                )
+            })??;
+        if got != answer.len() {
+            bail!("the stand-in agent sent {got} bytes, not 8");
         }
-        samples.push(u64::from_le_bytes(answer));
+        if n == 0 {
+            started = Instant::now();
+        } else {
+            samples.push(u64::from_le_bytes(answer));
+            round_trips.push(round_trip);
+        }
         tokio::time::sleep(THINK).await;
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -220,29 +235,4 @@ pub async fn prompt_latency(
         ..Report::default()
     };
     Ok((report, target))
-}
-
-/// Waits until the gateway counts a runner WebSocket (the bench's clawd has
-/// only this one).
-async fn wait_for_runner(
-    client: &reqwest::Client,
-    target: &Target,
-    session: &str,
-    run_id: &str,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let status: Value = client
-            .get(format!("{}/api/status", target.base))
-            .bearer_auth(session)
-            .send()
-            .await?
-            .json()
-            .await?;
-        if status["runnersConnected"].as_u64().is_some_and(|n| n > 0) {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("the runner of {run_id} did not connect its WebSocket within 30 s")
 }
