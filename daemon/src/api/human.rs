@@ -49,6 +49,8 @@ pub struct ListRuns {
     limit: Option<u32>,
     #[serde(default)]
     before: Option<String>,
+    #[serde(default, rename = "beforeId")]
+    before_id: Option<String>,
 }
 
 pub async fn list_runs(
@@ -63,6 +65,7 @@ pub async fn list_runs(
             crate::service::RunQuery {
                 status: q.status,
                 before: q.before,
+                before_id: q.before_id,
                 since: None,
                 limit: q.limit,
             },

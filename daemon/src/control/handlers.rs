@@ -174,6 +174,7 @@ async fn list_runs(
             RunQuery {
                 status: q.status,
                 before: None,
+                before_id: None,
                 since: q.since,
                 limit: q.limit,
             },

@@ -17,6 +17,9 @@ pub struct RunQuery {
     pub status: Option<String>,
     /// Created before this time (paging backwards).
     pub before: Option<String>,
+    /// With `before`, the id of the last run seen: runs created in the same
+    /// millisecond are not skipped.
+    pub before_id: Option<String>,
     /// Created at or after this time.
     pub since: Option<String>,
     pub limit: Option<u32>,
@@ -182,6 +185,7 @@ impl App {
             .list_runs(RunFilter {
                 status,
                 before: time_param(query.before.as_deref())?,
+                before_id: query.before_id.filter(|id| !id.is_empty()),
                 since: time_param(query.since.as_deref())?,
                 limit: query.limit.unwrap_or(default).clamp(1, most),
             })

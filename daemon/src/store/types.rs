@@ -150,6 +150,9 @@ pub struct Ingested {
 pub struct RunFilter {
     pub status: Option<RunStatus>,
     pub before: Option<i64>,
+    /// With `before`: runs created at that very time whose id sorts before
+    /// this one are listed too (the last run of the previous page).
+    pub before_id: Option<String>,
     /// Created at or after this time.
     pub since: Option<i64>,
     pub limit: u32,

@@ -607,3 +607,40 @@ async fn health_answers_its_documented_shape_without_authentication() {
     );
     assert_eq!(body.as_object().expect("object").len(), 3);
 }
+
+/// Paging back through the run list with `before` and `beforeId` lists every
+/// run once, even runs created in the same millisecond.
+#[tokio::test]
+async fn paging_runs_skips_none_created_in_the_same_millisecond() {
+    let gw = Gateway::start().await;
+    let admin = gw.admin().await;
+    // Created at once, so the writer stores several in one millisecond.
+    let creates = (0..40).map(|_| gw.create_run(&admin));
+    let mut created: Vec<String> = futures_util::future::join_all(creates)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let mut seen = Vec::new();
+    let mut query = "/api/runs?limit=7".to_owned();
+    loop {
+        let (status, page) = gw.get(&query, &admin).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let page = page.as_array().expect("runs").clone();
+        let Some(last) = page.last() else { break };
+        query = format!(
+            "/api/runs?limit=7&before={}&beforeId={}",
+            last["createdAt"].as_str().expect("createdAt"),
+            last["id"].as_str().expect("id")
+        );
+        seen.extend(
+            page.iter()
+                .map(|run| run["id"].as_str().unwrap_or("").to_owned()),
+        );
+    }
+    let times: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(times.len(), seen.len(), "a run listed twice: {seen:?}");
+    seen.sort();
+    created.sort();
+    assert_eq!(seen, created);
+}

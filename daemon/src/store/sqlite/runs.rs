@@ -413,7 +413,8 @@ impl RunStore for SqliteStore {
             let rows = conn
                 .prepare_cached(&format!(
                     "SELECT {RUN_COLUMNS} FROM runs \
-                     WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR created_at < ?2) \
+                     WHERE (?1 IS NULL OR status = ?1) \
+                     AND (?2 IS NULL OR created_at < ?2 OR (created_at = ?2 AND id < ?5)) \
                      AND (?4 IS NULL OR created_at >= ?4) \
                      ORDER BY created_at DESC, id DESC LIMIT ?3"
                 ))?
@@ -422,7 +423,8 @@ impl RunStore for SqliteStore {
                         filter.status.map(RunStatus::as_str),
                         filter.before,
                         filter.limit,
-                        filter.since
+                        filter.since,
+                        filter.before_id
                     ],
                     run_from_row,
                 )?
