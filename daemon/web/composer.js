@@ -85,6 +85,7 @@ export function composer(runId, { onSent }) {
 
   async function stopTurn() {
     interrupt.disabled = true;
+    interrupt.textContent = 'Interrupting…';
     try {
       await post(`/api/runs/${runId}/interrupt`, undefined, { headers: { 'Idempotency-Key': randomKey() } });
       toast('Interrupt sent');
@@ -92,6 +93,7 @@ export function composer(runId, { onSent }) {
       replace(error, `Not interrupted: ${err.message}`);
       error.hidden = false;
       interrupt.disabled = false;
+      interrupt.textContent = 'Interrupt';
     }
   }
 
@@ -100,7 +102,11 @@ export function composer(runId, { onSent }) {
     send.disabled = finished || sending;
     send.textContent = sending ? 'Sending…' : 'Send';
     const canInterrupt = turn && running && !finished;
-    if (working.hidden === canInterrupt) interrupt.disabled = false;
+    // A new turn can be interrupted again.
+    if (working.hidden === canInterrupt) {
+      interrupt.disabled = false;
+      interrupt.textContent = 'Interrupt';
+    }
     working.hidden = !canInterrupt;
     note.hidden = !finished;
     note.textContent = finished ? 'The run has finished: its agent takes no more prompts.' : '';
