@@ -13,8 +13,8 @@ export class ApiError extends Error {
 const listeners = new Set();
 export function onUnauthorized(fn) { listeners.add(fn); }
 
-export async function api(method, path, body) {
-  const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+export async function api(method, path, body, { headers } = {}) {
+  const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json', ...headers } };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -41,7 +41,7 @@ export async function api(method, path, body) {
 }
 
 export const get = (path) => api('GET', path);
-export const post = (path, body) => api('POST', path, body === undefined ? {} : body);
+export const post = (path, body, options) => api('POST', path, body === undefined ? {} : body, options);
 export const patch = (path, body) => api('PATCH', path, body);
 export const del = (path, body) => api('DELETE', path, body);
 
@@ -51,4 +51,11 @@ export const session = { user: null, status: null };
 const ranks = { viewer: 0, operator: 1, admin: 2 };
 export function can(role) {
   return !!session.user && ranks[session.user.role] >= ranks[role];
+}
+
+// A fresh key for `Idempotency-Key`: a retry with the same key is answered
+// as the first call was and does nothing again.
+export function randomKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
 }

@@ -9,6 +9,7 @@ import { initialState, parseLine, styleSpan } from './ansi.js';
 
 const LINE_HEIGHT = 20; // px; the same as .log-line in app.css
 const OVERSCAN = 20;
+const PLAIN = new Set(['stdout', 'stderr', 'marker', 'info', 'error', 'assist']);
 
 function markerText(data) {
   try {
@@ -80,6 +81,8 @@ export class LogView {
     const kind = event.eventType || event.type;
     let text = event.data;
     if (kind === 'marker') text = markerText(text);
+    // An agent's event is one line of JSON, shown after its type.
+    else if (!PLAIN.has(kind)) text = `${kind} ${text}`;
     if (text.endsWith('\n')) text = text.slice(0, -1);
     const state = this.states[kind] || (this.states[kind] = initialState());
     for (const line of text.split('\n')) {

@@ -70,7 +70,8 @@ export class Gateway {
 
   // Plain HTTPS; resolves { status, headers, body (parsed JSON or text) }.
   fetch(method, path, { body, headers = {} } = {}) {
-    const payload = body === undefined ? null : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    const payload = body === undefined ? null
+      : Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
     return new Promise((ok, fail) => {
       const req = httpsRequest(`${this.base}${path}`, {
         method, agent: this.agent,
@@ -91,19 +92,21 @@ export class Gateway {
     });
   }
 
-  // A signed runner request (PROTOCOL.md, "Request signing").
-  signed(method, path, runId, token, body) {
-    const payload = body === undefined ? '' : JSON.stringify(body);
+  // A signed runner request (PROTOCOL.md, "Request signing"); a Buffer
+  // body goes as it is, with its own content type.
+  signed(method, path, runId, token, body, contentType) {
+    const payload = body === undefined ? '' : Buffer.isBuffer(body) ? body : JSON.stringify(body);
     const timestamp = Math.floor(Date.now() / 1000);
     const nonce = randomBytes(16).toString('hex');
     const bodyHash = createHash('sha256').update(payload).digest('hex');
     const message = [method.toUpperCase(), path.split('?')[0], bodyHash, timestamp, nonce, runId, token].join('\n');
     const signature = createHmac('sha256', this.secret).update(message).digest('hex');
     return this.fetch(method, path, {
-      body: payload || undefined,
+      body: payload.length ? payload : undefined,
       headers: {
         'x-signature': signature, 'x-timestamp': String(timestamp), 'x-nonce': nonce,
         'x-run-id': runId, 'x-capability-token': token,
+        ...(contentType ? { 'content-type': contentType } : {}),
       },
     });
   }
@@ -121,6 +124,27 @@ export class Gateway {
     });
     if (reply.status !== 201) throw new Error(`create run ${reply.status}: ${JSON.stringify(reply.body)}`);
     return { id: reply.body.id, token: reply.body.capabilityToken };
+  }
+
+  // A run that drives an agent: `{ agent, prompt, model?, permissionMode? }`.
+  async createAgentRun(bearer, body) {
+    const reply = await this.fetch('POST', '/api/runs', { body, headers: { authorization: `Bearer ${bearer}` } });
+    if (reply.status !== 201) throw new Error(`create run ${reply.status}: ${JSON.stringify(reply.body)}`);
+    return { id: reply.body.id, token: reply.body.capabilityToken, runnerCommand: reply.body.runnerCommand };
+  }
+
+  // An artifact, as the runner uploads one (multipart, signed).
+  async uploadArtifact(run, filename, content) {
+    const boundary = `claw-${randomBytes(8).toString('hex')}`;
+    const body = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${filename}"\r\n`
+        + 'Content-Type: text/plain\r\n\r\n'),
+      Buffer.from(content),
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const reply = await this.signed('POST', '/api/ingest/artifact', run.id, run.token, body, `multipart/form-data; boundary=${boundary}`);
+    if (reply.status !== 200) throw new Error(`upload ${reply.status}: ${JSON.stringify(reply.body)}`);
+    return reply.body.artifactId;
   }
 
   async postEvents(run, events) {

@@ -1,6 +1,7 @@
 // The web UI in headless Chromium against a real clawd and a real
 // claw-runner: setup, sign-in, runs, live logs, commands, stop, artifacts,
-// roles, reconnects, a 100,000-line log and TOTP.
+// roles, reconnects, a 100,000-line log, agent conversations, the phone
+// header and TOTP.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +9,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Gateway, launchBrowser, shoot, readLog, totp, binDir, shotDir, DESKTOP } from './harness.mjs';
+import { Gateway, launchBrowser, shoot, readLog, totp, binDir, shotDir, DESKTOP, PHONE } from './harness.mjs';
 
 const ADMIN = { username: 'admin', password: 'correct horse battery' };
 const VIEWER = { username: 'vera', password: 'viewer password 1' };
@@ -92,6 +93,7 @@ test('setup, sign-in, a run streamed by claw-runner, a command, stop and artifac
     'exec sleep 300',
   ].join('\n'));
   await page.click('a:text("New run")');
+  await page.check('input[name=kind][value=command]');
   await page.fill('input[name=command]', `sh ${agent}`);
   await page.click('button:text("Create run")');
   const line = await page.textContent('#runner-line');
@@ -406,6 +408,498 @@ test('a log of 100,000 lines loads, follows, pauses when scrolled up, and search
   assert.equal(await page.locator('.log-line.current').textContent(), 'row 99999 ok');
   assert.equal(await page.locator('.log-line.current mark').textContent(), 'row 99999');
   await shoot(page, 'run-100k');
+});
+
+// An agent run's events as claw-runner makes them of Claude Code's output.
+const ev = (type, data) => ({ type, data: JSON.stringify(data) });
+const EDIT_DIFF = [
+  '--- a/src/hello.rs', '+++ b/src/hello.rs', '@@ -1,3 +1,3 @@',
+  ' fn main() {', '-    println!("helo, world");', '+    println!("hello, world");', ' }', '',
+].join('\n');
+const TEST_OUTPUT = Array.from({ length: 40 }, (_, i) => `test case_${i + 1} ... ok`).join('\n');
+
+async function commandsOf(runId) {
+  const reply = await gw.fetch('GET', `/api/runs/${runId}/commands`, { headers: { authorization: `Bearer ${await adminBearer()}` } });
+  assert.equal(reply.status, 200, JSON.stringify(reply.body));
+  return reply.body;
+}
+
+// The page's conversation follows the end; screenshots start at the top.
+let agentRun;
+
+test('an agent run is a conversation: markdown, tool cards, diffs, turn costs, changes and the raw log', async () => {
+  const bearer = await adminBearer();
+  const run = await gw.createAgentRun(bearer, { agent: 'claude', prompt: 'Fix the greeting in src/hello.rs', model: 'claude-sonnet-4-5' });
+  agentRun = run;
+  assert.match(run.runnerCommand, new RegExp(`^claw-runner start --run-id ${run.id} --token ${run.token} --agent claude$`));
+  const [first] = await commandsOf(run.id);
+  assert.equal(first.kind, 'prompt');
+
+  // Before the runner starts, the first prompt waits, queued.
+  await page.setViewportSize(DESKTOP);
+  await page.goto(`${gw.base}/#/runs/${run.id}`);
+  await page.locator('.queued .prompt.waiting', { hasText: 'Fix the greeting' }).waitFor();
+  assert.equal(await page.getAttribute('#tab-conversation', 'aria-selected'), 'true');
+  assert.equal(await page.locator('.composer textarea').isVisible(), true);
+
+  // The stored part of the session arrives as a replay, the rest live.
+  await gw.postEvents(run, [
+    started('claude -p --output-format stream-json'),
+    ev('session', {
+      agent: 'claude', sessionId: 'sess-1', model: 'claude-sonnet-4-5', cwd: '/work/project',
+      tools: ['Bash', 'Edit', 'Read'], permissionMode: 'acceptEdits',
+    }),
+    ev('prompt', { text: 'Fix the greeting in src/hello.rs', by: 'admin', promptId: first.id }),
+    ev('thinking', { text: 'The greeting is misspelt; an Edit fixes it.' }),
+  ]);
+  await page.locator('.conv .prompt', { hasText: 'Fix the greeting' }).waitFor();
+  await page.waitForSelector('.queued .prompt', { state: 'detached' });
+  // A turn runs: Interrupt is offered.
+  await page.waitForSelector('#interrupt:visible');
+  const thinking = page.locator('.conv details.thinking');
+  assert.equal(await thinking.getAttribute('open'), null, 'thinking starts collapsed');
+
+  await gw.postEvents(run, [
+    ev('message', { text: 'I will fix **the greeting** in `src/hello.rs`:\n\n```rust\nfn main() {}\n```\n\n- one\n- two' }),
+    ev('tool_call', {
+      callId: 'toolu_01', tool: 'Edit', summary: 'src/hello.rs',
+      input: { file_path: '/work/project/src/hello.rs', old_string: 'helo', new_string: 'hello' },
+    }),
+    ev('tool_result', { callId: 'toolu_01', output: 'The file src/hello.rs has been updated.', isError: false }),
+    ev('file_change', { path: 'src/hello.rs', kind: 'edit', diff: EDIT_DIFF, callId: 'toolu_01' }),
+    ev('tool_call', {
+      callId: 'toolu_02', tool: 'Bash', summary: 'cargo test',
+      input: { command: 'cargo test', description: 'Run the tests' },
+    }),
+    ev('tool_result', {
+      callId: 'toolu_02', output: TEST_OUTPUT, isError: false, truncated: true, fullBytes: 250000,
+      artifact: 'tool-output-toolu-02.txt',
+    }),
+    ev('tool_call', { callId: 'toolu_03', tool: 'Read', summary: 'src/hello.rs', input: { file_path: 'src/hello.rs' } }),
+    ev('tool_result', { callId: 'toolu_03', output: 'fn main() {\n    println!("hello, world");\n}\n', isError: false }),
+    ev('tool_call', { callId: 'toolu_04', tool: 'Grep', summary: 'println', input: { pattern: 'println', path: 'src' } }),
+    ev('tool_result', { callId: 'toolu_04', output: 'src/hello.rs:2', isError: false }),
+    ev('tool_call', {
+      callId: 'toolu_05', tool: 'Bash', summary: 'cargo clippy -- -D warnings',
+      input: { command: 'cargo clippy -- -D warnings' },
+    }),
+    ev('tool_result', { callId: 'toolu_05', output: 'error: unused variable: `x`\n --> src/lib.rs:3:9', isError: true }),
+    ev('tool_call', { callId: 'toolu_06', tool: 'WebFetch', summary: 'https://example.invalid/guide', input: { url: 'https://example.invalid/guide', prompt: 'read' } }),
+    { type: 'info', data: 'the agent asked to use WebFetch; acceptEdits mode does not allow it: refused\n' },
+    ev('tool_result', { callId: 'toolu_06', output: 'Permission refused', isError: true }),
+    ev('message', { text: 'Done: the greeting is fixed and the tests pass.' }),
+    ev('turn_end', {
+      ok: true, outcome: 'success', durationMs: 12345, costUsd: 0.0123, inputTokens: 1200, outputTokens: 340,
+      totalCostUsd: 0.0123, totalInputTokens: 1200, totalOutputTokens: 340,
+    }),
+    ev('agent_raw', { line: '{"type":"mystery","x":1}', reason: 'unknown message type', truncated: false }),
+  ]);
+  await page.locator('.conv .turn').waitFor();
+  // Between turns there is nothing to interrupt.
+  await page.waitForSelector('#interrupt', { state: 'hidden' });
+
+  // The markdown, from the gateway's HTML.
+  const message = page.locator('.conv .msg').first();
+  assert.equal(await message.locator('strong').textContent(), 'the greeting');
+  assert.equal(await message.locator('p code').textContent(), 'src/hello.rs');
+  assert.equal(await message.locator('pre code').textContent(), 'fn main() {}\n');
+  assert.equal(await message.locator('li').count(), 2);
+
+  // The edit: a coloured diff in its card.
+  const edit = page.locator('.tool[data-tool=Edit]');
+  assert.equal(await edit.locator('.tool-about').textContent(), 'src/hello.rs');
+  assert.equal(await edit.locator('.d-add').textContent(), '+    println!("hello, world");');
+  assert.equal(await edit.locator('.d-del').textContent(), '-    println!("helo, world");');
+  const colours = await edit.evaluate((el) => ['.d-add', '.d-del', '.dl:not(.d-add):not(.d-del):not(.d-hunk):not(.d-file)']
+    .map((s) => getComputedStyle(el.querySelector(s)).backgroundColor));
+  assert.equal(new Set(colours).size, 3, `additions, deletions and context differ: ${colours}`);
+  assert.equal(await edit.locator('.tool-state').textContent(), 'done');
+
+  // Bash: the command, the first lines of a long output, "show all", and
+  // the whole output's artifact once it is uploaded.
+  const bash = page.locator('.tool[data-call-id=toolu_02]');
+  assert.equal(await bash.locator('.tool-about').textContent(), 'Run the tests');
+  assert.equal(await bash.locator('.tool-cmd').textContent(), '$ cargo test');
+  assert.equal((await bash.locator('.tool-out').textContent()).split('\n').length, 6);
+  await bash.locator('button:text("Show all 40 lines")').click();
+  assert.equal((await bash.locator('.tool-out').textContent()).split('\n').length, 40);
+  assert.match(await bash.locator('.tool-cut').textContent(), /Output cut \(whole: 244\.1 KiB\)\. Whole output: tool-output-toolu-02\.txt \(not uploaded yet\)/);
+  const artifactId = await gw.uploadArtifact(run, 'tool-output-toolu-02.txt', `${TEST_OUTPUT}\n…and the rest\n`);
+  const link = bash.locator('.tool-cut a');
+  await link.waitFor();
+  assert.equal(await link.getAttribute('href'), `/api/artifacts/${artifactId}`);
+
+  // Read and Grep: the path or pattern; the output only on demand.
+  const read = page.locator('.tool[data-tool=Read]');
+  assert.equal(await read.locator('.tool-about').textContent(), 'src/hello.rs');
+  assert.equal(await read.locator('.tool-out').isVisible(), false);
+  await read.locator('button:text("Show output (3 lines)")').click();
+  assert.match(await read.locator('.tool-out').textContent(), /hello, world/);
+  assert.equal(await page.locator('.tool[data-tool=Grep] .tool-about').textContent(), 'println in src');
+
+  // Errors are marked and show their output; other tools their summary.
+  const failed = page.locator('.tool[data-call-id=toolu_05]');
+  assert.equal(await failed.evaluate((el) => el.classList.contains('is-error')), true);
+  assert.equal(await failed.locator('.tool-state').textContent(), 'error');
+  assert.match(await failed.locator('.tool-out.err').textContent(), /unused variable/);
+  assert.equal(await page.locator('.tool[data-tool=WebFetch] .tool-about').textContent(), 'https://example.invalid/guide');
+  assert.match(await page.locator('.conv .note-info').textContent(), /refused/);
+  assert.match(await page.locator('.conv .note-raw summary').textContent(), /unknown message type/);
+  assert.match(await page.locator('.conv .note-session').textContent(), /Session started · claude-sonnet-4-5 · acceptEdits mode/);
+
+  // The turn's summary: time, cost and tokens, and the session's.
+  assert.equal(await page.locator('.turn-this').textContent(), 'Turn 1 · 12.3 s · $0.0123 · 1,200 in / 340 out');
+  assert.equal(await page.locator('.turn-total').textContent(), 'Session: $0.0123 · 1,200 in / 340 out');
+  await shoot(page, 'agent-conversation');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shoot(page, 'agent-conversation-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+
+  // A second turn, live, with its running totals.
+  await gw.postEvents(run, [
+    ev('prompt', { text: 'Also greet in French', by: 'admin', promptId: 'p-2' }),
+    ev('tool_call', { callId: 'toolu_07', tool: 'Write', summary: 'src/bonjour.rs', input: { file_path: 'src/bonjour.rs', content: 'x' } }),
+    ev('tool_result', { callId: 'toolu_07', output: 'File created successfully', isError: false }),
+    ev('file_change', {
+      path: 'src/bonjour.rs', kind: 'create', callId: 'toolu_07',
+      diff: '--- /dev/null\n+++ b/src/bonjour.rs\n@@ -0,0 +1,3 @@\n+fn bonjour() {\n+    println!("bonjour");\n+}\n',
+    }),
+    ev('tool_call', { callId: 'toolu_08', tool: 'Edit', summary: 'src/hello.rs', input: { file_path: 'src/hello.rs' } }),
+    ev('tool_result', { callId: 'toolu_08', output: 'ok', isError: false }),
+    ev('file_change', {
+      path: 'src/hello.rs', kind: 'edit', callId: 'toolu_08',
+      diff: '--- a/src/hello.rs\n+++ b/src/hello.rs\n@@ -2,1 +2,2 @@\n     println!("hello, world");\n+    bonjour();\n',
+    }),
+    ev('turn_end', {
+      ok: false, outcome: 'error_max_turns', durationMs: 65000, costUsd: 0.02, inputTokens: 800, outputTokens: 100,
+      totalCostUsd: 0.0323, totalInputTokens: 2000, totalOutputTokens: 440, error: 'the agent reached its turn limit',
+    }),
+  ]);
+  const second = page.locator('.conv .turn').nth(1);
+  await second.waitFor();
+  assert.equal(await second.locator('.turn-this').textContent(), 'Turn ended 2: error_max_turns · 1m 5s · $0.0200 · 800 in / 100 out');
+  assert.equal(await second.locator('.turn-total').textContent(), 'Session: $0.0323 · 2,000 in / 440 out');
+  assert.equal(await second.locator('.turn-error').textContent(), 'the agent reached its turn limit');
+
+  // Changes: every file, each with its diffs, newest last.
+  assert.equal(await page.textContent('#tab-changes'), 'Changes (3)');
+  await page.click('#tab-changes');
+  const files = page.locator('#panel-changes .file');
+  assert.deepEqual(await files.evaluateAll((els) => els.map((e) => e.dataset.path)), ['src/hello.rs', 'src/bonjour.rs']);
+  const hello = page.locator('#panel-changes .file[data-path="src/hello.rs"]');
+  assert.equal(await hello.locator('.change').count(), 2);
+  assert.equal(await hello.locator('.change').last().locator('.d-add').textContent(), '+    bonjour();');
+  assert.equal(await hello.locator('summary .counts').textContent(), '+2 −1');
+  assert.equal(await page.locator('#panel-conversation').isVisible(), false);
+  await shoot(page, 'agent-changes');
+
+  // Log: every event, raw, after its type; commands hold no prompts.
+  await page.click('#tab-log');
+  await page.locator('.log-line.k-turn_end').first().waitFor();
+  const lines = await readLog(page);
+  const kinds = new Set(lines.map((l) => l.kind));
+  for (const kind of ['marker', 'session', 'prompt', 'thinking', 'message', 'tool_call', 'tool_result', 'file_change', 'turn_end', 'agent_raw', 'info']) {
+    assert.ok(kinds.has(kind), `the log shows ${kind}`);
+  }
+  const call = lines.find((l) => l.kind === 'tool_call');
+  assert.equal(JSON.parse(call.text.slice('tool_call '.length)).callId, 'toolu_01');
+  assert.equal(await page.locator('.commands .cmd').count(), 0);
+  await page.waitForSelector('.artifact-list li[data-name="tool-output-toolu-02.txt"]');
+  await shoot(page, 'agent-log');
+  await page.click('#tab-conversation');
+});
+
+test('agent text cannot become script, image or javascript: link', async () => {
+  const run = agentRun;
+  await page.goto(`${gw.base}/#/runs/${run.id}`);
+  await page.locator('.conv .turn').nth(1).waitFor();
+  await page.evaluate(() => { delete window.__xss; });
+  await gw.postEvents(run, [
+    ev('message', {
+      text: 'Careful: <script>window.__xss = 1</script> and <img src=x onerror="window.__xss = 2"> '
+        + 'and [x](javascript:window.__xss=3) and <a href="javascript:window.__xss=4">y</a> '
+        + 'and [docs](https://example.invalid/docs) and **abc\u202Edef**',
+    }),
+    // Whatever HTML a runner sends is replaced by the gateway's.
+    ev('message', { text: 'plain words', html: '<img src=x onerror="window.__xss = 5"><script>window.__xss = 6</script>' }),
+    ev('thinking', { text: '<img src=x onerror="window.__xss = 7">' }),
+    ev('tool_call', { callId: 'toolu_x', tool: 'Bash', summary: '<b>bold</b>', input: { command: '<script>window.__xss = 8</script>' } }),
+    ev('tool_result', { callId: 'toolu_x', output: '<img src=x onerror="window.__xss = 9">', isError: false }),
+  ]);
+  const messages = page.locator('.conv .msg');
+  await messages.filter({ hasText: 'plain words' }).waitFor();
+  const evil = messages.filter({ hasText: 'Careful' });
+  // The raw HTML is shown as text.
+  assert.match(await evil.textContent(), /<script>window.__xss = 1<\/script>/);
+  assert.match(await evil.textContent(), /<img src=x onerror="window.__xss = 2">/);
+  assert.match(await evil.textContent(), /<a href="javascript:window.__xss=4">y<\/a>/);
+  // Clicking what was a javascript: link does nothing.
+  await evil.locator('a', { hasText: /^x$/ }).click();
+  await page.waitForTimeout(300);
+  const conv = page.locator('#panel-conversation .conv');
+  assert.equal(await conv.locator('img, script, iframe, style, [onerror], [onclick], [style]').count(), 0);
+  assert.equal(await conv.locator('a[href^="javascript:" i]').count(), 0);
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
+  // Links open in a new tab without a referrer.
+  const docs = evil.locator('a[href="https://example.invalid/docs"]');
+  assert.equal(await docs.getAttribute('target'), '_blank');
+  assert.match(await docs.getAttribute('rel'), /noopener/);
+  assert.match(await docs.getAttribute('rel'), /noreferrer/);
+  // A bidi control inside the markup shows as an escape.
+  assert.equal(await evil.locator('strong').textContent(), 'abc<U+202E>def');
+  assert.equal(await evil.locator('strong .ctl').count(), 1);
+  assert.equal((await messages.filter({ hasText: 'plain words' }).innerHTML()).trim(), '<p>plain words</p>');
+  assert.equal(await page.locator('.tool[data-call-id=toolu_x] .tool-cmd').textContent(), '$ <script>window.__xss = 8</script>');
+  await shoot(page, 'agent-xss');
+});
+
+test('the composer sends a prompt on Enter, once, with a new line on Shift+Enter; Interrupt ends a turn', async () => {
+  const run = agentRun;
+  await page.goto(`${gw.base}/#/runs/${run.id}`);
+  await page.locator('.conv .turn').nth(1).waitFor();
+  const keys = [];
+  page.on('request', (r) => {
+    if (r.method() === 'POST' && r.url().endsWith(`/api/runs/${run.id}/prompts`)) keys.push(r.headers()['idempotency-key']);
+  });
+  const box = page.locator('.composer textarea');
+  const before = (await commandsOf(run.id)).filter((c) => c.kind === 'prompt').length;
+  await box.click();
+  await box.pressSequentially('Now add a test');
+  await box.press('Shift+Enter');
+  await box.pressSequentially('for the French greeting');
+  assert.equal(await box.inputValue(), 'Now add a test\nfor the French greeting');
+  assert.equal((await commandsOf(run.id)).filter((c) => c.kind === 'prompt').length, before, 'Shift+Enter sends nothing');
+  await box.press('Enter');
+  await page.waitForFunction(() => document.querySelector('.composer textarea').value === '');
+  const prompts = (await commandsOf(run.id)).filter((c) => c.kind === 'prompt');
+  assert.equal(prompts.length, before + 1);
+  const sent = prompts[prompts.length - 1];
+  assert.equal(sent.command, 'Now add a test\nfor the French greeting');
+  assert.equal(sent.createdBy, 'admin');
+  // Until the runner gives it to the agent, it waits at the end.
+  const waiting = page.locator(`.queued .prompt[data-prompt-id="${sent.id}"]`);
+  await waiting.waitFor();
+  assert.match(await waiting.textContent(), /queued/);
+
+  // Another message, another key.
+  await box.fill('And run the tests');
+  await box.press('Enter');
+  await page.waitForFunction(() => document.querySelector('.composer textarea').value === '');
+  assert.equal(keys.length, 2);
+  assert.ok(keys.every((k) => /^[\w-]{16,}$/.test(k)) && keys[0] !== keys[1], keys.join(' '));
+
+  // An answer lost on the way: the composer sends again with the same
+  // key, and the gateway answers as it did without queueing it again.
+  const attempts = [];
+  let delivered = null;
+  const promptsUrl = `**/api/runs/${run.id}/prompts`;
+  await page.route(promptsUrl, async (route) => {
+    attempts.push(route.request().headers()['idempotency-key']);
+    if (attempts.length > 1) return route.continue();
+    delivered = (await route.fetch()).status();
+    return route.abort('connectionreset');
+  });
+  await box.fill('Only once');
+  await box.press('Enter');
+  await page.waitForFunction(() => document.querySelector('.composer textarea').value === '', null, { timeout: 10000 });
+  await page.unroute(promptsUrl);
+  assert.equal(delivered, 201, 'the first attempt reached the gateway');
+  assert.equal(attempts.length, 2);
+  assert.equal(attempts[0], attempts[1]);
+  assert.equal((await commandsOf(run.id)).filter((c) => c.command === 'Only once').length, 1);
+
+  // Too long: the gateway's 413, shown; the text stays to be shortened.
+  await box.fill('x'.repeat(100001));
+  await box.press('Enter');
+  await page.waitForSelector('.composer-error:text("Too long")');
+  assert.equal((await box.inputValue()).length, 100001);
+  await box.fill('');
+
+  // The runner delivers the prompt: the turn runs and can be interrupted.
+  await gw.postEvents(run, [ev('prompt', { text: sent.command, by: 'admin', promptId: sent.id })]);
+  await page.waitForSelector(`.queued .prompt[data-prompt-id="${sent.id}"]`, { state: 'detached' });
+  assert.equal(await page.locator(`.conv .prompt[data-prompt-id="${sent.id}"] .prompt-text`).textContent(), sent.command);
+  await page.click('#interrupt');
+  await page.waitForSelector('.toast:text("Interrupt sent")');
+  assert.equal(await page.textContent('#interrupt'), 'Interrupting…');
+  assert.equal(await page.isDisabled('#interrupt'), true);
+  assert.ok((await commandsOf(run.id)).some((c) => c.kind === 'interrupt'));
+  await shoot(page, 'agent-composer');
+
+  // The run ends: the composer says so and sends nothing.
+  await gw.postEvents(run, [finished(0)]);
+  await page.waitForSelector('.composer-note:text("The run has finished")');
+  assert.equal(await box.isDisabled(), true);
+  assert.equal(await page.locator('#interrupt').isVisible(), false);
+  await page.locator('.queued .prompt.failed').first().waitFor();
+  await shoot(page, 'agent-finished');
+});
+
+test('a viewer reads the conversation but has no composer and no Interrupt', async () => {
+  const bearer = await adminBearer();
+  const run = await gw.createAgentRun(bearer, { agent: 'claude', prompt: 'Explain the parser' });
+  const [first] = await commandsOf(run.id);
+  await gw.postEvents(run, [
+    started('claude'),
+    ev('prompt', { text: 'Explain the parser', by: 'admin', promptId: first.id }),
+    ev('message', { text: 'The parser is a **recursive descent** parser.' }),
+  ]);
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: DESKTOP });
+  const viewer = await context.newPage();
+  await signIn(viewer, VIEWER);
+  await viewer.goto(`${gw.base}/#/runs/${run.id}`);
+  await viewer.locator('.conv .msg strong', { hasText: 'recursive descent' }).waitFor();
+  assert.equal(await viewer.locator('.composer').count(), 0);
+  assert.equal(await viewer.locator('#interrupt').count(), 0);
+  assert.equal(await viewer.locator('#stop').count(), 0);
+  await shoot(viewer, 'agent-viewer');
+  const forged = await viewer.evaluate(async (id) => {
+    const json = { 'content-type': 'application/json' };
+    const prompt = await fetch(`/api/runs/${id}/prompts`, { method: 'POST', headers: json, body: JSON.stringify({ text: 'hi' }) });
+    const interrupt = await fetch(`/api/runs/${id}/interrupt`, { method: 'POST', headers: json, body: '{}' });
+    return [prompt.status, interrupt.status];
+  }, run.id);
+  assert.deepEqual(forged, [403, 403]);
+  await context.close();
+});
+
+test('New run: a Claude agent with a prompt, model and permission mode, and the runner line to copy', async () => {
+  await page.goto(`${gw.base}/#/runs`);
+  await page.click('a:text("New run")');
+  assert.equal(await page.isChecked('input[name=kind][value=claude]'), true);
+  await page.fill('textarea[name=prompt]', 'Update the changelog');
+  await page.fill('input[name=model]', 'claude-opus-4-1');
+  await page.selectOption('select[name=permissionMode]', 'plan');
+  await shoot(page, 'new-agent-run');
+  await page.click('button:text("Create run")');
+  const line = await page.textContent('#runner-line');
+  const runId = await page.textContent('#run-id');
+  const token = await page.textContent('#run-token');
+  assert.equal(line, `claw-runner start --gateway ${gw.base} --run-id ${runId} --token ${token} --agent claude`);
+  await admin.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: gw.base });
+  await page.click('#copy-line');
+  await page.waitForSelector('.toast:text("Copied")');
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), line);
+  await shoot(page, 'agent-run-created');
+  const created = (await gw.fetch('GET', `/api/runs/${runId}`, { headers: { authorization: `Bearer ${await adminBearer()}` } })).body;
+  assert.equal(created.agent, 'claude');
+  assert.equal(created.model, 'claude-opus-4-1');
+  assert.equal(created.permissionMode, 'plan');
+  const [first] = await commandsOf(runId);
+  assert.deepEqual([first.kind, first.command], ['prompt', 'Update the changelog']);
+  await page.click('a:text("Watch the run")');
+  await page.locator('.queued .prompt', { hasText: 'Update the changelog' }).waitFor();
+  await page.goto(`${gw.base}/#/runs`);
+  assert.match(await page.locator(`tr[data-run="${runId}"] .c-command`).textContent(), /^Claude · claude-opus-4-1$/);
+});
+
+test('on a phone every page of the header is on screen', async () => {
+  await page.setViewportSize(PHONE);
+  await page.goto(`${gw.base}/#/runs`);
+  await page.waitForSelector('#nav:not([hidden])');
+  const items = ['nav a:text("Runs")', 'nav a:text("Status")', 'nav a:text("Users")', 'nav a:text("Audit")',
+    'nav a:text("Account")', '#nav button:text("Sign out")'];
+  for (const selector of items) {
+    const box = await page.locator(selector).boundingBox();
+    assert.ok(box, `${selector} is shown`);
+    assert.ok(box.x >= 0 && box.x + box.width <= PHONE.width && box.y >= 0 && box.y + box.height <= PHONE.height,
+      `${selector} is on screen: ${JSON.stringify(box)}`);
+    assert.ok(box.height >= 36 && box.width >= 44, `${selector} is big enough to tap: ${JSON.stringify(box)}`);
+    // Nothing covers it: a tap lands on it.
+    const hit = await page.locator(selector).evaluate((el) => {
+      const r = el.getBoundingClientRect();
+      return el.contains(document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2));
+    });
+    assert.ok(hit, `${selector} takes a tap`);
+  }
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'nothing scrolls sideways');
+  await page.click('nav a:text("Audit")');
+  await page.waitForSelector('table.audit');
+  await page.screenshot({ path: join(shotDir, 'header-phone.png') });
+  // The agent run's page on a phone: the composer is at the bottom of the screen.
+  await page.goto(`${gw.base}/#/runs/${agentRun.id}`);
+  await page.locator('.conv .turn').nth(1).waitFor();
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: join(shotDir, 'agent-phone-viewport.png') });
+  await page.setViewportSize(DESKTOP);
+});
+
+test('a long conversation loads quickly and grows by appending', async () => {
+  const run = await gw.createAgentRun(await adminBearer(), { agent: 'claude' });
+  const turns = 400;
+  const events = [started('claude')];
+  for (let t = 1; t <= turns; t += 1) {
+    events.push(
+      ev('prompt', { text: `Step ${t}`, by: 'admin', promptId: `p${t}` }),
+      ev('message', { text: `Working on **step ${t}**:\n\n- reading\n- editing` }),
+      ev('tool_call', { callId: `b${t}`, tool: 'Bash', summary: 'make', input: { command: 'make', description: `Build ${t}` } }),
+      ev('tool_result', { callId: `b${t}`, output: Array.from({ length: 30 }, (_, i) => `line ${i}`).join('\n'), isError: false }),
+      ev('tool_call', { callId: `e${t}`, tool: 'Edit', summary: `src/f${t % 20}.rs`, input: {} }),
+      ev('tool_result', { callId: `e${t}`, output: 'ok', isError: false }),
+      ev('file_change', { path: `src/f${t % 20}.rs`, kind: 'edit', callId: `e${t}`, diff: `--- a/x\n+++ b/x\n@@ -1 +1 @@\n-old ${t}\n+new ${t}\n` }),
+      ev('turn_end', {
+        ok: true, outcome: 'success', durationMs: 1000, costUsd: 0.001, inputTokens: 10, outputTokens: 5,
+        totalCostUsd: 0.001 * t, totalInputTokens: 10 * t, totalOutputTokens: 5 * t,
+      }),
+    );
+  }
+  for (let i = 0; i < events.length; i += 500) await gw.postEvents(run, events.slice(i, i + 500));
+
+  const began = Date.now();
+  await page.goto(`${gw.base}/#/runs/${run.id}`);
+  await page.waitForFunction((n) => document.querySelectorAll('.conv .turn').length === n, turns, { timeout: 30000 });
+  const loaded = Date.now() - began;
+  // The view follows the end of the conversation.
+  await page.waitForFunction(() => window.scrollY + window.innerHeight >= document.documentElement.scrollHeight - 150);
+  // Live events add to what is there: the first nodes are the same ones.
+  await page.evaluate(() => { document.querySelector('.conv .msg').dataset.mark = 'kept'; });
+  const appended = Date.now();
+  await gw.postEvents(run, [ev('message', { text: 'One more **thing**' })]);
+  await page.locator('.conv .msg strong', { hasText: 'thing' }).waitFor();
+  const live = Date.now() - appended;
+  assert.equal(await page.locator('.conv .msg[data-mark=kept]').count(), 1);
+  assert.ok(await page.evaluate(() => window.scrollY + window.innerHeight >= document.documentElement.scrollHeight - 150), 'still at the end');
+  assert.equal(await page.textContent('#tab-changes'), `Changes (${turns})`);
+  console.log(`# ${events.length} agent events shown in ${loaded} ms; a live message in ${live} ms`);
+  assert.ok(loaded < 15000, `loaded in ${loaded} ms`);
+});
+
+test('an agent conversation resumes after a cut connection without gaps or repeats', async () => {
+  const run = await gw.createAgentRun(await adminBearer(), { agent: 'claude' });
+  await gw.postEvents(run, [started('claude')]);
+  const flaky = await admin.newPage();
+  let dropping = false;
+  let current = null;
+  await flaky.routeWebSocket(/\/ws$/, (ws) => {
+    const server = ws.connectToServer();
+    server.onMessage((message) => { if (!dropping) ws.send(message); });
+    current = { ws, server };
+  });
+  await flaky.goto(`${gw.base}/#/runs/${run.id}`);
+  await flaky.waitForSelector('.live-state.s-open');
+  let next = 1;
+  const say = async (upTo) => {
+    for (; next <= upTo; next += 1) await gw.postEvents(run, [ev('message', { text: `message **${next}**` })]);
+  };
+  const cut = async () => {
+    dropping = true;
+    await say(next + 5);
+    await current.ws.close({ code: 4000, reason: 'test cut' });
+    await current.server.close();
+    dropping = false;
+  };
+  await say(10);
+  await cut();
+  await say(30);
+  await flaky.waitForSelector('.live-state.s-open');
+  await say(40);
+  await cut();
+  await say(50);
+  await flaky.waitForFunction(() => document.querySelectorAll('.conv .msg').length >= 50);
+  await flaky.waitForTimeout(300);
+  const shown = await flaky.$$eval('.conv .msg strong', (els) => els.map((e) => Number(e.textContent)));
+  assert.deepEqual(shown, Array.from({ length: 50 }, (_, i) => i + 1));
+  await flaky.close();
 });
 
 test('TOTP: enrol with a QR code, then sign-in asks for a code', async () => {

@@ -1,11 +1,16 @@
 // One run: its live log, the commands sent to its runner, stop, and its
-// artifacts. Everything live arrives over the page's WebSocket; a reconnect
-// resumes from the last sequence the log holds.
+// artifacts. A run that drives an agent is a conversation first, with tabs
+// for its changes and its raw log. Everything live arrives over the page's
+// WebSocket; a reconnect resumes from the last sequence the log holds, and
+// the conversation gets each event once, after the log has taken it.
 
 import { get, post, del, can, session } from '../api.js';
 import { h, replace, fmtTime, fmtDuration, fmtBytes, statusBadge, confirmDialog, showError, toast } from '../dom.js';
 import { live } from '../socket.js';
 import { LogView } from '../logview.js';
+import { diffClass } from '../diff.js';
+import { Conversation, Changes } from '../conversation.js';
+import { composer } from '../composer.js';
 
 const ACTIVE = ['pending', 'running'];
 const INLINE_LIMIT = 2 * 1024 * 1024;
@@ -18,35 +23,22 @@ function isText(artifact) {
 function renderText(text, filename) {
   const pre = h('pre', { class: 'artifact-text' });
   const diff = /\.(diff|patch)$/i.test(filename);
-  for (const line of text.split('\n')) {
-    let cls = '';
-    if (diff) {
-      if (line.startsWith('+++') || line.startsWith('---')) cls = 'd-file';
-      else if (line.startsWith('+')) cls = 'd-add';
-      else if (line.startsWith('-')) cls = 'd-del';
-      else if (line.startsWith('@@')) cls = 'd-hunk';
-    }
-    pre.append(h('span', { class: cls }, line), '\n');
-  }
+  for (const line of text.split('\n')) pre.append(h('span', { class: diff ? diffClass(line) : '' }, line), '\n');
   return pre;
 }
 
+
+const TABS = [['conversation', 'Conversation'], ['changes', 'Changes'], ['log', 'Log']];
+
+// The page is near its end: new conversation keeps it there.
+const nearBottom = () => window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 120;
+
 export async function runPage(main, { params: [runId] }) {
-  const head = h('div', { class: 'run-head' });
-  const actions = h('div', { class: 'actions' });
-  const log = new LogView();
-  const commandsList = h('ul', { class: 'commands', 'aria-label': 'Commands' });
-  const commandBox = h('div');
-  const artifactsBody = h('div', { class: 'artifacts' });
-  const viewer = h('div', { class: 'viewer' });
   const liveState = h('span', { class: 'live-state' });
-  replace(main, h('section', { class: 'run' },
-    h('div', { class: 'page-head' }, h('h1', {}, 'Run'), liveState),
-    head, actions,
-    h('h2', {}, 'Output'), log.element,
-    h('div', { class: 'split' },
-      h('section', {}, h('h2', {}, 'Commands'), commandBox, commandsList),
-      h('section', {}, h('h2', {}, 'Artifacts'), artifactsBody, viewer))));
+  const title = h('h1', {}, 'Run');
+  replace(main, h('section', { class: 'run' }, h('div', { class: 'page-head' }, title, liveState),
+    h('p', { class: 'muted loading' }, 'Loading…')));
+  const log = new LogView();
 
   let run;
   try {
@@ -57,15 +49,122 @@ export async function runPage(main, { params: [runId] }) {
     return () => log.destroy();
   }
 
+  const head = h('div', { class: 'run-head' });
+  const actions = h('div', { class: 'actions' });
+  const commandsList = h('ul', { class: 'commands', 'aria-label': 'Commands' });
+  const commandBox = h('div');
+  const artifactsBody = h('div', { class: 'artifacts' });
+  const viewer = h('div', { class: 'viewer' });
+  const rest = h('div', { class: 'split' },
+    h('section', {}, h('h2', {}, 'Commands'), commandBox, commandsList),
+    h('section', {}, h('h2', {}, 'Artifacts'), artifactsBody, viewer));
+
+  // An agent's run: the conversation, its changes and the raw log as tabs.
+  const agent = !!run.agent;
+  let conversation = null;
+  let changes = null;
+  let prompts = null;
+  let showing = 'conversation';
+  const tabs = new Map();
+  const facts = h('dl', { class: 'facts' });
+  if (agent) {
+    conversation = new Conversation();
+    changes = new Changes();
+    prompts = can('operator') ? composer(runId, {
+      onSent: (promptId, text) => {
+        conversation.queue(promptId, text, session.user && session.user.username);
+        if (nearBottom()) toBottom();
+      },
+    }) : null;
+    conversation.onTurn = (open) => { if (prompts) prompts.setTurn(open); };
+    conversation.onChange = (change, event) => {
+      changes.add(change, event);
+      tabs.get('changes').button.textContent = `Changes (${changes.count})`;
+    };
+    const bar = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Run views' });
+    const panels = {
+      conversation: [conversation.element, prompts ? prompts.element : null],
+      changes: [changes.element],
+      log: [log.element, rest],
+    };
+    for (const [id, label] of TABS) {
+      const button = h('button', {
+        type: 'button', role: 'tab', class: 'tab', id: `tab-${id}`, 'aria-controls': `panel-${id}`, onclick: () => show(id),
+      }, label);
+      const panel = h('div', { role: 'tabpanel', class: `panel panel-${id}`, id: `panel-${id}`, 'aria-labelledby': `tab-${id}` }, panels[id]);
+      tabs.set(id, { button, panel });
+      bar.append(button);
+    }
+    // Arrow keys move between tabs, as in any tab list.
+    bar.addEventListener('keydown', (e) => {
+      const step = { ArrowRight: 1, ArrowLeft: -1 }[e.key];
+      if (!step) return;
+      const ids = TABS.map(([id]) => id);
+      const next = ids[(ids.indexOf(showing) + step + ids.length) % ids.length];
+      show(next);
+      tabs.get(next).button.focus();
+    });
+    title.textContent = run.agent === 'claude' ? 'Claude' : run.agent;
+    replace(main, h('section', { class: 'run agent-run' },
+      h('div', { class: 'page-head' }, title, liveState),
+      head, h('details', { class: 'run-details' }, h('summary', {}, 'Details'), facts),
+      bar, [...tabs.values()].map((t) => t.panel)));
+    show('conversation');
+  } else {
+    replace(main, h('section', { class: 'run' },
+      h('div', { class: 'page-head' }, title, liveState),
+      head, actions,
+      h('h2', {}, 'Output'), log.element, rest));
+  }
+
+  function show(id) {
+    showing = id;
+    for (const [name, { button, panel }] of tabs) {
+      button.setAttribute('aria-selected', String(name === id));
+      button.tabIndex = name === id ? 0 : -1;
+      panel.hidden = name !== id;
+    }
+  }
+
+  function toBottom() {
+    // Twice: the first frame lays out what was just added.
+    requestAnimationFrame(() => {
+      window.scrollTo(0, document.documentElement.scrollHeight);
+      requestAnimationFrame(() => window.scrollTo(0, document.documentElement.scrollHeight));
+    });
+  }
+
   function renderHead() {
-    replace(head, h('dl', { class: 'facts' },
-      h('dt', {}, 'State'), h('dd', { id: 'run-status' }, statusBadge(run.status, run.exitCode)),
-      h('dt', {}, 'Command'), h('dd', {}, h('code', {}, run.command || '(agent default)')),
-      h('dt', {}, 'Run id'), h('dd', {}, h('code', {}, run.id)),
-      h('dt', {}, 'Created'), h('dd', {}, `${fmtTime(run.createdAt)}${run.createdBy ? ` by ${run.createdBy}` : ''}`),
-      h('dt', {}, 'Started'), h('dd', {}, fmtTime(run.startedAt)),
-      h('dt', {}, 'Duration'), h('dd', { class: 'c-duration' }, fmtDuration(run.startedAt, run.finishedAt)),
-      h('dt', {}, 'Exit code'), h('dd', { id: 'run-exit' }, run.exitCode ?? '—')));
+    if (agent) {
+      const settings = [run.model || 'default model', `${run.permissionMode || 'default'} mode`];
+      replace(head, h('div', { class: 'run-line' },
+        h('span', { id: 'run-status' }, statusBadge(run.status, run.exitCode)),
+        h('span', { class: 'agent-settings' }, settings.join(' · ')),
+        h('span', { class: 'c-duration muted' }, fmtDuration(run.startedAt, run.finishedAt)),
+        actions));
+      replace(facts,
+        h('dt', {}, 'Agent'), h('dd', {}, run.agent),
+        h('dt', {}, 'Model'), h('dd', {}, run.model || '(the agent\'s default)'),
+        h('dt', {}, 'Permission mode'), h('dd', {}, run.permissionMode || 'default'),
+        run.allowedTools && run.allowedTools.length
+          ? [h('dt', {}, 'Allowed tools'), h('dd', {}, run.allowedTools.map((t) => h('code', { class: 'tool-rule' }, t)))] : null,
+        h('dt', {}, 'Session'), h('dd', {}, run.agentSessionId ? h('code', {}, run.agentSessionId) : '—'),
+        h('dt', {}, 'Run id'), h('dd', {}, h('code', {}, run.id)),
+        h('dt', {}, 'Created'), h('dd', {}, `${fmtTime(run.createdAt)}${run.createdBy ? ` by ${run.createdBy}` : ''}`),
+        h('dt', {}, 'Started'), h('dd', {}, fmtTime(run.startedAt)),
+        h('dt', {}, 'Exit code'), h('dd', { id: 'run-exit' }, run.exitCode ?? '—'));
+      if (prompts) prompts.setStatus(run.status);
+      if (!ACTIVE.includes(run.status)) conversation.endWaiting('the run ended');
+    } else {
+      replace(head, h('dl', { class: 'facts' },
+        h('dt', {}, 'State'), h('dd', { id: 'run-status' }, statusBadge(run.status, run.exitCode)),
+        h('dt', {}, 'Command'), h('dd', {}, h('code', {}, run.command || '(agent default)')),
+        h('dt', {}, 'Run id'), h('dd', {}, h('code', {}, run.id)),
+        h('dt', {}, 'Created'), h('dd', {}, `${fmtTime(run.createdAt)}${run.createdBy ? ` by ${run.createdBy}` : ''}`),
+        h('dt', {}, 'Started'), h('dd', {}, fmtTime(run.startedAt)),
+        h('dt', {}, 'Duration'), h('dd', { class: 'c-duration' }, fmtDuration(run.startedAt, run.finishedAt)),
+        h('dt', {}, 'Exit code'), h('dd', { id: 'run-exit' }, run.exitCode ?? '—')));
+    }
     const buttons = [];
     if (can('operator') && ACTIVE.includes(run.status)) {
       buttons.push(h('button', {
@@ -159,18 +258,28 @@ export async function runPage(main, { params: [runId] }) {
   async function loadCommands() {
     try {
       const commands = await get(`/api/runs/${runId}/commands`);
-      replace(commandsList, commands.filter((c) => c.command !== '__STOP__').map((c) =>
+      // Prompts and interrupts are the conversation's, not commands.
+      const shell = commands.filter((c) => (c.kind || 'command') === 'command' && c.command !== '__STOP__');
+      replace(commandsList, shell.map((c) =>
         h('li', { class: `cmd cmd-${c.status}`, dataset: { id: c.id, status: c.status } },
           h('div', { class: 'cmd-head' }, h('code', {}, c.command), h('span', { class: `badge st-${c.status}` }, c.status),
             h('small', { class: 'muted' }, `${c.createdBy || ''} ${fmtTime(c.createdAt)}`)),
           c.result ? h('pre', { class: 'cmd-result' }, c.result) : null,
           c.error ? h('pre', { class: 'cmd-error' }, c.error) : null)));
+      if (conversation) {
+        for (const c of commands.filter((x) => x.kind === 'prompt')) {
+          if (c.status === 'pending' || c.status === 'delivered') conversation.queue(c.id, c.command, c.createdBy);
+          else if (c.status === 'failed') conversation.failed(c.id, c.error);
+        }
+        if (!ACTIVE.includes(run.status)) conversation.endWaiting('the run ended');
+      }
     } catch (err) { showError(err); }
   }
 
   async function loadArtifacts() {
     try {
       const artifacts = await get(`/api/runs/${runId}/artifacts`);
+      if (conversation) conversation.setArtifacts(artifacts);
       if (!artifacts.length) {
         replace(artifactsBody, h('p', { class: 'muted' }, 'None yet.'));
         return;
@@ -206,13 +315,24 @@ export async function runPage(main, { params: [runId] }) {
   renderHead();
   await Promise.all([loadCommands(), loadArtifacts()]);
 
+  // Every event goes to the log, which drops a sequence it has; the
+  // conversation gets the rest.
+  function take(events) {
+    const fresh = events.filter((event) => log.add(event));
+    if (!conversation || !fresh.length) return;
+    const stick = showing === 'conversation' && nearBottom();
+    if (fresh.length === 1) conversation.add(fresh[0]);
+    else conversation.addMany(fresh);
+    if (stick) toBottom();
+  }
+
   const unsubscribe = live.subscribe(runId, () => log.lastSequence, async (m) => {
     switch (m.type) {
       case 'event':
-        log.add(m);
+        take([m]);
         break;
       case 'events':
-        for (const event of m.events) log.add(event);
+        take(m.events);
         break;
       case 'run_status':
         run.status = m.status;

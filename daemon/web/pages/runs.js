@@ -6,6 +6,12 @@ import { live } from '../socket.js';
 
 const STATES = ['pending', 'running', 'done', 'failed', 'stopped'];
 
+// What a run drives, for the list: its command, or its agent and model.
+function what(run) {
+  if (run.agent) return h('span', { class: 'agent-name' }, run.agent === 'claude' ? 'Claude' : run.agent, run.model ? ` · ${run.model}` : '');
+  return run.command || h('span', { class: 'muted' }, '(agent default)');
+}
+
 export async function runsPage(main) {
   const params = new URLSearchParams(location.hash.split('?')[1] || '');
   const filter = h('select', { name: 'status', 'aria-label': 'Filter by state', onchange: load },
@@ -31,7 +37,7 @@ export async function runsPage(main) {
     return [
       h('td', { class: 'c-status', 'data-label': 'State' }, statusBadge(run.status)),
       h('td', { class: 'c-command', 'data-label': 'Command' },
-        h('a', { href: `#/runs/${run.id}` }, run.command || h('span', { class: 'muted' }, '(agent default)'))),
+        h('a', { href: `#/runs/${run.id}` }, what(run))),
       h('td', { 'data-label': 'Started' }, fmtTime(run.startedAt || run.createdAt)),
       h('td', { class: 'c-duration', 'data-label': 'Duration' }, fmtDuration(run.startedAt, run.finishedAt)),
       h('td', { 'data-label': 'Exit' }, run.exitCode ?? '—'),
@@ -100,30 +106,77 @@ function shellQuote(word) {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
 }
 
+// The gateway's line for the runner, with this gateway's address: the
+// runner could also have it from its configuration (CLAW_GATEWAY_URL).
+function runnerLine(run, command) {
+  const gateway = `--gateway ${shellQuote(location.origin)}`;
+  const start = 'claw-runner start ';
+  if (run.runnerCommand && run.runnerCommand.startsWith(start)) {
+    return `${start}${gateway} ${run.runnerCommand.slice(start.length)}`;
+  }
+  let line = `${start}${gateway} --run-id ${run.id} --token ${run.capabilityToken}`;
+  if (command) line += ` -- ${command}`;
+  return line;
+}
+
+const MODES = [
+  ['default', 'default: ask before edits and commands'],
+  ['acceptEdits', 'acceptEdits: edit freely, ask before commands'],
+  ['plan', 'plan: plan only, change nothing'],
+];
+
 export async function newRunPage(main) {
+  const kinds = [['claude', 'Claude agent'], ['command', 'Command']];
+  const choice = h('div', { class: 'segmented', role: 'radiogroup', 'aria-label': 'What the run drives' },
+    kinds.map(([value, label], i) => h('label', {},
+      h('input', { type: 'radio', name: 'kind', value, checked: i === 0, onchange: pick }), h('span', {}, label))));
+  const prompt = h('textarea', { name: 'prompt', rows: '5', placeholder: 'Fix the failing tests in src/parser.rs', spellcheck: 'true' });
+  const model = h('input', { name: 'model', placeholder: 'the agent\'s default', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'none' });
+  const mode = h('select', { name: 'permissionMode' }, MODES.map(([value, label]) => h('option', { value }, label)));
   const command = h('input', { name: 'command', placeholder: 'claude -p "fix the failing tests"', autocomplete: 'off', spellcheck: 'false' });
+  const agentFields = h('div', { class: 'agent-fields' },
+    field('Prompt', prompt, 'The first instruction; more can follow from the run\'s page.'),
+    field('Model (optional)', model),
+    field('Permission mode', mode, 'What the agent may do without asking; it cannot ask here, so the rest is refused.'));
+  const commandFields = h('div', { class: 'command-fields', hidden: true },
+    field('Agent command (optional)', command, 'What the runner starts; empty means its configured agent.'));
   const error = h('p', { class: 'error', hidden: true, role: 'alert' });
   const form = h('form', { class: 'card narrow', onsubmit: submit },
-    h('h1', {}, 'New run'),
-    field('Agent command (optional)', command, 'What the runner starts; empty means its configured agent.'),
+    h('h1', {}, 'New run'), choice, agentFields, commandFields,
     error, h('button', { type: 'submit' }, 'Create run'));
   replace(main, form);
-  command.focus();
+  prompt.focus();
+
+  function kind() {
+    return form.querySelector('input[name=kind]:checked').value;
+  }
+
+  function pick() {
+    const agent = kind() !== 'command';
+    agentFields.hidden = !agent;
+    commandFields.hidden = agent;
+    (agent ? prompt : command).focus();
+  }
 
   async function submit(event) {
     event.preventDefault();
     error.hidden = true;
+    let body = {};
+    if (kind() === 'command') {
+      if (command.value.trim()) body = { command: command.value.trim() };
+    } else {
+      body = { agent: kind(), permissionMode: mode.value };
+      if (prompt.value.trim()) body.prompt = prompt.value;
+      if (model.value.trim()) body.model = model.value.trim();
+    }
     try {
-      const body = command.value.trim() ? { command: command.value.trim() } : {};
       const run = await post('/api/runs', body);
       showCreated(run, body.command);
     } catch (err) { showError(err, error); }
   }
 
   function showCreated(run, agent) {
-    const gateway = location.origin;
-    let line = `claw-runner start --gateway ${shellQuote(gateway)} --run-id ${run.id} --token ${run.capabilityToken}`;
-    if (agent) line += ` -- ${agent}`;
+    const line = runnerLine(run, agent);
     const pre = h('pre', { class: 'paste', id: 'runner-line' }, line);
     replace(main, h('section', { class: 'card' },
       h('h1', {}, 'Run created'),
@@ -134,7 +187,7 @@ export async function newRunPage(main) {
       pre,
       h('div', { class: 'actions' },
         h('button', {
-          type: 'button', class: 'secondary',
+          type: 'button', class: 'secondary', id: 'copy-line',
           onclick: async () => {
             try { await navigator.clipboard.writeText(line); toast('Copied'); } catch { toast('Select the line and copy it', 'error'); }
           },

@@ -1,0 +1,131 @@
+// The composer of an agent run: the next prompt (Enter sends, Shift+Enter
+// starts a new line) and Interrupt while a turn runs. A prompt carries an
+// Idempotency-Key made once per message: retried on a bad connection, it
+// reaches the agent once.
+
+import { post, randomKey } from './api.js';
+import { h, replace, toast } from './dom.js';
+
+const RETRIES = 3;
+const wait = (ms) => new Promise((ok) => { setTimeout(ok, ms); });
+
+// POSTs with the same key until the gateway answers (or gives up).
+async function postOnce(path, body, key) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await post(path, body, { headers: { 'Idempotency-Key': key } });
+    } catch (err) {
+      if (err.status !== 0 || attempt >= RETRIES) throw err;
+      await wait(1000 * attempt);
+    }
+  }
+}
+
+function explain(err) {
+  if (err.status === 409) return `Not sent: ${err.message}`;
+  if (err.status === 413) return `Too long: ${err.message}`;
+  if (err.status === 0) return 'Not sent: the gateway cannot be reached. Press Enter to try again.';
+  return `Not sent: ${err.message}`;
+}
+
+export function composer(runId, { onSent }) {
+  let message = null; // { text, key }: a retry of the same text keeps its key
+  let sending = false;
+  let finished = false;
+  let turn = false;
+  let running = false;
+
+  const box = h('textarea', {
+    name: 'prompt', rows: '1', placeholder: 'Message the agent', 'aria-label': 'Prompt',
+    enterkeyhint: 'send', autocomplete: 'off',
+  });
+  const send = h('button', { type: 'submit', class: 'send-prompt' }, 'Send');
+  const interrupt = h('button', { type: 'button', class: 'danger secondary small', id: 'interrupt', onclick: stopTurn }, 'Interrupt');
+  // While a turn runs, a line above the box says so and offers Interrupt.
+  const working = h('div', { class: 'composer-status', hidden: true },
+    h('span', { class: 'working' }, 'The agent is working…'), interrupt);
+  const error = h('p', { class: 'error composer-error', role: 'alert', hidden: true });
+  const note = h('p', { class: 'muted composer-note', hidden: true });
+  const form = h('form', { class: 'composer', onsubmit: (e) => { e.preventDefault(); submit(); } },
+    error, note, working, h('div', { class: 'composer-row' }, box, send));
+
+  // The box grows with its text, up to a third of the screen.
+  const fit = () => {
+    box.style.height = 'auto';
+    box.style.height = `${Math.min(box.scrollHeight + 2, Math.round(window.innerHeight / 3))}px`;
+  };
+  box.addEventListener('input', () => { fit(); error.hidden = true; });
+  box.addEventListener('keydown', (e) => {
+    if (e.key !== 'Enter' || e.shiftKey || e.isComposing || e.keyCode === 229) return;
+    e.preventDefault();
+    submit();
+  });
+
+  async function submit() {
+    const text = box.value;
+    if (!text.trim() || sending || finished) return;
+    if (!message || message.text !== text) message = { text, key: randomKey() };
+    sending = true;
+    render();
+    try {
+      const reply = await postOnce(`/api/runs/${runId}/prompts`, { text }, message.key);
+      message = null;
+      box.value = '';
+      fit();
+      error.hidden = true;
+      onSent(reply && reply.promptId, text);
+    } catch (err) {
+      replace(error, explain(err));
+      error.hidden = false;
+    } finally {
+      sending = false;
+      render();
+    }
+  }
+
+  async function stopTurn() {
+    interrupt.disabled = true;
+    interrupt.textContent = 'Interrupting…';
+    try {
+      await post(`/api/runs/${runId}/interrupt`, undefined, { headers: { 'Idempotency-Key': randomKey() } });
+      toast('Interrupt sent');
+    } catch (err) {
+      replace(error, `Not interrupted: ${err.message}`);
+      error.hidden = false;
+      interrupt.disabled = false;
+      interrupt.textContent = 'Interrupt';
+    }
+  }
+
+  function render() {
+    box.disabled = finished;
+    send.disabled = finished || sending;
+    send.textContent = sending ? 'Sending…' : 'Send';
+    const canInterrupt = turn && running && !finished;
+    // A new turn can be interrupted again.
+    if (working.hidden === canInterrupt) {
+      interrupt.disabled = false;
+      interrupt.textContent = 'Interrupt';
+    }
+    working.hidden = !canInterrupt;
+    note.hidden = !finished;
+    note.textContent = finished ? 'The run has finished: its agent takes no more prompts.' : '';
+    form.classList.toggle('finished', finished);
+  }
+  render();
+
+  return {
+    element: form,
+    focus: () => box.focus(),
+    // The run's state: prompts wait for a pending run, not for an ended one.
+    setStatus(status) {
+      finished = !['pending', 'running'].includes(status);
+      running = status === 'running';
+      render();
+    },
+    setTurn(open) {
+      turn = open;
+      render();
+    },
+  };
+}
