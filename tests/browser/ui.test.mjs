@@ -218,6 +218,27 @@ test('the run list follows status changes live and filters by state', async () =
   await page.selectOption('select[name=status]', '');
 });
 
+test('Older runs pages back through every run, also those created in the same millisecond', async () => {
+  const bearer = await adminBearer();
+  // Created at once: the gateway stores several in one millisecond.
+  await Promise.all(Array.from({ length: 120 }, (_, i) => gw.createRun(bearer, `echo page ${i}`)));
+  const all = (await gw.fetch('GET', '/api/runs?limit=500', { headers: { authorization: `Bearer ${bearer}` } })).body;
+  await page.goto(`${gw.base}/#/runs`);
+  await page.reload();
+  await page.waitForSelector('table.runs tbody tr');
+  const older = page.getByRole('button', { name: 'Older runs' });
+  assert.ok(await older.isVisible(), 'more runs than one page');
+  while (await older.isVisible()) {
+    const before = await page.locator('table.runs tbody tr').count();
+    await older.click();
+    await page.waitForFunction((n) => document.querySelectorAll('table.runs tbody tr').length > n
+      || document.querySelector('button.secondary[hidden]'), before);
+  }
+  const shown = await page.locator('table.runs tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.run));
+  assert.equal(new Set(shown).size, shown.length, 'a run listed twice');
+  assert.deepEqual([...shown].sort(), all.map((r) => r.id).sort());
+});
+
 test('bidirectional and invisible controls in output and commands show as escapes', async () => {
   const command = 'claude -p "abc\u202Edef"';
   const run = await gw.createRun(await adminBearer(), command);

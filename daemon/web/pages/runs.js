@@ -62,12 +62,12 @@ export async function runsPage(main) {
     sessionStorage.setItem('claw.runs-filter', filter.value);
     const q = new URLSearchParams({ limit: '50' });
     if (filter.value) q.set('status', filter.value);
-    if (older === true && oldest) q.set('before', oldest);
+    if (older === true && oldest) { q.set('before', oldest.createdAt); q.set('beforeId', oldest.id); }
     else { rows.clear(); body.replaceChildren(); }
     try {
       const runs = await get(`/api/runs?${q}`);
       for (const run of runs) put(run, false);
-      if (runs.length) oldest = runs[runs.length - 1].createdAt;
+      if (runs.length) oldest = runs[runs.length - 1];
       more.hidden = runs.length < 50;
       empty.hidden = rows.size > 0;
     } catch (err) { showError(err); }
