@@ -92,7 +92,7 @@ async fn not_found() -> ServiceError {
     ServiceError::not_found("no such endpoint")
 }
 
-async fn method_not_allowed() -> Response {
+pub async fn method_not_allowed() -> Response {
     let mut response = ServiceError::invalid("method not allowed on this endpoint").into_response();
     *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
     response

@@ -68,6 +68,7 @@ pub fn router(app: Ctx) -> Router {
         .route("/v1/db/status", get(db_status))
         .route("/v1/db/check", get(db_check))
         .fallback(|| async { ServiceError::not_found("no such control endpoint (see clawctl(1))") })
+        .method_not_allowed_fallback(crate::api::method_not_allowed)
         .with_state(app)
 }
 

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use reqwest::StatusCode;
 
-use crate::common::{Gateway, unix_get};
+use crate::common::{Gateway, unix_get, unix_request};
 
 #[tokio::test]
 async fn control_socket_is_0660_and_serves_root() {
@@ -38,6 +38,16 @@ async fn control_socket_is_0660_and_serves_root() {
     assert!((363..=365).contains(&days), "{days}");
     let (status, body) = unix_get(&socket, "/v1/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    // A wrong method says so in JSON too, as clawctl expects.
+    let (status, body) = unix_request(&socket, "DELETE", "/v1/status", None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("method not allowed")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
