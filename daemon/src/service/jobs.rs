@@ -263,13 +263,23 @@ impl App {
             BackupError::Store(e) => ServiceError::from(e),
             BackupError::Io { path, source } => {
                 tracing::error!(path = %path.display(), error = %source, "backup failed");
-                ServiceError::new(
-                    super::ErrorKind::Full,
-                    format!(
-                        "backup failed, nothing was kept: {}: {source}",
-                        path.display()
-                    ),
-                )
+                let message = format!(
+                    "backup failed, nothing was kept: {}: {source}",
+                    path.display()
+                );
+                use std::io::ErrorKind as Io;
+                let kind = match source.kind() {
+                    Io::StorageFull | Io::QuotaExceeded | Io::FileTooLarge => {
+                        super::ErrorKind::Full
+                    }
+                    // Where the administrator asked it to be written.
+                    Io::NotFound
+                    | Io::PermissionDenied
+                    | Io::ReadOnlyFilesystem
+                    | Io::NotADirectory => super::ErrorKind::Invalid,
+                    _ => super::ErrorKind::Unavailable,
+                };
+                ServiceError::new(kind, message)
             }
         })?;
         let path = result.path.display().to_string();

@@ -91,3 +91,27 @@ print while <$s>;
         "no status leaks: {response}"
     );
 }
+
+/// A backup that cannot be written where the administrator asked says so
+/// as their mistake (400), not as a full disk.
+#[tokio::test]
+async fn a_backup_to_a_path_that_is_no_directory_is_refused_as_such() {
+    let gw = Gateway::start().await;
+    let socket = gw.data().join("control.sock");
+    let file = gw.data().join("not-a-directory");
+    std::fs::write(&file, b"x").expect("write a file");
+    let output = file.join("backups");
+    let (status, body) = unix_request(
+        &socket,
+        "POST",
+        "/v1/backup",
+        Some(serde_json::json!({ "output": output })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("nothing was kept") && error.contains("not-a-directory"),
+        "{body}"
+    );
+}
