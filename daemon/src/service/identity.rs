@@ -429,6 +429,7 @@ impl App {
                 session.user.id.clone(),
                 UserUpdate {
                     reset_totp: true,
+                    keep_session: Some(session.session_hash.clone()),
                     ..Default::default()
                 },
             )
@@ -526,6 +527,12 @@ impl App {
             what.push("TOTP reset".to_owned());
         }
         let id = self.user_id(user).await?;
+        // An administrator changing their own password keeps the session
+        // they did it from; every other session of theirs ends.
+        let keep_session = match caller {
+            Caller::User(session) if session.user.id == id => Some(session.session_hash.clone()),
+            _ => None,
+        };
         let updated = self
             .store
             .update_user(
@@ -534,6 +541,7 @@ impl App {
                     role: change.role,
                     password_hash,
                     reset_totp: change.reset_totp,
+                    keep_session,
                 },
             )
             .await?;

@@ -182,6 +182,9 @@ pub struct UserUpdate {
     pub role: Option<Role>,
     pub password_hash: Option<String>,
     pub reset_totp: bool,
+    /// The session (its id hash) that made the change for itself: it stays
+    /// when a new password or a TOTP reset ends the user's other sessions.
+    pub keep_session: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -200,6 +200,7 @@ async fn totp_enrolment_and_login() {
 
     // The confirmation used this step's code: the next step's works once.
     let next = totp_code(&uri, 1);
+    let elsewhere = session;
     let session = gw
         .login(ADMIN, ADMIN_PASSWORD, Some(&next))
         .await
@@ -231,6 +232,11 @@ async fn totp_enrolment_and_login() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    // The session that removed it stays; the user's others end.
+    let (status, _) = gw.get("/api/auth/me", &session).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = gw.get("/api/auth/me", &elsewhere).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     gw.login(ADMIN, ADMIN_PASSWORD, None)
         .await
         .expect("TOTP removed");
@@ -325,6 +331,27 @@ async fn a_password_reset_ends_the_users_sessions() {
     gw.login("viewer1", "a brand new password", None)
         .await
         .expect("new password");
+
+    // An administrator's own new password keeps the session it was set
+    // from and ends their others.
+    let elsewhere = gw
+        .login(ADMIN, ADMIN_PASSWORD, None)
+        .await
+        .expect("a second session");
+    let me = user_id(&gw, &admin, ADMIN).await;
+    let (status, _) = gw
+        .call(
+            Method::PATCH,
+            &format!("/api/auth/users/{me}"),
+            Some(&admin),
+            Some(json!({"password": "another brand new password"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = gw.get("/api/auth/me", &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = gw.get("/api/auth/me", &elsewhere).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

@@ -159,7 +159,8 @@ impl IdentityStore for SqliteStore {
     }
 
     /// Changes role, password or TOTP; never leaves the system without an
-    /// administrator. A new password or a TOTP reset ends the user's sessions.
+    /// administrator. A new password or a TOTP reset ends the user's sessions
+    /// (but `keep_session`).
     async fn update_user(&self, id: String, update: UserUpdate) -> Result<UserRow, StoreError> {
         self.writer()
             .write_changes(move |conn, changes| {
@@ -185,7 +186,10 @@ impl IdentityStore for SqliteStore {
                     )?;
                 }
                 if update.password_hash.is_some() || update.reset_totp {
-                    conn.execute("DELETE FROM sessions WHERE user_id = ?1", [&id])?;
+                    conn.execute(
+                        "DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR id <> ?2)",
+                        params![id, update.keep_session],
+                    )?;
                 }
                 require_user(conn, &id)
             })
