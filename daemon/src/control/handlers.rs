@@ -260,7 +260,7 @@ async fn run_events(
         let app = Arc::clone(&app);
         tokio::spawn(async move {
             if follow {
-                app.follow(id, after, false, tx).await;
+                app.follow_to_end(id, after, tx).await;
             } else {
                 app.replay(&id, after, &tx).await;
             }

@@ -62,6 +62,24 @@ impl App {
     /// Streams one run to `outbox`: what is stored after `after`, then live
     /// events and notices, until the outbox closes.
     pub async fn follow(&self, run_id: String, after: u64, batch: bool, outbox: Outbox) {
+        self.follow_from(run_id, after, batch, outbox, false).await;
+    }
+
+    /// As [`follow`](Self::follow), for a stream that ends with the run: a
+    /// run that ended before the subscription began gets its `run_status`
+    /// at once, which a live follower would never see.
+    pub async fn follow_to_end(&self, run_id: String, after: u64, outbox: Outbox) {
+        self.follow_from(run_id, after, false, outbox, true).await;
+    }
+
+    async fn follow_from(
+        &self,
+        run_id: String,
+        after: u64,
+        batch: bool,
+        outbox: Outbox,
+        to_end: bool,
+    ) {
         // Subscribe before reading the store, so nothing committed in between
         // is missed; duplicates are dropped by sequence.
         let mut live = self.hub.subscribe(&run_id);
@@ -72,6 +90,25 @@ impl App {
             .is_err()
         {
             return;
+        }
+        if to_end {
+            match self.store.run(run_id.clone()).await {
+                Ok(run) if run.status.is_finished() => {
+                    let _ = outbox
+                        .send(encode(&ServerMessage::RunStatus {
+                            run_id,
+                            status: run.status,
+                            exit_code: run.exit_code,
+                        }))
+                        .await;
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = outbox.send(error(&failed_read(e))).await;
+                    return;
+                }
+            }
         }
         loop {
             match live.recv().await {

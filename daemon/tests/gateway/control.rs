@@ -115,3 +115,27 @@ async fn a_backup_to_a_path_that_is_no_directory_is_refused_as_such() {
         "{body}"
     );
 }
+
+/// `clawctl runs tail --follow` ends with the run, also when the run ends
+/// while the stream is being set up.
+#[tokio::test]
+async fn a_followed_stream_ends_even_when_the_run_ends_as_it_starts() {
+    let gw = Gateway::start().await;
+    let admin = gw.admin().await;
+    let socket = gw.data().join("control.sock");
+    for _ in 0..40 {
+        let (run_id, token) = gw.create_run(&admin).await;
+        let runner = gw.runner(&run_id, &token);
+        runner.started().await;
+        let uri = format!("/v1/runs/{run_id}/events?follow=true");
+        let (stream, ()) = tokio::join!(
+            tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                unix_request(&socket, "GET", &uri, None)
+            ),
+            runner.finished(0)
+        );
+        let (status, _) = stream.expect("the stream did not end with the run");
+        assert_eq!(status, StatusCode::OK);
+    }
+}
