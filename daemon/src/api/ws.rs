@@ -24,6 +24,20 @@ use crate::service::{Caller, ServiceError, ServiceResult, SessionCheck, SessionU
 /// Messages queued for one browser before its subscriptions wait.
 const OUTBOX_CAPACITY: usize = 256;
 
+/// One run a socket follows. Dropped (unsubscribed, replaced, the socket
+/// gone), it stops the follower and frees the user's slot at once, not
+/// whenever the aborted task is next polled.
+struct Following {
+    task: JoinHandle<()>,
+    _slot: crate::hub::UserSlot,
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 #[derive(Deserialize)]
 pub struct WsQuery {
     #[serde(default)]
@@ -111,7 +125,7 @@ async fn connection(app: Arc<App>, socket: WebSocket, owner: SessionUser) {
     let mut sessions = app.hub.watch_sessions();
     let expiry = tokio::time::sleep_until(expiry_deadline(owner.expires_at));
     tokio::pin!(expiry);
-    let mut subscriptions: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut subscriptions: HashMap<String, Following> = HashMap::new();
     let mut all_runs = app.hub.subscribe_all();
     let _ = outbox.send(encode(&ServerMessage::Connected)).await;
     let close = loop {
@@ -155,9 +169,7 @@ async fn connection(app: Arc<App>, socket: WebSocket, owner: SessionUser) {
             }
         }
     };
-    for (_, task) in subscriptions.drain() {
-        task.abort();
-    }
+    subscriptions.clear();
     if let Some(frame) = close {
         if frame.code != close_code::AWAY {
             tracing::info!(USER = %owner.user.username, code = frame.code, reason = %frame.reason, "browser WebSocket closed");
@@ -205,7 +217,7 @@ async fn handle(
     owner: &SessionUser,
     text: &str,
     outbox: &mpsc::Sender<Utf8Bytes>,
-    subscriptions: &mut HashMap<String, JoinHandle<()>>,
+    subscriptions: &mut HashMap<String, Following>,
 ) -> Result<(), CloseFrame> {
     let message: ClientMessage = match serde_json::from_str(text) {
         Ok(m) => m,
@@ -233,9 +245,9 @@ async fn handle(
             }
             let settings = app.settings();
             let per_socket = settings.config.subscriptions_per_socket;
-            if let Some(old) = subscriptions.remove(&run_id) {
-                old.abort();
-            } else if per_socket != 0 && subscriptions.len() >= per_socket {
+            // A subscription replaced frees its slot for the new one.
+            let replaced = subscriptions.remove(&run_id).is_some();
+            if !replaced && per_socket != 0 && subscriptions.len() >= per_socket {
                 let message = format!(
                     "this connection already follows {per_socket} runs, the most it may \
                      (subscriptions_per_socket): unsubscribe from one first"
@@ -261,8 +273,6 @@ async fn handle(
             let follower_run = run_id.clone();
             let follower_outbox = outbox.clone();
             let task = tokio::spawn(async move {
-                // Counted against the user's cap for as long as it follows.
-                let _slot = slot;
                 app.follow(
                     follower_run,
                     after_sequence.unwrap_or(0),
@@ -271,7 +281,8 @@ async fn handle(
                 )
                 .await;
             });
-            subscriptions.insert(run_id, task);
+            // Counted against the user's cap for as long as it follows.
+            subscriptions.insert(run_id, Following { task, _slot: slot });
         }
         ClientMessage::Unsubscribe { run_id } => {
             let ids: Vec<String> = match run_id {
@@ -279,8 +290,7 @@ async fn handle(
                 None => subscriptions.keys().cloned().collect(),
             };
             for id in ids {
-                if let Some(task) = subscriptions.remove(&id) {
-                    task.abort();
+                if subscriptions.remove(&id).is_some() {
                     let _ = outbox
                         .send(encode(&ServerMessage::Unsubscribed { run_id: id }))
                         .await;

@@ -598,6 +598,19 @@ async fn subscriptions_past_the_caps_are_refused_with_a_message() {
         .send(json!({ "type": "subscribe", "runId": runs[5] }))
         .await;
     second.next_of("subscribed").await;
+    // At the cap again: a run left makes room at once, for the very next
+    // message.
+    for _ in 0..20 {
+        second
+            .send(json!({ "type": "unsubscribe", "runId": runs[5] }))
+            .await;
+        second
+            .send(json!({ "type": "subscribe", "runId": runs[5] }))
+            .await;
+        assert_eq!(second.next().await["type"], "unsubscribed");
+        let answer = second.next().await;
+        assert_eq!(answer["type"], "subscribed", "{answer}");
+    }
 }
 
 /// `[{seq 1}, {no seq}, {seq 2}]` would store the unsequenced event as 2
