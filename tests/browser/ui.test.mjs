@@ -9,7 +9,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Gateway, launchBrowser, shoot, readLog, totp, binDir, shotDir, DESKTOP, PHONE } from './harness.mjs';
+import { Gateway, launchBrowser, shoot, readLog, totp, binDir, shotDir, repo, DESKTOP, PHONE } from './harness.mjs';
 
 const ADMIN = { username: 'admin', password: 'correct horse battery' };
 const VIEWER = { username: 'vera', password: 'viewer password 1' };
@@ -812,6 +812,113 @@ test('New run: a Claude agent with a prompt, model and permission mode, and the 
   await page.locator('.queued .prompt', { hasText: 'Update the changelog' }).waitFor();
   await page.goto(`${gw.base}/#/runs`);
   assert.match(await page.locator(`tr[data-run="${runId}"] .c-command`).textContent(), /^Claude · claude-opus-4-1$/);
+});
+
+// The real Claude Code CLI (tests/agent, installed by scripts/test) run by
+// a real claw-runner against the test kit's scripted model server.
+const claudeCli = join(repo, 'tests/agent/node_modules/.bin/claude');
+
+async function scriptedModel(dir, script) {
+  const scriptFile = join(dir, 'script.json');
+  const log = join(dir, 'model.jsonl');
+  writeFileSync(scriptFile, JSON.stringify(script));
+  const server = spawn(join(binDir, 'scripted-model'), ['--script', scriptFile, '--log', log], { stdio: ['ignore', 'pipe', 'inherit'] });
+  runners.push(server);
+  const url = await new Promise((ok, fail) => {
+    let out = '';
+    server.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/listening on (http:\/\/\S+)/);
+      if (m) ok(m[1]);
+    });
+    server.once('exit', (code) => fail(new Error(`scripted-model exited with ${code}`)));
+  });
+  const seen = () => readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return { url, seen: () => { try { return seen(); } catch { return []; } } };
+}
+
+test('with the real Claude Code: New run, the edit as a diff, and a prompt from the composer reaches the model', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'claw-ui-agent-'));
+  const home = mkdtempSync(join(tmpdir(), 'claw-ui-home-'));
+  writeFileSync(join(work, 'greeting.txt'), 'hello\n');
+  const model = await scriptedModel(home, {
+    rules: [
+      {
+        when: 'fix the greeting',
+        steps: [
+          { text: 'I will fix it.', tool: { name: 'Edit', input: { file_path: join(work, 'greeting.txt'), old_string: 'hello', new_string: 'goodbye' } } },
+          { text: 'Done: the greeting is **fixed**.' },
+        ],
+      },
+      { when: 'now wave', steps: [{ text: 'Waving *back* from the model.' }] },
+    ],
+  });
+
+  await page.setViewportSize(DESKTOP);
+  await page.goto(`${gw.base}/#/runs`);
+  await page.click('a:text("New run")');
+  await page.check('input[name=kind][value=claude]');
+  await page.fill('textarea[name=prompt]', 'Please fix the greeting');
+  await page.selectOption('select[name=permissionMode]', 'acceptEdits');
+  await page.click('button:text("Create run")');
+  const line = await page.textContent('#runner-line');
+  const runId = await page.textContent('#run-id');
+  // The copied line, run as it is, with the runner's own configuration.
+  const runner = spawn(join(binDir, 'claw-runner'), line.split(' ').slice(1), {
+    cwd: work,
+    env: {
+      PATH: '/usr/local/bin:/usr/bin:/bin', HOME: home,
+      CLAW_HMAC_SECRET_FILE: join(gw.data, 'secrets/hmac-secret'),
+      CLAW_CA_CERT: join(gw.data, 'certs/server.crt'),
+      CLAW_STATE_DIR: join(home, 'state'),
+      CLAW_CLAUDE_PROGRAM: claudeCli,
+      ANTHROPIC_BASE_URL: model.url, ANTHROPIC_API_KEY: 'scripted',
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  runners.push(runner);
+  let runnerLog = '';
+  runner.stderr.on('data', (d) => { runnerLog += d; });
+  await page.click('a:text("Watch the run")');
+
+  // The model's turn, as the CLI reported it.
+  const conv = page.locator('#panel-conversation .conv');
+  try {
+    await conv.locator('.msg strong', { hasText: 'fixed' }).waitFor({ timeout: 60000 });
+  } catch (err) {
+    throw new Error(`${err.message}\nclaw-runner: ${runnerLog}`);
+  }
+  const edit = conv.locator('.tool[data-tool=Edit]');
+  assert.match(await edit.locator('.tool-about').textContent(), /greeting\.txt/);
+  assert.deepEqual(await edit.locator('.diff .dl').evaluateAll((ls) => ls.map((l) => l.textContent).filter((t) => /^[-+][^-+]/.test(t))), ['-hello', '+goodbye']);
+  await conv.locator('.turn').first().waitFor();
+  assert.match(await conv.locator('.turn .turn-this').first().textContent(), /^Turn 1 · .*\$/);
+  assert.equal(readFileSync(join(work, 'greeting.txt'), 'utf8'), 'goodbye\n');
+  await page.click('#tab-changes');
+  await page.locator('#panel-changes .file[data-path="greeting.txt"]').waitFor();
+  await page.click('#tab-conversation');
+  await shoot(page, 'agent-real');
+
+  // A prompt typed on a phone reaches the model, and its answer comes back.
+  await page.setViewportSize(PHONE);
+  const box = page.locator('.composer textarea');
+  await box.click();
+  await box.pressSequentially('now wave at me');
+  await box.press('Enter');
+  await conv.locator('.msg em', { hasText: 'back' }).waitFor({ timeout: 60000 });
+  assert.ok(model.seen().some((r) => r.prompt.includes('now wave at me')), JSON.stringify(model.seen()));
+  assert.equal(await conv.locator('.item.prompt', { hasText: 'now wave at me' }).count(), 1);
+  await shoot(page, 'agent-real-prompted');
+  await page.setViewportSize(DESKTOP);
+
+  // Stop ends the session: the runner exits and the run is stopped.
+  const exited = new Promise((ok) => runner.once('exit', ok));
+  await page.click('#stop');
+  await page.click('dialog button:text("Stop run")');
+  await page.waitForSelector('#run-status [data-status=stopped]', { timeout: 30000 });
+  await exited;
+  assert.equal((await gw.fetch('GET', `/api/runs/${runId}`, { headers: { authorization: `Bearer ${await adminBearer()}` } })).body.status, 'stopped');
 });
 
 test('on a phone every page of the header is on screen', async () => {

@@ -59,15 +59,16 @@ impl App {
         Ok(())
     }
 
-    /// Streams one run to `outbox`: what is stored after `after`, then live
-    /// events and notices, until the outbox closes.
+    /// Streams one run to `outbox`: what is stored after `after`, the run's
+    /// current status, then live events and notices, until the outbox
+    /// closes.
     pub async fn follow(&self, run_id: String, after: u64, batch: bool, outbox: Outbox) {
         self.follow_from(run_id, after, batch, outbox, false).await;
     }
 
-    /// As [`follow`](Self::follow), for a stream that ends with the run: a
-    /// run that ended before the subscription began gets its `run_status`
-    /// at once, which a live follower would never see.
+    /// As [`follow`](Self::follow), for a stream that ends with the run
+    /// (its final `run_status`), also when the run ended before the
+    /// subscription began.
     pub async fn follow_to_end(&self, run_id: String, after: u64, outbox: Outbox) {
         self.follow_from(run_id, after, false, outbox, true).await;
     }
@@ -91,24 +92,28 @@ impl App {
         {
             return;
         }
-        if to_end {
-            match self.store.run(run_id.clone()).await {
-                Ok(run) if run.status.is_finished() => {
-                    let _ = outbox
-                        .send(encode(&ServerMessage::RunStatus {
-                            run_id,
-                            status: run.status,
-                            exit_code: run.exit_code,
-                        }))
-                        .await;
+        // The run's status as it is now: a change made before the
+        // subscription began is never seen live (a page that loaded the run
+        // as pending while its runner started). Later changes follow live.
+        let finished = match self.store.run(run_id.clone()).await {
+            Ok(run) => {
+                let status = encode(&ServerMessage::RunStatus {
+                    run_id: run_id.clone(),
+                    status: run.status,
+                    exit_code: run.exit_code,
+                });
+                if outbox.send(status).await.is_err() {
                     return;
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    let _ = outbox.send(error(&failed_read(e))).await;
-                    return;
-                }
+                run.status.is_finished()
             }
+            Err(e) => {
+                let _ = outbox.send(error(&failed_read(e))).await;
+                return;
+            }
+        };
+        if to_end && finished {
+            return;
         }
         loop {
             match live.recv().await {

@@ -129,3 +129,30 @@ async fn websocket_needs_a_session() {
         .expect("request");
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// A page that loaded a run as pending and subscribed after its runner
+/// started still learns that it runs: every subscription sends the run's
+/// current status after the stored events.
+#[tokio::test]
+async fn a_subscription_sends_the_runs_current_status_after_its_events() {
+    let gw = Gateway::start().await;
+    let admin = gw.admin().await;
+    let (run_id, token) = gw.create_run(&admin).await;
+    let runner = gw.runner(&run_id, &token);
+    runner.started().await;
+    runner.event_ok("stdout", "one\n").await;
+    let mut ws = gw.websocket(&admin).await;
+    ws.send(json!({"type": "subscribe", "runId": run_id})).await;
+    ws.next_of("subscribed").await;
+    let mut kinds = Vec::new();
+    let status = loop {
+        let message = ws.next().await;
+        if message["type"] == "run_status" {
+            break message;
+        }
+        kinds.push(message["type"].clone());
+    };
+    assert_eq!(kinds, ["event", "event"], "the stored events come first");
+    assert_eq!(status["runId"], run_id.as_str());
+    assert_eq!(status["status"], "running");
+}
