@@ -653,6 +653,41 @@ impl<'v> Doc<'v> {
     }
 }
 
+/// Output read a line at a time is redacted a line at a time, and the
+/// private-key pattern then sees only a key's BEGIN line: this follows a
+/// stream across lines and replaces every line from a private key's BEGIN
+/// line to its END line.
+#[derive(Debug, Default, Clone)]
+pub struct PrivateKeyLines {
+    inside: bool,
+}
+
+impl PrivateKeyLines {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The line as it may leave: whole, or [`REDACTED`] (with the line's
+    /// end kept) from a BEGIN line to its END line. A chunk that holds a
+    /// whole key is left to [`Redactor::redact`].
+    pub fn filter<'a>(&mut self, line: &'a str) -> Cow<'a, str> {
+        let begins = line.contains("-----BEGIN") && is_private_key_marker(line);
+        let ends = line.contains("-----END") && is_private_key_marker(line);
+        let opens = !self.inside && begins && !ends;
+        if !(self.inside || opens) {
+            return Cow::Borrowed(line);
+        }
+        self.inside = !(self.inside && ends);
+        // From the BEGIN line (what comes before it on that line too).
+        let end = &line[line.trim_end_matches(['\r', '\n']).len()..];
+        Cow::Owned(format!("{REDACTED}{end}"))
+    }
+}
+
+fn is_private_key_marker(line: &str) -> bool {
+    line.contains("PRIVATE KEY-----") || line.contains("PRIVATE KEY BLOCK-----")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1156,5 +1191,44 @@ mod tests {
             let out = red.redact(s);
             assert!(out.contains(REDACTED), "{s:?}");
         }
+    }
+
+    #[test]
+    fn a_private_key_read_line_by_line_is_redacted_to_its_end() {
+        let redactor = Redactor::builtin();
+        let mut keys = PrivateKeyLines::new();
+        let lines = [
+            "$ cat id_ed25519\n",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n",
+            "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n",
+            "QyNTUxOQAAACDf2zLwZ\r\n",
+            "-----END OPENSSH PRIVATE KEY-----\n",
+            "done\n",
+        ];
+        let out: Vec<String> = lines
+            .iter()
+            .map(|line| redactor.redact(&keys.filter(line)).into_owned())
+            .collect();
+        assert_eq!(
+            out,
+            [
+                "$ cat id_ed25519\n",
+                "[REDACTED]\n",
+                "[REDACTED]\n",
+                "[REDACTED]\r\n",
+                "[REDACTED]\n",
+                "done\n",
+            ]
+        );
+        // A whole key in one chunk is the redactor's; nothing stays open.
+        let whole = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+        assert_eq!(keys.filter(whole), whole);
+        assert_eq!(keys.filter("next\n"), "next\n");
+        // A line that only mentions the words does not open a block.
+        assert_eq!(
+            keys.filter("grep 'PRIVATE KEY' -r .\n"),
+            "grep 'PRIVATE KEY' -r .\n"
+        );
+        assert_eq!(keys.filter("after\n"), "after\n");
     }
 }

@@ -195,6 +195,9 @@ pub(crate) async fn read_stream(
 ) {
     let mut reader = BufReader::with_capacity(CHUNK, stream);
     let mut line = Vec::new();
+    // Each line is an event: a private key printed line by line is
+    // followed across them.
+    let mut keys = claw_proto::redact::PrivateKeyLines::new();
     loop {
         line.clear();
         // A line, or a chunk of one that has no newline yet.
@@ -205,9 +208,8 @@ pub(crate) async fn read_stream(
         match read {
             Ok(0) | Err(_) => return,
             Ok(_) => {
-                shared
-                    .record(kind, String::from_utf8_lossy(&line).into_owned())
-                    .await
+                let text = String::from_utf8_lossy(&line);
+                shared.record(kind, keys.filter(&text).into_owned()).await
             }
         }
     }

@@ -139,6 +139,42 @@ fn data_of(events: &[Value], kind: &str) -> Vec<String> {
         .collect()
 }
 
+/// A private key printed line by line (each line an event) leaves the host
+/// redacted from its BEGIN line to its END line, not just the BEGIN line.
+#[test]
+fn a_private_key_printed_line_by_line_is_redacted_whole() {
+    let s = Setup::new();
+    let (run_id, token) = s.create_run();
+    let out: Output = s
+        .runner(
+            &run_id,
+            &token,
+            "",
+            "printf '%s\\n' 'cat key' '-----BEGIN OPENSSH PRIVATE KEY-----' \
+             'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ' 'QyNTUxOQAAACDf2zLwZ' \
+             '-----END OPENSSH PRIVATE KEY-----' 'done'",
+        )
+        .output()
+        .expect("runner");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = s.events(&run_id);
+    assert_eq!(
+        data_of(&events, "stdout"),
+        [
+            "cat key\n",
+            "[REDACTED]\n",
+            "[REDACTED]\n",
+            "[REDACTED]\n",
+            "[REDACTED]\n",
+            "done\n"
+        ]
+    );
+}
+
 #[test]
 fn transcript_exit_code_redaction_and_log_artifact() {
     let s = Setup::new();
