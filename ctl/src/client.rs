@@ -174,6 +174,7 @@ impl Client {
         body: Option<Vec<u8>>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let stream = self.connect().await?;
+        let stream = crate::socket::ControlStream::new(stream);
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ClientError::Protocol(e.to_string()))?;

@@ -10,3 +10,4 @@ pub mod commands;
 pub mod error;
 pub mod output;
 pub mod restore;
+pub mod socket;

@@ -1395,7 +1395,7 @@ async fn restore_round_trip_gives_the_same_rows_and_bytes() {
     assert!(d.ctl(&["health"]).status.success(), "still serving");
 
     let out = d.ctl(&["restore", &archive, "--data-dir", &data_arg, "--stop"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{:?}: {}", out.status, stderr(&out));
     assert!(stdout(&out).contains("start it again"), "{}", stdout(&out));
     assert!(d.wait_stopped().success());
     let leftovers: Vec<String> = std::fs::read_dir(data.as_path())
