@@ -95,6 +95,9 @@ pub struct Config {
     /// Whether administrators may start agents that never ask
     /// (`permissionMode: bypassPermissions`).
     pub allow_bypass_permissions: bool,
+    /// How long an agent's request waits for a person's decision before
+    /// the runner denies it (a run may set its own).
+    pub approval_timeout_secs: u64,
 }
 
 /// More runtime threads than this is a typo, not a machine.
@@ -139,6 +142,7 @@ impl Default for Config {
             idempotency_ttl_hours: 24,
             prompt_max_bytes: 100_000,
             allow_bypass_permissions: false,
+            approval_timeout_secs: 1800,
         }
     }
 }

@@ -25,6 +25,7 @@ mod service;
 mod shutdown;
 mod store;
 mod tls;
+mod views;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

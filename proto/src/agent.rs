@@ -185,6 +185,164 @@ pub struct AgentRaw {
     pub truncated: bool,
 }
 
+/// What the agent asks a person for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalKind {
+    /// Permission to use a tool.
+    #[default]
+    Tool,
+    /// Answers to `AskUserQuestion`'s questions.
+    Question,
+    /// Approval of a plan (`ExitPlanMode`).
+    Plan,
+}
+
+impl ApprovalKind {
+    /// The kind a tool's request is: its questions, its plan, or a tool.
+    pub fn of_tool(tool: &str) -> Self {
+        match tool {
+            "AskUserQuestion" => Self::Question,
+            "ExitPlanMode" => Self::Plan,
+            _ => Self::Tool,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tool => "tool",
+            Self::Question => "question",
+            Self::Plan => "plan",
+        }
+    }
+}
+
+/// `approval_request`: the agent waits for a person's decision. Written to
+/// the runner's spool before anything else; the gateway makes it an
+/// approval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRequest {
+    /// The agent's own id of its request, unique in the run.
+    pub request_id: String,
+    #[serde(default)]
+    pub kind: ApprovalKind,
+    pub tool: String,
+    pub input: Value,
+    /// One line for people: the command, the file, the pattern.
+    pub summary: String,
+    /// For edits: the change it would make, as a unified diff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// The agent's reason, as it gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The agent's suggestions for allowing it for the rest of the session.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// How long the runner waits for a decision before it denies.
+    pub timeout_secs: u64,
+}
+
+/// How an approval ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalStatus {
+    Pending,
+    Allowed,
+    Denied,
+    /// No decision within the timeout: the runner denied.
+    Expired,
+    /// The agent gave up on its request.
+    Cancelled,
+}
+
+impl ApprovalStatus {
+    pub const ALL: [ApprovalStatus; 5] = [
+        Self::Pending,
+        Self::Allowed,
+        Self::Denied,
+        Self::Expired,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Allowed => "allowed",
+            Self::Denied => "denied",
+            Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// For how long an allow holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecisionScope {
+    /// This request only.
+    #[default]
+    Once,
+    /// This request and the same kind of request for the rest of the run.
+    Session,
+}
+
+impl DecisionScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Once => "once",
+            Self::Session => "session",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Once, Self::Session]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+}
+
+/// A person's decision as the runner receives it: the `command` of a
+/// queued command of kind `decision`, as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    pub approval_id: String,
+    pub request_id: String,
+    pub allow: bool,
+    #[serde(default)]
+    pub scope: DecisionScope,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// For questions: each question's text and the chosen answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<serde_json::Map<String, Value>>,
+    /// Who decided, as the gateway names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+/// `approval_resolved`: what the runner did with a request: the decision
+/// it wrote to the agent, the denial at the timeout, or the agent's own
+/// cancellation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalResolved {
+    pub request_id: String,
+    pub status: ApprovalStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 /// One line for people about a tool call: the command, the file, the
 /// pattern, the address; else the tool's name.
 pub fn summarise(tool: &str, input: &Value) -> String {
@@ -212,7 +370,7 @@ pub fn summarise(tool: &str, input: &Value) -> String {
 }
 
 /// The first line of `text`, at most `most` characters, marked when cut.
-fn first_line(text: &str, most: usize) -> String {
+pub fn first_line(text: &str, most: usize) -> String {
     let line = text.lines().next().unwrap_or_default();
     let mut out: String = line.chars().take(most).collect();
     if out.len() < text.len() {
@@ -274,10 +432,71 @@ pub fn creation_diff(path: &str, content: &str) -> String {
     out
 }
 
+/// What an edit the agent asks to make would change, as a diff, for the
+/// person deciding: `Edit`'s and `MultiEdit`'s replacements (without
+/// line numbers: the file is not read here), `Write`'s new content.
+pub fn edit_preview(tool: &str, input: &Value) -> Option<String> {
+    let path = input.get("file_path").and_then(Value::as_str)?;
+    let replacement = |edit: &Value| -> Option<String> {
+        let old = edit.get("old_string").and_then(Value::as_str)?;
+        let new = edit.get("new_string").and_then(Value::as_str)?;
+        let mut out = String::from("@@\n");
+        for line in old.lines() {
+            out.push('-');
+            out.push_str(line);
+            out.push('\n');
+        }
+        for line in new.lines() {
+            out.push('+');
+            out.push_str(line);
+            out.push('\n');
+        }
+        Some(out)
+    };
+    let header = format!("--- {}\n+++ {}\n", side('a', path), side('b', path));
+    match tool {
+        "Edit" => Some(header + &replacement(input)?),
+        "MultiEdit" => {
+            let edits = input.get("edits")?.as_array()?;
+            let body: String = edits.iter().filter_map(replacement).collect();
+            (!body.is_empty()).then(|| header + &body)
+        }
+        "Write" => Some(creation_diff(
+            path,
+            input.get("content").and_then(Value::as_str)?,
+        )),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn what_an_edit_would_change() {
+        let edit =
+            json!({"file_path": "src/a.rs", "old_string": "hello\nworld", "new_string": "goodbye"});
+        assert_eq!(
+            edit_preview("Edit", &edit).as_deref(),
+            Some("--- a/src/a.rs\n+++ b/src/a.rs\n@@\n-hello\n-world\n+goodbye\n")
+        );
+        let multi = json!({"file_path": "/w/b", "edits": [
+            {"old_string": "a", "new_string": "b"}, {"old_string": "c", "new_string": "d"}
+        ]});
+        assert_eq!(
+            edit_preview("MultiEdit", &multi).as_deref(),
+            Some("--- /w/b\n+++ /w/b\n@@\n-a\n+b\n@@\n-c\n+d\n")
+        );
+        let write = json!({"file_path": "n.txt", "content": "x\ny\n"});
+        assert_eq!(
+            edit_preview("Write", &write).as_deref(),
+            Some("--- /dev/null\n+++ b/n.txt\n@@ -0,0 +1,2 @@\n+x\n+y\n")
+        );
+        assert_eq!(edit_preview("Bash", &json!({"command": "ls"})), None);
+        assert_eq!(edit_preview("Edit", &json!({"file_path": "x"})), None);
+    }
 
     #[test]
     fn summaries_say_what_the_call_is_about() {

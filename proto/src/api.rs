@@ -60,6 +60,10 @@ pub struct RunView {
     /// The agent's own id of its session, once it started.
     #[serde(default)]
     pub agent_session_id: Option<String>,
+    /// How long its agent's requests wait for a decision, when the run set
+    /// its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_timeout_secs: Option<u64>,
 }
 
 /// A run with its artifacts (`GET /api/runs/{id}`), and with its commands
@@ -198,6 +202,8 @@ pub struct ChainReport {
 pub struct RunCounts {
     pub pending: u64,
     pub running: u64,
+    #[serde(default)]
+    pub waiting: u64,
     pub done: u64,
     pub failed: u64,
     pub stopped: u64,
@@ -208,6 +214,7 @@ impl RunCounts {
         let slot = match status {
             RunStatus::Pending => &mut self.pending,
             RunStatus::Running => &mut self.running,
+            RunStatus::Waiting => &mut self.waiting,
             RunStatus::Done => &mut self.done,
             RunStatus::Failed => &mut self.failed,
             RunStatus::Stopped => &mut self.stopped,
@@ -381,6 +388,10 @@ pub struct CreateRunRequest {
     /// Tool rules the agent may use without asking (`Bash(npm test:*)`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_tools: Vec<String>,
+    /// How long the agent's requests wait for a decision [clawd.toml's
+    /// `approval_timeout_secs`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_timeout_secs: Option<u64>,
 }
 
 /// A new run with its capability token, shown this once, and the line that
@@ -446,6 +457,75 @@ pub struct UploadReply {
     pub artifact_id: String,
 }
 
+/// An approval: an agent's request waiting for, or decided by, a person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalView {
+    pub id: String,
+    pub run_id: String,
+    /// The agent's own id of its request.
+    pub request_id: String,
+    pub kind: crate::agent::ApprovalKind,
+    pub tool: String,
+    pub input: Value,
+    pub summary: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<Value>,
+    pub status: crate::agent::ApprovalStatus,
+    pub created_at: Timestamp,
+    /// When the runner denies it if nobody has decided.
+    pub expires_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<crate::agent::DecisionScope>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<serde_json::Map<String, Value>>,
+    /// The runner wrote the decision to the agent.
+    #[serde(default)]
+    pub delivered: bool,
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecisionVerb {
+    Allow,
+    Deny,
+}
+
+/// `POST /api/approvals/{id}/decision`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DecisionRequest {
+    pub decision: DecisionVerb,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<crate::agent::DecisionScope>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// For questions: each question's text and the chosen label(s) or text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<serde_json::Map<String, Value>>,
+}
+
+/// `GET /api/approvals?status=&runId=`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApprovalQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,6 +549,7 @@ mod tests {
             permission_mode: Some(PermissionMode::AcceptEdits),
             allowed_tools: Vec::new(),
             agent_session_id: None,
+            approval_timeout_secs: None,
         };
         let json = serde_json::to_value(&run).expect("json");
         for key in [

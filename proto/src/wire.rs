@@ -23,10 +23,12 @@ pub enum EventType {
     Prompt,
     TurnEnd,
     AgentRaw,
+    ApprovalRequest,
+    ApprovalResolved,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 17] = [
         Self::Stdout,
         Self::Stderr,
         Self::Marker,
@@ -42,6 +44,8 @@ impl EventType {
         Self::Prompt,
         Self::TurnEnd,
         Self::AgentRaw,
+        Self::ApprovalRequest,
+        Self::ApprovalResolved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +65,8 @@ impl EventType {
             Self::Prompt => "prompt",
             Self::TurnEnd => "turn_end",
             Self::AgentRaw => "agent_raw",
+            Self::ApprovalRequest => "approval_request",
+            Self::ApprovalResolved => "approval_resolved",
         }
     }
 
@@ -130,6 +136,9 @@ pub enum CommandKind {
     Prompt,
     /// End the agent's current turn.
     Interrupt,
+    /// A person's decision on an approval; `command` is a
+    /// [`crate::agent::Decision`] as JSON.
+    Decision,
 }
 
 impl CommandKind {
@@ -138,11 +147,12 @@ impl CommandKind {
             Self::Command => "command",
             Self::Prompt => "prompt",
             Self::Interrupt => "interrupt",
+            Self::Decision => "decision",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Command, Self::Prompt, Self::Interrupt]
+        [Self::Command, Self::Prompt, Self::Interrupt, Self::Decision]
             .into_iter()
             .find(|k| k.as_str() == s)
     }
@@ -173,6 +183,9 @@ pub struct RunSpec {
     pub permission_mode: Option<crate::agent::PermissionMode>,
     #[serde(default)]
     pub allowed_tools: Vec<String>,
+    /// How long the agent's requests wait for a person's decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_timeout_secs: Option<u64>,
 }
 
 /// The JSON inside a `marker` event's `data`.
@@ -204,15 +217,18 @@ impl Marker {
 pub enum RunStatus {
     Pending,
     Running,
+    /// Running, and its agent waits for a person's decision.
+    Waiting,
     Done,
     Failed,
     Stopped,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 5] = [
+    pub const ALL: [RunStatus; 6] = [
         Self::Pending,
         Self::Running,
+        Self::Waiting,
         Self::Done,
         Self::Failed,
         Self::Stopped,
@@ -222,6 +238,7 @@ impl RunStatus {
         match self {
             Self::Pending => "pending",
             Self::Running => "running",
+            Self::Waiting => "waiting",
             Self::Done => "done",
             Self::Failed => "failed",
             Self::Stopped => "stopped",
@@ -376,6 +393,11 @@ pub enum ServerMessage {
         artifact_id: String,
         filename: String,
         size: u64,
+    },
+    /// An approval was made, decided, delivered, expired or cancelled; sent
+    /// to every socket (the "Needs you" count on every page).
+    Approval {
+        approval: Box<crate::api::ApprovalView>,
     },
     /// The subscriber fell behind; events were re-read from the store.
     Notice {

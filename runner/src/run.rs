@@ -17,6 +17,10 @@ use crate::config::Config;
 use crate::gateway::{Gateway, GatewayError};
 use crate::spool::Spool;
 
+/// Tries to deliver a command's answer before it waits for the command to
+/// come again (about a minute with the backoff).
+const ACK_ATTEMPTS: u32 = 16;
+
 /// Events per batch when output is fast.
 const BATCH: usize = 500;
 /// Longest piece of a line without a newline sent as one event.
@@ -31,6 +35,9 @@ pub(crate) struct Shared {
     pub(crate) nudge: Notify,
     pub(crate) gateway: Gateway,
     pub(crate) redactor: Redactor,
+    /// Commands taken, by id, with their answer once given: a command sent
+    /// again (its answer was lost) is answered again, never run twice.
+    answered: std::sync::Mutex<std::collections::HashMap<String, Option<serde_json::Value>>>,
 }
 
 impl Shared {
@@ -41,6 +48,7 @@ impl Shared {
             nudge: Notify::new(),
             gateway: Gateway::new(config, run_id, token)?,
             redactor: Redactor::new(&config.redact_patterns)?,
+            answered: std::sync::Mutex::new(std::collections::HashMap::new()),
         }))
     }
 
@@ -58,21 +66,68 @@ impl Shared {
         self.wake.notify_one();
     }
 
-    /// Answers a command; the gateway keeps the first answer.
+    /// Whether a command is new here. One sent again is answered again
+    /// with its first answer (or left alone while it still runs).
+    pub(crate) async fn take_new(&self, command_id: &str) -> bool {
+        let earlier = {
+            let mut answered = self.answered.lock().unwrap_or_else(|e| e.into_inner());
+            match answered.get(command_id) {
+                Some(answer) => Some(answer.clone()),
+                None => {
+                    answered.insert(command_id.to_owned(), None);
+                    None
+                }
+            }
+        };
+        match earlier {
+            None => true,
+            Some(Some(answer)) => {
+                self.ack(command_id, answer).await;
+                false
+            }
+            Some(None) => false,
+        }
+    }
+
+    /// Answers a command, again while the gateway is away; the gateway
+    /// keeps the first answer.
     pub(crate) async fn ack(&self, command_id: &str, ack: serde_json::Value) {
+        self.answered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(command_id.to_owned(), Some(ack.clone()));
         let path = format!(
             "/api/runs/{}/commands/{command_id}/ack",
             self.gateway.run_id
         );
-        let _ = self
-            .gateway
-            .send(
-                Method::POST,
-                &path,
-                ack.to_string().into_bytes(),
-                Some("application/json"),
-            )
-            .await;
+        let mut wait = Duration::from_millis(200);
+        for _ in 0..ACK_ATTEMPTS {
+            match self
+                .gateway
+                .send(
+                    Method::POST,
+                    &path,
+                    ack.to_string().into_bytes(),
+                    Some("application/json"),
+                )
+                .await
+            {
+                Ok(_) => return,
+                Err(GatewayError::Refused { status, message }) => {
+                    eprintln!(
+                        "claw-runner: the answer to {command_id} was refused ({status}): {message}"
+                    );
+                    return;
+                }
+                Err(_) => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        // Not lost: the gateway sends an agent run's command again until
+        // it is answered, and it is answered from `answered` then.
+        eprintln!("claw-runner: the answer to {command_id} is not through yet");
     }
 
     /// The commands queued for the run, delivered to this runner once.
@@ -350,6 +405,9 @@ async fn command_loop(
 ) {
     loop {
         for command in next_commands(&shared, config.poll_secs).await {
+            if !shared.take_new(&command.id).await {
+                continue;
+            }
             if command.command == STOP_COMMAND {
                 tokio::spawn(stop(
                     Arc::clone(&shared),
@@ -370,8 +428,8 @@ async fn command_loop(
                     )
                     .await
                 }
-                CommandKind::Prompt | CommandKind::Interrupt => json!({
-                    "error": "this run runs a command, not an agent: it takes no prompts"
+                CommandKind::Prompt | CommandKind::Interrupt | CommandKind::Decision => json!({
+                    "error": "this run runs a command, not an agent: it takes no prompts or decisions"
                 }),
             };
             shared.ack(&command.id, ack).await;

@@ -77,6 +77,29 @@ pub struct Seen {
     pub tool_results: usize,
     /// Every text the request's messages hold, in order.
     pub texts: Vec<String>,
+    /// What every tool result in the request says (its text), in order.
+    #[serde(default)]
+    pub results: Vec<String>,
+}
+
+/// The text of each tool result a message carries.
+fn results_of(message: &Value) -> Vec<String> {
+    let Some(blocks) = message.get("content").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    blocks
+        .iter()
+        .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+        .map(|b| match b.get("content") {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            _ => String::new(),
+        })
+        .collect()
 }
 
 fn texts_of(message: &Value) -> Vec<String> {
@@ -145,6 +168,7 @@ impl Script {
             prompt: prompt.clone(),
             tool_results: results,
             texts,
+            results: messages.iter().flat_map(results_of).collect(),
         };
         let steps = self
             .rules

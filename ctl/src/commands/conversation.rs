@@ -3,8 +3,8 @@
 //! notes appear as `runs tail` shows them.
 
 use claw_proto::agent::{
-    AgentMessage, AgentRaw, FileChange, PromptSent, SessionStarted, Thinking, ToolCall, ToolResult,
-    TurnEnd,
+    AgentMessage, AgentRaw, ApprovalRequest, ApprovalResolved, FileChange, PromptSent,
+    SessionStarted, Thinking, ToolCall, ToolResult, TurnEnd,
 };
 use claw_proto::wire::{EventType, ServerMessage};
 use serde::de::DeserializeOwned;
@@ -99,6 +99,18 @@ fn event(kind: EventType, data: &str) -> Option<String> {
         EventType::AgentRaw => {
             let r: AgentRaw = parse(data)?;
             format!("[unread agent output: {}]", r.reason)
+        }
+        EventType::ApprovalRequest => {
+            let a: ApprovalRequest = parse(data)?;
+            format!(
+                "? {} waits for a decision: {} (clawctl approvals list --run RUN)",
+                a.tool, a.summary
+            )
+        }
+        EventType::ApprovalResolved => {
+            let r: ApprovalResolved = parse(data)?;
+            let why = r.message.map(|m| format!(": {m}")).unwrap_or_default();
+            format!("  ⎿ {}{why}", r.status.as_str())
         }
         EventType::Stdout | EventType::Stderr => data.trim_end_matches('\n').to_owned(),
         EventType::Marker | EventType::Info | EventType::Error | EventType::Assist => {

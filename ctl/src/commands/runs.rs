@@ -303,6 +303,7 @@ mod tests {
             permission_mode: None,
             allowed_tools: Vec::new(),
             agent_session_id: None,
+            approval_timeout_secs: None,
         }
     }
 

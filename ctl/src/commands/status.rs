@@ -20,8 +20,8 @@ pub async fn health(client: &Client, json: bool) -> Result<(), CtlError> {
 fn render(s: &Status) -> String {
     let r = &s.runs;
     let runs = format!(
-        "{} pending, {} running, {} done, {} failed, {} stopped",
-        r.pending, r.running, r.done, r.failed, r.stopped
+        "{} pending, {} running, {} waiting, {} done, {} failed, {} stopped",
+        r.pending, r.running, r.waiting, r.done, r.failed, r.stopped
     );
     let tls = if s.tls.enabled {
         format!(
@@ -110,6 +110,7 @@ mod tests {
             runs: RunCounts {
                 pending: 1,
                 running: 2,
+                waiting: 6,
                 done: 3,
                 failed: 4,
                 stopped: 5,
@@ -135,7 +136,7 @@ mod tests {
              \x20            fingerprint AA:BB\n\
              WARNING:     the certificate expires in 3 days: renew it (clawctl certs install)\n\
              Database:    /var/lib/claw/db.sqlite (1.5 KiB, schema 3)\n\
-             Runs:        1 pending, 2 running, 3 done, 4 failed, 5 stopped\n\
+             Runs:        1 pending, 2 running, 6 waiting, 3 done, 4 failed, 5 stopped\n\
              Last prune:  2026-11-30T03:00:00.000Z (1 runs)\n\
              Last backup: never\n\
              Connected:   1 runners, 2 browsers, 3 subscriptions\n"

@@ -1,6 +1,7 @@
 //! The public HTTPS API: runner protocol, human API, browser WebSocket.
 //! Handlers are thin: extract, call a service, render.
 
+mod approvals;
 mod extract;
 mod human;
 mod idempotency;
@@ -72,6 +73,9 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/artifacts/{id}",
             get(human::download_artifact).delete(human::delete_artifact),
         )
+        .route("/api/approvals", get(approvals::list))
+        .route("/api/approvals/{id}", get(approvals::show))
+        .route("/api/approvals/{id}/decision", post(approvals::decide))
         .route("/api/audit", get(human::audit_list))
         .route("/api/audit/verify", get(human::audit_verify))
         .route("/ws", get(ws::upgrade))

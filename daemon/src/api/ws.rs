@@ -146,7 +146,7 @@ async fn connection(app: Arc<App>, socket: WebSocket, owner: SessionUser) {
             }
             status = all_runs.recv() => match status {
                 // A followed run's status comes in order with its events.
-                Ok(note) => if !subscriptions.contains_key(&*note.run_id) {
+                Ok(note) => if !(note.followers_have_it && subscriptions.contains_key(&*note.run_id)) {
                     let _ = outbox.try_send(note.message);
                 },
                 Err(broadcast::error::RecvError::Lagged(_)) => {}

@@ -14,8 +14,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use claw_proto::api::{
-    AuditView, ChainReport, CreateRunRequest, CreatedRun, Done, InterruptReply, PromptRequest,
-    QueuedPrompt, RunDetail, RunView, SessionView, StopReply, UserChange, UserView,
+    ApprovalQuery, ApprovalView, AuditView, ChainReport, CreateRunRequest, CreatedRun,
+    DecisionRequest, Done, InterruptReply, PromptRequest, QueuedPrompt, RunDetail, RunView,
+    SessionView, StopReply, UserChange, UserView,
 };
 use claw_proto::control::{
     AddUserRequest, AuditListQuery, BackupReply, BackupRequest, CertView, DbCheck, DbStatus,
@@ -48,6 +49,9 @@ pub fn router(app: Ctx) -> Router {
         .route("/v1/runs/{id}/stop", post(stop_run))
         .route("/v1/runs/{id}/prompts", post(send_prompt))
         .route("/v1/runs/{id}/interrupt", post(interrupt))
+        .route("/v1/approvals", get(list_approvals))
+        .route("/v1/approvals/{id}", get(show_approval))
+        .route("/v1/approvals/{id}/decision", post(decide))
         .route("/v1/users", get(list_users).post(add_user))
         .route("/v1/users/{name}", delete(delete_user))
         .route("/v1/users/{name}/password", post(set_password))
@@ -232,6 +236,32 @@ async fn interrupt(
         StatusCode::ACCEPTED,
         Json(app.interrupt(&caller, id).await?),
     ))
+}
+
+async fn list_approvals(
+    State(app): AppState,
+    Local(caller): Local,
+    q: Result<Query<ApprovalQuery>, QueryRejection>,
+) -> ServiceResult<Json<Vec<ApprovalView>>> {
+    let q = query(q)?;
+    Ok(Json(app.list_approvals(&caller, q).await?))
+}
+
+async fn show_approval(
+    State(app): AppState,
+    Local(caller): Local,
+    Path(id): Path<String>,
+) -> ServiceResult<Json<ApprovalView>> {
+    Ok(Json(app.approval(&caller, id).await?))
+}
+
+async fn decide(
+    State(app): AppState,
+    Local(caller): Local,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<DecisionRequest>,
+) -> ServiceResult<Json<ApprovalView>> {
+    Ok(Json(app.decide(&caller, id, request).await?))
 }
 
 async fn delete_run(

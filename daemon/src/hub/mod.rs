@@ -32,12 +32,15 @@ pub enum Live {
     Notice(Utf8Bytes),
 }
 
-/// A run's status change for run lists: the message, and whose it is so a
-/// socket that follows the run (and gets it in order there) skips it.
+/// A message for every socket: a run's status change for run lists (a
+/// socket that follows the run gets it in order there and skips this
+/// copy), or an approval.
 #[derive(Debug, Clone)]
 pub struct StatusNote {
     pub run_id: Arc<str>,
     pub message: Utf8Bytes,
+    /// Followers of the run have it already.
+    pub followers_have_it: bool,
 }
 
 pub struct Hub {
@@ -246,6 +249,7 @@ impl Hub {
         let _ = self.all.send(StatusNote {
             run_id: Arc::from(change.run_id.as_str()),
             message,
+            followers_have_it: true,
         });
     }
 
@@ -317,6 +321,17 @@ impl ChangeSink for Hub {
                     size: row.size,
                 },
             ),
+            Change::Approval(row) => {
+                let run_id = Arc::from(row.run_id.as_str());
+                let message = encode(&ServerMessage::Approval {
+                    approval: Box::new(crate::views::approval(*row)),
+                });
+                let _ = self.all.send(StatusNote {
+                    run_id,
+                    message,
+                    followers_have_it: false,
+                });
+            }
             Change::SessionsChanged => self.sessions_changed(),
         }
     }

@@ -8,6 +8,7 @@
 //! goes into the file of what it acts on, and every transport that offers
 //! it calls the same function.
 
+mod approvals;
 mod artifacts;
 mod audit;
 mod caller;
@@ -21,7 +22,7 @@ mod prompts;
 mod runner;
 mod runs;
 mod status;
-pub mod views;
+pub(crate) use crate::views;
 
 pub use audit::AuditQuery;
 pub use caller::{Caller, LocalCaller, SessionUser};

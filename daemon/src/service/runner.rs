@@ -301,6 +301,10 @@ impl App {
             model: run.model,
             permission_mode: run.permission_mode,
             allowed_tools: run.allowed_tools,
+            approval_timeout_secs: Some(
+                run.approval_timeout_secs
+                    .unwrap_or(self.settings().config.approval_timeout_secs),
+            ),
         })
     }
 

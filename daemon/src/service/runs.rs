@@ -11,6 +11,10 @@ use crate::clock::parse_time;
 use crate::fsutil;
 use crate::store::{AgentSpec, NewCommand, NewRun, RunFilter, RunRow};
 
+/// The range of a run's own `approvalTimeoutSecs`.
+const MIN_APPROVAL_TIMEOUT_SECS: u64 = 1;
+const MAX_APPROVAL_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
+
 /// Which runs to list; empty texts mean "any".
 #[derive(Debug, Default)]
 pub struct RunQuery {
@@ -111,9 +115,10 @@ impl App {
                 || request.model.is_some()
                 || request.permission_mode.is_some()
                 || !request.allowed_tools.is_empty()
+                || request.approval_timeout_secs.is_some()
             {
                 return Err(ServiceError::invalid(
-                    "prompt, model, permissionMode and allowedTools need an agent (\"agent\": \"claude\")",
+                    "prompt, model, permissionMode, allowedTools and approvalTimeoutSecs need an agent (\"agent\": \"claude\")",
                 ));
             }
             return Ok(AgentSpec::default());
@@ -153,11 +158,19 @@ impl App {
             }
             caller.require(Role::Admin)?;
         }
+        if let Some(secs) = request.approval_timeout_secs
+            && !(MIN_APPROVAL_TIMEOUT_SECS..=MAX_APPROVAL_TIMEOUT_SECS).contains(&secs)
+        {
+            return Err(ServiceError::invalid(format!(
+                "approvalTimeoutSecs is {MIN_APPROVAL_TIMEOUT_SECS} to {MAX_APPROVAL_TIMEOUT_SECS} (a week)"
+            )));
+        }
         Ok(AgentSpec {
             agent: Some(agent),
             model: request.model.clone(),
             permission_mode: Some(mode),
             allowed_tools: request.allowed_tools.clone(),
+            approval_timeout_secs: request.approval_timeout_secs,
         })
     }
 

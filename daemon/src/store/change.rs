@@ -1,9 +1,9 @@
 //! What the store tells the live hub after each commit.
 
-use super::{ArtifactRow, CommandRow, EventRow, StatusChange};
+use super::{ApprovalRow, ArtifactRow, CommandRow, EventRow, StatusChange};
 
 /// One committed change others may want to see at once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// New events of one run, in sequence order.
     Events(Vec<EventRow>),
@@ -15,6 +15,8 @@ pub enum Change {
     },
     CommandCompleted(CommandRow),
     ArtifactAdded(ArtifactRow),
+    /// An approval was made, decided, expired or cancelled.
+    Approval(Box<ApprovalRow>),
     /// Sessions may have ended or changed (logout, revocation, a deleted
     /// user, a new role or password).
     SessionsChanged,

@@ -459,6 +459,7 @@ pub async fn changes_follow_their_commits_in_order(s: Subject) {
             Change::StopRequested { command_id, .. } => format!("stop {command_id}"),
             Change::CommandCompleted(row) => format!("completed {}", row.id),
             Change::ArtifactAdded(row) => format!("artifact {}", row.id),
+            Change::Approval(row) => format!("approval {}", row.status.as_str()),
             Change::SessionsChanged => "sessions".to_owned(),
         })
         .collect();
@@ -466,6 +467,214 @@ pub async fn changes_follow_their_commits_in_order(s: Subject) {
         kinds,
         ["events 2", "status running", "queued c1", "stop c2"],
         "a refused request announces nothing"
+    );
+}
+
+fn structured(kind: EventType, data: serde_json::Value) -> NewEvent {
+    NewEvent {
+        kind,
+        data: data.to_string(),
+        sequence: None,
+    }
+}
+
+fn approval_request(request_id: &str) -> NewEvent {
+    structured(
+        EventType::ApprovalRequest,
+        serde_json::json!({
+            "requestId": request_id, "kind": "tool", "tool": "Bash",
+            "input": {"command": "touch f"}, "summary": "touch f", "timeoutSecs": 60,
+        }),
+    )
+}
+
+fn decision(approval_id: &str, command_id: &str, allow: bool) -> NewDecision {
+    NewDecision {
+        approval_id: approval_id.to_owned(),
+        allow,
+        decided_by: "ops".to_owned(),
+        scope: claw_proto::agent::DecisionScope::Once,
+        message: None,
+        answers: None,
+        command_id: command_id.to_owned(),
+        command: "{}".to_owned(),
+    }
+}
+
+/// An approval request makes one pending approval (a resend makes no
+/// second) and the run `waiting`; the first decision wins, queues its
+/// command and makes the run `running`; the runner's word on a request
+/// (expired) stands; a run that ends cancels what is still pending.
+pub async fn approvals_are_made_decided_once_and_resolved(s: Subject) {
+    use claw_proto::agent::ApprovalStatus;
+    let store = s.store.as_ref();
+    new_run(store, "run-a").await;
+    store
+        .runner_ingest(auth("run-a"), vec![marker(r#"{"event":"started"}"#)])
+        .await
+        .expect("start");
+    let request = approval_request("r-1");
+    let ingested = store
+        .runner_ingest(
+            auth("run-a"),
+            vec![NewEvent {
+                sequence: Some(2),
+                ..request.clone()
+            }],
+        )
+        .await
+        .expect("request");
+    assert_eq!(
+        ingested.status_change.map(|c| c.status),
+        Some(RunStatus::Waiting)
+    );
+    store
+        .runner_ingest(
+            auth("run-a"),
+            vec![NewEvent {
+                sequence: Some(2),
+                ..request
+            }],
+        )
+        .await
+        .expect("resend");
+    let pending = store
+        .list_approvals(ApprovalFilter {
+            status: Some(ApprovalStatus::Pending),
+            run_id: None,
+            limit: 10,
+        })
+        .await
+        .expect("list");
+    assert_eq!(pending.len(), 1, "one approval per request");
+    let id = pending[0].id.clone();
+    assert_eq!(pending[0].summary, "touch f");
+    assert!(pending[0].expires_at >= pending[0].created_at + 60_000);
+
+    let decided = store
+        .decide(decision(&id, "d-1", true))
+        .await
+        .expect("decide");
+    assert_eq!(decided.status, ApprovalStatus::Allowed);
+    assert_eq!(decided.decided_by.as_deref(), Some("ops"));
+    assert!(!decided.delivered);
+    assert_eq!(
+        store.run("run-a".to_owned()).await.expect("run").status,
+        RunStatus::Running
+    );
+    match store.decide(decision(&id, "d-2", false)).await {
+        Err(StoreError::Conflict(why)) => {
+            assert!(why.contains("allowed by ops"), "{why}")
+        }
+        other => panic!("a second decision: {other:?}"),
+    }
+    let commands = store
+        .list_commands("run-a".to_owned())
+        .await
+        .expect("commands");
+    assert_eq!(commands.len(), 1, "only the first decision is queued");
+    assert_eq!(commands[0].kind, CommandKind::Decision);
+    store
+        .runner_ack_command(
+            auth("run-a"),
+            CommandOutcome {
+                command_id: "d-1".to_owned(),
+                result: Some("written".to_owned()),
+                error: None,
+            },
+        )
+        .await
+        .expect("ack");
+    assert!(
+        store
+            .approval(id.clone())
+            .await
+            .expect("approval")
+            .delivered
+    );
+
+    // Expired on the runner: its word stands.
+    store
+        .runner_ingest(auth("run-a"), vec![approval_request("r-2")])
+        .await
+        .expect("second request");
+    store
+        .runner_ingest(
+            auth("run-a"),
+            vec![structured(
+                EventType::ApprovalResolved,
+                serde_json::json!({"requestId": "r-2", "status": "expired", "message": "no decision"}),
+            )],
+        )
+        .await
+        .expect("expired");
+    let all = store
+        .list_approvals(ApprovalFilter {
+            status: None,
+            run_id: Some("run-a".to_owned()),
+            limit: 10,
+        })
+        .await
+        .expect("list");
+    assert_eq!(all[0].status, ApprovalStatus::Expired);
+    assert_eq!(
+        store.run("run-a".to_owned()).await.expect("run").status,
+        RunStatus::Running
+    );
+
+    // The run ends with a request open: cancelled.
+    store
+        .runner_ingest(auth("run-a"), vec![approval_request("r-3")])
+        .await
+        .expect("third request");
+    store
+        .runner_ingest(
+            auth("run-a"),
+            vec![marker(r#"{"event":"finished","exitCode":0}"#)],
+        )
+        .await
+        .expect("finish");
+    let open = store
+        .list_approvals(ApprovalFilter {
+            status: Some(ApprovalStatus::Pending),
+            run_id: None,
+            limit: 10,
+        })
+        .await
+        .expect("list");
+    assert!(open.is_empty(), "{open:?}");
+    assert_eq!(
+        store.run("run-a".to_owned()).await.expect("run").status,
+        RunStatus::Done
+    );
+    let kinds: Vec<String> = s
+        .changes
+        .take()
+        .iter()
+        .filter_map(|c| match c {
+            Change::Approval(row) => Some(row.status.as_str().to_owned()),
+            Change::RunStatus(st) => Some(format!("run {}", st.status.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "run running",
+            "pending",
+            "run waiting",
+            "allowed",
+            "run running",
+            "allowed",
+            "pending",
+            "run waiting",
+            "expired",
+            "run running",
+            "pending",
+            "run waiting",
+            "cancelled",
+            "run done"
+        ]
     );
 }
 
@@ -509,5 +718,6 @@ mod sqlite {
         prune_takes_finished_runs_only,
         idempotency_keys_keep_their_answers,
         changes_follow_their_commits_in_order,
+        approvals_are_made_decided_once_and_resolved,
     );
 }

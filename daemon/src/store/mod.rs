@@ -189,10 +189,23 @@ pub trait MaintenanceStore: Send + Sync {
     async fn reconcile_store(&self, stale_ms: i64, fix: bool) -> Result<Vec<Finding>, StoreError>;
 }
 
+/// Agents' requests for a person's decision. They are made and resolved by
+/// the run's events (`approval_request`, `approval_resolved`) at ingest.
+#[async_trait]
+pub trait ApprovalStore: Send + Sync {
+    async fn list_approvals(&self, filter: ApprovalFilter) -> Result<Vec<ApprovalRow>, StoreError>;
+    async fn approval(&self, id: String) -> Result<ApprovalRow, StoreError>;
+    /// Records the first decision on a pending approval and queues its
+    /// command for the runner, in one transaction; a decided one is a
+    /// conflict that says who decided and how.
+    async fn decide(&self, decision: NewDecision) -> Result<ApprovalRow, StoreError>;
+}
+
 /// Every concern: what the daemon holds.
 pub trait Store:
     RunStore
     + CommandStore
+    + ApprovalStore
     + ArtifactIndex
     + IdentityStore
     + AuditStore
@@ -204,6 +217,7 @@ pub trait Store:
 impl<T> Store for T where
     T: RunStore
         + CommandStore
+        + ApprovalStore
         + ArtifactIndex
         + IdentityStore
         + AuditStore

@@ -27,6 +27,7 @@ pub struct RunRow {
     pub permission_mode: Option<PermissionMode>,
     pub allowed_tools: Vec<String>,
     pub agent_session_id: Option<String>,
+    pub approval_timeout_secs: Option<u64>,
 }
 
 /// How a run's agent is to run.
@@ -36,6 +37,7 @@ pub struct AgentSpec {
     pub model: Option<String>,
     pub permission_mode: Option<PermissionMode>,
     pub allowed_tools: Vec<String>,
+    pub approval_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -304,4 +306,57 @@ pub enum IdempotencyState {
     Mismatch,
     /// The first request with this key is still being answered.
     InProgress,
+}
+
+/// An agent's request for a person's decision, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalRow {
+    pub id: String,
+    pub run_id: String,
+    pub request_id: String,
+    pub kind: claw_proto::agent::ApprovalKind,
+    pub tool: String,
+    /// JSON text.
+    pub input: String,
+    pub summary: String,
+    pub diff: Option<String>,
+    pub reason: Option<String>,
+    /// JSON text of an array.
+    pub suggestions: Option<String>,
+    pub status: claw_proto::agent::ApprovalStatus,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+    pub scope: Option<claw_proto::agent::DecisionScope>,
+    pub message: Option<String>,
+    /// JSON text of an object.
+    pub answers: Option<String>,
+    /// The command that carries the decision to the runner.
+    pub command_id: Option<String>,
+    /// The runner acknowledged that command.
+    pub delivered: bool,
+}
+
+/// Which approvals to list.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalFilter {
+    pub status: Option<claw_proto::agent::ApprovalStatus>,
+    pub run_id: Option<String>,
+    pub limit: u32,
+}
+
+/// A person's decision on an approval, with the command that carries it.
+#[derive(Debug, Clone)]
+pub struct NewDecision {
+    pub approval_id: String,
+    pub allow: bool,
+    pub decided_by: String,
+    pub scope: claw_proto::agent::DecisionScope,
+    pub message: Option<String>,
+    /// JSON text of an object.
+    pub answers: Option<String>,
+    /// The decision command's id and its text ([`claw_proto::agent::Decision`] as JSON).
+    pub command_id: String,
+    pub command: String,
 }

@@ -23,6 +23,10 @@ enum Needs {
     User,
     /// A session of its own (the call ends or replaces it).
     OwnSession,
+    /// A running agent run: `{run}`.
+    AgentRun,
+    /// A pending approval of a running agent run: `{approval}`.
+    Approval,
 }
 
 struct Row {
@@ -209,6 +213,43 @@ fn table() -> Vec<Row> {
             None,
             [401, 403, 200, 200],
         ),
+        row(
+            M::POST,
+            "/api/runs/{run}/prompts",
+            AgentRun,
+            Some(|| json!({"text": "and now the tests"})),
+            [401, 403, 201, 201],
+        ),
+        row(
+            M::POST,
+            "/api/runs/{run}/interrupt",
+            AgentRun,
+            None,
+            [401, 403, 202, 202],
+        ),
+        // The runner's spec takes a signature only.
+        row(M::GET, "/api/runs/{run}/spec", AgentRun, None, [401; 4]),
+        row(
+            M::GET,
+            "/api/approvals",
+            Nothing,
+            None,
+            [401, 200, 200, 200],
+        ),
+        row(
+            M::GET,
+            "/api/approvals/{approval}",
+            Approval,
+            None,
+            [401, 200, 200, 200],
+        ),
+        row(
+            M::POST,
+            "/api/approvals/{approval}/decision",
+            Approval,
+            Some(|| json!({"decision": "deny", "message": "not now"})),
+            [401, 403, 200, 200],
+        ),
         row(M::GET, "/api/audit", Nothing, None, [401, 403, 403, 200]),
         row(
             M::GET,
@@ -249,6 +290,22 @@ fn table() -> Vec<Row> {
 
 const ROLES: [&str; 4] = ["nobody", "viewer", "operator", "admin"];
 
+/// The runner asks for an approval; its id.
+async fn pending_approval(gw: &Gateway, admin: &str, runner: &Runner<'_>, run_id: &str) -> String {
+    let request = json!({
+        "requestId": "r-1", "kind": "tool", "tool": "Bash",
+        "input": {"command": "touch f"}, "summary": "touch f", "timeoutSecs": 600,
+    });
+    runner
+        .event_ok("approval_request", &request.to_string())
+        .await;
+    let (status, body) = gw
+        .get(&format!("/api/approvals?runId={run_id}"), admin)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body[0]["id"].as_str().expect("approval id").to_owned()
+}
+
 #[tokio::test]
 async fn every_endpoint_answers_each_role_as_the_table_says() {
     let gw = Gateway::start().await;
@@ -269,6 +326,26 @@ async fn every_endpoint_answers_each_role_as_the_table_says() {
                         gw.runner(&run_id, &token).started().await;
                     }
                     path = path.replace("{run}", &run_id);
+                }
+                Needs::AgentRun | Needs::Approval => {
+                    let created = gw
+                        .create_run_with(
+                            &admin,
+                            &claw_proto::api::CreateRunRequest {
+                                agent: Some(claw_proto::agent::AgentKind::Claude),
+                                ..Default::default()
+                            },
+                        )
+                        .await;
+                    let runner = gw.runner(&created.id, &created.capability_token);
+                    runner.started().await;
+                    path = path.replace("{run}", &created.id);
+                    if row.needs == Needs::Approval {
+                        path = path.replace(
+                            "{approval}",
+                            &pending_approval(&gw, &admin, &runner, &created.id).await,
+                        );
+                    }
                 }
                 Needs::Artifact => {
                     let (run_id, token) = gw.create_run(&admin).await;

@@ -80,6 +80,25 @@ pub fn interrupt(request_id: &str) -> String {
     .to_string()
 }
 
+/// Lets the agent use a tool with `input` (for questions: with the
+/// answers); `permissions` (its own suggestions) stop it asking again for
+/// the rest of the session.
+pub fn allow(request_id: &str, input: &Value, permissions: &[Value]) -> String {
+    let mut response = json!({ "behavior": "allow", "updatedInput": input });
+    if !permissions.is_empty() {
+        response["updatedPermissions"] = Value::Array(permissions.to_vec());
+    }
+    json!({
+        "type": "control_response",
+        "response": {
+            "subtype": "success",
+            "request_id": request_id,
+            "response": response
+        }
+    })
+    .to_string()
+}
+
 /// Refuses a tool the agent asked to use; `message` reaches the model as
 /// the tool's error.
 pub fn deny(request_id: &str, message: &str) -> String {
@@ -102,6 +121,8 @@ pub struct PermissionRequest {
     pub input: Value,
     pub call_id: Option<String>,
     pub description: Option<String>,
+    /// Rules the agent proposes for allowing it for the rest of the session.
+    pub suggestions: Vec<Value>,
 }
 
 /// What a line of the agent's output means.
@@ -511,6 +532,11 @@ impl Translator {
                     input: request.get("input").cloned().unwrap_or(Value::Null),
                     call_id: text("tool_use_id"),
                     description: text("description"),
+                    suggestions: request
+                        .get("permission_suggestions")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default(),
                 })])
             }
             _ => None,
@@ -718,7 +744,7 @@ mod tests {
             [Output::Initialised]
         );
         let asked = t.line(
-            r#"{"type":"control_request","request_id":"r-7","request":{"subtype":"can_use_tool","tool_name":"Bash","input":{"command":"touch f"},"tool_use_id":"toolu_3","description":"make f"}}"#,
+            r#"{"type":"control_request","request_id":"r-7","request":{"subtype":"can_use_tool","tool_name":"Bash","input":{"command":"touch f"},"tool_use_id":"toolu_3","description":"make f","permission_suggestions":[{"type":"addRules","rules":[{"toolName":"Bash","ruleContent":"touch:*"}],"behavior":"allow","destination":"session"}]}}"#,
         );
         assert_eq!(
             asked,
@@ -728,6 +754,9 @@ mod tests {
                 input: json!({"command": "touch f"}),
                 call_id: Some("toolu_3".to_owned()),
                 description: Some("make f".to_owned()),
+                suggestions: vec![
+                    json!({"type": "addRules", "rules": [{"toolName": "Bash", "ruleContent": "touch:*"}], "behavior": "allow", "destination": "session"})
+                ],
             })]
         );
         assert_eq!(

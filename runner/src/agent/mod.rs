@@ -4,6 +4,7 @@
 //! interrupts queued at the gateway are written to its stdin in order; a
 //! stop interrupts the turn, closes stdin, then signals as a raw run does.
 
+pub mod approvals;
 pub mod claude;
 
 use std::process::Stdio;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use claw_proto::agent::{AgentKind, PermissionMode, PromptSent};
+use claw_proto::agent::{AgentKind, PromptSent};
 use claw_proto::allowlist::STOP_COMMAND;
 use claw_proto::wire::{CommandKind, EventType, PendingCommand, RunSpec};
 use reqwest::Method;
@@ -22,11 +23,16 @@ use tokio::sync::{Mutex, oneshot};
 
 use crate::config::Config;
 use crate::run::{self, Shared};
+use approvals::Approvals;
 use claude::{Limits, Output, Translator};
 
 /// Longest output line read whole; past it the line is kept cut, as an
 /// `agent_raw` event. Tool results of several megabytes arrive as one line.
 const MAX_LINE: usize = 64 * 1024 * 1024;
+
+/// How long a request of the agent waits for a person's decision when the
+/// gateway does not say.
+const APPROVAL_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// How long the agent may take to answer `initialize`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -127,6 +133,10 @@ pub async fn start(
         )
         .await;
     let stdin: Stdin = Arc::new(Mutex::new(child.stdin.take()));
+    let approvals = Approvals::new(
+        spec.approval_timeout_secs
+            .map_or(APPROVAL_TIMEOUT, Duration::from_secs),
+    );
     let sender = tokio::spawn(run::send_loop(Arc::clone(&shared)));
     let push = tokio::spawn(run::push_loop(Arc::clone(&shared)));
     let (initialised, ready) = oneshot::channel();
@@ -139,7 +149,7 @@ pub async fn start(
                 tool_output: config.tool_output_max_bytes,
                 ..Limits::default()
             },
-            mode,
+            Arc::clone(&approvals),
             initialised,
         ))
     });
@@ -175,6 +185,7 @@ pub async fn start(
             Arc::clone(&shared),
             config.clone(),
             Arc::clone(&stdin),
+            Arc::clone(&approvals),
             cwd,
             pgid,
         ))),
@@ -215,7 +226,7 @@ async fn read_output(
     out: impl AsyncRead + Unpin,
     stdin: Stdin,
     limits: Limits,
-    mode: PermissionMode,
+    approvals: Arc<Approvals>,
     initialised: oneshot::Sender<Result<(), String>>,
 ) {
     let mut reader = BufReader::with_capacity(64 * 1024, out);
@@ -252,7 +263,7 @@ async fn read_output(
             translator.line(&text)
         };
         for output in outputs {
-            act(&shared, &stdin, mode, &mut initialised, output).await;
+            act(&shared, &stdin, &approvals, &mut initialised, output).await;
         }
     }
 }
@@ -260,12 +271,19 @@ async fn read_output(
 async fn act(
     shared: &Arc<Shared>,
     stdin: &Stdin,
-    mode: PermissionMode,
+    approvals: &Arc<Approvals>,
     initialised: &mut Option<oneshot::Sender<Result<(), String>>>,
     output: Output,
 ) {
     match output {
-        Output::Event(kind, data) => shared.record(kind, data).await,
+        Output::Event(kind, data) => {
+            if kind == EventType::ToolCall
+                && let Ok(call) = serde_json::from_str(&data)
+            {
+                approvals.note_call(&call);
+            }
+            shared.record(kind, data).await
+        }
         Output::KeepWhole { artifact, output } => {
             let shared = Arc::clone(shared);
             tokio::spawn(async move { keep_output(&shared, &artifact, output).await });
@@ -289,26 +307,9 @@ async fn act(
                     .await;
             }
         }
-        Output::Permission(request) => {
-            // Nobody can be asked yet: what the run's mode and allowed
-            // tools do not cover is refused at once, never left waiting.
-            let message = format!(
-                "claw cannot ask anyone for approval on this run: {} is not allowed by its permission mode ({}) or allowed tools",
-                request.tool,
-                mode.as_str()
-            );
-            let written = write_line(stdin, &claude::deny(&request.request_id, &message)).await;
-            let what = claw_proto::agent::summarise(&request.tool, &request.input);
-            let note = match written {
-                Ok(()) => format!("denied {} ({what}): {message}\n", request.tool),
-                Err(e) => format!(
-                    "could not answer the agent's request for {}: {e}\n",
-                    request.tool
-                ),
-            };
-            shared.record(EventType::Info, note).await;
-        }
-        Output::Cancelled { .. } => {}
+        // A person decides, through the gateway.
+        Output::Permission(request) => approvals.ask(shared, stdin, request).await,
+        Output::Cancelled { request_id } => approvals.cancelled(shared, &request_id).await,
     }
 }
 
@@ -329,12 +330,16 @@ async fn command_loop(
     shared: Arc<Shared>,
     config: Config,
     stdin: Stdin,
+    approvals: Arc<Approvals>,
     cwd: Option<std::path::PathBuf>,
     pgid: Option<nix::unistd::Pid>,
 ) {
     let mut interrupts = 0u64;
     loop {
         for command in run::next_commands(&shared, config.poll_secs).await {
+            if !shared.take_new(&command.id).await {
+                continue;
+            }
             let ack = match command.kind {
                 CommandKind::Command if command.command == STOP_COMMAND => {
                     tokio::spawn(stop(
@@ -357,6 +362,7 @@ async fn command_loop(
                     .await
                 }
                 CommandKind::Prompt => prompt(&shared, &stdin, &command).await,
+                CommandKind::Decision => approvals.decide(&shared, &stdin, &command).await,
                 CommandKind::Interrupt => {
                     interrupts += 1;
                     match write_line(

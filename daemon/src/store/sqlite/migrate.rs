@@ -53,6 +53,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0007_agent_runs.sql"),
         post: None,
     },
+    Migration {
+        version: 8,
+        sql: include_str!("migrations/0008_approvals.sql"),
+        post: None,
+    },
 ];
 
 /// The end of an edit of `sqlite_schema` (SQLite's documented procedure):

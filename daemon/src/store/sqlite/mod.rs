@@ -5,6 +5,7 @@
 //! publishes each job's changes after the commit; reads use a small pool of
 //! read-only connections on blocking threads.
 
+mod approvals;
 mod audit;
 mod idempotency;
 mod identity;

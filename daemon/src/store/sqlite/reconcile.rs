@@ -36,7 +36,7 @@ impl SqliteStore {
                           AND e.data LIKE '%finished%' ORDER BY e.sequence DESC LIMIT 1), \
                        (SELECT COUNT(*) FROM events e WHERE e.run_id = r.id AND e.type = 'marker' \
                           AND e.data LIKE '%started%') \
-                     FROM runs r WHERE r.status IN ('pending', 'running')",
+                     FROM runs r WHERE r.status IN ('pending', 'running', 'waiting')",
                 )?;
                 let rows = stmt
                     .query_map([], |r| {
@@ -91,7 +91,7 @@ impl SqliteStore {
                 let cutoff = now_ms() - stale_ms;
                 let stale: Vec<String> = conn
                     .prepare(
-                        "SELECT r.id FROM runs r WHERE r.status = 'running' AND \
+                        "SELECT r.id FROM runs r WHERE r.status IN ('running', 'waiting') AND \
                            COALESCE((SELECT MAX(e.timestamp) FROM events e WHERE e.run_id = r.id), \
                                     r.started_at, r.created_at) < ?1",
                     )?
@@ -159,7 +159,7 @@ impl SqliteStore {
                             "UPDATE runs SET status = ?2, exit_code = COALESCE(?3, exit_code), \
                              finished_at = CASE WHEN ?2 IN ('done', 'failed', 'stopped') THEN COALESCE(finished_at, ?4) ELSE finished_at END, \
                              started_at = COALESCE(started_at, ?4) \
-                             WHERE id = ?1 AND status IN ('pending', 'running')",
+                             WHERE id = ?1 AND status IN ('pending', 'running', 'waiting')",
                             params![f.run_id, f.status.as_str(), f.exit_code, now_ms()],
                         )?;
                         if n > 0 {

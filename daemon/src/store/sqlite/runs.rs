@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::SqliteStore;
 use super::nonces::{self, NonceCheck};
+use super::{SqliteStore, approvals};
 use crate::clock::now_ms;
 use crate::store::{
     ArtifactIndex, ArtifactRow, Change, CommandOutcome, CommandRow, CommandStore, EventRow,
@@ -32,7 +32,7 @@ pub fn token_hash(token: &str) -> String {
 const RUN_COLUMNS: &str = "id, status, command, metadata, created_by, created_at, started_at, \
      finished_at, exit_code, stop_requested_at, \
      (SELECT COALESCE(MAX(sequence), 0) FROM events WHERE run_id = runs.id), \
-     agent, model, permission_mode, allowed_tools, agent_session_id";
+     agent, model, permission_mode, allowed_tools, agent_session_id, approval_timeout_secs";
 
 fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     let status: String = row.get(1)?;
@@ -59,6 +59,7 @@ fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
             .and_then(|t| serde_json::from_str(t).ok())
             .unwrap_or_default(),
         agent_session_id: row.get(15)?,
+        approval_timeout_secs: row.get(16)?,
     })
 }
 
@@ -115,7 +116,7 @@ fn get_run(conn: &Connection, id: &str) -> Result<RunRow, StoreError> {
         .ok_or_else(|| StoreError::NotFound(format!("unknown run {id}")))
 }
 
-fn run_status(conn: &Connection, id: &str) -> Result<RunStatus, StoreError> {
+pub(super) fn run_status(conn: &Connection, id: &str) -> Result<RunStatus, StoreError> {
     let status: Option<String> = conn
         .prepare_cached("SELECT status FROM runs WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
@@ -256,10 +257,24 @@ fn ingest(
         ])?;
         next += 1;
         out.ids.push(id);
-        if event.kind == EventType::Marker
-            && let Some(change) = apply_marker(conn, run_id, &event.data, now)?
-        {
-            out.status_change = Some(change);
+        let change = match event.kind {
+            EventType::Marker => {
+                let change = apply_marker(conn, run_id, &event.data, now)?;
+                if change.as_ref().is_some_and(|c| c.status.is_finished()) {
+                    approvals::cancel_open(conn, run_id, now, changes)?;
+                }
+                change
+            }
+            EventType::ApprovalRequest => {
+                approvals::on_request(conn, run_id, &event.data, now, changes)?
+            }
+            EventType::ApprovalResolved => {
+                approvals::on_resolved(conn, run_id, &event.data, now, changes)?
+            }
+            _ => None,
+        };
+        if change.is_some() {
+            out.status_change = change;
         }
         if event.kind == EventType::Session
             && let Ok(session) = serde_json::from_str::<SessionStarted>(&event.data)
@@ -320,7 +335,7 @@ fn apply_marker(
             let n = conn.execute(
                 "UPDATE runs SET status = ?2, exit_code = ?3, finished_at = ?4, \
                  started_at = COALESCE(started_at, ?4) \
-                 WHERE id = ?1 AND status IN ('pending', 'running')",
+                 WHERE id = ?1 AND status IN ('pending', 'running', 'waiting')",
                 params![run_id, status.as_str(), exit_code, now],
             )?;
             (n > 0).then(|| StatusChange {
@@ -385,8 +400,8 @@ impl RunStore for SqliteStore {
             .write(move |conn| {
                 conn.execute(
                     "INSERT INTO runs (id, status, command, metadata, capability_token_hash, created_by, \
-                     created_at, agent, model, permission_mode, allowed_tools) \
-                     VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     created_at, agent, model, permission_mode, allowed_tools, approval_timeout_secs) \
+                     VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     params![
                         run.id,
                         run.command,
@@ -397,7 +412,8 @@ impl RunStore for SqliteStore {
                         run.agent.agent.map(AgentKind::as_str),
                         run.agent.model,
                         run.agent.permission_mode.map(PermissionMode::as_str),
-                        tools
+                        tools,
+                        run.agent.approval_timeout_secs
                     ],
                 )?;
                 if let Some(prompt) = &run.first_prompt {
@@ -549,8 +565,10 @@ impl CommandStore for SqliteStore {
                 let status = run_status(conn, &command.run_id)?;
                 // Prompts may wait for a runner that has not started yet.
                 let open = match command.kind {
-                    CommandKind::Prompt => !status.is_finished(),
-                    CommandKind::Command | CommandKind::Interrupt => status == RunStatus::Running,
+                    CommandKind::Prompt | CommandKind::Decision => !status.is_finished(),
+                    CommandKind::Command | CommandKind::Interrupt => {
+                        matches!(status, RunStatus::Running | RunStatus::Waiting)
+                    }
                 };
                 if !open {
                     return Err(StoreError::Conflict(format!(
@@ -592,9 +610,14 @@ impl CommandStore for SqliteStore {
         self.writer()
             .write(move |conn| {
                 check_runner(conn, &auth, now_ms(), &nonces, NonceUse::Written)?;
+                // An agent run's runner answers each command once whatever
+                // it is sent, so its commands come again until answered: a
+                // reply lost with the connection loses no prompt or
+                // decision. A raw run's runner gets each command once.
                 let rows = conn
                     .prepare_cached(&format!(
-                        "SELECT {COMMAND_COLUMNS} FROM commands WHERE run_id = ?1 AND status = 'pending' \
+                        "SELECT {COMMAND_COLUMNS} FROM commands WHERE run_id = ?1 AND (status = 'pending' \
+                         OR (status = 'delivered' AND (SELECT agent FROM runs WHERE id = ?1) IS NOT NULL)) \
                          ORDER BY created_at, rowid"
                     ))?
                     .query_map([&auth.run_id], command_from_row)?
@@ -651,6 +674,11 @@ impl CommandStore for SqliteStore {
                     return Ok(None);
                 }
                 changes.push(Change::CommandCompleted(row.clone()));
+                if row.kind == CommandKind::Decision
+                    && let Some(approval) = approvals::of_command(conn, &row.id)?
+                {
+                    changes.push(Change::Approval(Box::new(approval)));
+                }
                 Ok(Some(row))
             })
             .await
@@ -760,7 +788,10 @@ impl ArtifactIndex for SqliteStore {
     }
 }
 
-fn insert_command(conn: &Connection, command: &NewCommand) -> Result<CommandRow, StoreError> {
+pub(super) fn insert_command(
+    conn: &Connection,
+    command: &NewCommand,
+) -> Result<CommandRow, StoreError> {
     let now = now_ms();
     conn.prepare_cached(
         "INSERT INTO commands (id, run_id, command, status, created_by, created_at, kind) \

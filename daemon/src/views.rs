@@ -2,12 +2,15 @@
 //! what is stored becomes what is shown.
 
 use claw_proto::api::{
-    ArtifactView, AuditView, CommandView, EventView, RunView, SessionView, UserSummary, UserView,
+    ApprovalView, ArtifactView, AuditView, CommandView, EventView, RunView, SessionView,
+    UserSummary, UserView,
 };
 use claw_proto::wire::PendingCommand;
 
 use crate::clock::iso;
-use crate::store::{ArtifactRow, AuditRow, CommandRow, EventRow, RunRow, SessionRow, UserRow};
+use crate::store::{
+    ApprovalRow, ArtifactRow, AuditRow, CommandRow, EventRow, RunRow, SessionRow, UserRow,
+};
 
 pub fn run(row: RunRow) -> RunView {
     RunView {
@@ -31,6 +34,7 @@ pub fn run(row: RunRow) -> RunView {
         permission_mode: row.permission_mode,
         allowed_tools: row.allowed_tools,
         agent_session_id: row.agent_session_id,
+        approval_timeout_secs: row.approval_timeout_secs,
     }
 }
 
@@ -121,5 +125,37 @@ pub fn audit(row: AuditRow) -> AuditView {
         details: row.details,
         ip: row.ip,
         hash: row.hash,
+    }
+}
+
+pub fn approval(row: ApprovalRow) -> ApprovalView {
+    ApprovalView {
+        id: row.id,
+        run_id: row.run_id,
+        request_id: row.request_id,
+        kind: row.kind,
+        tool: row.tool,
+        // Stored as the JSON the runner sent.
+        input: serde_json::from_str(&row.input).unwrap_or(serde_json::Value::Null),
+        summary: row.summary,
+        diff: row.diff,
+        reason: row.reason,
+        suggestions: row
+            .suggestions
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default(),
+        status: row.status,
+        created_at: iso(row.created_at),
+        expires_at: iso(row.expires_at),
+        decided_by: row.decided_by,
+        decided_at: row.decided_at.map(iso),
+        scope: row.scope,
+        message: row.message,
+        answers: row
+            .answers
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok()),
+        delivered: row.delivered,
     }
 }
