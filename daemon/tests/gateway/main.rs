@@ -4,6 +4,7 @@
 mod common;
 
 mod allowlist;
+mod approvals;
 mod auth;
 mod control;
 mod data_dir;
