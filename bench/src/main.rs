@@ -81,10 +81,16 @@ pub struct Args {
     /// for it whose agent is claw-bench itself, and send N prompts one at
     /// a time, timing each from `POST /api/runs/{id}/prompts` to the
     /// agent reading it on its stdin.
-    #[arg(long, value_name = "N", conflicts_with_all = ["https_floor", "subscribers", "stalled_subscribers", "raw_sqlite", "prune", "page_run"])]
+    #[arg(long, value_name = "N", conflicts_with_all = ["https_floor", "subscribers", "stalled_subscribers", "raw_sqlite", "prune", "page_run", "decision_latency"])]
     pub prompt_latency: Option<usize>,
-    /// claw-runner for --prompt-latency (default: beside the --spawn
-    /// binary, else PATH).
+    /// Instead of events: as --prompt-latency, but the agent asks
+    /// permission N times, one at a time; each approval is decided as soon
+    /// as it shows on a browser WebSocket, timed from the decision's POST
+    /// to the answer on the agent's stdin.
+    #[arg(long, value_name = "N", conflicts_with_all = ["https_floor", "subscribers", "stalled_subscribers", "raw_sqlite", "prune", "page_run"])]
+    pub decision_latency: Option<usize>,
+    /// claw-runner for --prompt-latency and --decision-latency (default:
+    /// beside the --spawn binary, else PATH).
     #[arg(long, value_name = "CLAW_RUNNER")]
     pub runner_bin: Option<PathBuf>,
     /// Also insert the same rows straight into SQLite with the daemon's
@@ -172,9 +178,10 @@ async fn run(args: Args) -> anyhow::Result<report::Report> {
         }
         (None, None) => bail!("give --spawn CLAWD or --gateway URL --data-dir DIR"),
     };
-    let (mut report, target) = match args.prompt_latency {
-        Some(count) => agent::prompt_latency(&args, target, count).await?,
-        None => load::drive(&args, target).await?,
+    let (mut report, target) = match (args.prompt_latency, args.decision_latency) {
+        (Some(count), _) => agent::prompt_latency(&args, target, count).await?,
+        (None, Some(count)) => agent::decision_latency(&args, target, count).await?,
+        (None, None) => load::drive(&args, target).await?,
     };
     report.daemon_rss_kib = target.rss_kib();
     if args.raw_sqlite {

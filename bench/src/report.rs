@@ -49,6 +49,9 @@ pub struct Report {
     /// `POST /api/runs/{id}/prompts` to the agent reading the prompt
     /// (--prompt-latency).
     pub prompt_latency: Option<Latency>,
+    /// `POST /api/approvals/{id}/decision` to the agent reading the answer
+    /// (--decision-latency).
+    pub decision_latency: Option<Latency>,
     /// Start to READY=1 of the spawned clawd.
     pub ready_ms: Option<f64>,
     /// Pages of 1000 events of --page-run, over HTTPS.
@@ -87,6 +90,11 @@ impl Report {
         if let Some(l) = &self.prompt_latency {
             println!(
                 "prompt -> agent stdin over {} prompts: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                l.samples, l.p50_ms, l.p99_ms, l.max_ms
+            );
+        } else if let Some(l) = &self.decision_latency {
+            println!(
+                "decision -> agent stdin over {} approvals: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                 l.samples, l.p50_ms, l.p99_ms, l.max_ms
             );
         } else {

@@ -188,3 +188,14 @@ fn prompts_reach_the_stand_in_agent_through_a_real_runner() {
     assert!(latency["p50_ms"].as_f64().is_some_and(|ms| ms > 0.0));
     assert_eq!(report["request_latency"]["samples"], 15);
 }
+
+#[test]
+fn decisions_reach_the_stand_in_agent_through_a_real_runner() {
+    let runner = sibling("claw-runner", "claw-runner");
+    let runner = runner.to_str().expect("a UTF-8 path");
+    let report = bench(&["--decision-latency", "10", "--runner-bin", runner]);
+    let latency = &report["decision_latency"];
+    assert_eq!(latency["samples"], 10);
+    assert!(latency["p50_ms"].as_f64().is_some_and(|ms| ms > 0.0));
+    assert_eq!(report["request_latency"]["samples"], 10);
+}
