@@ -1878,7 +1878,7 @@ _clawctl() {
             fi
             case "${prev}" in
                 --state)
-                    COMPREPLY=($(compgen -W "pending running done failed stopped" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "pending running waiting done failed stopped" -- "${cur}"))
                     return 0
                     ;;
                 --since)

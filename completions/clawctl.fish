@@ -63,6 +63,7 @@ complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_see
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from list" -l state -d 'Only runs in this state' -r -f -a "pending\t''
 running\t''
+waiting\t''
 done\t''
 failed\t''
 stopped\t''"
