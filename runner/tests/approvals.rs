@@ -380,3 +380,74 @@ async fn a_plan_is_approved() {
         "{told:?}"
     );
 }
+
+/// An approval asked while clawd is down waits in the runner's spool and
+/// reaches clawd when it is back.
+#[tokio::test]
+async fn a_request_made_while_clawd_is_down_arrives_when_it_returns() {
+    let mut s = session(
+        asks(
+            "make a file",
+            vec![
+                Step {
+                    delay_ms: 1500,
+                    ..touch("while-down.txt")
+                },
+                Step::text("Made."),
+            ],
+        ),
+        agent_run("please make a file"),
+    )
+    .await;
+    // The turn has begun: the model holds its answer for 1.5 s.
+    s.wait_for("prompt", 1).await;
+    s.gw.kill();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    s.gw.relaunch();
+    let approval = s.pending().await;
+    s.decide(
+        approval["id"].as_str().expect("id"),
+        json!({"decision": "allow"}),
+    )
+    .await;
+    s.wait_for("turn_end", 1).await;
+    assert!(s.work.path().join("while-down.txt").exists());
+}
+
+/// Interrupting the turn while the agent waits withdraws its request: the
+/// approval is cancelled, not left for someone to decide.
+#[tokio::test]
+async fn an_interrupted_turn_withdraws_its_request() {
+    let s = session(
+        asks("make a file", vec![touch("never.txt"), Step::text("Made.")]),
+        agent_run("please make a file"),
+    )
+    .await;
+    let approval = s.pending().await;
+    let id = approval["id"].as_str().expect("id").to_owned();
+    let (status, body) =
+        s.gw.post(
+            &format!("/api/runs/{}/interrupt", s.run_id),
+            &s.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 202, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = s.approval(&id).await;
+        if now["status"] != "pending" {
+            assert_eq!(now["status"], "cancelled", "{now}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still pending after the interrupt: {}\nrunner: {}",
+            kit::summary(&s.events().await),
+            s.runner_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!s.work.path().join("never.txt").exists());
+    assert_eq!(s.run_status().await, "running");
+}
