@@ -163,6 +163,9 @@ impl SqliteStore {
                             params![f.run_id, f.status.as_str(), f.exit_code, now_ms()],
                         )?;
                         if n > 0 {
+                            if f.status.is_finished() {
+                                super::approvals::cancel_open(conn, &f.run_id, now_ms(), changes)?;
+                            }
                             changes.push(Change::RunStatus(StatusChange {
                                 run_id: f.run_id.clone(),
                                 status: f.status,
