@@ -402,6 +402,15 @@ mod tests {
                 ..
             })
         ));
+        let cli =
+            Cli::try_parse_from(["clawctl", "runs", "list", "--state", "waiting"]).expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::Runs(RunsCommand::List {
+                state: Some(RunStatus::Waiting),
+                ..
+            })
+        ));
     }
 
     #[test]

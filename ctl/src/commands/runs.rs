@@ -314,6 +314,18 @@ mod tests {
             "ID  STATE    CREATED                   EXIT  EVENTS  COMMAND\n\
              r1  stopped  2026-11-30T05:00:00.000Z  -     7       claude -p hi\n"
         );
+        // An agent waiting for a person's decision is running, and says so.
+        let waiting = RunView {
+            status: RunStatus::Waiting,
+            finished_at: None,
+            ..run("r2")
+        };
+        assert_eq!(
+            render_list(&[run("r1"), waiting]),
+            "ID  STATE    CREATED                   EXIT  EVENTS  COMMAND\n\
+             r1  stopped  2026-11-30T05:00:00.000Z  -     7       claude -p hi\n\
+             r2  waiting  2026-11-30T05:00:00.000Z  -     7       claude -p hi\n"
+        );
         let detail = RunDetail {
             run: run("r1"),
             artifacts: vec![ArtifactView {
