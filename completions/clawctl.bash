@@ -16,6 +16,9 @@ _clawctl() {
             ",$1")
                 cmd="clawctl"
                 ;;
+            clawctl,approvals)
+                cmd="clawctl__subcmd__approvals"
+                ;;
             clawctl,audit)
                 cmd="clawctl__subcmd__audit"
                 ;;
@@ -57,6 +60,36 @@ _clawctl() {
                 ;;
             clawctl,users)
                 cmd="clawctl__subcmd__users"
+                ;;
+            clawctl__subcmd__approvals,allow)
+                cmd="clawctl__subcmd__approvals__subcmd__allow"
+                ;;
+            clawctl__subcmd__approvals,deny)
+                cmd="clawctl__subcmd__approvals__subcmd__deny"
+                ;;
+            clawctl__subcmd__approvals,help)
+                cmd="clawctl__subcmd__approvals__subcmd__help"
+                ;;
+            clawctl__subcmd__approvals,list)
+                cmd="clawctl__subcmd__approvals__subcmd__list"
+                ;;
+            clawctl__subcmd__approvals,show)
+                cmd="clawctl__subcmd__approvals__subcmd__show"
+                ;;
+            clawctl__subcmd__approvals__subcmd__help,allow)
+                cmd="clawctl__subcmd__approvals__subcmd__help__subcmd__allow"
+                ;;
+            clawctl__subcmd__approvals__subcmd__help,deny)
+                cmd="clawctl__subcmd__approvals__subcmd__help__subcmd__deny"
+                ;;
+            clawctl__subcmd__approvals__subcmd__help,help)
+                cmd="clawctl__subcmd__approvals__subcmd__help__subcmd__help"
+                ;;
+            clawctl__subcmd__approvals__subcmd__help,list)
+                cmd="clawctl__subcmd__approvals__subcmd__help__subcmd__list"
+                ;;
+            clawctl__subcmd__approvals__subcmd__help,show)
+                cmd="clawctl__subcmd__approvals__subcmd__help__subcmd__show"
                 ;;
             clawctl__subcmd__audit,help)
                 cmd="clawctl__subcmd__audit__subcmd__help"
@@ -130,6 +163,9 @@ _clawctl() {
             clawctl__subcmd__db__subcmd__help,status)
                 cmd="clawctl__subcmd__db__subcmd__help__subcmd__status"
                 ;;
+            clawctl__subcmd__help,approvals)
+                cmd="clawctl__subcmd__help__subcmd__approvals"
+                ;;
             clawctl__subcmd__help,audit)
                 cmd="clawctl__subcmd__help__subcmd__audit"
                 ;;
@@ -171,6 +207,18 @@ _clawctl() {
                 ;;
             clawctl__subcmd__help,users)
                 cmd="clawctl__subcmd__help__subcmd__users"
+                ;;
+            clawctl__subcmd__help__subcmd__approvals,allow)
+                cmd="clawctl__subcmd__help__subcmd__approvals__subcmd__allow"
+                ;;
+            clawctl__subcmd__help__subcmd__approvals,deny)
+                cmd="clawctl__subcmd__help__subcmd__approvals__subcmd__deny"
+                ;;
+            clawctl__subcmd__help__subcmd__approvals,list)
+                cmd="clawctl__subcmd__help__subcmd__approvals__subcmd__list"
+                ;;
+            clawctl__subcmd__help__subcmd__approvals,show)
+                cmd="clawctl__subcmd__help__subcmd__approvals__subcmd__show"
                 ;;
             clawctl__subcmd__help__subcmd__audit,list)
                 cmd="clawctl__subcmd__help__subcmd__audit__subcmd__list"
@@ -419,8 +467,202 @@ _clawctl() {
 
     case "${cmd}" in
         clawctl)
-            opts="-h -V --socket --json --help --version status health runs users sessions audit backup restore secrets certs reconcile db prune help"
+            opts="-h -V --socket --json --help --version status health runs approvals users sessions audit backup restore secrets certs reconcile db prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__approvals)
+            opts="-h --socket --json --help list show allow deny help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__approvals__subcmd__allow)
+            opts="-h --session --message --answer --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --message)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --answer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__approvals__subcmd__deny)
+            opts="-h --message --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --message)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__approvals__subcmd__help)
+            opts="list show allow deny help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__approvals__subcmd__help__subcmd__allow)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__approvals__subcmd__help__subcmd__deny)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__approvals__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__approvals__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__approvals__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__approvals__subcmd__list)
+            opts="-h --status --run --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --status)
+                    COMPREPLY=($(compgen -W "pending allowed denied expired cancelled all" -- "${cur}"))
+                    return 0
+                    ;;
+                --run)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__approvals__subcmd__show)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -931,8 +1173,78 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help)
-            opts="status health runs users sessions audit backup restore secrets certs reconcile db prune help"
+            opts="status health runs approvals users sessions audit backup restore secrets certs reconcile db prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__approvals)
+            opts="list show allow deny"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__approvals__subcmd__allow)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__approvals__subcmd__deny)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__approvals__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__approvals__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

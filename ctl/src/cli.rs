@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
+use claw_proto::agent::ApprovalStatus;
 use claw_proto::wire::{Role, RunStatus};
 
 /// Where clawd listens for control requests under systemd.
@@ -48,6 +49,9 @@ pub enum Command {
     /// List, inspect, follow, create, stop and delete runs.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// The agents' requests waiting for a person: list, show, allow, deny.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
     /// Manage local user accounts.
     #[command(subcommand)]
     Users(UsersCommand),
@@ -207,6 +211,90 @@ pub enum RunsCommand {
     Delete {
         /// Run id.
         id: String,
+    },
+}
+
+/// Which approvals `approvals list` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalFilter {
+    Only(ApprovalStatus),
+    All,
+}
+
+impl ApprovalFilter {
+    /// The `status` query parameter: the status's name, or `all`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Only(status) => status.as_str(),
+            Self::All => "all",
+        }
+    }
+}
+
+/// `--status`: the proto's approval statuses and `all`.
+fn approval_filter_parser() -> impl TypedValueParser<Value = ApprovalFilter> {
+    let names = ApprovalStatus::ALL
+        .map(ApprovalStatus::as_str)
+        .into_iter()
+        .chain(["all"]);
+    PossibleValuesParser::new(names).try_map(|name| match name.as_str() {
+        "all" => Ok(ApprovalFilter::All),
+        other => ApprovalStatus::parse(other)
+            .map(ApprovalFilter::Only)
+            .ok_or("not an approval status"),
+    })
+}
+
+/// `--answer`: QUESTION=ANSWER, split where the question ends (see
+/// `approvals allow`); here only checked to have an `=`.
+fn answer_parser(text: &str) -> Result<String, String> {
+    if text.contains('=') {
+        Ok(text.to_owned())
+    } else {
+        Err("expected QUESTION=ANSWER, e.g. \"Which colour?=Blue\"".to_owned())
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// List approvals: those waiting for a decision, the longest-waiting
+    /// first, or (with --status) past ones, the newest first.
+    List {
+        /// Only approvals in this state.
+        #[arg(long, value_parser = approval_filter_parser(), default_value = "pending")]
+        status: ApprovalFilter,
+        /// Only this run's approvals.
+        #[arg(long = "run", value_name = "RUN_ID")]
+        run: Option<String>,
+    },
+    /// Show one approval: the request with its input, the diff of an edit,
+    /// the questions with their options, the plan; the decision.
+    Show {
+        /// Approval id (as `approvals list` shows it).
+        id: String,
+    },
+    /// Let the agent go ahead (or answer its questions).
+    Allow {
+        /// Approval id.
+        id: String,
+        /// Allow this tool for the rest of the run, not just this once.
+        #[arg(long)]
+        session: bool,
+        /// A note for the agent with the decision.
+        #[arg(long, value_name = "M")]
+        message: Option<String>,
+        /// An answer to one of the agent's questions, as QUESTION=ANSWER
+        /// (the question's text or its header; repeat for each question).
+        #[arg(long = "answer", value_name = "QUESTION=ANSWER", value_parser = answer_parser)]
+        answers: Vec<String>,
+    },
+    /// Refuse the request; the agent is told (with the message, if any).
+    Deny {
+        /// Approval id.
+        id: String,
+        /// Why, for the agent.
+        #[arg(long, value_name = "M")]
+        message: Option<String>,
     },
 }
 
@@ -411,6 +499,71 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn approval_arguments() {
+        let cli = Cli::try_parse_from(["clawctl", "approvals", "list"]).expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::Approvals(ApprovalsCommand::List {
+                status: ApprovalFilter::Only(ApprovalStatus::Pending),
+                run: None,
+            })
+        ));
+        for status in ApprovalStatus::ALL {
+            let cli = Cli::try_parse_from([
+                "clawctl",
+                "approvals",
+                "list",
+                "--status",
+                status.as_str(),
+                "--run",
+                "r1",
+            ])
+            .expect("parse");
+            assert!(matches!(
+                cli.command,
+                Command::Approvals(ApprovalsCommand::List {
+                    status: ApprovalFilter::Only(s),
+                    run: Some(_),
+                }) if s == status
+            ));
+        }
+        let cli = Cli::try_parse_from(["clawctl", "approvals", "list", "--status", "all"])
+            .expect("parse");
+        assert!(matches!(
+            cli.command,
+            Command::Approvals(ApprovalsCommand::List {
+                status: ApprovalFilter::All,
+                ..
+            })
+        ));
+        assert!(Cli::try_parse_from(["clawctl", "approvals", "list", "--status", "open"]).is_err());
+        let cli = Cli::try_parse_from([
+            "clawctl",
+            "approvals",
+            "allow",
+            "a1",
+            "--session",
+            "--answer",
+            "Which colour?=Blue",
+            "--answer",
+            "Size=L",
+        ])
+        .expect("parse");
+        let Command::Approvals(ApprovalsCommand::Allow {
+            session, answers, ..
+        }) = cli.command
+        else {
+            panic!("not allow: {cli:?}");
+        };
+        assert!(session);
+        assert_eq!(answers, ["Which colour?=Blue", "Size=L"]);
+        let e = Cli::try_parse_from(["clawctl", "approvals", "allow", "a1", "--answer", "Blue"])
+            .expect_err("no =");
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("QUESTION=ANSWER"), "{e}");
     }
 
     #[test]

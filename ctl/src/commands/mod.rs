@@ -2,6 +2,7 @@
 //! [`Client`] and turns the typed answer into text for people or, with
 //! `--json`, into the answer serialised.
 
+mod approvals;
 mod audit;
 mod backup;
 mod certs;
@@ -30,6 +31,7 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Status => status::status(&client, json).await,
         Command::Health => status::health(&client, json).await,
         Command::Runs(cmd) => runs::run(&client, cmd, json).await,
+        Command::Approvals(cmd) => approvals::run(&client, cmd, json).await,
         Command::Users(cmd) => users::run(&client, cmd, json).await,
         Command::Sessions(cmd) => sessions::run(&client, cmd, json).await,
         Command::Audit(cmd) => audit::run(&client, cmd, json).await,
