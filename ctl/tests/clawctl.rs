@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use claw_proto::agent::{ApprovalKind, ApprovalStatus, DecisionScope};
+use claw_proto::api::ApprovalView;
 use claw_testkit::{Gateway, binary_or_build, client_trusting};
 use serde_json::Value;
 
@@ -275,6 +277,299 @@ async fn runs_tail_follows_live_events_until_the_run_ends() {
         .collect();
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert_eq!(lines[0]["sequence"], 4);
+}
+
+/// clawctl and the test's expectations read clawd's answers as the same
+/// proto type.
+fn approvals_of(out: &Output) -> Vec<ApprovalView> {
+    assert!(out.status.success(), "{}", stderr(out));
+    serde_json::from_slice(&out.stdout).expect("[ApprovalView]")
+}
+
+fn approval_of(out: &Output) -> ApprovalView {
+    assert!(out.status.success(), "{}", stderr(out));
+    serde_json::from_slice(&out.stdout).expect("ApprovalView")
+}
+
+/// An agent's requests as claw-runner reports them (signed
+/// `approval_request` events; no Claude Code CLI), listed, shown, allowed
+/// for the session, answered, denied, and decided only once.
+#[tokio::test]
+async fn approvals_list_show_allow_and_deny() {
+    let d = Daemon::start();
+    let created = d.json(&["runs", "create", "--agent", "claude"]);
+    let run = created["id"].as_str().expect("id").to_owned();
+    let token = created["capabilityToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    d.event(&run, &token, "marker", r#"{"event":"started"}"#)
+        .await;
+    let tool = serde_json::json!({
+        "requestId": "r-1", "kind": "tool", "tool": "Bash",
+        "input": {"command": "touch f"}, "summary": "touch f", "timeoutSecs": 600,
+    });
+    d.event(&run, &token, "approval_request", &tool.to_string())
+        .await;
+
+    // The run waits, and says so.
+    let waiting = d.json(&["runs", "list", "--state", "waiting"]);
+    assert_eq!(waiting[0]["id"], run.as_str(), "{waiting}");
+    let table = stdout(&d.ctl(&["runs", "list"]));
+    assert!(table.contains(&format!("{run}  waiting")), "{table}");
+    assert_eq!(d.json(&["status"])["runs"]["waiting"], 1);
+
+    let pending = approvals_of(&d.ctl(&["--json", "approvals", "list"]));
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let id = pending[0].id.clone();
+    assert_eq!(pending[0].run_id, run);
+    assert_eq!(pending[0].kind, ApprovalKind::Tool);
+    assert_eq!(pending[0].status, ApprovalStatus::Pending);
+    let out = d.ctl(&["approvals", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    for header in [
+        "ID",
+        "RUN",
+        "KIND",
+        "TOOL",
+        "SUMMARY",
+        "STATUS",
+        "EXPIRES IN",
+        "DECIDED BY",
+    ] {
+        assert!(lines[0].contains(header), "{table}");
+    }
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        row[..7],
+        [
+            id.as_str(),
+            run.as_str(),
+            "tool",
+            "Bash",
+            "touch",
+            "f",
+            "pending"
+        ],
+        "{table}"
+    );
+    // Nine-odd minutes left of the ten.
+    assert!(row[7].ends_with('m') && row[9] == "-", "{table}");
+    for args in [
+        ["approvals", "list", "--run", run.as_str()],
+        ["approvals", "list", "--status", "all"],
+    ] {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(&args);
+        assert_eq!(approvals_of(&d.ctl(&all)).len(), 1, "{args:?}");
+    }
+    for args in [
+        ["approvals", "list", "--run", "no-such-run"],
+        ["approvals", "list", "--status", "allowed"],
+    ] {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(&args);
+        assert!(approvals_of(&d.ctl(&all)).is_empty(), "{args:?}");
+    }
+
+    let out = d.ctl(&["approvals", "show", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for part in [
+        format!("Approval:   {id}\n"),
+        format!("Run:        {run}\n"),
+        "Request:    r-1\n".to_owned(),
+        "Tool:       Bash\n".to_owned(),
+        "Status:     pending\n".to_owned(),
+        "Decided by: -\n".to_owned(),
+        "\"command\": \"touch f\"".to_owned(),
+    ] {
+        assert!(text.contains(&part), "{part:?} in {text}");
+    }
+    assert_eq!(
+        approval_of(&d.ctl(&["--json", "approvals", "show", &id])),
+        pending[0]
+    );
+
+    // Allowed for the session: by the control socket's caller.
+    let out = d.ctl(&["approvals", "allow", &id, "--session"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let allowed = approval_of(&d.ctl(&["--json", "approvals", "show", &id]));
+    assert_eq!(allowed.status, ApprovalStatus::Allowed);
+    assert_eq!(allowed.scope, Some(DecisionScope::Session));
+    let by = allowed.decided_by.clone().expect("decided by");
+    assert!(allowed.decided_at.is_some());
+    assert_eq!(
+        stdout(&out).lines().next().expect("a line"),
+        format!(
+            "approval {id} allowed by {by} for the rest of the run at {}",
+            allowed.decided_at.as_deref().expect("when")
+        )
+    );
+    assert_eq!(d.json(&["runs", "show", &run])["status"], "running");
+    let text = stdout(&d.ctl(&["approvals", "show", &id]));
+    assert!(
+        text.contains(&format!("Decided by: {by}\n"))
+            && text.contains("Scope:      session")
+            && text.contains("Status:     allowed\n"),
+        "{text}"
+    );
+    let table = stdout(&d.ctl(&["approvals", "list", "--status", "allowed"]));
+    assert!(
+        table.lines().next().expect("header").contains("AGE")
+            && table.contains(&id)
+            && table.trim_end().ends_with(&by),
+        "{table}"
+    );
+    assert!(approvals_of(&d.ctl(&["--json", "approvals", "list"])).is_empty());
+
+    // The first decision wins; the second is clawd's 409, as it says it.
+    let out = d.ctl(&["approvals", "deny", &id, "--message", "no"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!(
+            "clawctl: approval {id} was already decided: allowed by {by} at "
+        )),
+        "{err}"
+    );
+    assert_eq!(stdout(&out), "");
+    let out = d.ctl(&["approvals", "show", "no-such-approval"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        "clawctl: unknown approval no-such-approval (see clawctl approvals list --status all)"
+    );
+
+    // A question is answered, by its text; its answers are stored.
+    let question = serde_json::json!({
+        "requestId": "r-2", "kind": "question", "tool": "AskUserQuestion",
+        "input": {"questions": [{
+            "question": "Which colour?", "header": "Colour",
+            "options": [
+                {"label": "Red", "description": "warm"},
+                {"label": "Blue", "description": "cool"}
+            ],
+            "multiSelect": false
+        }]},
+        "summary": "Which colour?", "timeoutSecs": 600,
+    });
+    d.event(&run, &token, "approval_request", &question.to_string())
+        .await;
+    assert_eq!(d.json(&["runs", "show", &run])["status"], "waiting");
+    let pending = approvals_of(&d.ctl(&["--json", "approvals", "list", "--run", &run]));
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let qid = pending[0].id.clone();
+    assert_eq!(pending[0].kind, ApprovalKind::Question);
+    let text = stdout(&d.ctl(&["approvals", "show", &qid]));
+    assert!(
+        text.contains(
+            "Questions:\n  1. Which colour? [Colour] (pick one)\n     - Red: warm\n     - Blue: cool\n"
+        ),
+        "{text}"
+    );
+    // clawd's 400s, as clawd says them.
+    let out = d.ctl(&["approvals", "allow", &qid]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("allowing questions needs their answers"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.ctl(&[
+        "approvals",
+        "allow",
+        &qid,
+        "--session",
+        "--answer",
+        "Which colour?=Blue",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("scope \"session\" is for allowing a tool"),
+        "{}",
+        stderr(&out)
+    );
+    // A question the agent did not ask is refused here.
+    let out = d.ctl(&["approvals", "allow", &qid, "--answer", "Size=L"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("the agent asks no question \"Size\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.ctl(&["approvals", "allow", &qid, "--answer", "Blue"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        approvals_of(&d.ctl(&["--json", "approvals", "list"])).len(),
+        1,
+        "nothing was decided"
+    );
+    let answered = approval_of(&d.ctl(&[
+        "--json",
+        "approvals",
+        "allow",
+        &qid,
+        "--answer",
+        "Which colour?=Blue",
+        "--message",
+        "Blue suits",
+    ]));
+    assert_eq!(answered.status, ApprovalStatus::Allowed);
+    assert_eq!(answered.scope, Some(DecisionScope::Once));
+    assert_eq!(answered.message.as_deref(), Some("Blue suits"));
+    assert_eq!(
+        answered.answers.clone().map(Value::Object),
+        Some(serde_json::json!({"Which colour?": "Blue"}))
+    );
+    assert_eq!(
+        approval_of(&d.ctl(&["--json", "approvals", "show", &qid])).answers,
+        answered.answers
+    );
+    let text = stdout(&d.ctl(&["approvals", "show", &qid]));
+    assert!(
+        text.contains("Answers:\n  Which colour? = Blue\n"),
+        "{text}"
+    );
+
+    // A denial, with its message.
+    let plan = serde_json::json!({
+        "requestId": "r-3", "kind": "plan", "tool": "ExitPlanMode",
+        "input": {"plan": "1. Read\n2. Fix"}, "summary": "a plan", "timeoutSecs": 600,
+    });
+    d.event(&run, &token, "approval_request", &plan.to_string())
+        .await;
+    let pid = approvals_of(&d.ctl(&["--json", "approvals", "list"]))[0]
+        .id
+        .clone();
+    let text = stdout(&d.ctl(&["approvals", "show", &pid]));
+    assert!(text.ends_with("\nPlan:\n1. Read\n2. Fix\n"), "{text}");
+    let out = d.ctl(&["approvals", "deny", &pid, "--message", "not yet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(&format!("approval {pid} denied by {by} at "))
+            && text.contains("Message:    not yet\n"),
+        "{text}"
+    );
+    let all = approvals_of(&d.ctl(&["--json", "approvals", "list", "--status", "all"]));
+    let statuses: Vec<ApprovalStatus> = all.iter().map(|a| a.status).collect();
+    // The newest first.
+    assert_eq!(
+        statuses,
+        [
+            ApprovalStatus::Denied,
+            ApprovalStatus::Allowed,
+            ApprovalStatus::Allowed
+        ]
+    );
+    assert_eq!(d.json(&["runs", "show", &run])["status"], "running");
+    // Each decision is audited.
+    let audit = d.json(&["audit", "list", "--action", "approval.decide"]);
+    assert_eq!(audit.as_array().expect("rows").len(), 3, "{audit}");
 }
 
 #[tokio::test]
