@@ -8,7 +8,7 @@
 // as it was written, never as HTML.
 
 import { get, postOnce, randomKey, can } from './api.js';
-import { h, replace, fmtTime, toast } from './dom.js';
+import { h, replace, fmtTime } from './dom.js';
 import { live } from './socket.js';
 import { renderDiff } from './diff.js';
 
@@ -197,7 +197,7 @@ function fieldset(legend, ...children) {
 // One approval: what is asked, why, until when, and (for operators, while
 // it is pending) the decision.
 export class ApprovalCard {
-  constructor(approval, { showRun = false } = {}) {
+  constructor(approval, { showRun = false, foldable = false } = {}) {
     this.approval = approval;
     this.attempt = null; // { text, key }: a retry of the same decision keeps its key
     this.busy = false;
@@ -210,7 +210,12 @@ export class ApprovalCard {
       h('span', { class: 'appr-kind' }, a.kind === 'tool' ? a.tool : a.kind === 'question' ? 'Question' : 'Plan'),
       h('span', { class: 'appr-lead' }, lead.replace(/^Asked/, 'Asks').replace(/^Presented/, 'Presents')),
       showRun ? h('a', { class: 'appr-run', href: `#/runs/${a.runId}` }, `run ${a.runId.slice(0, 8)}`) : null,
-      this.expires, this.state);
+      this.expires, this.state,
+      // Pinned over the conversation, a tall card can be folded to its head.
+      foldable ? h('button', {
+        type: 'button', class: 'secondary small appr-fold', 'aria-expanded': 'true', onclick: () => this.fold(),
+      }, 'Hide') : null);
+    this.foldButton = head.querySelector('.appr-fold');
     const body = h('div', { class: 'appr-body' });
     if (a.kind === 'tool') {
       if (a.tool === 'Bash') body.append(h('pre', { class: 'appr-cmd' }, `$ ${str(input.command) || str(a.summary)}`));
@@ -323,6 +328,12 @@ export class ApprovalCard {
     this.send({ decision: 'allow', answers });
   }
 
+  fold(folded = !this.element.classList.contains('folded')) {
+    this.element.classList.toggle('folded', folded);
+    this.foldButton.textContent = folded ? 'Show' : 'Hide';
+    this.foldButton.setAttribute('aria-expanded', String(!folded));
+  }
+
   fail(message) {
     replace(this.error, message);
     this.error.hidden = false;
@@ -343,9 +354,8 @@ export class ApprovalCard {
       if (err.status === 409) {
         // Someone else was first, or the request ended: say so, and show
         // what happened.
-        this.fail(err.message);
+        this.fail(`Too late: ${err.message}`);
         this.conflict = true;
-        toast(err.message, 'error');
         await approvals.refresh(this.approval.id);
       } else {
         this.fail(err.status === 0 ? 'Not sent: the gateway cannot be reached. Try again.' : `Not sent: ${err.message}`);
@@ -369,7 +379,10 @@ export class ApprovalCard {
     this.element.dataset.status = a.status;
     this.element.classList.toggle('decided', !pending);
     this.decide.hidden = !pending;
-    if (!pending) delete this.expires.dataset.expires;
+    if (!pending) {
+      delete this.expires.dataset.expires;
+      if (this.foldButton) { this.fold(false); this.foldButton.hidden = true; }
+    }
     this.expires.hidden = !pending;
     this.state.textContent = pending ? '' : a.status;
     this.state.className = `appr-state badge st-${a.status}`;
@@ -394,9 +407,10 @@ export class ApprovalCard {
 // elsewhere shows how for a moment, then goes; one that expired or was
 // cancelled goes at once.
 export class ApprovalList {
-  constructor({ runId = null, showRun = false, empty = null } = {}) {
+  constructor({ runId = null, showRun = false, foldable = false, empty = null } = {}) {
     this.runId = runId;
     this.showRun = showRun;
+    this.foldable = foldable;
     this.cards = new Map(); // id -> { card, timer }
     this.list = h('div', { class: 'appr-list' });
     this.empty = empty;
@@ -438,7 +452,7 @@ export class ApprovalList {
   show(a) {
     const known = this.cards.get(a.id);
     if (known) { known.card.update(a); return; }
-    const card = new ApprovalCard(a, { showRun: this.showRun });
+    const card = new ApprovalCard(a, { showRun: this.showRun, foldable: this.foldable });
     this.cards.set(a.id, { card, timer: null });
     // In order of creation: before the first card made after it.
     const after = [...this.list.children].find((el) => {

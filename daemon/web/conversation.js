@@ -269,7 +269,7 @@ export class Conversation {
   ask(requestId) {
     let entry = this.asks.get(requestId);
     if (!entry) {
-      entry = { request: null, resolved: null, approval: null, element: null, outcome: null };
+      entry = { request: null, resolved: null, approval: null, element: null, outcome: null, card: null };
       this.asks.set(requestId, entry);
     }
     return entry;
@@ -284,6 +284,7 @@ export class Conversation {
     entry.element = this.note('approval', h('span', { class: 'appr-note-ask' }, lead, detail ? [' ', h('code', {}, detail)] : null),
       ' — ', entry.outcome);
     entry.element.dataset.requestId = str(d.requestId);
+    entry.card = this.cards.get(str(d.callId)) || null;
     this.renderAsk(entry);
   }
 
@@ -311,6 +312,12 @@ export class Conversation {
     entry.element.dataset.status = status;
     entry.outcome.className = `appr-note-outcome o-${status}`;
     entry.outcome.textContent = outcomeWords(a, status);
+    // Its tool call waits too, until it is decided.
+    const card = entry.card;
+    if (card && card.element.classList.contains('pending')) {
+      card.state.textContent = status === 'pending' ? 'waiting for a decision' : 'running…';
+      card.state.classList.toggle('asking', status === 'pending');
+    }
   }
 
   marker(data) {

@@ -84,7 +84,7 @@ export async function runPage(main, { params: [runId] }) {
     conversation.onTurn = (open) => { if (prompts) prompts.setTurn(open); };
     // What the agent waits for, pinned with the composer at the bottom of
     // the screen, where a thumb reaches it.
-    pinned = new ApprovalList({ runId });
+    pinned = new ApprovalList({ runId, foldable: true });
     stopApprovals = approvals.listen((a) => { if (a && a.runId === runId) conversation.setApproval(a); });
     conversation.onChange = (change, event) => {
       changes.add(change, event);
