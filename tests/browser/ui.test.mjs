@@ -1005,6 +1005,9 @@ test('with the real Claude Code on a phone: the agent asks to run a command, Nee
   await page.waitForSelector('#nav .needs-you:visible');
   assert.equal(await page.textContent('#nav .needs-you .needs-count'), '1');
   assert.equal(existsSync(join(work, 'made-by-agent.txt')), false, 'nothing ran before the decision');
+  // Its tool call in the conversation waits too.
+  const call = page.locator('#panel-conversation .tool[data-tool=Bash]');
+  await call.locator('.tool-state', { hasText: 'waiting for a decision' }).waitFor();
   const [approval] = await pendingApprovals();
   assert.equal(approval.runId, runId);
   // The session button says what it allows, from the agent's suggestion if it made one.
@@ -1043,6 +1046,7 @@ test('with the real Claude Code on a phone: the agent asks to run a command, Nee
   }
   await conv.locator('.turn').first().waitFor();
   assert.equal(existsSync(join(work, 'made-by-agent.txt')), true, 'the command ran');
+  assert.equal(await call.locator('.tool-state').textContent(), 'done');
   const note = conv.locator('.note-approval');
   await note.locator('.appr-note-outcome', { hasText: 'allowed by admin' }).waitFor();
   assert.equal(await note.textContent(), 'Asked to run touch made-by-agent.txt — allowed by admin');
