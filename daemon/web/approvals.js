@@ -389,7 +389,9 @@ export class ApprovalCard {
     this.state.hidden = pending;
     this.outcome.hidden = pending;
     if (!pending) {
-      const words = outcomeWords(a);
+      // The card says how long an allow holds: once, or for the session.
+      const words = a.status === 'allowed' && a.kind === 'tool' && a.scope !== 'session'
+        ? outcomeWords(a).replace(/^allowed/, 'allowed once') : outcomeWords(a);
       const when = a.decidedAt ? ` at ${fmtTime(a.decidedAt)}` : '';
       const delivery = a.status === 'allowed' || a.status === 'denied'
         ? (a.delivered ? ' · the agent has it' : ' · on its way to the agent') : '';

@@ -1021,6 +1021,9 @@ test('with the real Claude Code on a phone: the agent asks to run a command, Nee
   }
   await page.screenshot({ path: join(shotDir, 'approval-phone-viewport.png') });
   await shoot(page, 'approval-card');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.screenshot({ path: join(shotDir, 'approval-phone-viewport-dark.png') });
+  await page.emulateMedia({ colorScheme: 'light' });
 
   // The inbox, from the header, and back to the run from its card.
   await page.click('#nav .needs-you');
@@ -1036,7 +1039,7 @@ test('with the real Claude Code on a phone: the agent asks to run a command, Nee
 
   // Allow once: the agent goes on, and the card says who allowed it, then goes.
   await card.locator('button.appr-allow').click();
-  await card.locator('.appr-outcome', { hasText: /^Allowed by admin/ }).waitFor();
+  await card.locator('.appr-outcome', { hasText: /^Allowed once by admin/ }).waitFor();
   await page.screenshot({ path: join(shotDir, 'approval-decided-phone.png') });
   const conv = page.locator('#panel-conversation .conv');
   try {
@@ -1240,7 +1243,7 @@ test('a viewer sees approvals without buttons; a decision after another person\'
   await page.goto(`${gw.base}/#/runs/${run.id}`);
   const first = page.locator('.dock .appr');
   await first.locator('button.appr-allow').click();
-  await first.locator('.appr-outcome', { hasText: /^Allowed by admin/ }).waitFor();
+  await first.locator('.appr-outcome', { hasText: /^Allowed once by admin/ }).waitFor();
   // The viewer's page follows.
   await viewer.locator('.inbox .appr[data-status=allowed]').waitFor();
 
@@ -1250,7 +1253,7 @@ test('a viewer sees approvals without buttons; a decision after another person\'
   await error.waitFor();
   assert.match(await error.textContent(), new RegExp(`approval ${pending.id} was already decided: allowed by admin at `));
   // The card is refreshed: it shows the decision that stands.
-  await late.locator('.dock .appr[data-status=allowed] .appr-outcome', { hasText: /^Allowed by admin/ }).waitFor();
+  await late.locator('.dock .appr[data-status=allowed] .appr-outcome', { hasText: /^Allowed once by admin/ }).waitFor();
   assert.equal(await lateCard.locator('button.appr-deny').isVisible(), false);
   await late.screenshot({ path: join(shotDir, 'approval-conflict-phone.png') });
   assert.equal((await approvalOf(pending.id)).status, 'allowed');
@@ -1265,6 +1268,29 @@ test('a viewer sees approvals without buttons; a decision after another person\'
   await second.waitFor({ state: 'detached' });
   await page.locator('.conv .note-approval[data-status=expired] .appr-note-outcome', { hasText: 'expired: the agent was told no decision arrived' }).waitFor();
   await page.waitForSelector('#nav .needs-you', { state: 'hidden' });
+
+  // An edit: the diff it would make; folded and shown again; allowed for the session.
+  await gw.postEvents(run, [approvalRequest('edit-1', {
+    kind: 'tool', tool: 'Edit', input: { file_path: 'src/lib.rs', old_string: 'old()', new_string: 'new()' },
+    summary: 'src/lib.rs', diff: '--- a/src/lib.rs\n+++ b/src/lib.rs\n@@\n-old()\n+new()\n',
+  })]);
+  const edit = page.locator('.dock .appr', { has: page.locator('.diff') });
+  await edit.waitFor();
+  const [editApproval] = await pendingApprovals();
+  assert.equal(await edit.locator('.appr-what').textContent(), 'src/lib.rs');
+  assert.equal(await edit.locator('.diff .d-del').textContent(), '-old()');
+  assert.equal(await edit.locator('.diff .d-add').textContent(), '+new()');
+  assert.equal(await edit.locator('.appr-session-words').textContent(), 'Allow this same Edit request without asking for the rest of this run');
+  await edit.locator('button.appr-fold').click();
+  assert.equal(await edit.locator('.diff').isVisible(), false);
+  assert.equal(await edit.locator('button.appr-allow').isVisible(), false);
+  await edit.locator('button.appr-fold:text("Show")').click();
+  await edit.locator('button.appr-session').click();
+  await edit.locator('.appr-outcome', { hasText: /^Allowed for this session by admin/ }).waitFor();
+  const session = await approvalOf(editApproval.id);
+  assert.deepEqual([session.status, session.scope], ['allowed', 'session']);
+  await gw.postEvents(run, [ev('approval_resolved', { requestId: 'edit-1', status: 'allowed', approvalId: editApproval.id })]);
+  await page.locator('.conv .note-approval', { hasText: 'Asked to edit src/lib.rs — allowed for this session by admin' }).waitFor();
   await gw.postEvents(run, [finished(0)]);
   await viewerContext.close();
   await lateContext.close();
