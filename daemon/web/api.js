@@ -45,6 +45,23 @@ export const post = (path, body, options) => api('POST', path, body === undefine
 export const patch = (path, body) => api('PATCH', path, body);
 export const del = (path, body) => api('DELETE', path, body);
 
+const RETRIES = 3;
+const wait = (ms) => new Promise((ok) => { setTimeout(ok, ms); });
+
+// POSTs with one Idempotency-Key until the gateway answers (or after three
+// tries on a network error gives up): a retry after a lost answer is
+// answered as the first call was and does nothing again.
+export async function postOnce(path, body, key) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await post(path, body, { headers: { 'Idempotency-Key': key } });
+    } catch (err) {
+      if (err.status !== 0 || attempt >= RETRIES) throw err;
+      await wait(1000 * attempt);
+    }
+  }
+}
+
 // The signed-in user, cached for role checks in the pages.
 export const session = { user: null, status: null };
 

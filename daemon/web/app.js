@@ -8,6 +8,8 @@ import { setupPage, loginPage, accountPage } from './pages/auth.js';
 import { runsPage, newRunPage } from './pages/runs.js';
 import { runPage } from './pages/run.js';
 import { usersPage, auditPage, statusPage } from './pages/admin.js';
+import { approvalsPage } from './pages/approvals.js';
+import { approvals } from './approvals.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -27,18 +29,35 @@ const routes = [
   [/^#\/runs$/, runsPage, 'viewer'],
   [/^#\/users$/, usersPage, 'admin'],
   [/^#\/audit$/, auditPage, 'admin'],
+  [/^#\/approvals$/, approvalsPage, 'viewer'],
   [/^#\/status$/, statusPage, 'viewer'],
   [/^#\/account$/, accountPage, 'viewer'],
 ];
+
+// "Needs you": how many approvals wait for a person, on every page; a
+// link to the inbox, hidden when nothing waits.
+const needsCount = h('span', { class: 'needs-count' });
+const needsYou = h('a', { class: 'needs-you', href: '#/approvals', hidden: true }, 'Needs you', needsCount);
+function renderNeeds() {
+  const n = approvals.count;
+  needsCount.textContent = String(n);
+  needsYou.hidden = n === 0;
+  needsYou.setAttribute('aria-label', `Needs you: ${n} ${n === 1 ? 'approval waits' : 'approvals wait'} for a decision`);
+  document.title = n ? `(${n}) claw` : 'claw';
+}
+approvals.listen(renderNeeds);
 
 function renderNav() {
   const links = [['#/runs', 'Runs'], ['#/status', 'Status']];
   if (can('admin')) links.push(['#/users', 'Users'], ['#/audit', 'Audit']);
   links.push(['#/account', 'Account']);
   const here = location.hash.split('/').slice(0, 2).join('/');
+  if (here === '#/approvals') needsYou.setAttribute('aria-current', 'page');
+  else needsYou.removeAttribute('aria-current');
   replace(nav,
     h('a', { class: 'brand', href: '#/runs' }, 'claw'),
     h('span', { class: 'live-dot', title: 'Live connection', 'aria-hidden': 'true' }),
+    needsYou,
     h('nav', { 'aria-label': 'Main' }, links.map(([href, label]) =>
       h('a', { href, 'aria-current': href === here ? 'page' : null }, label))),
     h('span', { class: 'who' }, session.user.username, ' ',
@@ -54,6 +73,7 @@ async function logout() {
 
 function signedOut() {
   session.user = null;
+  approvals.end();
   live.stop();
   nav.hidden = true;
   go('#/login');
@@ -74,6 +94,7 @@ export async function signedIn(user) {
   } catch {
     session.status = null;
   }
+  approvals.start();
   live.start();
   // Back to where the visitor was going: the page they opened, or the one
   // they were on when asked to sign in.

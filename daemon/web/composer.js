@@ -3,23 +3,8 @@
 // Idempotency-Key made once per message: retried on a bad connection, it
 // reaches the agent once.
 
-import { post, randomKey } from './api.js';
+import { post, postOnce, randomKey } from './api.js';
 import { h, replace, toast } from './dom.js';
-
-const RETRIES = 3;
-const wait = (ms) => new Promise((ok) => { setTimeout(ok, ms); });
-
-// POSTs with the same key until the gateway answers (or gives up).
-async function postOnce(path, body, key) {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      return await post(path, body, { headers: { 'Idempotency-Key': key } });
-    } catch (err) {
-      if (err.status !== 0 || attempt >= RETRIES) throw err;
-      await wait(1000 * attempt);
-    }
-  }
-}
 
 function explain(err) {
   if (err.status === 409) return `Not sent: ${err.message}`;
@@ -118,9 +103,10 @@ export function composer(runId, { onSent }) {
     element: form,
     focus: () => box.focus(),
     // The run's state: prompts wait for a pending run, not for an ended one.
+    // `waiting` is running: its agent waits for a person's decision.
     setStatus(status) {
-      finished = !['pending', 'running'].includes(status);
-      running = status === 'running';
+      finished = !['pending', 'running', 'waiting'].includes(status);
+      running = status === 'running' || status === 'waiting';
       render();
     },
     setTurn(open) {

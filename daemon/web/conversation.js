@@ -6,13 +6,16 @@
 import { h, replace, fmtTime, fmtBytes } from './dom.js';
 import { safeFragment } from './html.js';
 import { renderDiff, diffCounts } from './diff.js';
+import { asking, outcomeWords } from './approvals.js';
 
 // Lines of a tool's output shown before "Show all".
 const SHOWN_LINES = 6;
 const EDITS = new Set(['Edit', 'MultiEdit', 'Write', 'NotebookEdit']);
 // Tools whose output is the file or the matches: hidden until asked for.
 const LOOKUPS = new Set(['Read', 'Grep', 'Glob', 'LS']);
-const STRUCTURED = new Set(['session', 'message', 'thinking', 'tool_call', 'tool_result', 'file_change', 'prompt', 'turn_end', 'agent_raw']);
+const STRUCTURED = new Set(['session', 'message', 'thinking', 'tool_call', 'tool_result', 'file_change', 'prompt', 'turn_end', 'agent_raw',
+  'approval_request', 'approval_resolved']);
+const ENDED = new Set(['allowed', 'denied', 'expired', 'cancelled']);
 
 function parse(data) {
   try {
@@ -127,6 +130,7 @@ export class Conversation {
     this.waiting = new Map(); // promptId -> queued bubble
     this.artifactLinks = new Map(); // artifact name -> [element]
     this.artifacts = new Map(); // artifact name -> id
+    this.asks = new Map(); // requestId -> { request, resolved, approval, outcome, element }
     this.turns = 0;
     this.turnOpen = false;
     this.onTurn = () => {};
@@ -193,6 +197,8 @@ export class Conversation {
           h('summary', {}, `Agent output claw could not read (${str(d.reason) || 'unknown'})${d.truncated ? ', cut' : ''}`),
           h('pre', {}, str(d.line))));
         break;
+      case 'approval_request': this.approvalRequest(d); break;
+      case 'approval_resolved': this.approvalResolved(d); break;
       case 'info':
       case 'error':
         this.note(kind, String(event.data).replace(/\n$/, ''));
@@ -256,6 +262,62 @@ export class Conversation {
         `Session: ${fmtCost(num(d.totalCostUsd))} · ${fmtCount(d.totalInputTokens)} in / ${fmtCount(d.totalOutputTokens)} out`),
       d.error && !ok ? h('div', { class: 'turn-error' }, str(d.error)) : null));
     this.setTurn(false);
+  }
+
+  // The agent asked a person: a note that says what, and later how it
+  // ended and who decided. The card to decide it is the run page's.
+  ask(requestId) {
+    let entry = this.asks.get(requestId);
+    if (!entry) {
+      entry = { request: null, resolved: null, approval: null, element: null, outcome: null, card: null };
+      this.asks.set(requestId, entry);
+    }
+    return entry;
+  }
+
+  approvalRequest(d) {
+    const entry = this.ask(str(d.requestId));
+    if (entry.element) return;
+    entry.request = d;
+    const [lead, detail] = asking(d);
+    entry.outcome = h('span', { class: 'appr-note-outcome' });
+    entry.element = this.note('approval', h('span', { class: 'appr-note-ask' }, lead, detail ? [' ', h('code', {}, detail)] : null),
+      ' — ', entry.outcome);
+    entry.element.dataset.requestId = str(d.requestId);
+    entry.card = this.cards.get(str(d.callId)) || null;
+    this.renderAsk(entry);
+  }
+
+  approvalResolved(d) {
+    const entry = this.ask(str(d.requestId));
+    entry.resolved = d;
+    this.renderAsk(entry);
+  }
+
+  // An approval from the API: who decided, and how.
+  setApproval(a) {
+    if (!a || !a.requestId) return;
+    const entry = this.ask(a.requestId);
+    entry.approval = a;
+    this.renderAsk(entry);
+  }
+
+  renderAsk(entry) {
+    if (!entry.element) return;
+    const a = { ...(entry.request || {}), ...(entry.approval || {}) };
+    // What the runner did is what happened.
+    const resolved = entry.resolved && ENDED.has(entry.resolved.status) ? entry.resolved : null;
+    const status = resolved ? resolved.status : (entry.approval && entry.approval.status) || 'pending';
+    if (resolved && resolved.message && !a.message) a.message = resolved.message;
+    entry.element.dataset.status = status;
+    entry.outcome.className = `appr-note-outcome o-${status}`;
+    entry.outcome.textContent = outcomeWords(a, status);
+    // Its tool call waits too, until it is decided.
+    const card = entry.card;
+    if (card && card.element.classList.contains('pending')) {
+      card.state.textContent = status === 'pending' ? 'waiting for a decision' : 'running…';
+      card.state.classList.toggle('asking', status === 'pending');
+    }
   }
 
   marker(data) {

@@ -126,7 +126,7 @@ export function fmtBytes(n) {
 }
 
 export function statusBadge(status, exitCode) {
-  const label = exitCode !== undefined && exitCode !== null && status !== 'running'
+  const label = exitCode !== undefined && exitCode !== null && status !== 'running' && status !== 'waiting'
     ? `${status} (${exitCode})` : status;
   return h('span', { class: `badge st-${status}`, dataset: { status } }, label);
 }

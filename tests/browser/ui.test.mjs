@@ -1,12 +1,12 @@
 // The web UI in headless Chromium against a real clawd and a real
 // claw-runner: setup, sign-in, runs, live logs, commands, stop, artifacts,
-// roles, reconnects, a 100,000-line log, agent conversations, the phone
-// header and TOTP.
+// roles, reconnects, a 100,000-line log, agent conversations, approvals
+// (the agent's requests decided from a phone), the phone header and TOTP.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Gateway, launchBrowser, shoot, readLog, totp, binDir, shotDir, repo, DESKTOP, PHONE } from './harness.mjs';
@@ -919,6 +919,381 @@ test('with the real Claude Code: New run, the edit as a diff, and a prompt from 
   await page.waitForSelector('#run-status [data-status=stopped]', { timeout: 30000 });
   await exited;
   assert.equal((await gw.fetch('GET', `/api/runs/${runId}`, { headers: { authorization: `Bearer ${await adminBearer()}` } })).body.status, 'stopped');
+});
+
+// Every part of the page is on a 390 px screen: no sideways scrolling, and
+// `selector` in view, big enough to tap and not covered.
+async function onScreen(p, selector, minHeight = 44) {
+  const box = await p.locator(selector).first().boundingBox();
+  const size = p.viewportSize();
+  assert.ok(box, `${selector} is shown`);
+  assert.ok(box.x >= 0 && box.x + box.width <= size.width && box.y >= 0 && box.y + box.height <= size.height,
+    `${selector} is on screen: ${JSON.stringify(box)}`);
+  assert.ok(box.height >= minHeight && box.width >= 44, `${selector} is big enough to tap: ${JSON.stringify(box)}`);
+  const hit = await p.locator(selector).first().evaluate((el) => {
+    const r = el.getBoundingClientRect();
+    return el.contains(document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2));
+  });
+  assert.ok(hit, `${selector} takes a tap`);
+  assert.ok(await p.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'nothing scrolls sideways');
+}
+
+async function approvalOf(id) {
+  const reply = await gw.fetch('GET', `/api/approvals/${id}`, { headers: { authorization: `Bearer ${await adminBearer()}` } });
+  assert.equal(reply.status, 200, JSON.stringify(reply.body));
+  return reply.body;
+}
+
+async function pendingApprovals() {
+  const reply = await gw.fetch('GET', '/api/approvals?status=pending', { headers: { authorization: `Bearer ${await adminBearer()}` } });
+  assert.equal(reply.status, 200, JSON.stringify(reply.body));
+  return reply.body;
+}
+
+test('with the real Claude Code on a phone: the agent asks to run a command, Needs you counts it, Allow once lets it go on', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'claw-ui-appr-'));
+  const home = mkdtempSync(join(tmpdir(), 'claw-ui-appr-home-'));
+  const model = await scriptedModel(home, {
+    rules: [{
+      when: 'make a file',
+      steps: [
+        { tool: { name: 'Bash', input: { command: 'touch made-by-agent.txt', description: 'make the file' } } },
+        { text: 'It is **made**.' },
+      ],
+    }],
+  });
+
+  // On a phone, a new run in the default mode: the CLI asks before `touch`.
+  await page.setViewportSize(PHONE);
+  await page.goto(`${gw.base}/#/runs`);
+  assert.equal(await page.locator('#nav .needs-you').isVisible(), false, 'nothing needs anyone yet');
+  await page.click('a:text("New run")');
+  await page.fill('textarea[name=prompt]', 'please make a file');
+  assert.equal(await page.inputValue('select[name=permissionMode]'), 'default');
+  await page.click('button:text("Create run")');
+  const line = await page.textContent('#runner-line');
+  const runId = await page.textContent('#run-id');
+  const runner = spawn(join(binDir, 'claw-runner'), line.split(' ').slice(1), {
+    cwd: work,
+    env: {
+      PATH: '/usr/local/bin:/usr/bin:/bin', HOME: home,
+      CLAW_HMAC_SECRET_FILE: join(gw.data, 'secrets/hmac-secret'),
+      CLAW_CA_CERT: join(gw.data, 'certs/server.crt'),
+      CLAW_STATE_DIR: join(home, 'state'),
+      CLAW_CLAUDE_PROGRAM: claudeCli,
+      ANTHROPIC_BASE_URL: model.url, ANTHROPIC_API_KEY: 'scripted',
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  runners.push(runner);
+  let runnerLog = '';
+  runner.stderr.on('data', (d) => { runnerLog += d; });
+  await page.click('a:text("Watch the run")');
+
+  // The request: counted in the header, pinned as a card with the command.
+  const card = page.locator('.dock .appr');
+  try {
+    await card.waitFor({ timeout: 90000 });
+  } catch (err) {
+    throw new Error(`${err.message}\nclaw-runner: ${runnerLog}`);
+  }
+  assert.equal(await card.locator('.appr-cmd').textContent(), '$ touch made-by-agent.txt');
+  assert.match(await card.locator('.appr-reason').textContent(), /make the file/);
+  assert.match(await card.locator('.appr-expires').textContent(), /^expires in \d+m \d\ds$/);
+  await page.waitForSelector('#run-status [data-status=waiting]');
+  await page.waitForSelector('#nav .needs-you:visible');
+  assert.equal(await page.textContent('#nav .needs-you .needs-count'), '1');
+  assert.equal(existsSync(join(work, 'made-by-agent.txt')), false, 'nothing ran before the decision');
+  // Its tool call in the conversation waits too.
+  const call = page.locator('#panel-conversation .tool[data-tool=Bash]');
+  await call.locator('.tool-state', { hasText: 'waiting for a decision' }).waitFor();
+  const [approval] = await pendingApprovals();
+  assert.equal(approval.runId, runId);
+  // The session button says what it allows, from the agent's suggestion if it made one.
+  const words = await card.locator('.appr-session-words').textContent();
+  assert.match(words, /for the rest of this run$/);
+  if ((approval.suggestions || []).some((s) => Array.isArray(s.rules))) assert.match(words, /^Allow Bash/);
+  // One thumb: every button on screen and big, the header's count too.
+  await page.waitForTimeout(300);
+  for (const selector of ['.dock .appr button.appr-allow', '.dock .appr button.appr-deny', '.dock .appr button.appr-session', '#nav .needs-you']) {
+    await onScreen(page, selector, 40);
+  }
+  await page.screenshot({ path: join(shotDir, 'approval-phone-viewport.png') });
+  await shoot(page, 'approval-card');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.screenshot({ path: join(shotDir, 'approval-phone-viewport-dark.png') });
+  await page.emulateMedia({ colorScheme: 'light' });
+
+  // The inbox, from the header, and back to the run from its card.
+  await page.click('#nav .needs-you');
+  const inboxCard = page.locator('.inbox .appr');
+  await inboxCard.waitFor();
+  assert.equal(await inboxCard.count(), 1);
+  assert.equal(await inboxCard.locator('.appr-cmd').textContent(), '$ touch made-by-agent.txt');
+  assert.equal(await inboxCard.locator('a.appr-run').getAttribute('href'), `#/runs/${runId}`);
+  await onScreen(page, '.inbox .appr button.appr-allow', 44);
+  await shoot(page, 'approval-inbox');
+  await page.click('.inbox .appr a.appr-run');
+  await card.waitFor();
+
+  // Allow once: the agent goes on, and the card says who allowed it, then goes.
+  await card.locator('button.appr-allow').click();
+  await card.locator('.appr-outcome', { hasText: /^Allowed once by admin/ }).waitFor();
+  await page.screenshot({ path: join(shotDir, 'approval-decided-phone.png') });
+  const conv = page.locator('#panel-conversation .conv');
+  try {
+    await conv.locator('.msg strong', { hasText: 'made' }).waitFor({ timeout: 60000 });
+  } catch (err) {
+    throw new Error(`${err.message}\nclaw-runner: ${runnerLog}`);
+  }
+  await conv.locator('.turn').first().waitFor();
+  assert.equal(existsSync(join(work, 'made-by-agent.txt')), true, 'the command ran');
+  assert.equal(await call.locator('.tool-state').textContent(), 'done');
+  const note = conv.locator('.note-approval');
+  await note.locator('.appr-note-outcome', { hasText: 'allowed by admin' }).waitFor();
+  assert.equal(await note.textContent(), 'Asked to run touch made-by-agent.txt — allowed by admin');
+  await page.waitForSelector('.dock .appr', { state: 'detached', timeout: 15000 });
+  await page.waitForSelector('#nav .needs-you', { state: 'hidden' });
+  await page.waitForSelector('#run-status [data-status=running]');
+  const decided = await approvalOf(approval.id);
+  assert.deepEqual([decided.status, decided.decidedBy, decided.scope, decided.delivered], ['allowed', 'admin', 'once', true]);
+  await shoot(page, 'approval-allowed');
+
+  // The Log tab has both events, raw.
+  await page.click('#tab-log');
+  await page.locator('.log-line.k-approval_resolved').first().waitFor();
+  const kinds = new Set((await readLog(page)).map((l) => l.kind));
+  assert.ok(kinds.has('approval_request') && kinds.has('approval_resolved'), [...kinds].join(','));
+  await page.click('#tab-conversation');
+  await page.setViewportSize(DESKTOP);
+
+  const exited = new Promise((ok) => runner.once('exit', ok));
+  await page.click('#stop');
+  await page.click('dialog button:text("Stop run")');
+  await page.waitForSelector('#run-status [data-status=stopped]', { timeout: 30000 });
+  await exited;
+});
+
+const QUESTIONS = {
+  questions: [
+    {
+      question: 'Which colour should the button be?', header: 'Colour', multiSelect: false,
+      options: [{ label: 'Blue', description: 'Matches the brand' }, { label: 'Green', description: 'Reads as "go"' }],
+    },
+    {
+      question: 'What should the release include?', header: 'Extras', multiSelect: true,
+      options: [{ label: 'Tests', description: 'for the new button' }, { label: 'Docs' }, { label: 'A demo' }],
+    },
+  ],
+};
+const PLAN = '# Release plan\n\n1. Bump the version\n2. Tag it\n\n<script>window.__xss = 1</script>\n<img src=x onerror="window.__xss = 2">\n**bold** stays as written';
+const approvalRequest = (requestId, fields) => ev('approval_request', { requestId, timeoutSecs: 600, ...fields });
+
+test('approvals from a runner: a question answered, a plan shown as text, a denial with its message, and the inbox across runs', async () => {
+  const bearer = await adminBearer();
+  const one = await gw.createAgentRun(bearer, { agent: 'claude', prompt: 'Plan the release' });
+  const two = await gw.createAgentRun(bearer, { agent: 'claude', prompt: 'Tidy the repository' });
+  await gw.postEvents(one, [started('claude'), approvalRequest('q-1', {
+    kind: 'question', tool: 'AskUserQuestion', input: QUESTIONS, summary: 'Which colour should the button be?',
+  })]);
+  await gw.postEvents(two, [started('claude'), approvalRequest('b-1', {
+    kind: 'tool', tool: 'Bash', input: { command: 'rm -rf build', description: 'remove the build output' },
+    summary: 'rm -rf build', reason: 'remove the build output', callId: 'toolu_rm',
+    suggestions: [{ type: 'addRules', rules: [{ toolName: 'Bash', ruleContent: 'rm:*' }], behavior: 'allow', destination: 'localSettings' }],
+  })]);
+  await gw.postEvents(one, [approvalRequest('p-1', { kind: 'plan', tool: 'ExitPlanMode', input: { plan: PLAN }, summary: 'ExitPlanMode' })]);
+  const ids = Object.fromEntries((await pendingApprovals()).map((a) => [a.requestId, a.id]));
+
+  // The inbox on a phone: every run's approvals, oldest first, with their runs.
+  await page.setViewportSize(PHONE);
+  await page.goto(`${gw.base}/#/approvals`);
+  const cards = page.locator('.inbox .appr');
+  await page.waitForFunction(() => document.querySelectorAll('.inbox .appr').length === 3);
+  assert.deepEqual(await cards.evaluateAll((els) => els.map((e) => e.dataset.approvalId)), [ids['q-1'], ids['b-1'], ids['p-1']]);
+  assert.deepEqual(await cards.locator('a.appr-run').evaluateAll((els) => els.map((e) => e.getAttribute('href'))),
+    [`#/runs/${one.id}`, `#/runs/${two.id}`, `#/runs/${one.id}`]);
+  assert.equal(await page.textContent('#nav .needs-count'), '3');
+  assert.equal(await page.textContent('#inbox-count'), '3 waiting, oldest first');
+  // Allow for the session, in words from the agent's suggestion.
+  const rm = cards.filter({ has: page.locator('.appr-cmd', { hasText: 'rm -rf build' }) });
+  assert.equal(await rm.locator('.appr-session-words').textContent(), 'Allow Bash(rm:*) for the rest of this run');
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'nothing scrolls sideways');
+  await shoot(page, 'approvals-inbox');
+
+  // The run list shows who waits.
+  await page.goto(`${gw.base}/#/runs`);
+  await page.locator(`tr[data-run="${one.id}"] .badge[data-status=waiting]`).waitFor();
+  assert.ok((await page.$$eval('select[name=status] option', (os) => os.map((o) => o.value))).includes('waiting'));
+
+  // Deny with a message, from the inbox.
+  await page.goto(`${gw.base}/#/approvals`);
+  await rm.waitFor();
+  await rm.locator('input.appr-message').fill('keep the build output');
+  await rm.locator('button.appr-deny').click();
+  await rm.locator('.appr-outcome', { hasText: /^Denied by admin: keep the build output/ }).waitFor();
+  let stored = await approvalOf(ids['b-1']);
+  assert.deepEqual([stored.status, stored.decidedBy, stored.message], ['denied', 'admin', 'keep the build output']);
+  await page.waitForFunction(() => document.querySelectorAll('.inbox .appr').length === 2, null, { timeout: 15000 });
+  assert.equal(await page.textContent('#nav .needs-count'), '2');
+  // The runner writes it to the agent; the run's conversation notes it.
+  await gw.postEvents(two, [ev('approval_resolved', { requestId: 'b-1', status: 'denied', approvalId: ids['b-1'], message: 'keep the build output' })]);
+  await page.goto(`${gw.base}/#/runs/${two.id}`);
+  const denied = page.locator('.conv .note-approval');
+  await denied.locator('.appr-note-outcome', { hasText: 'denied by admin: keep the build output' }).waitFor();
+  assert.equal(await denied.textContent(), 'Asked to run rm -rf build — denied by admin: keep the build output');
+  assert.equal(await page.locator('.dock .appr').count(), 0);
+
+  // The question, on its run's page: one choice, several, and one's own words.
+  await page.goto(`${gw.base}/#/runs/${one.id}`);
+  const question = page.locator('.dock .appr-question');
+  await question.waitFor();
+  await page.evaluate(() => { delete window.__xss; });
+  const sets = question.locator('fieldset.appr-q');
+  assert.equal(await sets.count(), 2);
+  assert.equal(await sets.nth(0).locator('input[type=radio]').count(), 3, 'two options and Other');
+  assert.equal(await sets.nth(1).locator('input[type=checkbox]').count(), 4, 'three options and Other');
+  assert.match(await sets.nth(0).textContent(), /Matches the brand/);
+  await shoot(page, 'approval-question');
+  // Nothing chosen for the second question: the card says what is missing.
+  await sets.nth(0).locator('label.appr-opt', { hasText: 'Green' }).click();
+  await question.locator('button:text("Submit answers")').click();
+  await question.locator('.appr-error', { hasText: 'Answer each question' }).waitFor();
+  await sets.nth(0).locator('label.appr-opt', { hasText: 'Blue' }).click();
+  await sets.nth(1).locator('label.appr-opt', { hasText: 'Tests' }).click();
+  await sets.nth(1).locator('label.appr-opt', { hasText: 'A demo' }).click();
+  await sets.nth(1).locator('input.appr-other').fill('a changelog');
+  const posted = page.waitForRequest((r) => r.url().endsWith(`/api/approvals/${ids['q-1']}/decision`));
+  await question.locator('button:text("Submit answers")').click();
+  const request = await posted;
+  assert.match(request.headers()['idempotency-key'], /^[\w-]{16,}$/);
+  const answers = {
+    'Which colour should the button be?': 'Blue',
+    'What should the release include?': 'Tests, A demo, a changelog',
+  };
+  assert.deepEqual(JSON.parse(request.postData()), { decision: 'allow', answers });
+  await question.locator('.appr-outcome', { hasText: /^Answered by admin/ }).waitFor();
+  stored = await approvalOf(ids['q-1']);
+  assert.equal(stored.status, 'allowed');
+  assert.deepEqual(stored.answers, answers);
+
+  // The plan: its markdown as text, its markup inert; approved.
+  const plan = page.locator('.dock .appr-plan');
+  await plan.waitFor();
+  assert.equal(await plan.locator('pre.appr-plan-text').textContent(), PLAN);
+  assert.equal(await plan.locator('script, img, strong, h1, ol').count(), 0);
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
+  await page.waitForSelector('.dock .appr-question', { state: 'detached', timeout: 15000 });
+  await shoot(page, 'approval-plan');
+  await plan.locator('button:text("Approve plan")').click();
+  await plan.locator('.appr-outcome', { hasText: /^Plan approved by admin/ }).waitFor();
+  assert.equal((await approvalOf(ids['p-1'])).status, 'allowed');
+  await page.waitForSelector('#nav .needs-you', { state: 'hidden' });
+  await page.waitForSelector('#run-status [data-status=running]');
+  await page.waitForSelector('.dock .appr', { state: 'detached', timeout: 15000 });
+  // Both notes in the conversation: the request, and who decided.
+  const notes = page.locator('.conv .note-approval .appr-note-outcome');
+  assert.deepEqual(await notes.allTextContents(), ['answered by admin', 'plan approved by admin']);
+  await page.setViewportSize(DESKTOP);
+  await gw.postEvents(one, [finished(0)]);
+  await gw.postEvents(two, [finished(0)]);
+});
+
+test('a viewer sees approvals without buttons; a decision after another person\'s gets 409 with who was first; expired cards go', async () => {
+  const bearer = await adminBearer();
+  const run = await gw.createAgentRun(bearer, { agent: 'claude', prompt: 'Ship it' });
+  await gw.postEvents(run, [started('claude'), approvalRequest('push-1', {
+    kind: 'tool', tool: 'Bash', input: { command: 'git push --force' }, summary: 'git push --force', reason: 'publish the branch',
+  })]);
+  const [pending] = await pendingApprovals();
+
+  // A viewer: the card and the count, no controls, and the API refuses.
+  const viewerContext = await browser.newContext({ ignoreHTTPSErrors: true, viewport: PHONE });
+  const viewer = await viewerContext.newPage();
+  await signIn(viewer, VIEWER);
+  await viewer.goto(`${gw.base}/#/runs/${run.id}`);
+  const seen = viewer.locator('.dock .appr');
+  await seen.waitFor();
+  assert.equal(await seen.locator('.appr-cmd').textContent(), '$ git push --force');
+  // No way to decide: only the fold of a pinned card is a button.
+  assert.equal(await seen.locator('.appr-decide, input, button:not(.appr-fold)').count(), 0);
+  assert.match(await seen.locator('.appr-viewer').textContent(), /operator or administrator decides/);
+  await viewer.waitForSelector('#nav .needs-you:visible');
+  await viewer.click('#nav .needs-you');
+  await viewer.locator('.inbox .appr').waitFor();
+  assert.equal(await viewer.locator('.inbox .appr button').count(), 0);
+  await shoot(viewer, 'approval-viewer');
+  const forged = await viewer.evaluate(async (id) => (await fetch(`/api/approvals/${id}/decision`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ decision: 'allow' }),
+  })).status, pending.id);
+  assert.equal(forged, 403);
+
+  // A second operator whose page has not heard of the decision yet.
+  const lateContext = await browser.newContext({ ignoreHTTPSErrors: true, viewport: PHONE });
+  const late = await lateContext.newPage();
+  await late.routeWebSocket(/\/ws$/, (ws) => {
+    const server = ws.connectToServer();
+    server.onMessage((m) => { if (!String(m).includes('"type":"approval"')) ws.send(m); });
+  });
+  await signIn(late, ADMIN);
+  await late.goto(`${gw.base}/#/runs/${run.id}`);
+  const lateCard = late.locator('.dock .appr');
+  await lateCard.waitFor();
+
+  await page.goto(`${gw.base}/#/runs/${run.id}`);
+  const first = page.locator('.dock .appr');
+  await first.locator('button.appr-allow').click();
+  await first.locator('.appr-outcome', { hasText: /^Allowed once by admin/ }).waitFor();
+  // The viewer's page follows.
+  await viewer.locator('.inbox .appr[data-status=allowed]').waitFor();
+
+  await lateCard.locator('input.appr-message').fill('not today');
+  await lateCard.locator('button.appr-deny').click();
+  const error = lateCard.locator('.appr-error');
+  await error.waitFor();
+  assert.match(await error.textContent(), new RegExp(`approval ${pending.id} was already decided: allowed by admin at `));
+  // The card is refreshed: it shows the decision that stands.
+  await late.locator('.dock .appr[data-status=allowed] .appr-outcome', { hasText: /^Allowed once by admin/ }).waitFor();
+  assert.equal(await lateCard.locator('button.appr-deny').isVisible(), false);
+  await late.screenshot({ path: join(shotDir, 'approval-conflict-phone.png') });
+  assert.equal((await approvalOf(pending.id)).status, 'allowed');
+
+  // A request nobody decided in time: the runner's word, and the card goes.
+  await gw.postEvents(run, [approvalRequest('push-2', {
+    kind: 'tool', tool: 'Bash', input: { command: 'git push --tags' }, summary: 'git push --tags', timeoutSecs: 1,
+  })]);
+  const second = page.locator('.dock .appr', { has: page.locator('.appr-cmd', { hasText: 'git push --tags' }) });
+  await second.waitFor();
+  await gw.postEvents(run, [ev('approval_resolved', { requestId: 'push-2', status: 'expired', message: 'no decision arrived in time' })]);
+  await second.waitFor({ state: 'detached' });
+  await page.locator('.conv .note-approval[data-status=expired] .appr-note-outcome', { hasText: 'expired: the agent was told no decision arrived' }).waitFor();
+  await page.waitForSelector('#nav .needs-you', { state: 'hidden' });
+
+  // An edit: the diff it would make; folded and shown again; allowed for the session.
+  await gw.postEvents(run, [approvalRequest('edit-1', {
+    kind: 'tool', tool: 'Edit', input: { file_path: 'src/lib.rs', old_string: 'old()', new_string: 'new()' },
+    summary: 'src/lib.rs', diff: '--- a/src/lib.rs\n+++ b/src/lib.rs\n@@\n-old()\n+new()\n',
+  })]);
+  const edit = page.locator('.dock .appr', { has: page.locator('.diff') });
+  await edit.waitFor();
+  const [editApproval] = await pendingApprovals();
+  assert.equal(await edit.locator('.appr-what').textContent(), 'src/lib.rs');
+  assert.equal(await edit.locator('.diff .d-del').textContent(), '-old()');
+  assert.equal(await edit.locator('.diff .d-add').textContent(), '+new()');
+  assert.equal(await edit.locator('.appr-session-words').textContent(), 'Allow this same Edit request without asking for the rest of this run');
+  await edit.locator('button.appr-fold').click();
+  assert.equal(await edit.locator('.diff').isVisible(), false);
+  assert.equal(await edit.locator('button.appr-allow').isVisible(), false);
+  await edit.locator('button.appr-fold:text("Show")').click();
+  await edit.locator('button.appr-session').click();
+  await edit.locator('.appr-outcome', { hasText: /^Allowed for this session by admin/ }).waitFor();
+  const session = await approvalOf(editApproval.id);
+  assert.deepEqual([session.status, session.scope], ['allowed', 'session']);
+  await gw.postEvents(run, [ev('approval_resolved', { requestId: 'edit-1', status: 'allowed', approvalId: editApproval.id })]);
+  await page.locator('.conv .note-approval', { hasText: 'Asked to edit src/lib.rs — allowed for this session by admin' }).waitFor();
+  await gw.postEvents(run, [finished(0)]);
+  await viewerContext.close();
+  await lateContext.close();
 });
 
 test('on a phone every page of the header is on screen', async () => {

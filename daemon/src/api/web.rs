@@ -40,10 +40,12 @@ const ASSETS: &[Asset] = &[
     asset!("/assets/diff.js", "diff.js", JS),
     asset!("/assets/conversation.js", "conversation.js", JS),
     asset!("/assets/composer.js", "composer.js", JS),
+    asset!("/assets/approvals.js", "approvals.js", JS),
     asset!("/assets/pages/auth.js", "pages/auth.js", JS),
     asset!("/assets/pages/runs.js", "pages/runs.js", JS),
     asset!("/assets/pages/run.js", "pages/run.js", JS),
     asset!("/assets/pages/admin.js", "pages/admin.js", JS),
+    asset!("/assets/pages/approvals.js", "pages/approvals.js", JS),
     asset!("/assets/icon.svg", "icon.svg", "image/svg+xml"),
 ];
 

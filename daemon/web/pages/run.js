@@ -11,8 +11,11 @@ import { LogView } from '../logview.js';
 import { diffClass } from '../diff.js';
 import { Conversation, Changes } from '../conversation.js';
 import { composer } from '../composer.js';
+import { approvals, ApprovalList } from '../approvals.js';
 
-const ACTIVE = ['pending', 'running'];
+// `waiting` is running, with its agent waiting for a person's decision.
+const ACTIVE = ['pending', 'running', 'waiting'];
+const RUNNING = ['running', 'waiting'];
 const INLINE_LIMIT = 2 * 1024 * 1024;
 
 function isText(artifact) {
@@ -64,6 +67,8 @@ export async function runPage(main, { params: [runId] }) {
   let conversation = null;
   let changes = null;
   let prompts = null;
+  let pinned = null;
+  let stopApprovals = () => {};
   let showing = 'conversation';
   const tabs = new Map();
   const facts = h('dl', { class: 'facts' });
@@ -77,13 +82,17 @@ export async function runPage(main, { params: [runId] }) {
       },
     }) : null;
     conversation.onTurn = (open) => { if (prompts) prompts.setTurn(open); };
+    // What the agent waits for, pinned with the composer at the bottom of
+    // the screen, where a thumb reaches it.
+    pinned = new ApprovalList({ runId, foldable: true });
+    stopApprovals = approvals.listen((a) => { if (a && a.runId === runId) conversation.setApproval(a); });
     conversation.onChange = (change, event) => {
       changes.add(change, event);
       tabs.get('changes').button.textContent = `Changes (${changes.count})`;
     };
     const bar = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Run views' });
     const panels = {
-      conversation: [conversation.element, prompts ? prompts.element : null],
+      conversation: [conversation.element, h('div', { class: 'dock' }, pinned.element, prompts ? prompts.element : null)],
       changes: [changes.element],
       log: [log.element, rest],
     };
@@ -219,8 +228,8 @@ export async function runPage(main, { params: [runId] }) {
   // Suggestions without a trailing `<path>...`: it may stand for nothing.
   const suggestions = [...new Set(allowed.map((entry) => entry.replace(/\s+<path>\.\.\.$/, '')))];
   function renderCommandBox() {
-    if (!can('operator') || run.status !== 'running') {
-      replace(commandBox, run.status === 'running' ? null
+    if (!can('operator') || !RUNNING.includes(run.status)) {
+      replace(commandBox, RUNNING.includes(run.status) ? null
         : h('p', { class: 'muted' }, 'Commands can be sent while the run is running.'));
       return;
     }
@@ -312,8 +321,20 @@ export async function runPage(main, { params: [runId] }) {
     } catch (err) { showError(err); }
   }
 
+  // Every approval of the run, for the conversation's notes on who decided.
+  async function loadApprovals() {
+    if (!conversation) return;
+    try {
+      const all = await get(`/api/approvals?status=all&runId=${encodeURIComponent(runId)}`);
+      for (const a of all) {
+        const known = approvals.known.get(a.id);
+        conversation.setApproval(known && known.status !== 'pending' ? known : a);
+      }
+    } catch (err) { showError(err); }
+  }
+
   renderHead();
-  await Promise.all([loadCommands(), loadArtifacts()]);
+  await Promise.all([loadCommands(), loadArtifacts(), loadApprovals()]);
 
   // Every event goes to the log, which drops a sequence it has; the
   // conversation gets the rest.
@@ -359,10 +380,13 @@ export async function runPage(main, { params: [runId] }) {
     liveState.className = `live-state s-${state}`;
   });
   const ticker = setInterval(() => {
-    if (run.status === 'running') {
+    if (RUNNING.includes(run.status)) {
       const cell = head.querySelector('.c-duration');
       if (cell) cell.textContent = fmtDuration(run.startedAt, null);
     }
   }, 1000);
-  return () => { unsubscribe(); stopState(); clearInterval(ticker); log.destroy(); };
+  return () => {
+    unsubscribe(); stopState(); clearInterval(ticker); log.destroy(); stopApprovals();
+    if (pinned) pinned.destroy();
+  };
 }

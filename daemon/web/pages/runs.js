@@ -4,7 +4,8 @@ import { get, post, can } from '../api.js';
 import { h, replace, fmtTime, fmtDuration, statusBadge, field, showError, toast } from '../dom.js';
 import { live } from '../socket.js';
 
-const STATES = ['pending', 'running', 'done', 'failed', 'stopped'];
+// `waiting`: running, with its agent waiting for a person's decision.
+const STATES = ['pending', 'running', 'waiting', 'done', 'failed', 'stopped'];
 
 // What a run drives, for the list: its command, or its agent and model.
 function what(run) {
@@ -92,7 +93,7 @@ export async function runsPage(main) {
   // Running durations tick.
   const ticker = setInterval(() => {
     for (const { run, tr } of rows.values()) {
-      if (run.status === 'running') {
+      if (run.status === 'running' || run.status === 'waiting') {
         const cell = tr.querySelector('.c-duration');
         if (cell) cell.textContent = fmtDuration(run.startedAt, null);
       }
