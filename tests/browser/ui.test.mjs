@@ -837,6 +837,29 @@ async function scriptedModel(dir, script) {
   return { url, seen: () => { try { return seen(); } catch { return []; } } };
 }
 
+// claw-runner started with the pasted runner line as it is, with the
+// runner's own configuration, driving the real Claude Code CLI against
+// the scripted model; its stderr collects in `.log`.
+function startAgentRunner(line, work, home, modelUrl) {
+  const runner = spawn(join(binDir, 'claw-runner'), line.split(' ').slice(1), {
+    cwd: work,
+    env: {
+      PATH: '/usr/local/bin:/usr/bin:/bin', HOME: home,
+      CLAW_HMAC_SECRET_FILE: join(gw.data, 'secrets/hmac-secret'),
+      CLAW_CA_CERT: join(gw.data, 'certs/server.crt'),
+      CLAW_STATE_DIR: join(home, 'state'),
+      CLAW_CLAUDE_PROGRAM: claudeCli,
+      ANTHROPIC_BASE_URL: modelUrl, ANTHROPIC_API_KEY: 'scripted',
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  runners.push(runner);
+  runner.log = '';
+  runner.stderr.on('data', (d) => { runner.log += d; });
+  return runner;
+}
+
 test('with the real Claude Code: New run, the edit as a diff, and a prompt from the composer reaches the model', async () => {
   const work = mkdtempSync(join(tmpdir(), 'claw-ui-agent-'));
   const home = mkdtempSync(join(tmpdir(), 'claw-ui-home-'));
@@ -864,22 +887,7 @@ test('with the real Claude Code: New run, the edit as a diff, and a prompt from 
   const line = await page.textContent('#runner-line');
   const runId = await page.textContent('#run-id');
   // The copied line, run as it is, with the runner's own configuration.
-  const runner = spawn(join(binDir, 'claw-runner'), line.split(' ').slice(1), {
-    cwd: work,
-    env: {
-      PATH: '/usr/local/bin:/usr/bin:/bin', HOME: home,
-      CLAW_HMAC_SECRET_FILE: join(gw.data, 'secrets/hmac-secret'),
-      CLAW_CA_CERT: join(gw.data, 'certs/server.crt'),
-      CLAW_STATE_DIR: join(home, 'state'),
-      CLAW_CLAUDE_PROGRAM: claudeCli,
-      ANTHROPIC_BASE_URL: model.url, ANTHROPIC_API_KEY: 'scripted',
-      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1',
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  runners.push(runner);
-  let runnerLog = '';
-  runner.stderr.on('data', (d) => { runnerLog += d; });
+  const runner = startAgentRunner(line, work, home, model.url);
   await page.click('a:text("Watch the run")');
 
   // The model's turn, as the CLI reported it.
@@ -887,7 +895,7 @@ test('with the real Claude Code: New run, the edit as a diff, and a prompt from 
   try {
     await conv.locator('.msg strong', { hasText: 'fixed' }).waitFor({ timeout: 60000 });
   } catch (err) {
-    throw new Error(`${err.message}\nclaw-runner: ${runnerLog}`);
+    throw new Error(`${err.message}\nclaw-runner: ${runner.log}`);
   }
   const edit = conv.locator('.tool[data-tool=Edit]');
   assert.match(await edit.locator('.tool-about').textContent(), /greeting\.txt/);
@@ -973,22 +981,7 @@ test('with the real Claude Code on a phone: the agent asks to run a command, Nee
   await page.click('button:text("Create run")');
   const line = await page.textContent('#runner-line');
   const runId = await page.textContent('#run-id');
-  const runner = spawn(join(binDir, 'claw-runner'), line.split(' ').slice(1), {
-    cwd: work,
-    env: {
-      PATH: '/usr/local/bin:/usr/bin:/bin', HOME: home,
-      CLAW_HMAC_SECRET_FILE: join(gw.data, 'secrets/hmac-secret'),
-      CLAW_CA_CERT: join(gw.data, 'certs/server.crt'),
-      CLAW_STATE_DIR: join(home, 'state'),
-      CLAW_CLAUDE_PROGRAM: claudeCli,
-      ANTHROPIC_BASE_URL: model.url, ANTHROPIC_API_KEY: 'scripted',
-      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1',
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  runners.push(runner);
-  let runnerLog = '';
-  runner.stderr.on('data', (d) => { runnerLog += d; });
+  const runner = startAgentRunner(line, work, home, model.url);
   await page.click('a:text("Watch the run")');
 
   // The request: counted in the header, pinned as a card with the command.
@@ -996,7 +989,7 @@ test('with the real Claude Code on a phone: the agent asks to run a command, Nee
   try {
     await card.waitFor({ timeout: 90000 });
   } catch (err) {
-    throw new Error(`${err.message}\nclaw-runner: ${runnerLog}`);
+    throw new Error(`${err.message}\nclaw-runner: ${runner.log}`);
   }
   assert.equal(await card.locator('.appr-cmd').textContent(), '$ touch made-by-agent.txt');
   assert.match(await card.locator('.appr-reason').textContent(), /make the file/);
@@ -1045,7 +1038,7 @@ test('with the real Claude Code on a phone: the agent asks to run a command, Nee
   try {
     await conv.locator('.msg strong', { hasText: 'made' }).waitFor({ timeout: 60000 });
   } catch (err) {
-    throw new Error(`${err.message}\nclaw-runner: ${runnerLog}`);
+    throw new Error(`${err.message}\nclaw-runner: ${runner.log}`);
   }
   await conv.locator('.turn').first().waitFor();
   assert.equal(existsSync(join(work, 'made-by-agent.txt')), true, 'the command ran');
