@@ -166,7 +166,11 @@ pub async fn start(
             answer = tokio::time::timeout(INIT_TIMEOUT, ready) => match answer {
                 Ok(Ok(Ok(()))) => Ok(()),
                 Ok(Ok(Err(refused))) => Err(format!("the agent refused to start: {refused}")),
-                Ok(Err(_)) => Err("the agent ended its output before it initialised".to_owned()),
+                // Output ends when the agent exits: its status says more than the closed pipe.
+                Ok(Err(_)) => match tokio::time::timeout(CLOSE_GRACE, child.wait()).await {
+                    Ok(Ok(status)) => Err(format!("the agent exited before it initialised ({status})")),
+                    _ => Err("the agent ended its output before it initialised".to_owned()),
+                },
                 Err(_) => Err(format!("the agent did not initialise within {} s", INIT_TIMEOUT.as_secs())),
             },
             status = child.wait() => Err(format!(
