@@ -98,6 +98,17 @@ pub struct Config {
     /// How long an agent's request waits for a person's decision before
     /// the runner denies it (a run may set its own).
     pub approval_timeout_secs: u64,
+    /// Attempts to deliver a notification before it becomes a dead letter
+    /// (it also does after 24 h).
+    pub notify_max_attempts: u32,
+    /// Whether notification targets may be on loopback, link-local or
+    /// private addresses (off: SSRF).
+    pub notify_allow_private_targets: bool,
+    /// The gateway's address as people reach it, for links in
+    /// notifications; default `https://HOSTNAME:PORT` of `listen`.
+    pub public_url: Option<String>,
+    /// A running run's runner silent this long is reported (`runner_lost`).
+    pub runner_lost_secs: u64,
 }
 
 /// More runtime threads than this is a typo, not a machine.
@@ -143,6 +154,10 @@ impl Default for Config {
             prompt_max_bytes: 100_000,
             allow_bypass_permissions: false,
             approval_timeout_secs: 1800,
+            notify_max_attempts: 8,
+            notify_allow_private_targets: false,
+            public_url: None,
+            runner_lost_secs: 120,
         }
     }
 }
@@ -198,6 +213,16 @@ impl Config {
             return Err(invalid(&format!(
                 "worker_threads is {}; the most is {MOST_WORKER_THREADS} (0 picks one less than the CPUs)",
                 self.worker_threads
+            )));
+        }
+        if self.notify_max_attempts == 0 {
+            return Err(invalid("notify_max_attempts must be at least 1"));
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(invalid(&format!(
+                "public_url {url:?} is not an http(s) address"
             )));
         }
         if let Err(e) = claw_proto::Redactor::new(&self.redact_patterns) {
@@ -288,6 +313,7 @@ mod tests {
             data_dir: Some("/d".into()),
             tls_cert: Some("/c".into()),
             tls_key: Some("/k".into()),
+            public_url: Some("https://u".into()),
             ..Config::default()
         };
         let table = toml::Table::try_from(&all).expect("serialise");

@@ -12,6 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::app::{App, Facts, Parts, Settings, TlsState, nonce_retention_secs};
 use crate::blobs::FileBlobs;
 use crate::config::{self, Config};
+use crate::delivery;
 use crate::hub::Hub;
 use crate::listeners::{self, Listeners};
 use crate::logging::LogLevel;
@@ -183,6 +184,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
     }
     tokio::spawn(notify::watchdog(Arc::clone(&app), stopped.clone()));
     tokio::spawn(housekeeping(Arc::clone(&app), stopped.clone()));
+    tokio::spawn(delivery::run(Arc::clone(&app), stopped.clone()));
 
     tracing::info!(
         address = %bound,

@@ -10,6 +10,7 @@ mod clock;
 mod config;
 mod control;
 mod daemon;
+mod delivery;
 mod fsutil;
 mod http;
 mod hub;

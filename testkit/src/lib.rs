@@ -18,6 +18,7 @@ mod gateway;
 mod https;
 pub mod model;
 mod process;
+mod receiver;
 mod runner;
 mod ws;
 
@@ -30,6 +31,7 @@ pub use https::{
     write_certificate,
 };
 pub use process::{proc_status_kib, process_cpu_secs};
+pub use receiver::{Received, Receiver};
 pub use runner::{Runner, RunnerClient, Signed, nonce, now_secs};
 pub use ws::{Ws, try_websocket_to, websocket_to};
 

@@ -5,6 +5,7 @@ mod approvals;
 mod extract;
 mod human;
 mod idempotency;
+mod notify;
 mod runner;
 mod runner_ws;
 mod users;
@@ -76,6 +77,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/approvals", get(approvals::list))
         .route("/api/approvals/{id}", get(approvals::show))
         .route("/api/approvals/{id}/decision", post(approvals::decide))
+        .route(
+            "/api/notify/channels",
+            get(notify::channels).post(notify::add_channel),
+        )
+        .route(
+            "/api/notify/channels/{id}",
+            axum::routing::patch(notify::update_channel).delete(notify::remove_channel),
+        )
+        .route("/api/notify/status", get(notify::status))
         .route("/api/audit", get(human::audit_list))
         .route("/api/audit/verify", get(human::audit_verify))
         .route("/ws", get(ws::upgrade))

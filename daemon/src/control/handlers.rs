@@ -24,6 +24,10 @@ use claw_proto::control::{
     ReconcileRequest, RevokeQuery, RevokeReply, RotateReply, RotateRequest, RunsQuery,
     SelfSignedRequest, SetPasswordRequest, SetRoleRequest, Status,
 };
+use claw_proto::notify::{
+    ChannelView, CreatedChannel, DeliveryStatus, DeliveryView, NewChannel, OutboxCounts,
+    OutboxQuery, Purged,
+};
 use claw_proto::wire::RunStatus;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
@@ -52,6 +56,14 @@ pub fn router(app: Ctx) -> Router {
         .route("/v1/approvals", get(list_approvals))
         .route("/v1/approvals/{id}", get(show_approval))
         .route("/v1/approvals/{id}/decision", post(decide))
+        .route("/v1/notify/status", get(notify_status))
+        .route(
+            "/v1/notify/channels",
+            get(notify_channels).post(add_notify_channel),
+        )
+        .route("/v1/notify/channels/{id}", delete(remove_notify_channel))
+        .route("/v1/notify/outbox", get(outbox).delete(purge_outbox))
+        .route("/v1/notify/outbox/{id}/retry", post(retry_delivery))
         .route("/v1/users", get(list_users).post(add_user))
         .route("/v1/users/{name}", delete(delete_user))
         .route("/v1/users/{name}/password", post(set_password))
@@ -262,6 +274,81 @@ async fn decide(
     JsonBody(request): JsonBody<DecisionRequest>,
 ) -> ServiceResult<Json<ApprovalView>> {
     Ok(Json(app.decide(&caller, id, request).await?))
+}
+
+async fn notify_status(
+    State(app): AppState,
+    Local(caller): Local,
+) -> ServiceResult<Json<OutboxCounts>> {
+    Ok(Json(app.outbox_counts(&caller).await?))
+}
+
+async fn notify_channels(
+    State(app): AppState,
+    Local(caller): Local,
+) -> ServiceResult<Json<Vec<ChannelView>>> {
+    Ok(Json(app.list_channels(&caller).await?))
+}
+
+async fn add_notify_channel(
+    State(app): AppState,
+    Local(caller): Local,
+    JsonBody(request): JsonBody<NewChannel>,
+) -> ServiceResult<(StatusCode, Json<CreatedChannel>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(app.add_channel(&caller, request).await?),
+    ))
+}
+
+async fn remove_notify_channel(
+    State(app): AppState,
+    Local(caller): Local,
+    Path(id): Path<String>,
+) -> ServiceResult<Json<Done>> {
+    app.remove_channel(&caller, id).await?;
+    Ok(Json(Done::OK))
+}
+
+async fn outbox(
+    State(app): AppState,
+    Local(caller): Local,
+    q: Result<Query<OutboxQuery>, QueryRejection>,
+) -> ServiceResult<Json<Vec<DeliveryView>>> {
+    let q = query(q)?;
+    let status = match q.status.as_deref().filter(|s| !s.is_empty() && *s != "all") {
+        None => None,
+        Some(text) => Some(DeliveryStatus::parse(text).ok_or_else(|| {
+            crate::service::ServiceError::invalid(format!(
+                "{text:?} is not a delivery status: pending, delivered, dead or all"
+            ))
+        })?),
+    };
+    Ok(Json(app.list_deliveries(&caller, status).await?))
+}
+
+async fn purge_outbox(
+    State(app): AppState,
+    Local(caller): Local,
+    q: Result<Query<OutboxQuery>, QueryRejection>,
+) -> ServiceResult<Json<Purged>> {
+    let q = query(q)?;
+    if q.status.as_deref() != Some("dead") {
+        return Err(crate::service::ServiceError::invalid(
+            "only dead letters are purged: ?status=dead",
+        ));
+    }
+    Ok(Json(Purged {
+        purged: app.purge_dead_letters(&caller).await?,
+    }))
+}
+
+async fn retry_delivery(
+    State(app): AppState,
+    Local(caller): Local,
+    Path(id): Path<String>,
+) -> ServiceResult<Json<DeliveryView>> {
+    Ok(Json(app.retry_delivery(&caller, id).await?))
 }
 
 async fn delete_run(

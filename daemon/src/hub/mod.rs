@@ -62,6 +62,9 @@ pub struct Hub {
 /// for commands every 2 s while it runs).
 const RUNNER_FRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// A runner silent this long is forgotten (its run has long been reported).
+const RUNNER_FORGOTTEN: std::time::Duration = std::time::Duration::from_secs(86_400);
+
 impl Default for Hub {
     fn default() -> Self {
         Self {
@@ -261,8 +264,17 @@ impl Hub {
     /// Runners heard from within the last 30 s.
     pub fn runners_connected(&self) -> usize {
         let mut runners = self.runners.lock().unwrap_or_else(|e| e.into_inner());
-        runners.retain(|_, seen| seen.elapsed() < RUNNER_FRESH);
-        runners.len()
+        runners.retain(|_, seen| seen.elapsed() < RUNNER_FORGOTTEN);
+        runners
+            .values()
+            .filter(|seen| seen.elapsed() < RUNNER_FRESH)
+            .count()
+    }
+
+    /// When a run's runner was last heard from (since clawd started).
+    pub fn runner_last_seen(&self, run_id: &str) -> Option<std::time::Instant> {
+        let runners = self.runners.lock().unwrap_or_else(|e| e.into_inner());
+        runners.get(run_id).copied()
     }
 
     /// Counts a browser socket for as long as the guard lives.

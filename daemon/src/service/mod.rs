@@ -18,6 +18,7 @@ mod idempotency;
 mod identity;
 mod jobs;
 mod live;
+mod notifications;
 mod prompts;
 mod runner;
 mod runs;

@@ -201,11 +201,48 @@ pub trait ApprovalStore: Send + Sync {
     async fn decide(&self, decision: NewDecision) -> Result<ApprovalRow, StoreError>;
 }
 
+/// Notification channels and the outbox. Notifications are written by the
+/// changes that cause them (approvals, a run's end) in their transaction.
+#[async_trait]
+pub trait NotifyStore: Send + Sync {
+    async fn add_channel(&self, channel: NewChannelRow) -> Result<ChannelRow, StoreError>;
+    /// A user's channels and the global ones; every channel for `None`.
+    async fn channels(&self, user_id: Option<String>) -> Result<Vec<ChannelRow>, StoreError>;
+    async fn channel(&self, id: String) -> Result<ChannelRow, StoreError>;
+    async fn update_channel(
+        &self,
+        id: String,
+        events: Option<Vec<claw_proto::notify::NotifyKind>>,
+        scope: Option<claw_proto::notify::ChannelScope>,
+    ) -> Result<ChannelRow, StoreError>;
+    async fn delete_channel(&self, id: String) -> Result<ChannelRow, StoreError>;
+    /// Pending deliveries due at `now`, oldest first, with their channels.
+    async fn due_deliveries(
+        &self,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<(DeliveryRow, ChannelRow)>, StoreError>;
+    async fn record_attempt(&self, id: String, attempt: Attempt) -> Result<(), StoreError>;
+    async fn deliveries(
+        &self,
+        status: Option<claw_proto::notify::DeliveryStatus>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRow>, StoreError>;
+    /// A dead letter made pending again, due now.
+    async fn retry_delivery(&self, id: String) -> Result<DeliveryRow, StoreError>;
+    async fn purge_dead(&self) -> Result<u64, StoreError>;
+    async fn outbox_counts(&self) -> Result<claw_proto::notify::OutboxCounts, StoreError>;
+    /// Running runs not heard from since `silent_since` and not yet
+    /// reported: each reported once (a `runner_lost` notification).
+    async fn report_lost_runners(&self, run_ids: Vec<String>) -> Result<usize, StoreError>;
+}
+
 /// Every concern: what the daemon holds.
 pub trait Store:
     RunStore
     + CommandStore
     + ApprovalStore
+    + NotifyStore
     + ArtifactIndex
     + IdentityStore
     + AuditStore
@@ -218,6 +255,7 @@ impl<T> Store for T where
     T: RunStore
         + CommandStore
         + ApprovalStore
+        + NotifyStore
         + ArtifactIndex
         + IdentityStore
         + AuditStore

@@ -360,3 +360,89 @@ pub struct NewDecision {
     pub command_id: String,
     pub command: String,
 }
+
+/// A notification channel, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelRow {
+    pub id: String,
+    /// None: a global channel.
+    pub user_id: Option<String>,
+    /// The owner's user name.
+    pub owner: Option<String>,
+    pub kind: claw_proto::notify::ChannelKind,
+    pub name: String,
+    pub target: String,
+    /// A webhook's signing secret, an ntfy token, a push subscription's keys.
+    pub secret: Option<String>,
+    pub events: Vec<claw_proto::notify::NotifyKind>,
+    pub scope: claw_proto::notify::ChannelScope,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewChannelRow {
+    pub id: String,
+    pub user_id: Option<String>,
+    pub kind: claw_proto::notify::ChannelKind,
+    pub name: String,
+    pub target: String,
+    pub secret: Option<String>,
+    pub events: Vec<claw_proto::notify::NotifyKind>,
+    pub scope: claw_proto::notify::ChannelScope,
+}
+
+/// A notification as the outbox keeps it, before the sender fills in its
+/// id and the gateway's address.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationDraft {
+    pub kind: claw_proto::notify::NotifyKind,
+    pub run_id: String,
+    pub run_title: String,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+    /// The UI's page for it, e.g. `#/runs/ID`.
+    pub path: String,
+}
+
+/// One notification for one channel in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub channel_id: String,
+    pub channel_name: String,
+    pub kind: claw_proto::notify::NotifyKind,
+    pub run_id: String,
+    /// A [`NotificationDraft`] as JSON.
+    pub payload: String,
+    pub status: claw_proto::notify::DeliveryStatus,
+    pub attempts: u32,
+    pub next_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub done_at: Option<i64>,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered,
+    /// Try again at `next_at`.
+    Retry {
+        next_at: i64,
+        error: String,
+    },
+    /// Given up: a dead letter.
+    Dead {
+        error: String,
+    },
+    /// The push service says the subscription is gone: the channel goes.
+    ChannelGone {
+        error: String,
+    },
+}

@@ -11,6 +11,7 @@ mod data_dir;
 mod hardening;
 mod idempotency;
 mod notices;
+mod notifications;
 mod persistence;
 mod polkit;
 mod redaction;

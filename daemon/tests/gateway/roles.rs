@@ -250,6 +250,43 @@ fn table() -> Vec<Row> {
             Some(|| json!({"decision": "deny", "message": "not now"})),
             [401, 403, 200, 200],
         ),
+        row(
+            M::GET,
+            "/api/notify/channels",
+            Nothing,
+            None,
+            [401, 200, 200, 200],
+        ),
+        // Anyone signed in may add a channel of their own; this one is on
+        // loopback, which the gateway refuses by default.
+        row(
+            M::POST,
+            "/api/notify/channels",
+            Nothing,
+            Some(|| json!({"kind": "webhook", "name": "mine", "target": "http://127.0.0.1:9/x"})),
+            [401, 400, 400, 400],
+        ),
+        row(
+            M::PATCH,
+            "/api/notify/channels/no-such-channel",
+            Nothing,
+            Some(|| json!({"scope": "all"})),
+            [401, 404, 404, 404],
+        ),
+        row(
+            M::DELETE,
+            "/api/notify/channels/no-such-channel",
+            Nothing,
+            None,
+            [401, 404, 404, 404],
+        ),
+        row(
+            M::GET,
+            "/api/notify/status",
+            Nothing,
+            None,
+            [401, 200, 200, 200],
+        ),
         row(M::GET, "/api/audit", Nothing, None, [401, 403, 403, 200]),
         row(
             M::GET,

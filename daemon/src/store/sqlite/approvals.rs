@@ -109,6 +109,32 @@ fn settle_run(conn: &Connection, run_id: &str) -> Result<Option<StatusChange>, S
     }))
 }
 
+/// Tells the channels that want it that an agent waits for someone.
+fn notify_people(conn: &Connection, row: &ApprovalRow, now: i64) -> Result<(), StoreError> {
+    use claw_proto::notify::NotifyKind;
+    let run_title = super::notify::run_title(conn, &row.run_id)?;
+    let (kind, what) = match row.kind {
+        ApprovalKind::Tool => (NotifyKind::Approval, format!("asks to use {}", row.tool)),
+        ApprovalKind::Question => (NotifyKind::Question, "asks you a question".to_owned()),
+        ApprovalKind::Plan => (NotifyKind::Plan, "has a plan to review".to_owned()),
+    };
+    super::notify::enqueue(
+        conn,
+        &crate::store::NotificationDraft {
+            kind,
+            run_id: row.run_id.clone(),
+            title: format!("{run_title}: {what}"),
+            run_title,
+            tool: Some(row.tool.clone()),
+            summary: Some(claw_proto::agent::first_line(&row.summary, 200)),
+            approval_id: Some(row.id.clone()),
+            path: format!("#/runs/{}", row.run_id),
+        },
+        now,
+    )?;
+    Ok(())
+}
+
 /// An `approval_request` event: a new pending approval (once per request
 /// id; a resent event changes nothing). Data that is not a request is kept
 /// as the event and makes no approval.
@@ -150,6 +176,7 @@ pub(super) fn on_request(
         return Ok(None);
     }
     if let Some(row) = by_request(conn, run_id, &request.request_id)? {
+        notify_people(conn, &row, now)?;
         changes.push(Change::Approval(Box::new(row)));
     }
     settle_run(conn, run_id)

@@ -58,6 +58,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0008_approvals.sql"),
         post: None,
     },
+    Migration {
+        version: 9,
+        sql: include_str!("migrations/0009_notifications.sql"),
+        post: None,
+    },
 ];
 
 /// The end of an edit of `sqlite_schema` (SQLite's documented procedure):

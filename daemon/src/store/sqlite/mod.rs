@@ -12,6 +12,7 @@ mod identity;
 mod maintenance;
 mod migrate;
 mod nonces;
+mod notify;
 mod prune;
 mod reconcile;
 mod runs;

@@ -165,6 +165,7 @@ impl SqliteStore {
                         if n > 0 {
                             if f.status.is_finished() {
                                 super::approvals::cancel_open(conn, &f.run_id, now_ms(), changes)?;
+                                super::notify::run_ended(conn, &f.run_id, f.status, f.exit_code, now_ms())?;
                             }
                             changes.push(Change::RunStatus(StatusChange {
                                 run_id: f.run_id.clone(),

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::nonces::{self, NonceCheck};
-use super::{SqliteStore, approvals};
+use super::{SqliteStore, approvals, notify};
 use crate::clock::now_ms;
 use crate::store::{
     ArtifactIndex, ArtifactRow, Change, CommandOutcome, CommandRow, CommandStore, EventRow,
@@ -260,8 +260,9 @@ fn ingest(
         let change = match event.kind {
             EventType::Marker => {
                 let change = apply_marker(conn, run_id, &event.data, now)?;
-                if change.as_ref().is_some_and(|c| c.status.is_finished()) {
+                if let Some(ended) = change.as_ref().filter(|c| c.status.is_finished()) {
                     approvals::cancel_open(conn, run_id, now, changes)?;
+                    notify::run_ended(conn, run_id, ended.status, ended.exit_code, now)?;
                 }
                 change
             }
@@ -519,6 +520,7 @@ impl RunStore for SqliteStore {
                     command_id: row.id.clone(),
                 });
                 if stopped_at_once {
+                    notify::run_ended(conn, &run_id, RunStatus::Stopped, None, now_ms())?;
                     changes.push(Change::RunStatus(StatusChange {
                         run_id,
                         status: RunStatus::Stopped,
