@@ -256,6 +256,8 @@ pub struct BackupReply {
 pub enum SecretName {
     Hmac,
     Auth,
+    /// The Web Push (VAPID) key pair: every browser subscription ends.
+    Vapid,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -279,6 +281,10 @@ pub struct RotateReply {
     /// With the auth secret: the sessions that ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions_ended: Option<usize>,
+    /// With the VAPID key: the browser subscriptions removed; their users
+    /// enable notifications again in Account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscriptions_removed: Option<u64>,
 }
 
 /// `GET /v1/certs` and the answer of installing one.

@@ -141,6 +141,45 @@ pub struct NewChannel {
     pub global: bool,
 }
 
+/// `GET /api/notify/push/key`: the gateway's VAPID public key, for
+/// `pushManager.subscribe({applicationServerKey})`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushKey {
+    /// The uncompressed P-256 point, base64url without padding.
+    pub public_key: String,
+}
+
+/// A browser subscription's keys, as `PushSubscription.toJSON()` has them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushKeys {
+    /// The browser's P-256 public key, base64url.
+    pub p256dh: String,
+    /// The 16-byte authentication secret, base64url.
+    pub auth: String,
+}
+
+/// `POST /api/notify/push`: this device's push subscription. The same
+/// endpoint sent again replaces its keys and keeps its settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewPushSubscription {
+    pub endpoint: String,
+    pub keys: PushKeys,
+    /// What the device is called in Account ("Firefox on Linux").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `PushSubscription.expirationTime`, ignored: a push service's 404 or
+    /// 410 is what ends a subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_time: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<NotifyKind>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ChannelScope>,
+}
+
 /// A new channel; a webhook's signing secret is shown this once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -137,11 +137,11 @@ async fn an_approval_reaches_a_signed_webhook_with_only_what_it_needs() {
     assert_eq!(note["summary"], "touch made.txt");
     assert_eq!(note["runId"], run_id.as_str());
     assert_eq!(note["runTitle"], "fix the flaky test");
+    let approval_id = note["approvalId"].as_str().expect("approvalId");
     assert_eq!(
         note["url"],
-        format!("https://claw.example.org/#/runs/{run_id}")
+        format!("https://claw.example.org/#/runs/{run_id}/approval/{approval_id}")
     );
-    assert!(note["approvalId"].is_string());
     assert_eq!(
         got[0].header("webhook-id"),
         note["id"].as_str().expect("id")

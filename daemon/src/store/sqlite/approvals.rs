@@ -128,7 +128,7 @@ fn notify_people(conn: &Connection, row: &ApprovalRow, now: i64) -> Result<(), S
             tool: Some(row.tool.clone()),
             summary: Some(claw_proto::agent::first_line(&row.summary, 200)),
             approval_id: Some(row.id.clone()),
-            path: format!("#/runs/{}", row.run_id),
+            path: format!("#/runs/{}/approval/{}", row.run_id, row.id),
         },
         now,
     )?;
