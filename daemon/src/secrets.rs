@@ -1,4 +1,5 @@
-//! The HMAC secret (runner signatures) and the auth secret (sessions):
+//! The HMAC secret (runner signatures), the auth secret (sessions) and the
+//! VAPID key (Web Push: the private P-256 scalar, hex):
 //! from systemd credentials when `$CREDENTIALS_DIRECTORY` holds them, else from
 //! `DATA_DIR/secrets/`, generated with mode 0600 on first start. Never logged.
 //!
@@ -17,6 +18,7 @@ use crate::fsutil;
 
 pub const HMAC_SECRET: &str = "hmac-secret";
 pub const AUTH_SECRET: &str = "auth-secret";
+pub const VAPID_KEY: &str = "vapid-key";
 const PREVIOUS_SUFFIX: &str = ".previous";
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,11 @@ impl Secret {
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
+
+    #[cfg(test)]
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -79,6 +86,7 @@ pub struct Secrets {
     /// (Unix seconds).
     hmac_previous: RwLock<Option<(Secret, i64)>>,
     auth: RwLock<Slot>,
+    vapid: RwLock<Slot>,
 }
 
 fn now_secs() -> i64 {
@@ -90,6 +98,7 @@ impl Secrets {
         let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
         let hmac = load_one(HMAC_SECRET, credentials.as_deref(), data_dir)?;
         let auth = load_one(AUTH_SECRET, credentials.as_deref(), data_dir)?;
+        let vapid = load_one(VAPID_KEY, credentials.as_deref(), data_dir)?;
         let previous = read_previous(
             &data_dir
                 .join("secrets")
@@ -100,6 +109,7 @@ impl Secrets {
             hmac: RwLock::new(hmac),
             hmac_previous: RwLock::new(previous),
             auth: RwLock::new(auth),
+            vapid: RwLock::new(vapid),
         }))
     }
 
@@ -114,6 +124,15 @@ impl Secrets {
 
     pub fn auth(&self) -> Secret {
         self.auth
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .current
+            .clone()
+    }
+
+    /// The VAPID private key: 32 bytes, hex.
+    pub fn vapid(&self) -> Secret {
+        self.vapid
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .current
@@ -168,17 +187,28 @@ impl Secrets {
 
     /// Generates a new auth secret: every session token stops matching.
     pub fn rotate_auth(&self) -> Result<(), SecretError> {
-        let mut slot = self.auth.write().unwrap_or_else(|e| e.into_inner());
-        let path = writable(&slot.source, AUTH_SECRET)?;
-        let new = fsutil::random_hex(32).map_err(|source| SecretError::Create {
-            path: path.clone(),
-            source,
-        })?;
-        fsutil::write_private(&path, format!("{new}\n").as_bytes())
-            .map_err(|source| SecretError::Create { path, source })?;
-        slot.current = Secret(new.into_bytes());
-        Ok(())
+        replace(&self.auth, AUTH_SECRET)
     }
+
+    /// Generates a new VAPID key: every browser subscription made for the
+    /// old one stops being accepted by its push service.
+    pub fn rotate_vapid(&self) -> Result<(), SecretError> {
+        replace(&self.vapid, VAPID_KEY)
+    }
+}
+
+/// A fresh random secret for `slot`, written to its file first.
+fn replace(slot: &RwLock<Slot>, name: &'static str) -> Result<(), SecretError> {
+    let mut slot = slot.write().unwrap_or_else(|e| e.into_inner());
+    let path = writable(&slot.source, name)?;
+    let new = fsutil::random_hex(32).map_err(|source| SecretError::Create {
+        path: path.clone(),
+        source,
+    })?;
+    fsutil::write_private(&path, format!("{new}\n").as_bytes())
+        .map_err(|source| SecretError::Create { path, source })?;
+    slot.current = Secret(new.into_bytes());
+    Ok(())
 }
 
 fn writable(source: &Source, name: &'static str) -> Result<PathBuf, SecretError> {

@@ -86,6 +86,8 @@ pub fn router(app: Arc<App>) -> Router {
             axum::routing::patch(notify::update_channel).delete(notify::remove_channel),
         )
         .route("/api/notify/status", get(notify::status))
+        .route("/api/notify/push/key", get(notify::push_key))
+        .route("/api/notify/push", axum::routing::post(notify::subscribe))
         .route("/api/audit", get(human::audit_list))
         .route("/api/audit/verify", get(human::audit_verify))
         .route("/ws", get(ws::upgrade))

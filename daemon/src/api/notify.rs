@@ -1,4 +1,5 @@
-//! `/api/notify`: a user's notification channels, and the outbox's counts.
+//! `/api/notify`: a user's notification channels (this browser's push
+//! subscription among them), and the outbox's counts.
 
 use std::sync::Arc;
 
@@ -6,7 +7,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use claw_proto::api::Done;
-use claw_proto::notify::{ChannelChange, ChannelView, CreatedChannel, NewChannel, OutboxCounts};
+use claw_proto::notify::{
+    ChannelChange, ChannelView, CreatedChannel, NewChannel, NewPushSubscription, OutboxCounts,
+    PushKey,
+};
 
 use super::extract::{JsonBody, User};
 use crate::app::App;
@@ -47,4 +51,17 @@ pub async fn remove_channel(
 
 pub async fn status(State(app): AppState, user: User) -> ServiceResult<Json<OutboxCounts>> {
     Ok(Json(app.outbox_counts(&user.caller()).await?))
+}
+
+pub async fn push_key(State(app): AppState, user: User) -> ServiceResult<Json<PushKey>> {
+    Ok(Json(app.push_key(&user.caller())?))
+}
+
+pub async fn subscribe(
+    State(app): AppState,
+    user: User,
+    JsonBody(request): JsonBody<NewPushSubscription>,
+) -> ServiceResult<(StatusCode, Json<ChannelView>)> {
+    let channel = app.add_push_subscription(&user.caller(), request).await?;
+    Ok((StatusCode::CREATED, Json(channel)))
 }

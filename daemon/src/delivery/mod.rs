@@ -1,11 +1,13 @@
 //! The outbox's sender: delivers due notifications to their channels
-//! (webhooks signed the Standard Webhooks way, ntfy topics), with bounded
+//! (browsers through their push services, webhooks signed the Standard
+//! Webhooks way, ntfy topics), with bounded
 //! exponential backoff; gives up into the dead letters after
 //! `notify_max_attempts` or 24 hours; honours `Retry-After`. A delivery is
 //! marked only after the receiver answered, so a restart resends what was
 //! not answered (each notification carries a stable id).
 
 pub mod target;
+pub mod webpush;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,6 +111,7 @@ fn after_failure(
 /// One attempt at one delivery.
 async fn deliver(
     client: &reqwest::Client,
+    vapid: &webpush::Vapid,
     base: &str,
     max_attempts: u32,
     delivery: &DeliveryRow,
@@ -173,9 +176,33 @@ async fn deliver(
             request
         }
         ChannelKind::Webpush => {
-            return Attempt::Dead {
-                error: "Web Push delivery is not built yet".to_owned(),
+            let keys: Option<webpush::StoredKeys> = channel
+                .secret
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok());
+            let Some(keys) = keys else {
+                return Attempt::ChannelGone {
+                    error: "the subscription has no keys".to_owned(),
+                };
             };
+            let body = serde_json::to_vec(&notification).unwrap_or_default();
+            match webpush::request(
+                client,
+                vapid,
+                &channel.target,
+                &keys,
+                base,
+                body,
+                now_ms() / 1000,
+            ) {
+                Ok(request) => request,
+                Err(e @ webpush::PushError::BadSubscription(_)) => {
+                    return Attempt::ChannelGone {
+                        error: e.to_string(),
+                    };
+                }
+                Err(e) => return after_failure(delivery, max_attempts, e.to_string(), None),
+            }
         }
     };
     match request.send().await {
@@ -251,9 +278,17 @@ pub async fn run(app: Arc<App>, mut stopped: Shutdown) {
             continue;
         }
         let base = public_base(&app);
-        let attempts = due
-            .iter()
-            .map(|(delivery, channel)| deliver(&client, &base, max_attempts, delivery, channel));
+        // Read for each batch: a rotation takes effect at once.
+        let vapid = match webpush::Vapid::from_secret(&app.secrets.vapid()) {
+            Ok(vapid) => vapid,
+            Err(e) => {
+                tracing::error!(error = %e, "notifications cannot be sent");
+                continue;
+            }
+        };
+        let attempts = due.iter().map(|(delivery, channel)| {
+            deliver(&client, &vapid, &base, max_attempts, delivery, channel)
+        });
         let results = futures_util::future::join_all(attempts).await;
         for ((delivery, channel), attempt) in due.into_iter().zip(results) {
             match &attempt {

@@ -343,6 +343,7 @@ impl App {
                     hmac_secret: Some(secret),
                     previous_valid_until: Some(until),
                     sessions_ended: None,
+                    subscriptions_removed: None,
                 })
             }
             SecretName::Auth => {
@@ -363,6 +364,28 @@ impl App {
                     hmac_secret: None,
                     previous_valid_until: None,
                     sessions_ended: Some(ended),
+                    subscriptions_removed: None,
+                })
+            }
+            SecretName::Vapid => {
+                self.secrets.rotate_vapid().map_err(refused)?;
+                let removed = self.store.remove_push_subscriptions().await?;
+                self.record(
+                    caller,
+                    Record {
+                        action: "secrets.rotate",
+                        target: Some("vapid-key"),
+                        run_id: None,
+                        details: Some(format!("{removed} browser subscriptions removed")),
+                    },
+                )
+                .await?;
+                Ok(RotateReply {
+                    ok: true,
+                    hmac_secret: None,
+                    previous_valid_until: None,
+                    sessions_ended: None,
+                    subscriptions_removed: Some(removed),
                 })
             }
         }

@@ -4,13 +4,14 @@
 
 use claw_proto::notify::{
     ChannelChange, ChannelKind, ChannelView, CreatedChannel, DeliveryStatus, DeliveryView,
-    NewChannel, NotifyKind, OutboxCounts,
+    NewChannel, NewPushSubscription, NotifyKind, OutboxCounts, PushKey,
 };
 use claw_proto::wire::Role;
 
 use super::{Caller, Record, ServiceError, ServiceResult};
 use crate::app::App;
 use crate::clock::iso;
+use crate::delivery::webpush::{StoredKeys, Vapid};
 use crate::store::{ChannelRow, DeliveryRow, NewChannelRow};
 
 /// Longest channel name.
@@ -186,6 +187,91 @@ impl App {
             channel: channel_view(row),
             secret: shown,
         })
+    }
+
+    /// The VAPID public key browsers subscribe with.
+    pub fn push_key(&self, caller: &Caller) -> ServiceResult<PushKey> {
+        caller.require(Role::Viewer)?;
+        let vapid = Vapid::from_secret(&self.secrets.vapid()).map_err(|e| {
+            tracing::error!(error = %e, "no VAPID key");
+            ServiceError::internal()
+        })?;
+        Ok(PushKey {
+            public_key: vapid.public_key(),
+        })
+    }
+
+    /// This device's push subscription, the caller's own. Subscribing the
+    /// same endpoint again replaces its keys and keeps what it notifies of.
+    pub async fn add_push_subscription(
+        &self,
+        caller: &Caller,
+        request: NewPushSubscription,
+    ) -> ServiceResult<ChannelView> {
+        caller.require(Role::Viewer)?;
+        let Caller::User(session) = caller else {
+            return Err(ServiceError::invalid(
+                "a push subscription belongs to a signed-in user's browser",
+            ));
+        };
+        if request.endpoint.len() > TARGET_MAX_BYTES
+            || request.keys.p256dh.len() > 200
+            || request.keys.auth.len() > 200
+        {
+            return Err(ServiceError::invalid("the subscription is too long"));
+        }
+        StoredKeys::parse(&request.keys.p256dh, &request.keys.auth)
+            .map_err(|e| ServiceError::invalid(e.to_string()))?;
+        let allow_private = self.settings().config.notify_allow_private_targets;
+        crate::delivery::target::check(&request.endpoint, allow_private)
+            .await
+            .map_err(ServiceError::invalid)?;
+        let name = request
+            .name
+            .map(|n| {
+                n.trim()
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .collect::<String>()
+            })
+            .filter(|n| !n.is_empty())
+            .map_or_else(
+                || "This browser".to_owned(),
+                |n| n.chars().take(NAME_MAX_CHARS).collect(),
+            );
+        let events = request
+            .events
+            .unwrap_or_else(|| NotifyKind::DEFAULT.to_vec());
+        check_events(&events)?;
+        let keys = serde_json::to_string(&StoredKeys {
+            p256dh: request.keys.p256dh,
+            auth: request.keys.auth,
+        })
+        .map_err(|_| ServiceError::internal())?;
+        let row = self
+            .store
+            .save_push_subscription(NewChannelRow {
+                id: uuid::Uuid::new_v4().to_string(),
+                user_id: Some(session.user.id.clone()),
+                kind: ChannelKind::Webpush,
+                name,
+                target: request.endpoint,
+                secret: Some(keys),
+                events,
+                scope: request.scope.unwrap_or_default(),
+            })
+            .await?;
+        self.record(
+            caller,
+            Record {
+                action: "notify.push.subscribe",
+                target: Some(&row.id),
+                run_id: None,
+                details: Some(row.name.clone()),
+            },
+        )
+        .await?;
+        Ok(channel_view(row))
     }
 
     pub async fn update_channel(

@@ -216,6 +216,14 @@ pub trait NotifyStore: Send + Sync {
         scope: Option<claw_proto::notify::ChannelScope>,
     ) -> Result<ChannelRow, StoreError>;
     async fn delete_channel(&self, id: String) -> Result<ChannelRow, StoreError>;
+    /// A browser's subscription: added, or, when its owner already has
+    /// that endpoint, given the new keys (and name) with its settings kept.
+    async fn save_push_subscription(
+        &self,
+        channel: NewChannelRow,
+    ) -> Result<ChannelRow, StoreError>;
+    /// Every browser subscription removed (the VAPID key changed); how many.
+    async fn remove_push_subscriptions(&self) -> Result<u64, StoreError>;
     /// Pending deliveries due at `now`, oldest first, with their channels.
     async fn due_deliveries(
         &self,

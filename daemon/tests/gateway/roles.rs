@@ -287,6 +287,23 @@ fn table() -> Vec<Row> {
             None,
             [401, 200, 200, 200],
         ),
+        row(
+            M::GET,
+            "/api/notify/push/key",
+            Nothing,
+            None,
+            [401, 200, 200, 200],
+        ),
+        // Keys that are no P-256 point: refused for everyone signed in.
+        row(
+            M::POST,
+            "/api/notify/push",
+            Nothing,
+            Some(
+                || json!({"endpoint": "https://push.example/x", "keys": {"p256dh": "AAAA", "auth": "AAAA"}}),
+            ),
+            [401, 400, 400, 400],
+        ),
         row(M::GET, "/api/audit", Nothing, None, [401, 403, 403, 200]),
         row(
             M::GET,

@@ -262,6 +262,57 @@ impl NotifyStore for SqliteStore {
             .await
     }
 
+    async fn save_push_subscription(
+        &self,
+        channel: NewChannelRow,
+    ) -> Result<ChannelRow, StoreError> {
+        self.writer()
+            .write(move |conn| {
+                let known: Option<String> = conn
+                    .prepare_cached(
+                        "SELECT id FROM notify_channels \
+                         WHERE kind = 'webpush' AND user_id IS ?1 AND target = ?2",
+                    )?
+                    .query_row(params![channel.user_id, channel.target], |r| r.get(0))
+                    .optional()?;
+                match known {
+                    Some(id) => {
+                        conn.execute(
+                            "UPDATE notify_channels SET secret = ?2, name = ?3 WHERE id = ?1",
+                            params![id, channel.secret, channel.name],
+                        )?;
+                        channel_by_id(conn, &id)
+                    }
+                    None => {
+                        conn.execute(
+                            "INSERT INTO notify_channels (id, user_id, kind, name, target, secret, events, scope, created_at) \
+                             VALUES (?1, ?2, 'webpush', ?3, ?4, ?5, ?6, ?7, ?8)",
+                            params![
+                                channel.id,
+                                channel.user_id,
+                                channel.name,
+                                channel.target,
+                                channel.secret,
+                                events_text(&channel.events),
+                                channel.scope.as_str(),
+                                now_ms()
+                            ],
+                        )?;
+                        channel_by_id(conn, &channel.id)
+                    }
+                }
+            })
+            .await
+    }
+
+    async fn remove_push_subscriptions(&self) -> Result<u64, StoreError> {
+        self.writer()
+            .write(|conn| {
+                Ok(conn.execute("DELETE FROM notify_channels WHERE kind = 'webpush'", [])? as u64)
+            })
+            .await
+    }
+
     async fn due_deliveries(
         &self,
         now: i64,
