@@ -70,6 +70,8 @@ impl Settings {
 pub struct Facts {
     pub started: Instant,
     pub https_address: String,
+    /// The port bound (the configured one may be 0).
+    pub https_port: u16,
     pub control_address: String,
     pub socket_activated: bool,
     pub tls: bool,

@@ -158,6 +158,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
         facts: Facts {
             started,
             https_address: format!("{scheme}://{bound}"),
+            https_port: bound.port(),
             control_address: control_address.clone(),
             socket_activated: activated,
             tls: config.tls,

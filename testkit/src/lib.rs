@@ -18,6 +18,7 @@ mod gateway;
 mod https;
 pub mod model;
 mod process;
+mod push;
 mod receiver;
 mod runner;
 mod ws;
@@ -31,6 +32,7 @@ pub use https::{
     write_certificate,
 };
 pub use process::{proc_status_kib, process_cpu_secs};
+pub use push::{Push, PushReceiver};
 pub use receiver::{Received, Receiver};
 pub use runner::{Runner, RunnerClient, Signed, nonce, now_secs};
 pub use ws::{Ws, try_websocket_to, websocket_to};

@@ -64,7 +64,7 @@ pub fn webhook_signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) ->
 }
 
 /// The gateway's address for links: `public_url`, else the host's name
-/// and the listening port.
+/// and the port it listens on.
 pub fn public_base(app: &App) -> String {
     let settings = app.settings();
     if let Some(url) = &settings.config.public_url {
@@ -76,7 +76,7 @@ pub fn public_base(app: &App) -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned());
     let scheme = if settings.config.tls { "https" } else { "http" };
-    format!("{scheme}://{host}:{}", settings.config.listen.port())
+    format!("{scheme}://{host}:{}", app.facts.https_port)
 }
 
 fn cut(text: String) -> String {

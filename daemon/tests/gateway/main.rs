@@ -20,4 +20,5 @@ mod runner;
 mod systemd;
 mod views;
 mod web;
+mod webpush;
 mod websocket;
