@@ -180,6 +180,9 @@ pub struct PruneCounts {
     pub expired_sessions: u64,
     pub expired_nonces: u64,
     pub expired_idempotency_keys: u64,
+    /// Delivered and dead-lettered notifications older than 7 days.
+    #[serde(default)]
+    pub old_notifications: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -74,6 +74,12 @@ fn render(dry_run: bool, older_than_days: u32, c: &PruneCounts) -> String {
         "{verb} {} orphaned artifact folders, {} expired sessions, {} expired nonces",
         c.orphan_folders, c.expired_sessions, c.expired_nonces
     ));
+    if c.old_notifications > 0 {
+        out.line(format_args!(
+            "{verb} {} notifications delivered or given up on more than 7 days ago",
+            c.old_notifications
+        ));
+    }
     out.line(format_args!(
         "{}: {}",
         if dry_run { "would free" } else { "freed" },
@@ -98,6 +104,7 @@ mod tests {
             expired_sessions: 1,
             expired_nonces: 4,
             expired_idempotency_keys: 0,
+            old_notifications: 0,
         };
         assert_eq!(
             render(false, 30, &counts),

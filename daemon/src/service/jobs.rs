@@ -144,6 +144,7 @@ impl App {
         counts.expired_sessions = expired.sessions;
         counts.expired_nonces = expired.nonces;
         counts.expired_idempotency_keys = expired.idempotency_keys;
+        counts.old_notifications = expired.notifications;
         Ok(counts)
     }
 

@@ -273,6 +273,8 @@ pub struct Expired {
     pub sessions: u64,
     pub nonces: u64,
     pub idempotency_keys: u64,
+    /// Delivered and dead-lettered notifications past their keeping.
+    pub notifications: u64,
 }
 
 /// A request that carries an `Idempotency-Key`.

@@ -485,3 +485,76 @@ async fn channels_are_their_owners_and_global_ones_are_for_administrators() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
+
+/// Prune removes delivered and dead-lettered notifications older than 7
+/// days, and never a pending one.
+#[tokio::test]
+async fn prune_removes_notifications_done_with_over_a_week_ago() {
+    let gw = Gateway::start_with(&config("")).await;
+    let admin = gw.admin().await;
+    let hook = Receiver::start(&[]).await;
+    add_channel(
+        &gw,
+        &admin,
+        json!({"kind": "webhook", "name": "all", "target": hook.url, "events": ["finished"], "scope": "all"}),
+    )
+    .await;
+    for _ in 0..3 {
+        let (run_id, token) = gw.create_run(&admin).await;
+        let runner = gw.runner(&run_id, &token);
+        runner.started().await;
+        runner.finished(0).await;
+    }
+    assert_eq!(hook.wait_for(3).await.len(), 3);
+    let socket = gw.data().join("control.sock");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let ids: Vec<String> = loop {
+        let (_, done) =
+            unix_request(&socket, "GET", "/v1/notify/outbox?status=delivered", None).await;
+        let ids: Vec<String> = done
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d["id"].as_str().map(str::to_owned))
+            .collect();
+        if ids.len() == 3 {
+            break ids;
+        }
+        assert!(std::time::Instant::now() < deadline, "{done}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let week_ago = claw_testkit::now_secs() * 1000 - 8 * 24 * 3600 * 1000;
+    let db = rusqlite::Connection::open(crate::common::db_path(&gw)).expect("db");
+    db.busy_timeout(Duration::from_secs(5)).expect("timeout");
+    db.execute(
+        "UPDATE outbox SET done_at = ?2 WHERE id = ?1",
+        rusqlite::params![ids[0], week_ago],
+    )
+    .expect("old delivered");
+    db.execute(
+        "UPDATE outbox SET status = 'dead', done_at = ?2 WHERE id = ?1",
+        rusqlite::params![ids[1], week_ago],
+    )
+    .expect("old dead");
+    db.execute(
+        "UPDATE outbox SET status = 'pending', done_at = NULL, created_at = ?2, \
+         next_at = ?3 WHERE id = ?1",
+        rusqlite::params![ids[2], week_ago, week_ago + 30 * 24 * 3600 * 1000],
+    )
+    .expect("old pending");
+    let (status, _) = unix_request(&socket, "POST", "/v1/prune", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, left) = unix_request(&socket, "GET", "/v1/notify/outbox", None).await;
+    let left: Vec<(&str, &str)> = left
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            (
+                d["id"].as_str().unwrap_or_default(),
+                d["status"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(left, [(ids[2].as_str(), "pending")]);
+}

@@ -12,6 +12,12 @@ use super::{CHECKPOINT_AT_STOP_WAIT, SqliteStore, migrate, nonces, wal_path};
 use crate::clock::now_ms;
 use crate::store::{Expired, MaintenanceStore, PruneCandidate, StoreError, WriterStats};
 
+/// How long delivered and dead-lettered notifications are kept.
+const NOTIFICATIONS_KEPT_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Outbox rows done with before `?1`.
+const FINISHED_NOTIFICATIONS: &str =
+    "status IN ('delivered', 'dead') AND COALESCE(done_at, created_at) < ?1";
+
 const TABLES: &[&str] = &[
     "runs",
     "events",
@@ -22,6 +28,9 @@ const TABLES: &[&str] = &[
     "sessions",
     "audit_log",
     "idempotency_keys",
+    "approvals",
+    "notify_channels",
+    "outbox",
 ];
 
 fn pragma_u64(conn: &Connection, name: &str) -> Result<u64, StoreError> {
@@ -241,10 +250,16 @@ impl MaintenanceStore for SqliteStore {
                 [keys_before],
                 |r| r.get(0),
             )?;
+            let notifications = conn.query_row(
+                &format!("SELECT COUNT(*) FROM outbox WHERE {FINISHED_NOTIFICATIONS}"),
+                [now - NOTIFICATIONS_KEPT_MS],
+                |r| r.get(0),
+            )?;
             Ok(Expired {
                 sessions,
                 nonces,
                 idempotency_keys,
+                notifications,
             })
         })
         .await
@@ -263,6 +278,10 @@ impl MaintenanceStore for SqliteStore {
                     "DELETE FROM idempotency_keys WHERE created_at < ?1",
                     [keys_before],
                 )?;
+                let notifications = conn.execute(
+                    &format!("DELETE FROM outbox WHERE {FINISHED_NOTIFICATIONS}"),
+                    [now - NOTIFICATIONS_KEPT_MS],
+                )?;
                 if sessions > 0 {
                     changes.push(crate::store::Change::SessionsChanged);
                 }
@@ -270,6 +289,7 @@ impl MaintenanceStore for SqliteStore {
                     sessions: sessions as u64,
                     nonces: nonces as u64,
                     idempotency_keys: idempotency_keys as u64,
+                    notifications: notifications as u64,
                 })
             })
             .await
