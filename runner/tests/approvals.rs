@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use claw_testkit::model::{self, Rule, Script, Step};
-use kit::{Session, data, of_type, session};
+use kit::{Session, data, of_type, session, session_with};
 use serde_json::{Value, json};
 
 fn asks(when: &str, steps: Vec<Step>) -> impl FnOnce(&Path) -> Script {
@@ -450,4 +450,53 @@ async fn an_interrupted_turn_withdraws_its_request() {
     }
     assert!(!s.work.path().join("never.txt").exists());
     assert_eq!(s.run_status().await, "running");
+}
+
+/// The approval the real CLI asks for reaches a browser's push
+/// subscription within a second, encrypted for it and signed by the gateway
+/// (checked by an independent implementation: tests/push/receiver.py).
+#[tokio::test]
+async fn an_approval_reaches_a_subscribed_phone_within_a_second() {
+    let rules = |_: &Path| Script {
+        rules: vec![
+            Rule {
+                when: "make a file".to_owned(),
+                steps: vec![touch("pushed.txt"), Step::text("Made.")],
+            },
+            Rule {
+                when: "say hello".to_owned(),
+                steps: vec![Step::text("hello")],
+            },
+        ],
+    };
+    let config = format!(
+        "{}notify_allow_private_targets = true\n",
+        claw_testkit::TEST_CONFIG
+    );
+    let s = session_with(&config, rules, agent_run("say hello")).await;
+    s.wait_for("turn_end", 1).await;
+    let (_, key) = s.gw.get("/api/notify/push/key", &s.admin).await;
+    let receiver = claw_testkit::PushReceiver::start(key["publicKey"].as_str().expect("key"), &[]);
+    let (status, channel) =
+        s.gw.post("/api/notify/push", &s.admin, receiver.subscription.clone())
+            .await;
+    assert_eq!(status.as_u16(), 201, "{channel}");
+
+    s.prompt("please make a file").await;
+    let approval = s.pending().await;
+    let pushes = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(pushes.len(), 1, "{pushes:?}");
+    let push = &pushes[0];
+    assert_eq!(push["vapid"], "ok", "{push}");
+    let note = &push["payload"];
+    assert_eq!(note["kind"], "approval", "{push}");
+    assert_eq!(note["tool"], "Bash");
+    assert_eq!(note["summary"], "touch pushed.txt");
+    assert_eq!(note["approvalId"], approval["id"]);
+    let asked = humantime::parse_rfc3339_weak(approval["createdAt"].as_str().expect("at"))
+        .expect("a time")
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    let after = push["at"].as_f64().expect("at") - asked.as_secs_f64();
+    assert!(after < 1.0, "pushed {after:.3} s after the request");
 }

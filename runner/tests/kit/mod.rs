@@ -50,6 +50,15 @@ impl Drop for Session {
 /// The scripted model (its script knows the working directory), clawd,
 /// and an agent run created with `request`, its runner started.
 pub async fn session(script: impl FnOnce(&Path) -> Script, request: Value) -> Session {
+    session_with(TEST_CONFIG, script, request).await
+}
+
+/// [`session`] with clawd configured by `config`.
+pub async fn session_with(
+    config: &str,
+    script: impl FnOnce(&Path) -> Script,
+    request: Value,
+) -> Session {
     let home = tempfile::tempdir().expect("home");
     let work = tempfile::tempdir().expect("work");
     std::fs::write(work.path().join("greeting.txt"), "hello\n").expect("file");
@@ -63,7 +72,7 @@ pub async fn session(script: impl FnOnce(&Path) -> Script, request: Value) -> Se
     .await
     .expect("model server");
     let gw = Gateway::launch(binary_or_build("clawd", "clawd", env!("CARGO")))
-        .config(TEST_CONFIG)
+        .config(config)
         .quiet()
         .same_port()
         .start();
