@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../daemon/src/store/sqlite/migrations/0007_agent_runs.sql"),
     include_str!("../../daemon/src/store/sqlite/migrations/0008_approvals.sql"),
     include_str!("../../daemon/src/store/sqlite/migrations/0009_notifications.sql"),
+    include_str!("../../daemon/src/store/sqlite/migrations/0010_hosts.sql"),
 ];
 
 /// Creates a database at `path` with the daemon's schema, recorded as

@@ -91,6 +91,8 @@ pub struct App {
     pub hub: Arc<Hub>,
     pub blobs: Arc<dyn BlobStore>,
     pub secrets: Arc<Secrets>,
+    /// Enrolled hosts' keys and which are connected.
+    pub hosts: crate::hosts::HostRegistry,
     pub hashing: HashingPool,
     pub data_dir: PathBuf,
     /// The configuration file in effect, included in backups.
@@ -129,6 +131,7 @@ impl App {
             hub: parts.hub,
             blobs: parts.blobs,
             secrets: parts.secrets,
+            hosts: crate::hosts::HostRegistry::default(),
             hashing: HashingPool::for_this_machine(),
             data_dir: parts.data_dir,
             config_path: parts.config_path,

@@ -168,6 +168,11 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
         shutdown: stopped.clone(),
         settings,
     });
+    let hosts = store
+        .hosts()
+        .await
+        .context("cannot read the enrolled hosts")?;
+    app.hosts.load(&hosts, &app.secrets);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(server::serve(
         https,

@@ -12,6 +12,7 @@ mod control;
 mod daemon;
 mod delivery;
 mod fsutil;
+mod hosts;
 mod http;
 mod hub;
 mod listeners;

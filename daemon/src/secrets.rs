@@ -1,5 +1,6 @@
-//! The HMAC secret (runner signatures), the auth secret (sessions) and the
-//! VAPID key (Web Push: the private P-256 scalar, hex):
+//! The HMAC secret (runner signatures), the auth secret (sessions), the
+//! VAPID key (Web Push: the private P-256 scalar, hex) and the hosts secret
+//! (makes enrolled hosts' keys):
 //! from systemd credentials when `$CREDENTIALS_DIRECTORY` holds them, else from
 //! `DATA_DIR/secrets/`, generated with mode 0600 on first start. Never logged.
 //!
@@ -19,6 +20,7 @@ use crate::fsutil;
 pub const HMAC_SECRET: &str = "hmac-secret";
 pub const AUTH_SECRET: &str = "auth-secret";
 pub const VAPID_KEY: &str = "vapid-key";
+pub const HOSTS_SECRET: &str = "hosts-secret";
 const PREVIOUS_SUFFIX: &str = ".previous";
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +89,8 @@ pub struct Secrets {
     hmac_previous: RwLock<Option<(Secret, i64)>>,
     auth: RwLock<Slot>,
     vapid: RwLock<Slot>,
+    /// Makes each enrolled host's key; never leaves the gateway.
+    hosts: Secret,
 }
 
 fn now_secs() -> i64 {
@@ -99,6 +103,7 @@ impl Secrets {
         let hmac = load_one(HMAC_SECRET, credentials.as_deref(), data_dir)?;
         let auth = load_one(AUTH_SECRET, credentials.as_deref(), data_dir)?;
         let vapid = load_one(VAPID_KEY, credentials.as_deref(), data_dir)?;
+        let hosts = load_one(HOSTS_SECRET, credentials.as_deref(), data_dir)?.current;
         let previous = read_previous(
             &data_dir
                 .join("secrets")
@@ -110,6 +115,7 @@ impl Secrets {
             hmac_previous: RwLock::new(previous),
             auth: RwLock::new(auth),
             vapid: RwLock::new(vapid),
+            hosts,
         }))
     }
 
@@ -183,6 +189,18 @@ impl Secrets {
             .unwrap_or_else(|e| e.into_inner()) = Some((slot.current.clone(), until));
         slot.current = Secret(new.clone().into_bytes());
         Ok((new, until))
+    }
+
+    /// An enrolled host's key: HMAC-SHA256 of its id and salt under the
+    /// hosts secret, hex. The database keeps only the salt.
+    pub fn host_key(&self, host_id: &str, salt: &str) -> Secret {
+        use hmac::{Hmac, Mac};
+        let mut mac = match Hmac::<sha2::Sha256>::new_from_slice(self.hosts.expose()) {
+            Ok(mac) => mac,
+            Err(_) => unreachable!("HMAC-SHA256 takes keys of any length"),
+        };
+        mac.update(format!("claw host key\n{host_id}\n{salt}").as_bytes());
+        Secret(hex::encode(mac.finalize().into_bytes()).into_bytes())
     }
 
     /// Generates a new auth secret: every session token stops matching.

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod allowlist;
 pub mod api;
 pub mod control;
+pub mod hosts;
 pub mod notify;
 pub mod redact;
 pub mod signing;

@@ -3,6 +3,7 @@
 
 mod approvals;
 mod extract;
+mod hosts;
 mod human;
 mod idempotency;
 mod notify;
@@ -88,6 +89,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/notify/status", get(notify::status))
         .route("/api/notify/push/key", get(notify::push_key))
         .route("/api/notify/push", axum::routing::post(notify::subscribe))
+        .route("/api/hosts", get(hosts::list).post(hosts::add))
+        .route("/api/hosts/enroll", post(hosts::enroll))
+        .route("/api/hosts/{name}", delete(hosts::remove))
+        .route("/api/hosts/{name}/revoke", post(hosts::revoke))
+        .route("/api/host/ws", get(hosts::socket))
         .route("/api/audit", get(human::audit_list))
         .route("/api/audit/verify", get(human::audit_verify))
         .route("/ws", get(ws::upgrade))
@@ -135,7 +141,7 @@ fn runner_protocol(request: &Request) -> bool {
     let method = request.method();
     match path.strip_prefix("/api/") {
         Some("ingest/event" | "ingest/events" | "ingest/artifact") => method == Method::POST,
-        Some("runner/ws") => method == Method::GET,
+        Some("runner/ws" | "host/ws") => method == Method::GET,
         Some(rest) => {
             let mut parts = rest.split('/');
             match (parts.next(), parts.next(), parts.next(), parts.next()) {

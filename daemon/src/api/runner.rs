@@ -44,6 +44,7 @@ pub fn verify(
         nonce: header(headers, signing::HEADER_NONCE),
         run_id: header(headers, signing::HEADER_RUN_ID),
         capability_token: header(headers, signing::HEADER_CAPABILITY_TOKEN),
+        host_id: header(headers, claw_proto::hosts::HEADER_HOST_ID),
     })
 }
 

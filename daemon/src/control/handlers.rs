@@ -24,6 +24,7 @@ use claw_proto::control::{
     ReconcileRequest, RevokeQuery, RevokeReply, RotateReply, RotateRequest, RunsQuery,
     SelfSignedRequest, SetPasswordRequest, SetRoleRequest, Status,
 };
+use claw_proto::hosts::{AddedHost, HostView, NewHost};
 use claw_proto::notify::{
     ChannelView, CreatedChannel, DeliveryStatus, DeliveryView, NewChannel, OutboxCounts,
     OutboxQuery, Purged,
@@ -64,6 +65,9 @@ pub fn router(app: Ctx) -> Router {
         .route("/v1/notify/channels/{id}", delete(remove_notify_channel))
         .route("/v1/notify/outbox", get(outbox).delete(purge_outbox))
         .route("/v1/notify/outbox/{id}/retry", post(retry_delivery))
+        .route("/v1/hosts", get(list_hosts).post(add_host))
+        .route("/v1/hosts/{name}", delete(remove_host))
+        .route("/v1/hosts/{name}/revoke", post(revoke_host))
         .route("/v1/users", get(list_users).post(add_user))
         .route("/v1/users/{name}", delete(delete_user))
         .route("/v1/users/{name}/password", post(set_password))
@@ -274,6 +278,41 @@ async fn decide(
     JsonBody(request): JsonBody<DecisionRequest>,
 ) -> ServiceResult<Json<ApprovalView>> {
     Ok(Json(app.decide(&caller, id, request).await?))
+}
+
+async fn list_hosts(
+    State(app): AppState,
+    Local(caller): Local,
+) -> ServiceResult<Json<Vec<HostView>>> {
+    Ok(Json(app.list_hosts(&caller).await?))
+}
+
+async fn add_host(
+    State(app): AppState,
+    Local(caller): Local,
+    JsonBody(request): JsonBody<NewHost>,
+) -> ServiceResult<(StatusCode, Json<AddedHost>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(app.add_host(&caller, request).await?),
+    ))
+}
+
+async fn revoke_host(
+    State(app): AppState,
+    Local(caller): Local,
+    Path(name): Path<String>,
+) -> ServiceResult<Json<HostView>> {
+    Ok(Json(app.revoke_host(&caller, name).await?))
+}
+
+async fn remove_host(
+    State(app): AppState,
+    Local(caller): Local,
+    Path(name): Path<String>,
+) -> ServiceResult<Json<Done>> {
+    app.remove_host(&caller, name).await?;
+    Ok(Json(Done::OK))
 }
 
 async fn notify_status(

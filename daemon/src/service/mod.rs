@@ -14,6 +14,7 @@ mod audit;
 mod caller;
 mod commands;
 mod error;
+mod hosts;
 mod idempotency;
 mod identity;
 mod jobs;

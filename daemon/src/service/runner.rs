@@ -28,6 +28,8 @@ pub struct SignedRequest<'a> {
     pub nonce: Option<&'a str>,
     pub run_id: Option<&'a str>,
     pub capability_token: Option<&'a str>,
+    /// An enrolled host signing with its own key.
+    pub host_id: Option<&'a str>,
 }
 
 /// A `message` event's data with the gateway's own sanitised HTML of its
@@ -50,16 +52,16 @@ fn required<'a>(value: Option<&'a str>, name: &str) -> ServiceResult<&'a str> {
 }
 
 impl App {
-    /// Checks the signature, the clock skew and the headers' shapes; the
-    /// nonce, run and token are checked by the store inside the request's
-    /// own transaction.
-    pub fn verify_runner(&self, request: &SignedRequest<'_>) -> ServiceResult<RunnerAuth> {
+    /// The signature, the timestamp (within the clock skew) and the nonce
+    /// (its shape) of a signed request.
+    pub(super) fn signed_headers<'a>(
+        &self,
+        request: &SignedRequest<'a>,
+    ) -> ServiceResult<(&'a str, i64, &'a str)> {
         use claw_proto::signing as h;
         let signature = required(request.signature, h::HEADER_SIGNATURE)?;
         let timestamp_text = required(request.timestamp, h::HEADER_TIMESTAMP)?;
         let nonce = required(request.nonce, h::HEADER_NONCE)?;
-        let run_id = required(request.run_id, h::HEADER_RUN_ID)?;
-        let token = required(request.capability_token, h::HEADER_CAPABILITY_TOKEN)?;
         let timestamp: i64 = timestamp_text
             .parse()
             .map_err(|_| ServiceError::unauthenticated("X-Timestamp must be Unix seconds"))?;
@@ -76,6 +78,18 @@ impl App {
                 "X-Nonce must be 16 to 128 hex characters",
             ));
         }
+        Ok((signature, timestamp, nonce))
+    }
+
+    /// Checks the signature (by the gateway's HMAC secret, or by the key of
+    /// the enrolled host named in `X-Host-Id`), the clock skew and the
+    /// headers' shapes; the nonce, run and token are checked by the store
+    /// inside the request's own transaction.
+    pub fn verify_runner(&self, request: &SignedRequest<'_>) -> ServiceResult<RunnerAuth> {
+        use claw_proto::signing as h;
+        let (signature, timestamp, nonce) = self.signed_headers(request)?;
+        let run_id = required(request.run_id, h::HEADER_RUN_ID)?;
+        let token = required(request.capability_token, h::HEADER_CAPABILITY_TOKEN)?;
         let parts = SignedParts {
             method: request.method,
             path: request.path,
@@ -85,12 +99,26 @@ impl App {
             run_id,
             capability_token: token,
         };
-        if !self.secrets.verify_signature(&parts, signature) {
+        let verified = match request.host_id.filter(|h| !h.is_empty()) {
+            Some(host) => self
+                .hosts
+                .key(host)
+                .is_some_and(|key| claw_proto::signing::verify(key.expose(), &parts, signature)),
+            None => self.secrets.verify_signature(&parts, signature),
+        };
+        if !verified {
             tracing::warn!(
                 RUN_ID = run_id,
+                HOST = request.host_id,
                 "rejected a runner request with a bad signature"
             );
-            return Err(ServiceError::unauthenticated("invalid signature"));
+            return Err(ServiceError::unauthenticated(
+                if request.host_id.is_some() {
+                    "invalid signature, or the host is not enrolled (revoked or removed?)"
+                } else {
+                    "invalid signature"
+                },
+            ));
         }
         if !valid_run_id(run_id) {
             return Err(ServiceError::not_found(format!("unknown run {run_id}")));

@@ -245,12 +245,47 @@ pub trait NotifyStore: Send + Sync {
     async fn report_lost_runners(&self, run_ids: Vec<String>) -> Result<usize, StoreError>;
 }
 
+#[async_trait]
+pub trait HostStore: Send + Sync {
+    /// A new host with its enrolment token's hash; a host of that name not
+    /// enrolled yet gets the new token instead. Conflict once enrolled.
+    async fn add_host(
+        &self,
+        id: String,
+        name: String,
+        token_hash: String,
+        token_expires_at: i64,
+    ) -> Result<HostRow, StoreError>;
+    /// Spends an enrolment token (once): the host is enrolled with `salt`.
+    async fn enroll_host(
+        &self,
+        token_hash: String,
+        salt: String,
+        now: i64,
+    ) -> Result<Enrolment, StoreError>;
+    async fn hosts(&self) -> Result<Vec<HostRow>, StoreError>;
+    /// Cut off for good; its token, if unused, goes too.
+    async fn revoke_host(&self, name: String, now: i64) -> Result<HostRow, StoreError>;
+    async fn remove_host(&self, name: String) -> Result<HostRow, StoreError>;
+    /// A signed host request: the host enrolled and not revoked, and the
+    /// nonce new (recorded).
+    async fn host_check(&self, host_id: String, auth: RunnerAuth) -> Result<HostRow, StoreError>;
+    /// The host was heard from; with what it reported when it said.
+    async fn host_seen(
+        &self,
+        host_id: String,
+        info: Option<String>,
+        now: i64,
+    ) -> Result<(), StoreError>;
+}
+
 /// Every concern: what the daemon holds.
 pub trait Store:
     RunStore
     + CommandStore
     + ApprovalStore
     + NotifyStore
+    + HostStore
     + ArtifactIndex
     + IdentityStore
     + AuditStore
@@ -264,6 +299,7 @@ impl<T> Store for T where
         + CommandStore
         + ApprovalStore
         + NotifyStore
+        + HostStore
         + ArtifactIndex
         + IdentityStore
         + AuditStore

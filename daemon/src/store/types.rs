@@ -448,3 +448,32 @@ pub enum Attempt {
         error: String,
     },
 }
+
+/// A coding host, as stored.
+#[derive(Debug, Clone)]
+pub struct HostRow {
+    pub id: String,
+    pub name: String,
+    pub token_expires_at: Option<i64>,
+    /// With the hosts secret and the id, makes the host's key; none until
+    /// it enrolled.
+    pub key_salt: Option<String>,
+    pub created_at: i64,
+    pub enrolled_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub last_seen_at: Option<i64>,
+    /// [`claw_proto::hosts::HostInfo`] as JSON, as last reported.
+    pub info: Option<String>,
+}
+
+/// What an enrolment token was good for.
+#[derive(Debug, Clone)]
+pub enum Enrolment {
+    Enrolled(HostRow),
+    /// Never issued, already used, or its host revoked or removed.
+    Unknown,
+    /// Issued, but more than an hour ago.
+    Expired {
+        host: String,
+    },
+}

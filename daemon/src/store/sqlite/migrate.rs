@@ -63,6 +63,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0009_notifications.sql"),
         post: None,
     },
+    Migration {
+        version: 10,
+        sql: include_str!("migrations/0010_hosts.sql"),
+        post: None,
+    },
 ];
 
 /// The end of an edit of `sqlite_schema` (SQLite's documented procedure):

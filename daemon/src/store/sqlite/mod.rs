@@ -7,6 +7,7 @@
 
 mod approvals;
 mod audit;
+mod hosts;
 mod idempotency;
 mod identity;
 mod maintenance;

@@ -128,7 +128,7 @@ pub(super) fn run_status(conn: &Connection, id: &str) -> Result<RunStatus, Store
 
 /// How a request's nonce is recorded (nonces.rs).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum NonceUse {
+pub(super) enum NonceUse {
     /// Written by the request's own transaction.
     Written,
     /// Only checked here; the caller records it in the buffer once its
@@ -190,6 +190,18 @@ fn check_token_and_nonce(
     if !bool::from(presented.as_bytes().ct_eq(stored.as_bytes())) {
         return Err(StoreError::WrongToken);
     }
+    check_nonce(conn, auth, now, nonces, nonce_use)
+}
+
+/// Refuses a nonce seen before (held in memory, in the table, or in the
+/// old table); with [`NonceUse::Written`] records it.
+pub(super) fn check_nonce(
+    conn: &Connection,
+    auth: &RunnerAuth,
+    now: i64,
+    nonces: &NonceCheck,
+    nonce_use: NonceUse,
+) -> Result<(), StoreError> {
     let seen = match nonce_use {
         NonceUse::Written => {
             conn.prepare_cached(
