@@ -15,7 +15,7 @@ use crate::error::CtlError;
 use crate::output::{Text, opt, table};
 
 /// Longest last error in the list; `--json` has all of it.
-const ERROR_MAX_CHARS: usize = 60;
+const ERROR_MAX_CHARS: usize = 80;
 
 pub async fn run(client: &Client, cmd: NotifyCommand, json: bool) -> Result<(), CtlError> {
     match cmd {
@@ -184,7 +184,7 @@ fn render_list(deliveries: &[DeliveryView], status: Option<DeliveryStatus>) -> S
 
 fn render_retried(d: &DeliveryView) -> String {
     format!(
-        "notification {} is pending again; it goes to {} at once\n",
+        "notification {} queued again for {}; clawctl notify list shows how it goes\n",
         d.id, d.channel
     )
 }
