@@ -37,6 +37,9 @@ _clawctl() {
             clawctl,help)
                 cmd="clawctl__subcmd__help"
                 ;;
+            clawctl,notify)
+                cmd="clawctl__subcmd__notify"
+                ;;
             clawctl,prune)
                 cmd="clawctl__subcmd__prune"
                 ;;
@@ -184,6 +187,9 @@ _clawctl() {
             clawctl__subcmd__help,help)
                 cmd="clawctl__subcmd__help__subcmd__help"
                 ;;
+            clawctl__subcmd__help,notify)
+                cmd="clawctl__subcmd__help__subcmd__notify"
+                ;;
             clawctl__subcmd__help,prune)
                 cmd="clawctl__subcmd__help__subcmd__prune"
                 ;;
@@ -244,6 +250,27 @@ _clawctl() {
             clawctl__subcmd__help__subcmd__db,status)
                 cmd="clawctl__subcmd__help__subcmd__db__subcmd__status"
                 ;;
+            clawctl__subcmd__help__subcmd__notify,add-channel)
+                cmd="clawctl__subcmd__help__subcmd__notify__subcmd__add__subcmd__channel"
+                ;;
+            clawctl__subcmd__help__subcmd__notify,channels)
+                cmd="clawctl__subcmd__help__subcmd__notify__subcmd__channels"
+                ;;
+            clawctl__subcmd__help__subcmd__notify,list)
+                cmd="clawctl__subcmd__help__subcmd__notify__subcmd__list"
+                ;;
+            clawctl__subcmd__help__subcmd__notify,purge)
+                cmd="clawctl__subcmd__help__subcmd__notify__subcmd__purge"
+                ;;
+            clawctl__subcmd__help__subcmd__notify,remove-channel)
+                cmd="clawctl__subcmd__help__subcmd__notify__subcmd__remove__subcmd__channel"
+                ;;
+            clawctl__subcmd__help__subcmd__notify,retry)
+                cmd="clawctl__subcmd__help__subcmd__notify__subcmd__retry"
+                ;;
+            clawctl__subcmd__help__subcmd__notify,status)
+                cmd="clawctl__subcmd__help__subcmd__notify__subcmd__status"
+                ;;
             clawctl__subcmd__help__subcmd__runs,create)
                 cmd="clawctl__subcmd__help__subcmd__runs__subcmd__create"
                 ;;
@@ -280,6 +307,9 @@ _clawctl() {
             clawctl__subcmd__help__subcmd__secrets__subcmd__rotate,hmac)
                 cmd="clawctl__subcmd__help__subcmd__secrets__subcmd__rotate__subcmd__hmac"
                 ;;
+            clawctl__subcmd__help__subcmd__secrets__subcmd__rotate,vapid)
+                cmd="clawctl__subcmd__help__subcmd__secrets__subcmd__rotate__subcmd__vapid"
+                ;;
             clawctl__subcmd__help__subcmd__sessions,list)
                 cmd="clawctl__subcmd__help__subcmd__sessions__subcmd__list"
                 ;;
@@ -303,6 +333,54 @@ _clawctl() {
                 ;;
             clawctl__subcmd__help__subcmd__users,role)
                 cmd="clawctl__subcmd__help__subcmd__users__subcmd__role"
+                ;;
+            clawctl__subcmd__notify,add-channel)
+                cmd="clawctl__subcmd__notify__subcmd__add__subcmd__channel"
+                ;;
+            clawctl__subcmd__notify,channels)
+                cmd="clawctl__subcmd__notify__subcmd__channels"
+                ;;
+            clawctl__subcmd__notify,help)
+                cmd="clawctl__subcmd__notify__subcmd__help"
+                ;;
+            clawctl__subcmd__notify,list)
+                cmd="clawctl__subcmd__notify__subcmd__list"
+                ;;
+            clawctl__subcmd__notify,purge)
+                cmd="clawctl__subcmd__notify__subcmd__purge"
+                ;;
+            clawctl__subcmd__notify,remove-channel)
+                cmd="clawctl__subcmd__notify__subcmd__remove__subcmd__channel"
+                ;;
+            clawctl__subcmd__notify,retry)
+                cmd="clawctl__subcmd__notify__subcmd__retry"
+                ;;
+            clawctl__subcmd__notify,status)
+                cmd="clawctl__subcmd__notify__subcmd__status"
+                ;;
+            clawctl__subcmd__notify__subcmd__help,add-channel)
+                cmd="clawctl__subcmd__notify__subcmd__help__subcmd__add__subcmd__channel"
+                ;;
+            clawctl__subcmd__notify__subcmd__help,channels)
+                cmd="clawctl__subcmd__notify__subcmd__help__subcmd__channels"
+                ;;
+            clawctl__subcmd__notify__subcmd__help,help)
+                cmd="clawctl__subcmd__notify__subcmd__help__subcmd__help"
+                ;;
+            clawctl__subcmd__notify__subcmd__help,list)
+                cmd="clawctl__subcmd__notify__subcmd__help__subcmd__list"
+                ;;
+            clawctl__subcmd__notify__subcmd__help,purge)
+                cmd="clawctl__subcmd__notify__subcmd__help__subcmd__purge"
+                ;;
+            clawctl__subcmd__notify__subcmd__help,remove-channel)
+                cmd="clawctl__subcmd__notify__subcmd__help__subcmd__remove__subcmd__channel"
+                ;;
+            clawctl__subcmd__notify__subcmd__help,retry)
+                cmd="clawctl__subcmd__notify__subcmd__help__subcmd__retry"
+                ;;
+            clawctl__subcmd__notify__subcmd__help,status)
+                cmd="clawctl__subcmd__notify__subcmd__help__subcmd__status"
                 ;;
             clawctl__subcmd__runs,create)
                 cmd="clawctl__subcmd__runs__subcmd__create"
@@ -382,6 +460,9 @@ _clawctl() {
             clawctl__subcmd__secrets__subcmd__help__subcmd__rotate,hmac)
                 cmd="clawctl__subcmd__secrets__subcmd__help__subcmd__rotate__subcmd__hmac"
                 ;;
+            clawctl__subcmd__secrets__subcmd__help__subcmd__rotate,vapid)
+                cmd="clawctl__subcmd__secrets__subcmd__help__subcmd__rotate__subcmd__vapid"
+                ;;
             clawctl__subcmd__secrets__subcmd__rotate,auth)
                 cmd="clawctl__subcmd__secrets__subcmd__rotate__subcmd__auth"
                 ;;
@@ -391,6 +472,9 @@ _clawctl() {
             clawctl__subcmd__secrets__subcmd__rotate,hmac)
                 cmd="clawctl__subcmd__secrets__subcmd__rotate__subcmd__hmac"
                 ;;
+            clawctl__subcmd__secrets__subcmd__rotate,vapid)
+                cmd="clawctl__subcmd__secrets__subcmd__rotate__subcmd__vapid"
+                ;;
             clawctl__subcmd__secrets__subcmd__rotate__subcmd__help,auth)
                 cmd="clawctl__subcmd__secrets__subcmd__rotate__subcmd__help__subcmd__auth"
                 ;;
@@ -399,6 +483,9 @@ _clawctl() {
                 ;;
             clawctl__subcmd__secrets__subcmd__rotate__subcmd__help,hmac)
                 cmd="clawctl__subcmd__secrets__subcmd__rotate__subcmd__help__subcmd__hmac"
+                ;;
+            clawctl__subcmd__secrets__subcmd__rotate__subcmd__help,vapid)
+                cmd="clawctl__subcmd__secrets__subcmd__rotate__subcmd__help__subcmd__vapid"
                 ;;
             clawctl__subcmd__sessions,help)
                 cmd="clawctl__subcmd__sessions__subcmd__help"
@@ -467,7 +554,7 @@ _clawctl() {
 
     case "${cmd}" in
         clawctl)
-            opts="-h -V --socket --json --help --version status health runs approvals users sessions audit backup restore secrets certs reconcile db prune help"
+            opts="-h -V --socket --json --help --version status health runs approvals users sessions audit backup restore notify secrets certs reconcile db prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1173,7 +1260,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help)
-            opts="status health runs approvals users sessions audit backup restore secrets certs reconcile db prune help"
+            opts="status health runs approvals users sessions audit backup restore notify secrets certs reconcile db prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1452,6 +1539,118 @@ _clawctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        clawctl__subcmd__help__subcmd__notify)
+            opts="status list retry purge channels add-channel remove-channel"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__notify__subcmd__add__subcmd__channel)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__notify__subcmd__channels)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__notify__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__notify__subcmd__purge)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__notify__subcmd__remove__subcmd__channel)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__notify__subcmd__retry)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__notify__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         clawctl__subcmd__help__subcmd__prune)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1649,7 +1848,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help__subcmd__secrets__subcmd__rotate)
-            opts="hmac auth"
+            opts="hmac auth vapid"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1677,6 +1876,20 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help__subcmd__secrets__subcmd__rotate__subcmd__hmac)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__secrets__subcmd__rotate__subcmd__vapid)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1837,6 +2050,300 @@ _clawctl() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__notify)
+            opts="-h --socket --json --help status list retry purge channels add-channel remove-channel help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__notify__subcmd__add__subcmd__channel)
+            opts="-h --kind --name --target --token --events --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --kind)
+                    COMPREPLY=($(compgen -W "ntfy webhook" -- "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --events)
+                    COMPREPLY=($(compgen -W "approval question plan finished failed stopped runner_lost" -- "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__notify__subcmd__channels)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__notify__subcmd__help)
+            opts="status list retry purge channels add-channel remove-channel help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__notify__subcmd__help__subcmd__add__subcmd__channel)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__notify__subcmd__help__subcmd__channels)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__notify__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__notify__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__notify__subcmd__help__subcmd__purge)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__notify__subcmd__help__subcmd__remove__subcmd__channel)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__notify__subcmd__help__subcmd__retry)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__notify__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__notify__subcmd__list)
+            opts="-h --dead --status --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --status)
+                    COMPREPLY=($(compgen -W "pending delivered dead" -- "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__notify__subcmd__purge)
+            opts="-h --dead --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__notify__subcmd__remove__subcmd__channel)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__notify__subcmd__retry)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__notify__subcmd__status)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2335,7 +2842,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__secrets__subcmd__help__subcmd__rotate)
-            opts="hmac auth"
+            opts="hmac auth vapid"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2376,8 +2883,22 @@ _clawctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        clawctl__subcmd__secrets__subcmd__help__subcmd__rotate__subcmd__vapid)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         clawctl__subcmd__secrets__subcmd__rotate)
-            opts="-h --socket --json --help hmac auth help"
+            opts="-h --socket --json --help hmac auth vapid help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2413,7 +2934,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__secrets__subcmd__rotate__subcmd__help)
-            opts="hmac auth help"
+            opts="hmac auth vapid help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2468,6 +2989,20 @@ _clawctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        clawctl__subcmd__secrets__subcmd__rotate__subcmd__help__subcmd__vapid)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         clawctl__subcmd__secrets__subcmd__rotate__subcmd__hmac)
             opts="-h --grace --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -2479,6 +3014,24 @@ _clawctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__secrets__subcmd__rotate__subcmd__vapid)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

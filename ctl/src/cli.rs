@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use claw_proto::agent::ApprovalStatus;
+use claw_proto::notify::{ChannelKind, DeliveryStatus, NotifyKind};
 use claw_proto::wire::{Role, RunStatus};
 
 /// Where clawd listens for control requests under systemd.
@@ -78,7 +79,11 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
-    /// Rotate the runners' HMAC secret or the session secret.
+    /// Notifications: the outbox (pending, delivered, dead letters) and the
+    /// global channels (ntfy topics, webhooks).
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+    /// Rotate the runners' HMAC secret, the session secret or the Web Push key.
     #[command(subcommand)]
     Secrets(SecretsCommand),
     /// Show, install or generate the HTTPS certificate.
@@ -298,6 +303,98 @@ pub enum ApprovalsCommand {
     },
 }
 
+/// Every state of an outbox entry, as `notify list --status` offers them.
+const DELIVERY_STATUSES: [DeliveryStatus; 3] = [
+    DeliveryStatus::Pending,
+    DeliveryStatus::Delivered,
+    DeliveryStatus::Dead,
+];
+
+/// Fails to compile when `claw_proto` gains a delivery status that
+/// [`DELIVERY_STATUSES`] lacks.
+const _: fn(DeliveryStatus) = |status| match status {
+    DeliveryStatus::Pending | DeliveryStatus::Delivered | DeliveryStatus::Dead => {}
+};
+
+/// `--status`: the proto's delivery statuses.
+fn delivery_status_parser() -> impl TypedValueParser<Value = DeliveryStatus> {
+    PossibleValuesParser::new(DELIVERY_STATUSES.map(DeliveryStatus::as_str))
+        .try_map(|name| DeliveryStatus::parse(&name).ok_or("not a delivery status"))
+}
+
+/// The kinds of channel an administrator adds here (a browser's Web Push
+/// subscription is made by the browser).
+const ADDABLE_CHANNELS: [ChannelKind; 2] = [ChannelKind::Ntfy, ChannelKind::Webhook];
+
+/// `--kind`: ntfy or webhook.
+fn channel_kind_parser() -> impl TypedValueParser<Value = ChannelKind> {
+    PossibleValuesParser::new(ADDABLE_CHANNELS.map(ChannelKind::as_str))
+        .try_map(|name| ChannelKind::parse(&name).ok_or("not a channel kind"))
+}
+
+/// `--events`: the proto's kinds of notification.
+fn notify_kind_parser() -> impl TypedValueParser<Value = NotifyKind> {
+    PossibleValuesParser::new(NotifyKind::ALL.map(NotifyKind::as_str))
+        .try_map(|name| NotifyKind::parse(&name).ok_or("not a kind of notification"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// How many notifications are pending, delivered and dead, and how many
+    /// channels there are.
+    Status,
+    /// List the outbox, newest first: each notification for each channel,
+    /// its attempts and its last error.
+    List {
+        /// Only dead letters (given up on), as `--status dead`.
+        #[arg(long, conflicts_with = "status")]
+        dead: bool,
+        /// Only notifications in this state [default: all].
+        #[arg(long, value_parser = delivery_status_parser())]
+        status: Option<DeliveryStatus>,
+    },
+    /// Send a dead letter again (when its receiver is back).
+    Retry {
+        /// Notification id (as `notify list --dead` shows it).
+        id: String,
+    },
+    /// Delete every dead letter.
+    Purge {
+        /// Required: only dead letters are purged, never pending or
+        /// delivered notifications.
+        #[arg(long, required = true)]
+        dead: bool,
+    },
+    /// List every channel: the global ones and each user's (ntfy, webhooks,
+    /// browsers).
+    Channels,
+    /// Add a global channel: it hears of every run, whoever made it.
+    /// A webhook's signing secret is printed this once.
+    AddChannel {
+        /// ntfy posts to a topic URL; webhook posts signed JSON (Standard Webhooks).
+        #[arg(long, value_parser = channel_kind_parser())]
+        kind: ChannelKind,
+        /// What the channel is called in lists.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// The ntfy topic URL (https://ntfy.sh/TOPIC) or the webhook URL.
+        #[arg(long, value_name = "URL")]
+        target: String,
+        /// An ntfy access token (ntfy only).
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<String>,
+        /// The kinds of notification to send, comma-separated
+        /// [default: approval,question,failed].
+        #[arg(long, value_name = "KINDS", value_delimiter = ',', value_parser = notify_kind_parser())]
+        events: Vec<NotifyKind>,
+    },
+    /// Remove a channel (a global one or a user's).
+    RemoveChannel {
+        /// Channel id (as `notify channels` shows it).
+        id: String,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct PasswordInput {
     /// Read the password from standard input (first line) instead of asking.
@@ -450,6 +547,9 @@ pub enum RotateSecret {
     },
     /// The session secret: every login session ends.
     Auth,
+    /// The Web Push (VAPID) key: every browser's push subscription ends;
+    /// users enable notifications again in Account on each device.
+    Vapid,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use claw_proto::agent::{ApprovalKind, ApprovalStatus, DecisionScope};
 use claw_proto::api::ApprovalView;
-use claw_testkit::{Gateway, binary_or_build, client_trusting};
-use serde_json::Value;
+use claw_testkit::{Gateway, Receiver, TEST_CONFIG, binary_or_build, client_trusting};
+use serde_json::{Value, json};
 
 /// clawd is built by the same `cargo test --workspace` (scripts/test) into the
 /// same folder; run these tests that way so that it is current. Built here
@@ -39,6 +39,16 @@ impl DerefMut for Daemon {
 impl Daemon {
     fn start() -> Self {
         Self(Gateway::launch(clawd_binary()).quiet().start())
+    }
+
+    /// With these lines added to the test configuration.
+    fn start_with(extra: &str) -> Self {
+        Self(
+            Gateway::launch(clawd_binary())
+                .config(&format!("{TEST_CONFIG}{extra}"))
+                .quiet()
+                .start(),
+        )
     }
 
     /// Runs clawctl against this daemon.
@@ -1770,4 +1780,336 @@ fn output_into_a_closed_pipe_ends_quietly() {
         stderr(&out)
     );
     assert_eq!(stderr(&out), "");
+}
+
+/// clawd with notifications to loopback receivers allowed and one attempt
+/// before a notification is a dead letter.
+const NOTIFY_CONFIG: &str = "notify_allow_private_targets = true\nnotify_max_attempts = 1\n";
+
+/// Waits (15 s at most) until `notify status` has `dead` dead letters and
+/// `delivered` delivered ones; the counts.
+async fn wait_for_counts(d: &Daemon, dead: u64, delivered: u64) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let counts = d.json(&["notify", "status"]);
+        if counts["dead"] == dead && counts["delivered"] == delivered && counts["pending"] == 0 {
+            return counts;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited for {dead} dead, {delivered} delivered: {counts}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A run created by clawctl whose runner reports it failed (exit code 3):
+/// a "failed" notification. Its id.
+async fn failed_run(d: &Daemon) -> String {
+    let created = d.json(&["runs", "create", "--command", "make test"]);
+    let id = created["id"].as_str().expect("id").to_owned();
+    let token = created["capabilityToken"].as_str().expect("token");
+    let runner = d.runner(&id, token);
+    runner.started().await;
+    runner.finished(3).await;
+    id
+}
+
+/// A global webhook channel added by clawctl; a failed run's notification
+/// answered 500 is a dead letter that status, list and retry show and send
+/// again once the receiver is back; purge --dead removes dead letters only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_dead_letters_are_listed_retried_and_purged() {
+    let d = Daemon::start_with(NOTIFY_CONFIG);
+    let hook = Receiver::start(&[500]).await;
+
+    let out = d.ctl(&[
+        "notify",
+        "add-channel",
+        "--kind",
+        "webhook",
+        "--name",
+        "ops relay",
+        "--target",
+        &hook.url,
+        "--events",
+        "failed,finished",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("(global)"), "{text}");
+    assert!(text.contains("shown only now"), "{text}");
+    let secret = text
+        .lines()
+        .last()
+        .expect("the secret's line")
+        .trim()
+        .to_owned();
+    assert!(secret.starts_with("whsec_"), "{text}");
+
+    let channels = d.json(&["notify", "channels"]);
+    let channels = channels.as_array().expect("channels");
+    assert_eq!(channels.len(), 1, "{channels:?}");
+    let channel_id = channels[0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(channels[0]["owner"], Value::Null);
+    assert_eq!(channels[0]["scope"], "all");
+    assert_eq!(channels[0]["events"], json!(["failed", "finished"]));
+    let listed = stdout(&d.ctl(&["notify", "channels"]));
+    assert!(
+        listed.contains("ops relay") && listed.contains("global") && listed.contains(&hook.url),
+        "{listed}"
+    );
+    assert!(!listed.contains("whsec_"), "the secret is shown only once");
+
+    // Nothing to say yet.
+    let text = stdout(&d.ctl(&["notify", "status"]));
+    assert!(text.contains("Channels:  1"), "{text}");
+    assert!(!text.contains("list --dead"), "{text}");
+
+    let run_id = failed_run(&d).await;
+    let got = hook.wait_for(1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].status, 500);
+    assert_eq!(got[0].json()["kind"], "failed");
+    wait_for_counts(&d, 1, 0).await;
+
+    let text = stdout(&d.ctl(&["notify", "status"]));
+    assert!(text.contains("Dead:      1"), "{text}");
+    assert!(text.contains("clawctl notify list --dead"), "{text}");
+
+    let dead = d.json(&["notify", "list", "--dead"]);
+    let dead = dead.as_array().expect("deliveries");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["status"], "dead");
+    assert_eq!(dead[0]["kind"], "failed");
+    assert_eq!(dead[0]["runId"], run_id.as_str());
+    assert_eq!(dead[0]["channelId"], channel_id.as_str());
+    assert_eq!(dead[0]["attempts"], 1);
+    assert!(
+        dead[0]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("500")),
+        "{dead:?}"
+    );
+    let id = dead[0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        d.json(&["notify", "list", "--status", "dead"]),
+        json!(dead),
+        "--dead is --status dead"
+    );
+    let table = stdout(&d.ctl(&["notify", "list", "--dead"]));
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("no row for {id}: {table}"));
+    for cell in ["ops relay", "failed", &run_id, "dead", "500"] {
+        assert!(row.contains(cell), "{cell:?} in {row}");
+    }
+    assert!(table.contains("clawctl notify retry ID"), "{table}");
+    assert_eq!(
+        stdout(&d.ctl(&["notify", "list", "--status", "pending"]))
+            .lines()
+            .nth(1),
+        Some("(none)")
+    );
+    let out = d.ctl(&["notify", "list", "--dead", "--status", "pending"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    // The receiver is back: the dead letter goes again, the same notification.
+    hook.answer(&[200]);
+    let out = d.ctl(&["notify", "retry", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("queued again for ops relay"),
+        "{}",
+        stdout(&out)
+    );
+    let got = hook.wait_for(2).await;
+    assert_eq!(got.len(), 2, "sent again once");
+    assert_eq!(got[1].status, 200);
+    assert_eq!(got[1].header("webhook-id"), got[0].header("webhook-id"));
+    wait_for_counts(&d, 0, 1).await;
+    let all = d.json(&["notify", "list"]);
+    assert_eq!(all[0]["status"], "delivered", "{all}");
+
+    // Only a dead letter is retried, and only one that exists.
+    let out = d.ctl(&["notify", "retry", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("only dead letters are retried") && err.contains("clawctl notify list --dead"),
+        "{err}"
+    );
+    let out = d.ctl(&["notify", "retry", "no-such-notification"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        "clawctl: unknown notification no-such-notification (see clawctl notify list --dead)"
+    );
+
+    // purge needs --dead said out loud; it purges dead letters only.
+    let out = d.ctl(&["notify", "purge"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--dead"), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&d.ctl(&["notify", "purge", "--dead"])),
+        "0 dead letters purged\n"
+    );
+    hook.answer(&[500]);
+    failed_run(&d).await;
+    assert_eq!(hook.wait_for(3).await.len(), 3);
+    wait_for_counts(&d, 1, 1).await;
+    assert_eq!(d.json(&["notify", "purge", "--dead"])["purged"], 1);
+    let counts = wait_for_counts(&d, 0, 1).await;
+    assert_eq!(counts["channels"], 1);
+
+    let audit = d.json(&["audit", "list", "--action", "notify"]);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["action"].as_str().expect("action"))
+        .collect();
+    assert!(
+        actions.contains(&"notify.retry") && actions.contains(&"notify.purge"),
+        "{actions:?}"
+    );
+
+    let out = d.ctl(&["notify", "remove-channel", &channel_id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("channel {channel_id} removed\n"));
+    let out = d.ctl(&["notify", "remove-channel", &channel_id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        format!("clawctl: unknown channel {channel_id} (see clawctl notify channels)")
+    );
+    assert_eq!(d.json(&["notify", "channels"]), json!([]));
+}
+
+/// What add-channel refuses, before and at clawd.
+#[test]
+fn notify_add_channel_refusals_say_why() {
+    let d = Daemon::start_with(NOTIFY_CONFIG);
+    let add = |extra: &[&str]| {
+        let mut args = vec!["notify", "add-channel", "--name", "n"];
+        args.extend_from_slice(extra);
+        d.ctl(&args)
+    };
+    // A browser's subscription is the browser's to make; kinds are checked.
+    let out = add(&["--kind", "webpush", "--target", "https://push.example/x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("ntfy, webhook"), "{}", stderr(&out));
+    let out = add(&[
+        "--kind",
+        "ntfy",
+        "--target",
+        "https://ntfy.example/t",
+        "--events",
+        "failed,bogus",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("runner_lost"), "{}", stderr(&out));
+    // clawd's own refusals come through as they are.
+    let out = add(&[
+        "--kind",
+        "webhook",
+        "--target",
+        "https://hooks.example/x",
+        "--token",
+        "t",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("a webhook takes no token"),
+        "{}",
+        stderr(&out)
+    );
+    let out = add(&["--kind", "ntfy", "--target", "ftp://ntfy.example/t"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("only http and https"),
+        "{}",
+        stderr(&out)
+    );
+    // An ntfy channel has no secret to show.
+    let created = d.json(&[
+        "notify",
+        "add-channel",
+        "--kind",
+        "ntfy",
+        "--name",
+        "phone",
+        "--target",
+        "https://ntfy.example/claw",
+        "--token",
+        "tk_x",
+    ]);
+    assert_eq!(created["secret"], Value::Null);
+    assert_eq!(
+        created["channel"]["events"],
+        json!(["approval", "question", "failed"])
+    );
+    let listed = serde_json::to_string(&d.json(&["notify", "channels"])).expect("json");
+    assert!(!listed.contains("tk_x"), "the token is not shown: {listed}");
+}
+
+/// A new VAPID key ends every browser subscription: clawctl says how many
+/// and what users do about it.
+#[tokio::test]
+async fn secrets_rotate_vapid_removes_the_browser_subscriptions() {
+    let d = Daemon::start_with("notify_allow_private_targets = true\n");
+    let admin = d.admin().await;
+    let key_file = d.data().join("secrets/vapid-key");
+    let old_key = std::fs::read_to_string(&key_file).expect("vapid-key");
+    let (_, old_public) = d.get("/api/notify/push/key", &admin).await;
+    // The generator of P-256: a valid browser key.
+    let p256dh =
+        "BGsX0fLhLEJH-Lzm5WOkQPJ3A32BLeszoPShOUXYmMKWT-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU";
+    for device in ["laptop", "phone"] {
+        let (status, body) = d
+            .post(
+                "/api/notify/push",
+                &admin,
+                json!({
+                    "endpoint": format!("https://push.example/{device}"),
+                    "keys": {"p256dh": p256dh, "auth": "AAECAwQFBgcICQoLDA0ODw"},
+                    "name": device,
+                }),
+            )
+            .await;
+        assert!(status.is_success(), "{status} {body}");
+    }
+    let channels = stdout(&d.ctl(&["notify", "channels"]));
+    assert_eq!(
+        channels.lines().filter(|l| l.contains("webpush")).count(),
+        2,
+        "{channels}"
+    );
+    assert!(channels.contains(claw_testkit::ADMIN), "{channels}");
+
+    let out = d.ctl(&["secrets", "rotate", "vapid"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "New Web Push (VAPID) key; 2 browser subscriptions removed.\n\
+         Browsers cannot be told of the new key: users who want notifications must \
+         enable them again in Account, on each device.\n"
+    );
+    let new_key = std::fs::read_to_string(&key_file).expect("vapid-key");
+    assert_ne!(new_key.trim(), old_key.trim());
+    let (_, new_public) = d.get("/api/notify/push/key", &admin).await;
+    assert_ne!(new_public["publicKey"], old_public["publicKey"]);
+    assert_eq!(d.json(&["notify", "channels"]), json!([]));
+
+    let rotated = d.json(&["secrets", "rotate", "vapid"]);
+    assert_eq!(rotated["subscriptionsRemoved"], 0);
+    assert_ne!(
+        std::fs::read_to_string(&key_file)
+            .expect("vapid-key")
+            .trim(),
+        new_key.trim()
+    );
+    let text = stdout(&d.ctl(&["secrets", "rotate", "vapid"]));
+    assert!(text.contains("0 browser subscriptions removed"), "{text}");
 }

@@ -1,4 +1,4 @@
-//! `clawctl secrets rotate hmac|auth`.
+//! `clawctl secrets rotate hmac|auth|vapid`.
 
 use claw_proto::control::{RotateReply, RotateRequest, SecretName};
 
@@ -18,6 +18,10 @@ pub async fn rotate(client: &Client, which: RotateSecret, json: bool) -> Result<
             secret: SecretName::Auth,
             grace_secs: None,
         },
+        RotateSecret::Vapid => RotateRequest {
+            secret: SecretName::Vapid,
+            grace_secs: None,
+        },
     };
     let reply: RotateReply = client.post("/v1/secrets/rotate", &request).await?;
     show(json, &reply, render)
@@ -32,6 +36,19 @@ fn render(r: &RotateReply) -> String {
             "The old secret keeps working until {}.",
             opt(r.previous_valid_until.as_deref())
         ));
+    } else if let Some(removed) = r.subscriptions_removed {
+        out.line(format_args!(
+            "New Web Push (VAPID) key; {removed} browser {} removed.",
+            if removed == 1 {
+                "subscription"
+            } else {
+                "subscriptions"
+            }
+        ));
+        out.line(
+            "Browsers cannot be told of the new key: users who want notifications must \
+             enable them again in Account, on each device.",
+        );
     } else {
         out.line(format_args!(
             "New session secret; {} sessions ended, everybody logs in again.",
@@ -52,6 +69,7 @@ mod tests {
             hmac_secret: Some("abc".into()),
             previous_valid_until: Some("t".into()),
             sessions_ended: None,
+            subscriptions_removed: None,
         };
         assert_eq!(
             render(&hmac),
@@ -64,10 +82,24 @@ mod tests {
             hmac_secret: None,
             previous_valid_until: None,
             sessions_ended: Some(2),
+            subscriptions_removed: None,
         };
         assert_eq!(
             render(&auth),
             "New session secret; 2 sessions ended, everybody logs in again.\n"
+        );
+        let vapid = RotateReply {
+            ok: true,
+            hmac_secret: None,
+            previous_valid_until: None,
+            sessions_ended: None,
+            subscriptions_removed: Some(3),
+        };
+        assert_eq!(
+            render(&vapid),
+            "New Web Push (VAPID) key; 3 browser subscriptions removed.\n\
+             Browsers cannot be told of the new key: users who want notifications must \
+             enable them again in Account, on each device.\n"
         );
     }
 }
