@@ -56,6 +56,23 @@ pub enum Command {
         #[arg(last = true, value_name = "COMMAND")]
         command: Vec<String>,
     },
+    /// Make this host a member of the gateway: spend a one-time enrolment
+    /// token (from `clawctl hosts add NAME` or the Hosts page) for the
+    /// host's own key, kept 0600 in the state directory. Pass --gateway,
+    /// and --ca-cert or --fingerprint for a self-signed gateway.
+    Enroll {
+        /// The enrolment token (valid for an hour, once).
+        #[arg(long, value_name = "TOKEN", env = "CLAW_ENROLMENT_TOKEN")]
+        token: String,
+        /// Trust the gateway's certificate with this SHA-256 fingerprint
+        /// (as `clawctl certs show` prints it).
+        #[arg(long, value_name = "SHA256", conflicts_with = "ca_cert")]
+        fingerprint: Option<String>,
+    },
+    /// Run as this enrolled host's service: stay connected to the gateway,
+    /// say which agents and workspaces it offers, and start sessions it is
+    /// asked for. Exits 78 when the gateway refuses the host (revoked).
+    Serve,
     /// Check the gateway: TLS, clock difference, and whether it accepts our signatures.
     TestConnection,
     /// Print the effective configuration (secrets masked).

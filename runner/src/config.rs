@@ -24,6 +24,8 @@ pub enum ConfigError {
     },
     #[error("{0}")]
     Missing(String),
+    #[error("{path}: {message}")]
+    Identity { path: PathBuf, message: String },
 }
 
 /// The file's keys; every one optional.
@@ -45,6 +47,8 @@ struct FileConfig {
     stop_grace_secs: Option<u64>,
     poll_secs: Option<u64>,
     state_dir: Option<PathBuf>,
+    workspaces: Option<Vec<PathBuf>>,
+    session_limit: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +74,13 @@ pub struct Config {
     /// How often queued commands are fetched when nothing is pushed.
     pub poll_secs: u64,
     pub state_dir: PathBuf,
+    /// Set when this host is enrolled and its key signs (`host.toml` in
+    /// the state directory) instead of the gateway-wide HMAC secret.
+    pub host_id: Option<String>,
+    /// The directories `serve` starts sessions in; nothing else.
+    pub workspaces: Vec<PathBuf>,
+    /// Sessions `serve` runs at once at most.
+    pub session_limit: u32,
 }
 
 /// Values given on the command line.
@@ -96,7 +107,7 @@ pub fn default_file() -> PathBuf {
         .join("claw/runner.toml")
 }
 
-fn default_state_dir() -> PathBuf {
+pub fn default_state_dir() -> PathBuf {
     std::env::var_os("XDG_STATE_HOME")
         .map_or_else(|| home().join(".local/state"), PathBuf::from)
         .join("claw-runner")
@@ -124,16 +135,10 @@ impl Config {
             }
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
-        let gateway_url = overrides
-            .gateway_url
-            .clone()
-            .or_else(|| env(&["CLAW_GATEWAY_URL", "GATEWAY_URL"]))
-            .or(file.gateway_url)
-            .ok_or_else(|| {
-                ConfigError::Missing(
-                    "no gateway: set CLAW_GATEWAY_URL (e.g. https://gateway.example:3100) or gateway_url in runner.toml".to_owned(),
-                )
-            })?;
+        let state_dir = env(&["CLAW_STATE_DIR"])
+            .map(PathBuf::from)
+            .or(file.state_dir)
+            .unwrap_or_else(default_state_dir);
         let secret = match env(&["CLAW_HMAC_SECRET", "HMAC_SECRET"]) {
             Some(s) => Some(s),
             None => match env(&["CLAW_HMAC_SECRET_FILE"])
@@ -144,14 +149,36 @@ impl Config {
                 None => file.hmac_secret,
             },
         };
-        let hmac_secret = secret
+        let secret = secret
             .map(|s| claw_proto::signing::normalize_secret(&s).to_owned())
-            .filter(|s| !s.is_empty())
+            .filter(|s| !s.is_empty());
+        // Without the gateway-wide secret, an enrolled host signs with its key.
+        let identity = match secret {
+            Some(_) => None,
+            None => crate::host::Identity::load(&state_dir)?,
+        };
+        let gateway_url = overrides
+            .gateway_url
+            .clone()
+            .or_else(|| env(&["CLAW_GATEWAY_URL", "GATEWAY_URL"]))
+            .or(file.gateway_url)
+            .or_else(|| identity.as_ref().map(|i| i.gateway_url.clone()))
             .ok_or_else(|| {
                 ConfigError::Missing(
-                    "no HMAC secret: set CLAW_HMAC_SECRET or CLAW_HMAC_SECRET_FILE (the gateway's hmac-secret)".to_owned(),
+                    "no gateway: set CLAW_GATEWAY_URL (e.g. https://gateway.example:3100) or gateway_url in runner.toml".to_owned(),
                 )
             })?;
+        let (hmac_secret, host_id) = match (secret, &identity) {
+            (Some(secret), _) => (secret, None),
+            (None, Some(identity)) => (identity.key.clone(), Some(identity.host_id.clone())),
+            (None, None) => {
+                return Err(ConfigError::Missing(
+                    "no HMAC secret and this host is not enrolled: enrol it (claw-runner enroll --gateway URL --token T), \
+                     or set CLAW_HMAC_SECRET or CLAW_HMAC_SECRET_FILE (the gateway's hmac-secret)"
+                        .to_owned(),
+                ));
+            }
+        };
         Ok(Self {
             gateway_url: gateway_url.trim_end_matches('/').to_owned(),
             hmac_secret,
@@ -159,8 +186,11 @@ impl Config {
                 .ca_cert
                 .clone()
                 .or_else(|| env(&["CLAW_CA_CERT"]).map(PathBuf::from))
-                .or(file.ca_cert),
-            cert_fingerprint: env(&["CLAW_CERT_FINGERPRINT"]).or(file.cert_fingerprint),
+                .or(file.ca_cert)
+                .or_else(|| identity.as_ref().and_then(|i| i.ca_cert.clone())),
+            cert_fingerprint: env(&["CLAW_CERT_FINGERPRINT"])
+                .or(file.cert_fingerprint)
+                .or_else(|| identity.as_ref().and_then(|i| i.cert_fingerprint.clone())),
             agent_command: env(&["CLAW_AGENT_COMMAND", "CLAUDE_COMMAND"])
                 .or(file.agent_command)
                 .unwrap_or_else(|| "claude".to_owned()),
@@ -180,10 +210,10 @@ impl Config {
             command_output_limit: file.command_output_limit.unwrap_or(64 * 1024),
             stop_grace_secs: file.stop_grace_secs.unwrap_or(10),
             poll_secs: file.poll_secs.unwrap_or(2),
-            state_dir: env(&["CLAW_STATE_DIR"])
-                .map(PathBuf::from)
-                .or(file.state_dir)
-                .unwrap_or_else(default_state_dir),
+            state_dir,
+            host_id,
+            workspaces: file.workspaces.unwrap_or_default(),
+            session_limit: file.session_limit.unwrap_or(4),
         })
     }
 }

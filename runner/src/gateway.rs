@@ -23,12 +23,82 @@ pub enum GatewayError {
     CaCert(String, String),
 }
 
+pub type WebSocket =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket to `path` of the gateway at `base` with `headers`
+/// (its signature), trusting what `tls` trusts.
+pub async fn open_websocket(
+    tls: &std::sync::Arc<rustls::ClientConfig>,
+    base: &str,
+    path: &str,
+    headers: &[(&'static str, String)],
+) -> Result<WebSocket, GatewayError> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = reqwest::Url::parse(base).map_err(|e| GatewayError::Transient(e.to_string()))?;
+    if url.scheme() != "https" {
+        return Err(GatewayError::Refused {
+            status: 0,
+            message: "WebSockets to the gateway are HTTPS only".to_owned(),
+        });
+    }
+    let host = url.host_str().unwrap_or("localhost").to_owned();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| GatewayError::Transient(e.to_string()))?;
+    let name = rustls::pki_types::ServerName::try_from(host.clone())
+        .map_err(|e| GatewayError::Transient(e.to_string()))?;
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(tls))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| GatewayError::Transient(e.to_string()))?;
+    let mut request = format!("wss://{host}:{port}{path}")
+        .into_client_request()
+        .map_err(|e| GatewayError::Transient(e.to_string()))?;
+    for (name, value) in headers {
+        if let Ok(value) = value.parse() {
+            request.headers_mut().insert(*name, value);
+        }
+    }
+    let (socket, _) = tokio_tungstenite::client_async(request, tls)
+        .await
+        .map_err(|e| match e {
+            tokio_tungstenite::tungstenite::Error::Http(response) => {
+                let status = response.status().as_u16();
+                let message = response
+                    .body()
+                    .as_deref()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+                    .and_then(|v| v["error"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| format!("the gateway refused the WebSocket ({status})"));
+                GatewayError::Refused { status, message }
+            }
+            other => GatewayError::Transient(other.to_string()),
+        })?;
+    Ok(socket)
+}
+
+/// A fresh nonce for a signed request.
+pub fn new_nonce() -> String {
+    nonce()
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
 #[derive(Clone)]
 pub struct Gateway {
     http: reqwest::Client,
     tls: std::sync::Arc<rustls::ClientConfig>,
     base: String,
     secret: String,
+    /// An enrolled host signing with its own key.
+    host_id: Option<String>,
     pub run_id: String,
     token: String,
 }
@@ -60,6 +130,7 @@ impl Gateway {
             tls: std::sync::Arc::new(tls),
             base: config.gateway_url.clone(),
             secret: config.hmac_secret.clone(),
+            host_id: config.host_id.clone(),
             run_id: run_id.to_owned(),
             token: token.to_owned(),
         })
@@ -70,17 +141,15 @@ impl Gateway {
         &self.http
     }
 
-    /// The five headers that sign a request (PROTOCOL.md).
+    /// The headers that sign a request (PROTOCOL.md), and the host's id
+    /// when an enrolled host's key signs.
     fn signed_headers(
         &self,
         method: &Method,
         path: &str,
         body: &[u8],
-    ) -> [(&'static str, String); 5] {
-        let timestamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or_default();
+    ) -> Vec<(&'static str, String)> {
+        let timestamp = unix_now();
         let nonce = nonce();
         let signature = signing::sign(
             self.secret.as_bytes(),
@@ -94,62 +163,25 @@ impl Gateway {
                 capability_token: &self.token,
             },
         );
-        [
+        let mut headers = vec![
             (signing::HEADER_SIGNATURE, signature),
             (signing::HEADER_TIMESTAMP, timestamp.to_string()),
             (signing::HEADER_NONCE, nonce),
             (signing::HEADER_RUN_ID, self.run_id.clone()),
             (signing::HEADER_CAPABILITY_TOKEN, self.token.clone()),
-        ]
+        ];
+        if let Some(host) = &self.host_id {
+            headers.push((claw_proto::hosts::HEADER_HOST_ID, host.clone()));
+        }
+        headers
     }
 
     /// Opens the run's signed WebSocket (`/api/runner/ws`) over the same TLS
     /// trust as the HTTPS requests.
-    pub async fn websocket(
-        &self,
-    ) -> Result<
-        tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
-        GatewayError,
-    > {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    pub async fn websocket(&self) -> Result<WebSocket, GatewayError> {
         let path = "/api/runner/ws";
-        let url =
-            reqwest::Url::parse(&self.base).map_err(|e| GatewayError::Transient(e.to_string()))?;
-        if url.scheme() != "https" {
-            return Err(GatewayError::Refused {
-                status: 0,
-                message: "commands are pushed only over HTTPS; polling instead".to_owned(),
-            });
-        }
-        let host = url.host_str().unwrap_or("localhost").to_owned();
-        let port = url.port_or_known_default().unwrap_or(443);
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| GatewayError::Transient(e.to_string()))?;
-        let name = rustls::pki_types::ServerName::try_from(host.clone())
-            .map_err(|e| GatewayError::Transient(e.to_string()))?;
-        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(&self.tls))
-            .connect(name, tcp)
-            .await
-            .map_err(|e| GatewayError::Transient(e.to_string()))?;
-        let mut request = format!("wss://{host}:{port}{path}")
-            .into_client_request()
-            .map_err(|e| GatewayError::Transient(e.to_string()))?;
-        for (name, value) in self.signed_headers(&Method::GET, path, b"") {
-            if let Ok(value) = value.parse() {
-                request.headers_mut().insert(name, value);
-            }
-        }
-        let (socket, _) = tokio_tungstenite::client_async(request, tls)
-            .await
-            .map_err(|e| match e {
-                tokio_tungstenite::tungstenite::Error::Http(response) => GatewayError::Refused {
-                    status: response.status().as_u16(),
-                    message: "the gateway refused the runner WebSocket".to_owned(),
-                },
-                other => GatewayError::Transient(other.to_string()),
-            })?;
-        Ok(socket)
+        let headers = self.signed_headers(&Method::GET, path, b"");
+        open_websocket(&self.tls, &self.base, path, &headers).await
     }
 
     /// One signed request; the answer's body on success.

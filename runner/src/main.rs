@@ -6,8 +6,10 @@ mod assist;
 mod config;
 mod diagnose;
 mod gateway;
+mod host;
 mod pinning;
 mod run;
+mod serve;
 mod spool;
 mod tls;
 mod upload;
@@ -29,6 +31,10 @@ fn main() -> ExitCode {
         .config
         .clone()
         .unwrap_or_else(config::default_file);
+    // Enrolment comes before there is a configuration to load.
+    if let Command::Enroll { token, fingerprint } = &cli.command {
+        return enroll(&overrides, token, fingerprint.clone());
+    }
     let config = match config::Config::load(&overrides) {
         Ok(config) => config,
         Err(e) => {
@@ -70,6 +76,8 @@ fn main() -> ExitCode {
                 Ok(0)
             }
             Command::TestConnection => diagnose::test_connection(&config).await,
+            Command::Serve => serve::serve(config).await,
+            Command::Enroll { .. } => anyhow::bail!("enrolment needs no configuration"),
             Command::Assist { run_id } => {
                 assist::request(&config.state_dir.join("runs").join(&run_id), &run_id)
             }
@@ -91,6 +99,39 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("claw-runner: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn enroll(overrides: &config::Overrides, token: &str, fingerprint: Option<String>) -> ExitCode {
+    let Some(gateway_url) = overrides
+        .gateway_url
+        .clone()
+        .or_else(|| std::env::var("CLAW_GATEWAY_URL").ok())
+    else {
+        eprintln!("claw-runner: enroll needs --gateway URL (e.g. https://gateway.example:3100)");
+        return ExitCode::from(2);
+    };
+    let state_dir = std::env::var_os("CLAW_STATE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(config::default_state_dir);
+    let request = host::Enrolment {
+        gateway_url,
+        token: token.to_owned(),
+        ca_cert: overrides.ca_cert.clone(),
+        cert_fingerprint: fingerprint,
+        state_dir,
+    };
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(host::enroll(request)));
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("claw-runner: {e:#}");
             ExitCode::FAILURE

@@ -7,7 +7,19 @@ use crate::config::Config;
 use crate::gateway::GatewayError;
 
 pub fn client_config(config: &Config) -> Result<rustls::ClientConfig, GatewayError> {
-    if let Some(pin) = &config.cert_fingerprint {
+    trusting(
+        config.ca_cert.as_deref(),
+        config.cert_fingerprint.as_deref(),
+    )
+}
+
+/// Trusting the certificate with SHA-256 `fingerprint`, else the CA file,
+/// else the public roots.
+pub fn trusting(
+    ca_cert: Option<&std::path::Path>,
+    fingerprint: Option<&str>,
+) -> Result<rustls::ClientConfig, GatewayError> {
+    if let Some(pin) = fingerprint {
         let sha256 = crate::pinning::parse_fingerprint(pin).ok_or_else(|| {
             GatewayError::CaCert(
                 "CLAW_CERT_FINGERPRINT".to_owned(),
@@ -18,7 +30,7 @@ pub fn client_config(config: &Config) -> Result<rustls::ClientConfig, GatewayErr
             .map_err(|e| GatewayError::CaCert("CLAW_CERT_FINGERPRINT".to_owned(), e.to_string()));
     }
     let mut roots = rustls::RootCertStore::empty();
-    match &config.ca_cert {
+    match ca_cert {
         Some(path) => {
             let name = path.display().to_string();
             let pem = std::fs::read(path)

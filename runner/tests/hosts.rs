@@ -1,0 +1,321 @@
+//! Hosts end to end: an administrator adds a host, `claw-runner enroll`
+//! spends its one-time token for the host's own key, `claw-runner serve`
+//! shows the host online with its agents and workspaces, runs on it are
+//! signed with its key (no gateway-wide secret on the host), and revoking
+//! it cuts it off at once and for good.
+
+mod kit;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use claw_testkit::{Gateway, TEST_CONFIG, binary_or_build, unix_request};
+use serde_json::{Value, json};
+
+fn gateway() -> Gateway {
+    Gateway::launch(binary_or_build("clawd", "clawd", env!("CARGO")))
+        .config(TEST_CONFIG)
+        .quiet()
+        .same_port()
+        .start()
+}
+
+/// `clawctl hosts add NAME` as the control socket answers it.
+async fn add_host(gw: &Gateway, name: &str) -> Value {
+    let (status, added) = unix_request(
+        &gw.data().join("control.sock"),
+        "POST",
+        "/v1/hosts",
+        Some(json!({ "name": name })),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 201, "{added}");
+    added
+}
+
+/// claw-runner with nothing of the gateway's but its address and CA.
+fn runner(gw: &Gateway, state: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_claw-runner"));
+    command
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", state)
+        .env("CLAW_STATE_DIR", state.join("state"))
+        .env("CLAW_CLAUDE_PROGRAM", kit::claude())
+        .stdin(Stdio::null());
+    let _ = gw;
+    command
+}
+
+fn enroll(gw: &Gateway, state: &Path, token: &str) -> Output {
+    runner(gw, state)
+        .args(["enroll", "--gateway"])
+        .arg(format!("https://localhost:{}", gw.port))
+        .arg("--ca-cert")
+        .arg(gw.data().join("certs/server.crt"))
+        .args(["--token", token])
+        .output()
+        .expect("claw-runner enroll")
+}
+
+fn serve(gw: &Gateway, state: &Path, workspace: &Path) -> Child {
+    let config = state.join("runner.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "workspaces = [{:?}, \"/no/such/dir\"]\nsession_limit = 3\n",
+            workspace.display().to_string()
+        ),
+    )
+    .expect("config");
+    runner(gw, state)
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::File::create(state.join("serve.stderr"))
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
+        )
+        .spawn()
+        .expect("claw-runner serve")
+}
+
+async fn host(gw: &Gateway, admin: &str, name: &str) -> Value {
+    let (_, hosts) = gw.get("/api/hosts", admin).await;
+    hosts
+        .as_array()
+        .and_then(|all| all.iter().find(|h| h["name"] == name))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+async fn wait_for_state(gw: &Gateway, admin: &str, name: &str, state: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let host = host(gw, admin, name).await;
+        if host["state"] == state {
+            return host;
+        }
+        assert!(Instant::now() < deadline, "never {state}: {host}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn a_host_enrols_comes_online_signs_its_runs_and_is_cut_off_when_revoked() {
+    let gw = gateway();
+    let admin = gw.admin().await;
+    let home = tempfile::tempdir().expect("home");
+    let work = tempfile::tempdir().expect("work");
+
+    let added = add_host(&gw, "build-1").await;
+    assert_eq!(added["host"]["state"], "pending");
+    let token = added["enrolmentToken"].as_str().expect("token").to_owned();
+    assert!(
+        added["enrollCommand"]
+            .as_str()
+            .is_some_and(|c| c.contains(&token) && c.contains("--fingerprint")),
+        "{added}"
+    );
+
+    let out = enroll(&gw, home.path(), &token);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let identity = home.path().join("state/host.toml");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&identity)
+            .expect("host.toml")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(
+        !std::fs::read_to_string(&identity)
+            .expect("identity")
+            .contains(&token)
+    );
+    // The token is spent.
+    let again = enroll(&gw, home.path(), &token);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("used already"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    let mut service = serve(&gw, home.path(), work.path());
+    let online = wait_for_state(&gw, &admin, "build-1", "online").await;
+    let info = &online["info"];
+    assert_eq!(info["sessionLimit"], 3);
+    let resolved = std::fs::canonicalize(work.path()).expect("canonical");
+    assert_eq!(
+        info["workspaces"],
+        json!([resolved.display().to_string()]),
+        "only the workspaces that exist: {online}"
+    );
+    assert_eq!(info["agents"][0]["name"], "claude", "{online}");
+    assert!(info["agents"][0]["version"].is_string(), "{online}");
+
+    // A run on this host is signed with the host's key: no HMAC secret here.
+    let (status, created) = gw
+        .post(
+            "/api/runs",
+            &admin,
+            json!({ "command": "echo from the host" }),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 201, "{created}");
+    let run_id = created["id"].as_str().expect("id").to_owned();
+    let run_token = created["capabilityToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let out = runner(&gw, home.path())
+        .args(["start", "--run-id", &run_id, "--token", &run_token, "--"])
+        .args(["sh", "-c", "echo signed by the host"])
+        .output()
+        .expect("claw-runner start");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, events) = gw.get(&format!("/api/runs/{run_id}/events"), &admin).await;
+    assert!(
+        events.to_string().contains("signed by the host"),
+        "{events}"
+    );
+    let out = runner(&gw, home.path())
+        .arg("test-connection")
+        .output()
+        .expect("claw-runner test-connection");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Revoked: the service is cut off at once and refused when it returns.
+    let (status, revoked) = unix_request(
+        &gw.data().join("control.sock"),
+        "POST",
+        "/v1/hosts/build-1/revoke",
+        None,
+    )
+    .await;
+    assert_eq!(status.as_u16(), 200, "{revoked}");
+    assert_eq!(revoked["state"], "revoked");
+    let code = wait_exit(&mut service, Duration::from_secs(20));
+    let log = std::fs::read_to_string(home.path().join("serve.stderr")).unwrap_or_default();
+    assert_eq!(code, Some(78), "{log}");
+    assert!(log.contains("refused this host"), "{log}");
+    // Its key signs nothing any more.
+    let out = runner(&gw, home.path())
+        .arg("test-connection")
+        .output()
+        .expect("claw-runner test-connection");
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // And it cannot enrol again with a new token under the same name.
+    let (status, body) = unix_request(
+        &gw.data().join("control.sock"),
+        "POST",
+        "/v1/hosts",
+        Some(json!({ "name": "build-1" })),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 409, "{body}");
+}
+
+#[tokio::test]
+async fn the_service_reconnects_after_clawd_restarts() {
+    let mut gw = gateway();
+    let admin = gw.admin().await;
+    let home = tempfile::tempdir().expect("home");
+    let work = tempfile::tempdir().expect("work");
+    let added = add_host(&gw, "mac.studio").await;
+    let out = enroll(
+        &gw,
+        home.path(),
+        added["enrolmentToken"].as_str().expect("token"),
+    );
+    assert!(out.status.success());
+    let mut service = serve(&gw, home.path(), work.path());
+    wait_for_state(&gw, &admin, "mac.studio", "online").await;
+    gw.kill();
+    gw.relaunch();
+    wait_for_state(&gw, &admin, "mac.studio", "online").await;
+    // SIGTERM ends it cleanly, and the host shows offline.
+    let _ = nix_kill(&service);
+    assert_eq!(wait_exit(&mut service, Duration::from_secs(10)), Some(0));
+    wait_for_state(&gw, &admin, "mac.studio", "offline").await;
+}
+
+#[tokio::test]
+async fn enrolment_tokens_that_are_unknown_or_expired_are_refused_with_what_to_do() {
+    let gw = gateway();
+    let home = tempfile::tempdir().expect("home");
+    let out = enroll(&gw, home.path(), "0123456789abcdef0123456789abcdef");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("clawctl hosts add"), "{err}");
+    assert!(!home.path().join("state/host.toml").exists());
+
+    let added = add_host(&gw, "old").await;
+    let db = rusqlite::Connection::open(claw_testkit::db_path(&gw)).expect("db");
+    db.busy_timeout(Duration::from_secs(5)).expect("timeout");
+    db.execute("UPDATE hosts SET token_expires_at = 1", [])
+        .expect("expire");
+    let out = enroll(
+        &gw,
+        home.path(),
+        added["enrolmentToken"].as_str().expect("token"),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("expired") && err.contains("clawctl hosts add old"),
+        "{err}"
+    );
+    // A bad name is refused before anything is made.
+    let (status, body) = unix_request(
+        &gw.data().join("control.sock"),
+        "POST",
+        "/v1/hosts",
+        Some(json!({ "name": "../etc" })),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 400, "{body}");
+}
+
+fn nix_kill(child: &Child) -> std::io::Result<()> {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("kill failed"))
+    }
+}
