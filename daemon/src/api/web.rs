@@ -44,6 +44,7 @@ const ASSETS: &[Asset] = &[
     asset!("/assets/conversation.js", "conversation.js", JS),
     asset!("/assets/composer.js", "composer.js", JS),
     asset!("/assets/approvals.js", "approvals.js", JS),
+    asset!("/assets/notify.js", "notify.js", JS),
     asset!("/assets/pages/auth.js", "pages/auth.js", JS),
     asset!("/assets/pages/runs.js", "pages/runs.js", JS),
     asset!("/assets/pages/run.js", "pages/run.js", JS),
