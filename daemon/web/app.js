@@ -10,6 +10,7 @@ import { runPage } from './pages/run.js';
 import { usersPage, auditPage, statusPage } from './pages/admin.js';
 import { approvalsPage } from './pages/approvals.js';
 import { approvals } from './approvals.js';
+import { registerWorker, unsupported, permission } from './notify.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -26,6 +27,8 @@ function go(hash) {
 const routes = [
   [/^#\/runs\/new$/, newRunPage, 'operator'],
   [/^#\/runs\/([\w-]+)$/, runPage, 'viewer'],
+  // A notification's link: the run, with that approval's card in view.
+  [/^#\/runs\/([\w-]+)\/approval\/([\w-]+)$/, runPage, 'viewer'],
   [/^#\/runs$/, runsPage, 'viewer'],
   [/^#\/users$/, usersPage, 'admin'],
   [/^#\/audit$/, auditPage, 'admin'],
@@ -96,6 +99,9 @@ export async function signedIn(user) {
   }
   approvals.start();
   live.start();
+  // On a device with notifications on, the worker is registered again:
+  // the browser checks it for an update.
+  if (!unsupported() && permission() === 'granted') registerWorker().catch(() => {});
   // Back to where the visitor was going: the page they opened, or the one
   // they were on when asked to sign in.
   const target = sessionStorage.getItem('claw.after-login') || location.hash;
@@ -138,8 +144,23 @@ async function route() {
   go('#/runs');
 }
 
+// A notification clicked: the service worker says where to go. Only this
+// app's own routes are followed.
+function fromWorker(event) {
+  const m = event.data;
+  if (!m || m.type !== 'claw.open' || typeof m.url !== 'string') return;
+  let url;
+  try { url = new URL(m.url); } catch { return; }
+  if (url.origin !== location.origin || !url.hash.startsWith('#/')) return;
+  go(url.hash);
+}
+
 async function boot() {
   window.addEventListener('hashchange', route);
+  if ('serviceWorker' in navigator) {
+    navigator.serviceWorker.addEventListener('message', fromWorker);
+    navigator.serviceWorker.startMessages();
+  }
   try {
     const status = await api('GET', '/api/auth/status');
     if (status.setupRequired) {

@@ -3,7 +3,7 @@
 // headless Chromium driven by playwright-core.
 
 import { spawn } from 'node:child_process';
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -174,13 +174,28 @@ export function totp(secretBase32, at = Date.now()) {
   return String(code).padStart(6, '0');
 }
 
-export async function launchBrowser() {
+// The base64 SHA-256 of a certificate's public key (its SPKI), as
+// Chromium's --ignore-certificate-errors-spki-list takes it.
+export function spkiHash(pem) {
+  const spki = new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(spki).digest('base64');
+}
+
+// `trust`: the PEM of a certificate to trust as a real one. Contexts made
+// with ignoreHTTPSErrors load pages from a self-signed gateway, but
+// Chromium still refuses a service worker whose script came with a
+// certificate error; trusting the gateway's own key (and only it) lets the
+// service worker register as it would behind a real certificate.
+// Chromium honours the list only with a --user-data-dir of its own, which
+// Playwright always passes.
+export async function launchBrowser({ trust } = {}) {
   return chromium.launch({
     executablePath: chromiumPath,
     // This machine's network is closed: nothing may try to reach Google.
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--disable-dev-shm-usage'],
+      '--disable-dev-shm-usage',
+      ...(trust ? [`--ignore-certificate-errors-spki-list=${spkiHash(trust)}`] : [])],
   });
 }
 

@@ -1,11 +1,15 @@
 // The web UI in headless Chromium against a real clawd and a real
 // claw-runner: setup, sign-in, runs, live logs, commands, stop, artifacts,
 // roles, reconnects, a 100,000-line log, agent conversations, approvals
-// (the agent's requests decided from a phone), the phone header and TOTP.
+// (the agent's requests decided from a phone), notifications (channels on
+// the account page, Web Push through the service worker), the phone header
+// and TOTP.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { createDecipheriv, createECDH, createHmac, randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,8 +25,10 @@ let page;
 let runners = [];
 
 before(async () => {
-  gw = await Gateway.start();
-  browser = await launchBrowser();
+  // Notification targets on this machine (a loopback webhook and push
+  // service) are allowed, and a failed delivery is not tried again.
+  gw = await Gateway.start('notify_allow_private_targets = true\nnotify_max_attempts = 1\n');
+  browser = await launchBrowser({ trust: gw.ca });
   admin = await browser.newContext({ ignoreHTTPSErrors: true, viewport: DESKTOP });
   page = await admin.newPage();
   page.on('pageerror', (err) => { console.error('page error:', err); });
@@ -1396,6 +1402,319 @@ test('an agent conversation resumes after a cut connection without gaps or repea
   const shown = await flaky.$$eval('.conv .msg strong', (els) => els.map((e) => Number(e.textContent)));
   assert.deepEqual(shown, Array.from({ length: 50 }, (_, i) => i + 1));
   await flaky.close();
+});
+
+// Polls `fn` in the page until it gives something truthy (waitForFunction
+// takes the promise of an async function as its answer).
+async function until(p, fn, arg, timeout = 10000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const value = await p.evaluate(fn, arg);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`not so within ${timeout} ms: ${fn}`);
+    await p.waitForTimeout(100);
+  }
+}
+
+test('notifications on the account page: a webhook added, its secret shown once, its kinds and runs changed, removed', async () => {
+  await admin.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: gw.base });
+  const bearer = await adminBearer();
+  const listed = async () => (await gw.fetch('GET', '/api/notify/channels', { headers: { authorization: `Bearer ${bearer}` } })).body;
+  await page.setViewportSize(PHONE);
+  await page.goto(`${gw.base}/#/account`);
+  const card = page.locator('#notifications');
+  await card.locator('.channels-empty').waitFor();
+  // Headless Chromium without the permission: the button is offered.
+  await card.locator('#notify-enable').waitFor();
+
+  // A webhook: its signing secret, once, to copy.
+  await card.locator('.notify-add label:has-text("Webhook")').click();
+  assert.equal(await card.locator('input[name=token]').isVisible(), false, 'a webhook takes no token');
+  await card.locator('input[name=target]').fill('http://127.0.0.1:9/claw-hook');
+  await card.locator('input[name=name]').fill('Build bot');
+  await card.locator('button:text("Add channel")').click();
+  const secret = card.locator('#webhook-secret');
+  await secret.waitFor();
+  const value = await secret.textContent();
+  assert.match(value, /^whsec_[A-Za-z0-9+/=]{32}$/);
+  assert.match(await card.locator('.notify-secret').textContent(), /Signing secret of Build bot — shown only now/);
+  await card.locator('#copy-secret').click();
+  await card.locator('#copy-secret:text("Copied")').waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), value);
+  const item = card.locator('.channel[data-kind=webhook]');
+  assert.equal(await item.locator('.channel-name').textContent(), 'Build bot');
+  assert.equal(await item.locator('.channel-target').textContent(), '127.0.0.1:9/claw-hook');
+  // The default kinds: approvals, questions, failures; the runs one started.
+  assert.deepEqual(await item.locator('input[name=kind]:checked').evaluateAll((els) => els.map((e) => e.value)),
+    ['approval', 'question', 'failed']);
+  assert.equal(await item.locator('input[value=own]').isChecked(), true);
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'nothing scrolls sideways');
+  await page.screenshot({ path: join(shotDir, 'notify-secret-phone.png') });
+  let [channel] = await listed();
+  assert.deepEqual([channel.kind, channel.name, channel.target, channel.owner], ['webhook', 'Build bot', 'http://127.0.0.1:9/claw-hook', 'admin']);
+  assert.ok(!JSON.stringify(channel).includes(value), 'the secret is not listed');
+
+  // Done: the secret is gone, and a new visit does not show it either.
+  await card.locator('.notify-secret button:text("Done")').click();
+  assert.equal(await secret.count(), 0);
+  await page.reload();
+  await item.waitFor();
+  assert.equal(await page.locator('#webhook-secret').count(), 0);
+  assert.ok(!(await page.textContent('main')).includes(value));
+
+  // Kinds and runs, saved as they are changed.
+  await item.locator('label.pill:has-text("Questions")').click();
+  await item.locator('.channel-saved:text("Saved")').waitFor();
+  await item.locator('label.pill:has-text("Finished")').click();
+  await until(page, async () => {
+    const r = await fetch('/api/notify/channels');
+    const [c] = await r.json();
+    return c.events.join() === 'approval,finished,failed';
+  });
+  await item.locator('label:has-text("All I can see")').click();
+  await until(page, async () => (await (await fetch('/api/notify/channels')).json())[0].scope === 'all');
+  await onScreen(page, '.channel label.pill:has-text("Approvals")');
+  await onScreen(page, '.channel label:has-text("All I can see")');
+  // One kind at least: the last cannot be unticked.
+  await item.locator('label.pill:has-text("Approvals")').click();
+  await item.locator('label.pill:has-text("Finished")').click();
+  await item.locator('.channel-saved:text("Saved")').waitFor();
+  await until(page, async () => (await (await fetch('/api/notify/channels')).json())[0].events.join() === 'failed');
+  await item.locator('label.pill:has-text("Failed")').click();
+  await item.locator('.channel-saved', { hasText: 'Keep at least one' }).waitFor();
+  assert.equal(await item.locator('input[value=failed]').isChecked(), true);
+  await item.locator('label.pill:has-text("Approvals")').click();
+  await until(page, async () => (await (await fetch('/api/notify/channels')).json())[0].events.join() === 'approval,failed');
+  [channel] = await listed();
+  assert.deepEqual([channel.events, channel.scope], [['approval', 'failed'], 'all']);
+
+  // A global ntfy topic with a token, an administrator's.
+  await card.locator('.notify-add label:has-text("ntfy topic")').click();
+  await card.locator('input[name=target]').fill('http://127.0.0.1:9/claw-alerts');
+  await card.locator('input[name=token]').fill('tk_secret_token');
+  await card.locator('input[name=global]').check();
+  await card.locator('button:text("Add channel")').click();
+  const topic = card.locator('.channel[data-kind=ntfy]');
+  await topic.waitFor();
+  assert.equal(await topic.locator('.channel-name').textContent(), '127.0.0.1:9', 'named after its host');
+  assert.match(await topic.textContent(), /for everyone.*For everyone: every run, whoever started it/);
+  assert.equal(await card.locator('#webhook-secret').count(), 0, 'a topic has no secret to show');
+  const global = (await listed()).find((c) => c.kind === 'ntfy');
+  assert.equal(global.owner, null);
+  assert.ok(!JSON.stringify(global).includes('tk_secret_token'));
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'nothing scrolls sideways');
+  await page.waitForSelector('#toast:not(.show)', { state: 'attached' });
+  await shoot(page, 'notify-account');
+
+  // Removed, after a question.
+  await item.locator('button:text("Remove")').click();
+  await page.click('dialog button:text("Remove")');
+  await item.waitFor({ state: 'detached' });
+  await topic.locator('button:text("Remove")').click();
+  await page.click('dialog button:text("Remove")');
+  await card.locator('.channels-empty').waitFor();
+  assert.deepEqual(await listed(), []);
+  await page.setViewportSize(DESKTOP);
+});
+
+// A push service on this machine: it keeps what the gateway sends.
+async function pushService() {
+  const received = [];
+  let wake = () => {};
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ url: req.url, headers: req.headers, body: Buffer.concat(chunks) });
+      res.writeHead(201);
+      res.end();
+      wake();
+    });
+  });
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  return {
+    base: `http://127.0.0.1:${server.address().port}`,
+    received,
+    // The `index`th message, once it is here.
+    async message(index, timeout = 15000) {
+      const deadline = Date.now() + timeout;
+      while (received.length <= index) {
+        if (Date.now() > deadline) throw new Error(`the gateway pushed ${received.length} messages, not ${index + 1}`);
+        await new Promise((ok) => { wake = ok; setTimeout(ok, 200); });
+      }
+      return received[index];
+    },
+    close: () => new Promise((ok) => server.close(ok)),
+  };
+}
+
+// What a browser does with a push message (RFC 8291, aes128gcm of RFC
+// 8188, one record): the plain text the gateway encrypted for `ua`.
+function decryptPush(body, ua, auth) {
+  const salt = body.subarray(0, 16);
+  const idlen = body[20];
+  const serverKey = body.subarray(21, 21 + idlen);
+  const data = body.subarray(21 + idlen);
+  assert.ok(data.length <= body.readUInt32BE(16), 'one record');
+  const hmac = (key, input) => createHmac('sha256', key).update(input).digest();
+  const prkKey = hmac(auth, ua.computeSecret(serverKey));
+  const keyInfo = Buffer.concat([Buffer.from('WebPush: info\0'), ua.getPublicKey(), serverKey, Buffer.from([1])]);
+  const prk = hmac(salt, hmac(prkKey, keyInfo));
+  const cek = hmac(prk, Buffer.from('Content-Encoding: aes128gcm\0\x01')).subarray(0, 16);
+  const nonce = hmac(prk, Buffer.from('Content-Encoding: nonce\0\x01')).subarray(0, 12);
+  const decipher = createDecipheriv('aes-128-gcm', cek, nonce);
+  decipher.setAuthTag(data.subarray(-16));
+  const padded = Buffer.concat([decipher.update(data.subarray(0, -16)), decipher.final()]);
+  let end = padded.length - 1;
+  while (end > 0 && padded[end] === 0) end -= 1;
+  assert.equal(padded[end], 2, 'the last record\'s delimiter');
+  return padded.subarray(0, end).toString('utf8');
+}
+
+test('Web Push: the gateway pushes an approval, the service worker shows it, and its click opens the approval card', async () => {
+  const service = await pushService();
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: PHONE });
+  await context.grantPermissions(['notifications'], { origin: gw.base });
+  const p = await context.newPage();
+  p.on('pageerror', (err) => { console.error('page error:', err); });
+  try {
+    await signIn(p, ADMIN);
+    // Notifications allowed: the page registers the service worker.
+    assert.equal(await p.evaluate(async () => (await navigator.serviceWorker.ready).scope), `${gw.base}/`);
+
+    // Enable: headless Chromium has the permission but no push service;
+    // the page says so.
+    await p.goto(`${gw.base}/#/account`);
+    await p.click('#notify-enable');
+    await p.locator('.notify-device .error', { hasText: /^This browser could not subscribe to its push service: / }).waitFor();
+    assert.equal(await p.locator('#notify-enable').isEnabled(), true, 'it may be tried again');
+    // Headless Chromium has no push service to subscribe with: the
+    // subscription it would make (a P-256 key and an auth secret) is made
+    // here and sent as the page would, with the page's session.
+    const ua = createECDH('prime256v1');
+    ua.generateKeys();
+    const auth = randomBytes(16);
+    const subscription = {
+      endpoint: `${service.base}/push/chromium-1`, expirationTime: null,
+      keys: { p256dh: ua.getPublicKey().toString('base64url'), auth: auth.toString('base64url') },
+      name: 'Headless Chromium',
+    };
+    const made = await p.evaluate(async (body) => {
+      const r = await fetch('/api/notify/push', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: r.status, body: await r.json() };
+    }, subscription);
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    assert.deepEqual([made.body.kind, made.body.name, made.body.events], ['webpush', 'Headless Chromium', ['approval', 'question', 'failed']]);
+    await p.reload();
+    const device = p.locator('#notifications .channel[data-kind=webpush]');
+    await device.waitFor();
+    assert.match(await device.textContent(), /^PushHeadless Chromium/);
+    assert.equal(await device.locator('.channel-target').textContent(), `via ${new URL(service.base).host}`);
+
+    // An agent asks; the gateway pushes to the service.
+    const bearer = await adminBearer();
+    const run = await gw.createAgentRun(bearer, { agent: 'claude', prompt: 'Tag release 1.2' });
+    await gw.postEvents(run, [started('claude'), approvalRequest('tag-1', {
+      kind: 'tool', tool: 'Bash', input: { command: 'git tag v1.2' }, summary: 'git tag v1.2', reason: 'tag the release',
+    })]);
+    const approval = (await pendingApprovals()).find((a) => a.runId === run.id);
+    const push = await service.message(0);
+    assert.equal(push.url, '/push/chromium-1');
+    assert.equal(push.headers['content-encoding'], 'aes128gcm');
+    assert.match(push.headers.authorization, /^vapid t=[\w-]+\.[\w-]+\.[\w-]+, k=[\w-]+$/);
+    const payload = decryptPush(push.body, ua, auth);
+    const sent = JSON.parse(payload);
+    assert.deepEqual([sent.kind, sent.runId, sent.approvalId, sent.tool, sent.summary],
+      ['approval', run.id, approval.id, 'Bash', 'git tag v1.2']);
+    const link = `#/runs/${run.id}/approval/${approval.id}`;
+    assert.ok(sent.url.endsWith(`/${link}`), sent.url);
+
+    // The browser gets it, as from its push service (DevTools' "Push").
+    await p.goto(`${gw.base}/#/runs`);
+    const cdp = await context.newCDPSession(p);
+    const registrations = [];
+    cdp.on('ServiceWorker.workerRegistrationUpdated', (e) => registrations.push(...e.registrations));
+    await cdp.send('ServiceWorker.enable');
+    const deadline = Date.now() + 10000;
+    while (!registrations.some((r) => r.scopeURL === `${gw.base}/` && !r.isDeleted) && Date.now() < deadline) await p.waitForTimeout(100);
+    const registration = registrations.find((r) => r.scopeURL === `${gw.base}/` && !r.isDeleted);
+    assert.ok(registration, JSON.stringify(registrations));
+    await cdp.send('ServiceWorker.deliverPushMessage', { origin: gw.base, registrationId: registration.registrationId, data: payload });
+    const shown = await until(p, async () => {
+      const list = await (await navigator.serviceWorker.ready).getNotifications();
+      return list.length ? list.map((n) => ({ title: n.title, body: n.body, tag: n.tag, url: n.data && n.data.url })) : null;
+    });
+    assert.deepEqual(shown, [{ title: sent.title, body: 'git tag v1.2', tag: sent.id, url: `${gw.base}/${link}` }]);
+
+    // A click on it: the open page goes to the approval's card, in view,
+    // focused and marked.
+    const worker = context.serviceWorkers().find((w) => w.url() === `${gw.base}/sw.js`)
+      || await context.waitForEvent('serviceworker');
+    await worker.evaluate(async () => {
+      const [n] = await self.registration.getNotifications();
+      self.dispatchEvent(new NotificationEvent('notificationclick', { notification: n }));
+    });
+    await p.waitForFunction((hash) => location.hash === hash, link);
+    const target = p.locator(`.dock .appr.appr-target[data-approval-id="${approval.id}"]`);
+    await target.waitFor();
+    await p.waitForFunction((id) => document.activeElement && document.activeElement.dataset.approvalId === id, approval.id);
+    assert.equal(await target.evaluate((el) => getComputedStyle(el).outlineStyle), 'solid');
+    assert.equal(await p.evaluate(async () => (await (await navigator.serviceWorker.ready).getNotifications()).length), 0, 'the notification closed');
+    await onScreen(p, '.appr-target button.appr-allow', 48);
+    await p.waitForTimeout(2100); // the highlight's flash, over
+    await p.screenshot({ path: join(shotDir, 'notify-approval-phone.png') });
+
+    // Decided; the same link later shows the decided card.
+    await target.locator('button.appr-allow').click();
+    await target.locator('.appr-outcome', { hasText: /^Allowed once by admin/ }).waitFor();
+    await p.goto(`${gw.base}/#/runs`);
+    await p.waitForSelector('table.runs');
+    await p.goto(`${gw.base}/${link}`);
+    const decided = p.locator(`.linked-approval .appr.decided.appr-target[data-approval-id="${approval.id}"]`);
+    await decided.waitFor();
+    assert.match(await decided.locator('.appr-outcome').textContent(), /^Allowed once by admin/);
+    await p.waitForFunction((id) => document.activeElement && document.activeElement.dataset.approvalId === id, approval.id);
+    assert.ok(await p.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'nothing scrolls sideways');
+    await p.waitForTimeout(2100);
+    await p.screenshot({ path: join(shotDir, 'notify-approval-decided-phone.png') });
+    await decided.locator('button:text("Close")').click();
+    await decided.waitFor({ state: 'detached' });
+
+    assert.equal((await gw.fetch('DELETE', `/api/notify/channels/${made.body.id}`, { headers: { authorization: `Bearer ${bearer}` } })).status, 200);
+    await gw.postEvents(run, [finished(0)]);
+  } finally {
+    await context.close();
+    await service.close();
+  }
+});
+
+test('the status page counts notifications and says what to do about dead ones', async () => {
+  await page.goto(`${gw.base}/#/status`);
+  await page.locator('#notify-delivered').waitFor();
+  const bearer = await adminBearer();
+  const auth = { authorization: `Bearer ${bearer}` };
+  const counts = async () => (await gw.fetch('GET', '/api/notify/status', { headers: auth })).body;
+  assert.equal(await page.locator('#notify-dead').isVisible(), false);
+  // A webhook nobody listens at: with notify_max_attempts = 1 its first
+  // failure is final.
+  const hook = await gw.fetch('POST', '/api/notify/channels', {
+    headers: auth, body: { kind: 'webhook', name: 'Nobody home', target: 'http://127.0.0.1:9/hook', events: ['approval'] },
+  });
+  assert.equal(hook.status, 201, JSON.stringify(hook.body));
+  const run = await gw.createAgentRun(bearer, { agent: 'claude', prompt: 'Nobody listens' });
+  await gw.postEvents(run, [started('claude'), approvalRequest('dead-1', { kind: 'tool', tool: 'Bash', input: { command: 'true' }, summary: 'true' })]);
+  await page.waitForSelector('#notify-dead:visible', { timeout: 15000 });
+  const n = await counts();
+  assert.equal(await page.textContent('#notify-dead-count'), String(n.dead));
+  assert.equal(await page.textContent('#notify-channels'), String(n.channels));
+  assert.equal(await page.textContent('#notify-delivered'), String(n.delivered));
+  assert.equal(await page.textContent('#notify-dead'),
+    n.dead === 1
+      ? '1 notification could not be delivered — an administrator can see it with clawctl notify list --dead.'
+      : `${n.dead} notifications could not be delivered — an administrator can see them with clawctl notify list --dead.`);
+  await shoot(page, 'status-notify');
+  assert.equal((await gw.fetch('DELETE', `/api/notify/channels/${hook.body.channel.id}`, { headers: auth })).status, 200);
+  await gw.postEvents(run, [finished(0)]);
 });
 
 test('TOTP: enrol with a QR code, then sign-in asks for a code', async () => {

@@ -32,6 +32,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(web::serve))
         .route("/assets/{*file}", get(web::serve))
+        .route("/sw.js", get(web::serve))
         .route("/api/health", get(human::health))
         .route("/api/status", get(human::status))
         // Runner protocol (signed).
@@ -266,10 +267,12 @@ fn from_own_page(tls: bool, request: &Request) -> bool {
 }
 
 /// The web UI loads scripts, styles and images only from this gateway and
-/// runs no inline script; no page may frame it.
+/// runs no inline script; no page may frame it. Its one worker is the
+/// service worker at `/sw.js`, for Web Push.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-    style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
-    manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+    worker-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+    font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; \
+    frame-ancestors 'none'";
 
 fn add_security_headers(tls: bool, headers: &mut axum::http::HeaderMap) {
     if tls {

@@ -29,6 +29,9 @@ const JS: &str = "text/javascript; charset=utf-8";
 
 const ASSETS: &[Asset] = &[
     asset!("/", "index.html", "text/html; charset=utf-8"),
+    // The service worker, at the root so that its scope is the whole app:
+    // it shows Web Push notifications and opens the page one points to.
+    asset!("/sw.js", "sw.js", JS),
     asset!("/assets/app.css", "app.css", "text/css; charset=utf-8"),
     asset!("/assets/app.js", "app.js", JS),
     asset!("/assets/api.js", "api.js", JS),
@@ -41,12 +44,21 @@ const ASSETS: &[Asset] = &[
     asset!("/assets/conversation.js", "conversation.js", JS),
     asset!("/assets/composer.js", "composer.js", JS),
     asset!("/assets/approvals.js", "approvals.js", JS),
+    asset!("/assets/notify.js", "notify.js", JS),
     asset!("/assets/pages/auth.js", "pages/auth.js", JS),
     asset!("/assets/pages/runs.js", "pages/runs.js", JS),
     asset!("/assets/pages/run.js", "pages/run.js", JS),
     asset!("/assets/pages/admin.js", "pages/admin.js", JS),
     asset!("/assets/pages/approvals.js", "pages/approvals.js", JS),
+    asset!("/assets/pages/notify.js", "pages/notify.js", JS),
     asset!("/assets/icon.svg", "icon.svg", "image/svg+xml"),
+    // What a phone's "Add to Home Screen" installs; on iPhone and iPad,
+    // Web Push works only for an app installed so.
+    asset!(
+        "/assets/manifest.webmanifest",
+        "manifest.webmanifest",
+        "application/manifest+json"
+    ),
 ];
 
 /// One strong validator per asset, computed once: browsers revalidate
@@ -62,7 +74,7 @@ fn etags() -> &'static [String] {
 }
 
 pub fn is_asset_path(path: &str) -> bool {
-    path == "/" || path.starts_with("/assets/")
+    path == "/" || path == "/sw.js" || path.starts_with("/assets/")
 }
 
 pub async fn serve(uri: Uri, headers: HeaderMap) -> Response {

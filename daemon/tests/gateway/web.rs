@@ -3,7 +3,8 @@
 //! batched replay on the WebSocket, and what the UI's pages read.
 
 use reqwest::header::{
-    CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH, ORIGIN, X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH, ORIGIN,
+    X_FRAME_OPTIONS,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -67,6 +68,19 @@ async fn the_ui_is_served_from_the_binary_with_a_strict_policy() {
         .await
         .expect("app.js again");
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+
+    // The service worker: at the root for its scope, revalidated on every
+    // update check, allowed by the policy, and not counted like the API.
+    for _ in 0..6 {
+        let worker = gw.client.get(gw.url("/sw.js")).send().await.expect("sw.js");
+        assert_eq!(worker.status(), StatusCode::OK);
+        assert_eq!(
+            worker.headers()[CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(worker.headers()[CACHE_CONTROL], "no-cache");
+    }
+    assert!(csp.contains("worker-src 'self'"), "{csp}");
 
     for missing in ["/assets/nope.js", "/assets/../Cargo.toml", "/index.html"] {
         let response = gw.client.get(gw.url(missing)).send().await.expect("get");

@@ -145,8 +145,30 @@ export async function auditPage(main) {
 
 export async function statusPage(main) {
   const facts = h('dl', { class: 'facts' });
-  replace(main, h('section', { class: 'card' }, h('h1', {}, 'Status'), facts));
+  const notifyFacts = h('dl', { class: 'facts' });
+  const dead = h('p', { class: 'warn', id: 'notify-dead', hidden: true });
+  replace(main, h('section', { class: 'card' }, h('h1', {}, 'Status'), facts),
+    h('section', { class: 'card status-notify', 'aria-labelledby': 'status-notify-title' },
+      h('h2', { id: 'status-notify-title' }, 'Notifications'), notifyFacts, dead,
+      h('p', { class: 'muted' }, 'Your channels are on the ', h('a', { href: '#/account' }, 'Account'), ' page.')));
+  async function loadNotify() {
+    try {
+      const n = await get('/api/notify/status');
+      replace(notifyFacts,
+        h('dt', {}, 'Channels'), h('dd', { id: 'notify-channels' }, String(n.channels)),
+        h('dt', {}, 'Waiting to be sent'), h('dd', { id: 'notify-pending' }, String(n.pending)),
+        h('dt', {}, 'Delivered'), h('dd', { id: 'notify-delivered' }, String(n.delivered)),
+        h('dt', {}, 'Not deliverable'), h('dd', { id: 'notify-dead-count' }, String(n.dead)));
+      dead.hidden = n.dead === 0;
+      if (n.dead) {
+        const one = n.dead === 1;
+        replace(dead, `${n.dead} ${one ? 'notification' : 'notifications'} could not be delivered — an administrator can see ${one ? 'it' : 'them'} with `,
+          h('code', {}, 'clawctl notify list --dead'), '.');
+      }
+    } catch (err) { showError(err); }
+  }
   async function load() {
+    loadNotify();
     try {
       const [health, status] = await Promise.all([get('/api/health'), get('/api/status')]);
       session.status = status;

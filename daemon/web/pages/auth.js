@@ -3,6 +3,7 @@
 
 import { api, post, del, session } from '../api.js';
 import { h, replace, field, showError, toast } from '../dom.js';
+import { notificationsCard } from './notify.js';
 
 function qrImage(svg, label) {
   // The SVG comes from the gateway; as an <img> it cannot run anything.
@@ -122,7 +123,7 @@ export async function loginPage(main, { signedIn }) {
 
 export async function accountPage(main) {
   const section = h('section', { class: 'card narrow' }, h('h1', {}, 'Account'));
-  replace(main, section);
+  replace(main, section, notificationsCard());
   const me = (await api('GET', '/api/auth/me')).user;
   session.user = { ...session.user, ...me };
   const totpBox = h('div', { class: 'totp' });

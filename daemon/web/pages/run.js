@@ -11,7 +11,7 @@ import { LogView } from '../logview.js';
 import { diffClass } from '../diff.js';
 import { Conversation, Changes } from '../conversation.js';
 import { composer } from '../composer.js';
-import { approvals, ApprovalList } from '../approvals.js';
+import { approvals, ApprovalList, ApprovalCard } from '../approvals.js';
 
 // `waiting` is running, with its agent waiting for a person's decision.
 const ACTIVE = ['pending', 'running', 'waiting'];
@@ -36,7 +36,7 @@ const TABS = [['conversation', 'Conversation'], ['changes', 'Changes'], ['log', 
 // The page is near its end: new conversation keeps it there.
 const nearBottom = () => window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 120;
 
-export async function runPage(main, { params: [runId] }) {
+export async function runPage(main, { params: [runId, approvalId] }) {
   const liveState = h('span', { class: 'live-state' });
   const title = h('h1', {}, 'Run');
   replace(main, h('section', { class: 'run' }, h('div', { class: 'page-head' }, title, liveState),
@@ -53,6 +53,10 @@ export async function runPage(main, { params: [runId] }) {
   }
 
   const head = h('div', { class: 'run-head' });
+  // The approval a notification's link names, when it is not in the dock.
+  const linked = h('div', { class: 'linked-approval', hidden: true });
+  let stopLinked = () => {};
+  let holdScroll = false;
   const actions = h('div', { class: 'actions' });
   const commandsList = h('ul', { class: 'commands', 'aria-label': 'Commands' });
   const commandBox = h('div');
@@ -116,13 +120,13 @@ export async function runPage(main, { params: [runId] }) {
     title.textContent = run.agent === 'claude' ? 'Claude' : run.agent;
     replace(main, h('section', { class: 'run agent-run' },
       h('div', { class: 'page-head' }, title, liveState),
-      head, h('details', { class: 'run-details' }, h('summary', {}, 'Details'), facts),
+      head, linked, h('details', { class: 'run-details' }, h('summary', {}, 'Details'), facts),
       bar, [...tabs.values()].map((t) => t.panel)));
     show('conversation');
   } else {
     replace(main, h('section', { class: 'run' },
       h('div', { class: 'page-head' }, title, liveState),
-      head, actions,
+      head, linked, actions,
       h('h2', {}, 'Output'), log.element, rest));
   }
 
@@ -333,8 +337,61 @@ export async function runPage(main, { params: [runId] }) {
     } catch (err) { showError(err); }
   }
 
+  // A notification's link (#/runs/RUN/approval/ID): that approval's card
+  // in view, focused and marked. A pending one is the dock's card; one
+  // already decided is shown, as decided, above the conversation, which
+  // then does not scroll away from it until the reader moves.
+  async function bringApproval(id) {
+    let a;
+    try {
+      a = await get(`/api/approvals/${encodeURIComponent(id)}`);
+    } catch (err) {
+      showError(err.status === 404 ? new Error('That approval is gone: it may have been deleted with its run.') : err);
+      return;
+    }
+    if (a.runId !== runId) {
+      location.hash = `#/runs/${a.runId}/approval/${a.id}`;
+      return;
+    }
+    approvals.put(a);
+    const known = approvals.known.get(a.id) || a;
+    let card = null;
+    if (pinned && known.status === 'pending') {
+      pinned.show(known);
+      const entry = pinned.cards.get(a.id);
+      if (entry) {
+        card = entry.card;
+        card.fold(false);
+      }
+    }
+    if (!card) {
+      card = new ApprovalCard(known);
+      card.element.append(h('div', { class: 'actions linked-close' },
+        h('button', { type: 'button', class: 'secondary small', onclick: () => { linked.hidden = true; replace(linked); } }, 'Close')));
+      stopLinked();
+      stopLinked = approvals.listen((x) => { if (x && x.id === a.id) card.update(x); });
+      replace(linked, card.element);
+      linked.hidden = false;
+      holdScroll = true;
+      const release = () => {
+        holdScroll = false;
+        for (const type of ['wheel', 'touchstart', 'keydown']) window.removeEventListener(type, release);
+      };
+      for (const type of ['wheel', 'touchstart', 'keydown']) window.addEventListener(type, release, { passive: true });
+    }
+    if (agent) show('conversation');
+    const el = card.element;
+    el.classList.add('appr-target');
+    el.tabIndex = -1;
+    requestAnimationFrame(() => {
+      el.scrollIntoView({ block: 'nearest' });
+      el.focus({ preventScroll: true });
+    });
+  }
+
   renderHead();
   await Promise.all([loadCommands(), loadArtifacts(), loadApprovals()]);
+  if (approvalId) await bringApproval(approvalId);
 
   // Every event goes to the log, which drops a sequence it has; the
   // conversation gets the rest.
@@ -344,7 +401,7 @@ export async function runPage(main, { params: [runId] }) {
     const stick = showing === 'conversation' && nearBottom();
     if (fresh.length === 1) conversation.add(fresh[0]);
     else conversation.addMany(fresh);
-    if (stick) toBottom();
+    if (stick && !holdScroll) toBottom();
   }
 
   const unsubscribe = live.subscribe(runId, () => log.lastSequence, async (m) => {
@@ -386,7 +443,7 @@ export async function runPage(main, { params: [runId] }) {
     }
   }, 1000);
   return () => {
-    unsubscribe(); stopState(); clearInterval(ticker); log.destroy(); stopApprovals();
+    unsubscribe(); stopState(); clearInterval(ticker); log.destroy(); stopApprovals(); stopLinked();
     if (pinned) pinned.destroy();
   };
 }
