@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
-use claw_proto::hosts::HostInfo;
-use tokio::sync::watch;
+use claw_proto::hosts::{GatewayMessage, HostInfo};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::secrets::{Secret, Secrets};
 use crate::store::HostRow;
@@ -17,20 +17,30 @@ struct Connected {
     connection: u64,
     /// Set to true to close it.
     cut: watch::Sender<bool>,
+    /// What its socket sends it.
+    outbox: mpsc::Sender<GatewayMessage>,
     info: Option<HostInfo>,
 }
+
+/// What a host answered about a run it was asked to start: `None` when it
+/// started, else why not.
+pub type StartAnswer = Option<String>;
 
 #[derive(Default)]
 pub struct HostRegistry {
     keys: RwLock<HashMap<String, Secret>>,
     online: Mutex<HashMap<String, Connected>>,
     connections: AtomicU64,
+    /// Starts waiting for their host's answer, by run id.
+    answers: Mutex<HashMap<String, oneshot::Sender<StartAnswer>>>,
 }
 
 /// A host's connection as its socket holds it: closes when `cut` says so.
 pub struct Connection {
     pub id: u64,
     pub cut: watch::Receiver<bool>,
+    /// What the gateway sends the host.
+    pub outbox: mpsc::Receiver<GatewayMessage>,
 }
 
 impl HostRegistry {
@@ -79,18 +89,24 @@ impl HostRegistry {
     pub fn connected(&self, host_id: &str) -> Connection {
         let id = self.connections.fetch_add(1, Ordering::Relaxed);
         let (cut, watch) = watch::channel(false);
+        let (outbox, messages) = mpsc::channel(64);
         let before = self.lock_online().insert(
             host_id.to_owned(),
             Connected {
                 connection: id,
                 cut,
+                outbox,
                 info: None,
             },
         );
         if let Some(before) = before {
             before.cut.send_replace(true);
         }
-        Connection { id, cut: watch }
+        Connection {
+            id,
+            cut: watch,
+            outbox: messages,
+        }
     }
 
     /// What the host said of itself on connection `connection`.
@@ -111,6 +127,50 @@ impl HostRegistry {
         {
             online.remove(host_id);
         }
+    }
+
+    /// Sends a start to a connected host; its answer arrives on the
+    /// receiver. `None` when the host is not connected.
+    pub fn start(
+        &self,
+        host_id: &str,
+        session: claw_proto::hosts::StartSession,
+    ) -> Option<oneshot::Receiver<StartAnswer>> {
+        let outbox = self.lock_online().get(host_id)?.outbox.clone();
+        let (answer, answered) = oneshot::channel();
+        let run_id = session.run_id.clone();
+        self.answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run_id.clone(), answer);
+        if outbox.try_send(GatewayMessage::Start(session)).is_err() {
+            self.answers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&run_id);
+            return None;
+        }
+        Some(answered)
+    }
+
+    /// A host's answer to a start.
+    pub fn answered(&self, run_id: &str, answer: StartAnswer) {
+        let waiting = self
+            .answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(run_id);
+        if let Some(waiting) = waiting {
+            let _ = waiting.send(answer);
+        }
+    }
+
+    /// Gives up waiting for a start's answer.
+    pub fn forget_start(&self, run_id: &str) {
+        self.answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(run_id);
     }
 
     /// Connected now, with what it said, if it said.

@@ -35,6 +35,8 @@ pub fn run(row: RunRow) -> RunView {
         allowed_tools: row.allowed_tools,
         agent_session_id: row.agent_session_id,
         approval_timeout_secs: row.approval_timeout_secs,
+        host_id: row.host_id,
+        workspace: row.workspace,
     }
 }
 

@@ -64,6 +64,12 @@ pub struct RunView {
     /// its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_timeout_secs: Option<u64>,
+    /// The enrolled host that runs it, when one was asked to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_id: Option<String>,
+    /// The directory on that host it runs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
 }
 
 /// A run with its artifacts (`GET /api/runs/{id}`), and with its commands
@@ -392,6 +398,13 @@ pub struct CreateRunRequest {
     /// `approval_timeout_secs`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_timeout_secs: Option<u64>,
+    /// Start it on this enrolled host (its id or name), which must be
+    /// online; with `workspace` and `agent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_id: Option<String>,
+    /// One of the host's workspaces, or a directory inside one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
 }
 
 /// A new run with its capability token, shown this once, and the line that
@@ -550,6 +563,8 @@ mod tests {
             allowed_tools: Vec::new(),
             agent_session_id: None,
             approval_timeout_secs: None,
+            host_id: None,
+            workspace: None,
         };
         let json = serde_json::to_value(&run).expect("json");
         for key in [

@@ -132,6 +132,12 @@ pub enum HostMessage {
     },
     /// Every few seconds: still here.
     Heartbeat,
+    /// The answer to a [`GatewayMessage::Start`]: started, or why not.
+    StartAnswer {
+        run_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
 }
 
 /// What the gateway says to a host.
@@ -140,6 +146,21 @@ pub enum HostMessage {
 pub enum GatewayMessage {
     /// The hello was taken.
     Welcome { host_id: String, name: String },
+    /// Start a session for a run: `claw-runner start` in `workspace`, which
+    /// the host checks against its own list whatever the gateway says.
+    Start(StartSession),
+}
+
+/// What a host is asked to start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartSession {
+    pub run_id: String,
+    /// The run's capability token; reaches the runner in its environment.
+    pub token: String,
+    pub workspace: String,
+    /// `claude`.
+    pub agent: String,
 }
 
 #[cfg(test)]

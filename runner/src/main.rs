@@ -76,7 +76,7 @@ fn main() -> ExitCode {
                 Ok(0)
             }
             Command::TestConnection => diagnose::test_connection(&config).await,
-            Command::Serve => serve::serve(config).await,
+            Command::Serve => serve::serve(config, overrides.config.clone()).await,
             Command::Enroll { .. } => anyhow::bail!("enrolment needs no configuration"),
             Command::Assist { run_id } => {
                 assist::request(&config.state_dir.join("runs").join(&run_id), &run_id)

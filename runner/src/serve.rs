@@ -8,10 +8,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use claw_proto::hosts::{GatewayMessage, HEADER_HOST_ID, HostAgent, HostInfo, HostMessage};
+use std::collections::HashMap;
+
+use claw_proto::hosts::{
+    GatewayMessage, HEADER_HOST_ID, HostAgent, HostInfo, HostMessage, StartSession,
+};
 use claw_proto::signing::{self, SignedParts};
 use futures_util::{SinkExt, StreamExt};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::config::Config;
@@ -26,7 +31,7 @@ const MOST_BACKOFF: Duration = Duration::from_secs(30);
 pub const EXIT_REFUSED: i32 = 78;
 
 /// What the host can run, as found now.
-async fn discover(config: &Config) -> HostInfo {
+async fn discover(config: &Config, workspaces: &[PathBuf]) -> HostInfo {
     let mut agents = Vec::new();
     let version = tokio::time::timeout(
         Duration::from_secs(15),
@@ -54,10 +59,7 @@ async fn discover(config: &Config) -> HostInfo {
     HostInfo {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         agents,
-        workspaces: workspaces(config)
-            .iter()
-            .map(|w| w.display().to_string())
-            .collect(),
+        workspaces: workspaces.iter().map(|w| w.display().to_string()).collect(),
         session_limit: config.session_limit,
         sessions: Vec::new(),
     }
@@ -115,28 +117,142 @@ enum Ended {
     Stopping,
 }
 
-async fn session(mut socket: WebSocket, info: &HostInfo, stop: &mut Stop) -> Ended {
-    let hello = HostMessage::Hello { info: info.clone() };
-    let Ok(text) = serde_json::to_string(&hello) else {
-        return Ended::Lost("cannot write the hello".to_owned());
-    };
-    if let Err(e) = socket.send(Message::text(text)).await {
-        return Ended::Lost(e.to_string());
+/// The sessions this service started and what it offers.
+struct Host {
+    config: Config,
+    /// `--config` as this service was given it, for the sessions it starts.
+    config_file: Option<PathBuf>,
+    info: HostInfo,
+    workspaces: Vec<PathBuf>,
+    sessions: HashMap<String, u32>,
+    ended_tx: mpsc::UnboundedSender<(String, Option<i32>)>,
+    ended: mpsc::UnboundedReceiver<(String, Option<i32>)>,
+}
+
+impl Host {
+    fn hello(&self) -> HostMessage {
+        let mut info = self.info.clone();
+        info.sessions = self.sessions.keys().cloned().collect();
+        info.sessions.sort();
+        HostMessage::Hello { info }
+    }
+
+    /// Checks a start against this host's own list, whatever the gateway
+    /// said, and starts `claw-runner start` for it in its own process
+    /// group (so a restart of this service leaves it running).
+    fn start(&mut self, session: &StartSession) -> Result<(), String> {
+        if !self.info.agents.iter().any(|a| a.name == session.agent) {
+            return Err(format!("{} is not an agent this host runs", session.agent));
+        }
+        let cwd = std::fs::canonicalize(&session.workspace)
+            .map_err(|e| format!("workspace {}: {e}", session.workspace))?;
+        if !cwd.is_dir() || !self.workspaces.iter().any(|w| cwd.starts_with(w)) {
+            return Err(format!(
+                "{} is not in this host's workspaces (resolved: {})",
+                session.workspace,
+                cwd.display()
+            ));
+        }
+        let limit = self.config.session_limit as usize;
+        if self.sessions.len() >= limit {
+            return Err(format!("this host runs its limit of {limit} sessions"));
+        }
+        if self.sessions.contains_key(&session.run_id) {
+            return Err(format!("run {} runs here already", session.run_id));
+        }
+        let logs = self.config.state_dir.join("hosted");
+        std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
+        let log = std::fs::File::create(logs.join(format!("{}.log", session.run_id)))
+            .map_err(|e| format!("cannot write the session's log: {e}"))?;
+        let program =
+            std::env::current_exe().map_err(|e| format!("cannot find claw-runner: {e}"))?;
+        let mut command = tokio::process::Command::new(program);
+        if let Some(file) = &self.config_file {
+            command.arg("--config").arg(file);
+        }
+        command
+            .args([
+                "start",
+                "--run-id",
+                &session.run_id,
+                "--agent",
+                &session.agent,
+                "--cwd",
+            ])
+            .arg(&cwd)
+            .env("CLAW_RUN_TOKEN", &session.token)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .process_group(0);
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start claw-runner: {e}"))?;
+        let pid = child.id().unwrap_or_default();
+        self.sessions.insert(session.run_id.clone(), pid);
+        eprintln!(
+            "claw-runner: started run {} in {} (pid {pid})",
+            session.run_id,
+            cwd.display()
+        );
+        let ended = self.ended_tx.clone();
+        let run_id = session.run_id.clone();
+        tokio::spawn(async move {
+            let code = child.wait().await.ok().and_then(|s| s.code());
+            let _ = ended.send((run_id, code));
+        });
+        Ok(())
+    }
+}
+
+async fn send(socket: &mut WebSocket, message: &HostMessage) -> Result<(), String> {
+    let text = serde_json::to_string(message).map_err(|e| e.to_string())?;
+    socket
+        .send(Message::text(text))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn session(mut socket: WebSocket, host: &mut Host, stop: &mut Stop) -> Ended {
+    if let Err(e) = send(&mut socket, &host.hello()).await {
+        return Ended::Lost(e);
     }
     let mut beat = tokio::time::interval(HEARTBEAT);
     beat.tick().await;
     loop {
         tokio::select! {
             _ = beat.tick() => {
-                let text = serde_json::to_string(&HostMessage::Heartbeat).unwrap_or_default();
-                if let Err(e) = socket.send(Message::text(text)).await {
-                    return Ended::Lost(e.to_string());
+                if let Err(e) = send(&mut socket, &HostMessage::Heartbeat).await {
+                    return Ended::Lost(e);
+                }
+            }
+            Some((run_id, code)) = host.ended.recv() => {
+                host.sessions.remove(&run_id);
+                eprintln!(
+                    "claw-runner: run {run_id} ended ({})",
+                    code.map_or_else(|| "killed by a signal".to_owned(), |c| format!("exit {c}"))
+                );
+                if let Err(e) = send(&mut socket, &host.hello()).await {
+                    return Ended::Lost(e);
                 }
             }
             incoming = socket.next() => match incoming {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<GatewayMessage>(&text) {
                     Ok(GatewayMessage::Welcome { name, .. }) => {
                         eprintln!("claw-runner: connected as host {name}");
+                    }
+                    Ok(GatewayMessage::Start(start)) => {
+                        let error = host.start(&start).err();
+                        if let Some(why) = &error {
+                            eprintln!("claw-runner: refused to start run {}: {why}", start.run_id);
+                        }
+                        let answer = HostMessage::StartAnswer { run_id: start.run_id.clone(), error };
+                        if let Err(e) = send(&mut socket, &answer).await {
+                            return Ended::Lost(e);
+                        }
+                        if let Err(e) = send(&mut socket, &host.hello()).await {
+                            return Ended::Lost(e);
+                        }
                     }
                     Err(e) => eprintln!("claw-runner: the gateway sent what this version does not know: {e}"),
                 },
@@ -175,7 +291,7 @@ impl Stop {
 }
 
 /// Runs until stopped (exit 0) or refused by the gateway ([`EXIT_REFUSED`]).
-pub async fn serve(config: Config) -> anyhow::Result<i32> {
+pub async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<i32> {
     let Some(host_id) = config.host_id.clone() else {
         anyhow::bail!(
             "this host is not enrolled: ask an administrator for an enrolment token \
@@ -184,13 +300,24 @@ pub async fn serve(config: Config) -> anyhow::Result<i32> {
     };
     let mut stop = Stop::new()?;
     let tls = Arc::new(crate::tls::client_config(&config)?);
-    let info = discover(&config).await;
+    let listed = workspaces(&config);
+    let info = discover(&config, &listed).await;
+    let (ended_tx, ended) = mpsc::unbounded_channel();
+    let mut host = Host {
+        workspaces: listed,
+        config: config.clone(),
+        config_file,
+        info,
+        sessions: HashMap::new(),
+        ended_tx,
+        ended,
+    };
     let mut backoff = FIRST_BACKOFF;
     loop {
         match connect(&config, &tls, &host_id).await {
             Ok(socket) => {
                 backoff = FIRST_BACKOFF;
-                match session(socket, &info, &mut stop).await {
+                match session(socket, &mut host, &mut stop).await {
                     Ended::Stopping => return Ok(0),
                     Ended::Lost(why) => {
                         eprintln!(

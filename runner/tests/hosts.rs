@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use claw_testkit::model::{self, Rule, Script, Step};
 use claw_testkit::{Gateway, TEST_CONFIG, binary_or_build, unix_request};
 use serde_json::{Value, json};
 
@@ -60,16 +61,36 @@ fn enroll(gw: &Gateway, state: &Path, token: &str) -> Output {
 }
 
 fn serve(gw: &Gateway, state: &Path, workspace: &Path) -> Child {
+    serve_with(gw, state, workspace, 3, None)
+}
+
+/// `claw-runner serve` offering `workspace` (and a directory that does not
+/// exist), running at most `limit` sessions, its agent talking to `model`.
+fn serve_with(
+    gw: &Gateway,
+    state: &Path,
+    workspace: &Path,
+    limit: u32,
+    model: Option<&str>,
+) -> Child {
     let config = state.join("runner.toml");
     std::fs::write(
         &config,
         format!(
-            "workspaces = [{:?}, \"/no/such/dir\"]\nsession_limit = 3\n",
+            "workspaces = [{:?}, \"/no/such/dir\"]\nsession_limit = {limit}\n",
             workspace.display().to_string()
         ),
     )
     .expect("config");
-    runner(gw, state)
+    let mut command = runner(gw, state);
+    if let Some(model) = model {
+        command
+            .env("ANTHROPIC_BASE_URL", model)
+            .env("ANTHROPIC_API_KEY", "scripted")
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            .env("DISABLE_AUTOUPDATER", "1");
+    }
+    command
         .arg("--config")
         .arg(&config)
         .arg("serve")
@@ -318,4 +339,237 @@ fn nix_kill(child: &Child) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::other("kill failed"))
     }
+}
+
+/// An enrolled, online host "build-1" offering `work`; its service.
+async fn online_host(
+    gw: &Gateway,
+    admin: &str,
+    home: &Path,
+    work: &Path,
+    limit: u32,
+    model: &str,
+) -> Child {
+    let added = add_host(gw, "build-1").await;
+    let out = enroll(gw, home, added["enrolmentToken"].as_str().expect("token"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let service = serve_with(gw, home, work, limit, Some(model));
+    wait_for_state(gw, admin, "build-1", "online").await;
+    service
+}
+
+async fn events_of(gw: &Gateway, admin: &str, run_id: &str) -> Vec<Value> {
+    let (_, events) = gw.get(&format!("/api/runs/{run_id}/events"), admin).await;
+    events.as_array().cloned().unwrap_or_default()
+}
+
+async fn wait_for_event(gw: &Gateway, admin: &str, run_id: &str, kind: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let events = events_of(gw, admin, run_id).await;
+        if events.iter().any(|e| e["type"] == kind) {
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {kind} within 90 s: {}",
+            kit::summary(&events)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_session_starts_on_a_host_from_the_api_and_streams() {
+    let script = Script {
+        rules: vec![Rule {
+            when: "say hello".to_owned(),
+            steps: vec![Step::text("Hello from the host.")],
+        }],
+    };
+    let (bound, _model) = model::serve(script, "127.0.0.1:0".parse().expect("addr"), None)
+        .await
+        .expect("model server");
+    let gw = gateway();
+    let admin = gw.admin().await;
+    let home = tempfile::tempdir().expect("home");
+    let work = tempfile::tempdir().expect("work");
+    std::fs::create_dir(work.path().join("app")).expect("subdir");
+    let mut service = online_host(
+        &gw,
+        &admin,
+        home.path(),
+        work.path(),
+        1,
+        &format!("http://{bound}"),
+    )
+    .await;
+    let workspace = std::fs::canonicalize(work.path().join("app")).expect("canonical");
+
+    let (status, created) = gw
+        .post(
+            "/api/runs",
+            &admin,
+            json!({"hostId": "build-1", "workspace": workspace, "agent": "claude", "prompt": "say hello"}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 201, "{created}");
+    let run_id = created["id"].as_str().expect("id").to_owned();
+    let events = wait_for_event(&gw, &admin, &run_id, "turn_end").await;
+    assert_eq!(
+        data(&events, "message")["text"],
+        "Hello from the host.",
+        "{}",
+        kit::summary(&events)
+    );
+    let (_, run) = gw.get(&format!("/api/runs/{run_id}"), &admin).await;
+    assert_eq!(run["workspace"], workspace.display().to_string());
+    assert!(run["hostId"].is_string(), "{run}");
+    let session = data(&events, "session");
+    assert_eq!(session["cwd"], workspace.display().to_string(), "{session}");
+    let shown = host(&gw, &admin, "build-1").await;
+    assert_eq!(shown["info"]["sessions"], json!([run_id]), "{shown}");
+
+    // At its limit of one session, the host takes no other.
+    let (status, body) = gw
+        .post(
+            "/api/runs",
+            &admin,
+            json!({"hostId": "build-1", "workspace": workspace, "agent": "claude", "prompt": "say hello"}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("limit of 1")),
+        "{body}"
+    );
+
+    // Stopped, the session ends and the host says so.
+    let (status, _) = gw
+        .post(&format!("/api/runs/{run_id}/stop"), &admin, json!({}))
+        .await;
+    assert_eq!(status.as_u16(), 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let host = host(&gw, &admin, "build-1").await;
+        if host["info"]["sessions"] == json!([]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{host}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, audit) = gw.get("/api/audit", &admin).await;
+    assert!(
+        audit.to_string().contains("claude on host build-1 in"),
+        "{audit}"
+    );
+    let _ = nix_kill(&service);
+    let _ = wait_exit(&mut service, Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn starts_outside_the_hosts_workspaces_are_refused_and_leave_nothing() {
+    let gw = gateway();
+    let admin = gw.admin().await;
+    let home = tempfile::tempdir().expect("home");
+    let work = tempfile::tempdir().expect("work");
+    let outside = tempfile::tempdir().expect("outside");
+    // A symbolic link inside the workspace that leads out of it.
+    std::os::unix::fs::symlink(outside.path(), work.path().join("escape")).expect("symlink");
+    let mut service = online_host(
+        &gw,
+        &admin,
+        home.path(),
+        work.path(),
+        2,
+        "http://127.0.0.1:9",
+    )
+    .await;
+    let workspace = std::fs::canonicalize(work.path()).expect("canonical");
+    let start = |workspace: String, agent: &str| json!({"hostId": "build-1", "workspace": workspace, "agent": agent, "prompt": "hi"});
+    let refusals = [
+        (
+            start("/etc".to_owned(), "claude"),
+            400,
+            "not one of host build-1's workspaces",
+        ),
+        (
+            start(format!("{}/../", workspace.display()), "claude"),
+            400,
+            "not one of host build-1's workspaces",
+        ),
+        // The gateway sees a directory inside; the host resolves the link.
+        (
+            start(format!("{}/escape", workspace.display()), "claude"),
+            409,
+            "host build-1 refused",
+        ),
+        (
+            json!({"hostId": "build-1", "workspace": workspace, "command": "ls"}),
+            400,
+            "agent",
+        ),
+        (
+            start(workspace.display().to_string(), "claude")
+                .as_object()
+                .map(|o| {
+                    let mut o = o.clone();
+                    o.insert("hostId".to_owned(), json!("nobody"));
+                    Value::Object(o)
+                })
+                .unwrap_or_default(),
+            404,
+            "unknown host nobody",
+        ),
+    ];
+    for (body, status, says) in refusals {
+        let (got, answer) = gw.post("/api/runs", &admin, body.clone()).await;
+        assert_eq!(got.as_u16(), status, "{body} -> {answer}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| e.contains(says)),
+            "{body} -> {answer}"
+        );
+    }
+    let (_, runs) = gw.get("/api/runs", &admin).await;
+    assert_eq!(
+        runs.as_array().map(Vec::len),
+        Some(0),
+        "nothing kept: {runs}"
+    );
+    let log = std::fs::read_to_string(home.path().join("serve.stderr")).unwrap_or_default();
+    assert!(log.contains("refused to start run"), "{log}");
+
+    // Offline: refused with what to do.
+    let _ = nix_kill(&service);
+    assert_eq!(wait_exit(&mut service, Duration::from_secs(10)), Some(0));
+    wait_for_state(&gw, &admin, "build-1", "offline").await;
+    let (got, answer) = gw
+        .post(
+            "/api/runs",
+            &admin,
+            start(workspace.display().to_string(), "claude"),
+        )
+        .await;
+    assert_eq!(got.as_u16(), 409, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("offline")),
+        "{answer}"
+    );
+}
+
+fn data(events: &[Value], kind: &str) -> Value {
+    events
+        .iter()
+        .find(|e| e["type"] == kind)
+        .and_then(|e| e["data"].as_str())
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or(Value::Null)
 }

@@ -304,6 +304,8 @@ mod tests {
             allowed_tools: Vec::new(),
             agent_session_id: None,
             approval_timeout_secs: None,
+            host_id: None,
+            workspace: None,
         }
     }
 

@@ -124,6 +124,9 @@ async fn serve(
                         Ok(HostMessage::Heartbeat) => {
                             let _ = app.host_heartbeat(&host_id).await;
                         }
+                        Ok(HostMessage::StartAnswer { run_id, error }) => {
+                            app.hosts.answered(&run_id, error);
+                        }
                         Err(e) => {
                             tracing::warn!(HOST = %name, error = %e, "a host sent what is not a message");
                         }
@@ -136,6 +139,12 @@ async fn serve(
                     break;
                 }
             },
+            Some(message) = connection.outbox.recv() => {
+                let Ok(text) = serde_json::to_string(&message) else { continue };
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
             changed = connection.cut.changed() => {
                 if changed.is_err() || *connection.cut.borrow() {
                     let _ = socket.send(Message::Close(None)).await;

@@ -19,6 +19,8 @@ fn token_hash(token: &str) -> String {
     claw_proto::signing::sha256_hex(token.as_bytes())
 }
 
+/// How long a host has to say whether it started a session.
+const START_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 /// How long an enrolment token can be used.
 const ENROLMENT_LIFETIME_MS: i64 = 3600 * 1000;
 /// The most a host may say of itself: agents, workspaces, sessions.
@@ -276,6 +278,107 @@ impl App {
             .store
             .host_seen(host_id.to_owned(), None, now_ms())
             .await?)
+    }
+
+    /// The host a new run is to start on, and its workspace: enrolled,
+    /// online, offering the agent and the workspace (a directory inside
+    /// one of its workspaces will do), below its session limit.
+    pub(super) async fn host_for_run(
+        &self,
+        host: &str,
+        workspace: Option<&str>,
+        agent: Option<claw_proto::agent::AgentKind>,
+    ) -> ServiceResult<(HostRow, String)> {
+        let row = self.store.host(host.to_owned()).await?;
+        let name = &row.name;
+        if row.revoked_at.is_some() {
+            return Err(ServiceError::conflict(format!("host {name} was revoked")));
+        }
+        let Some(info) = self.hosts.online(&row.id) else {
+            return Err(ServiceError::conflict(format!(
+                "host {name} is offline: start claw-runner serve there (systemctl start claw-runner)"
+            )));
+        };
+        let info = info.ok_or_else(|| {
+            ServiceError::conflict(format!("host {name} is connecting: try again in a second"))
+        })?;
+        let Some(agent) = agent else {
+            return Err(ServiceError::invalid(
+                "a session on a host drives an agent: pass \"agent\": \"claude\"",
+            ));
+        };
+        if !info.agents.iter().any(|a| a.name == agent.as_str()) {
+            return Err(ServiceError::invalid(format!(
+                "host {name} cannot run {}: it offers {}",
+                agent.as_str(),
+                if info.agents.is_empty() {
+                    "no agent".to_owned()
+                } else {
+                    info.agents
+                        .iter()
+                        .map(|a| a.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            )));
+        }
+        let Some(workspace) = workspace.map(str::trim).filter(|w| !w.is_empty()) else {
+            return Err(ServiceError::invalid(format!(
+                "pass \"workspace\": one of host {name}'s: {}",
+                info.workspaces.join(", ")
+            )));
+        };
+        let inside = |listed: &String| {
+            let listed = listed.trim_end_matches('/');
+            workspace == listed
+                || workspace
+                    .strip_prefix(listed)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        let escapes = workspace.split('/').any(|part| part == ".." || part == ".");
+        if escapes || !workspace.starts_with('/') || !info.workspaces.iter().any(inside) {
+            return Err(ServiceError::invalid(format!(
+                "{workspace:?} is not one of host {name}'s workspaces ({}) nor inside one",
+                info.workspaces.join(", ")
+            )));
+        }
+        let limit = info.session_limit as usize;
+        if info.sessions.len() >= limit {
+            return Err(ServiceError::conflict(format!(
+                "host {name} runs its limit of {limit} sessions: wait for one to end, or raise session_limit in its runner.toml"
+            )));
+        }
+        Ok((row, workspace.to_owned()))
+    }
+
+    /// Asks the host to start the run and waits for its answer.
+    pub(super) async fn start_on_host(
+        &self,
+        host: &HostRow,
+        session: claw_proto::hosts::StartSession,
+    ) -> ServiceResult<()> {
+        let run_id = session.run_id.clone();
+        let Some(answer) = self.hosts.start(&host.id, session) else {
+            return Err(ServiceError::conflict(format!(
+                "host {} went offline",
+                host.name
+            )));
+        };
+        match tokio::time::timeout(START_ANSWER_WAIT, answer).await {
+            Ok(Ok(None)) => Ok(()),
+            Ok(Ok(Some(refused))) => Err(ServiceError::conflict(format!(
+                "host {} refused: {refused}",
+                host.name
+            ))),
+            Ok(Err(_)) | Err(_) => {
+                self.hosts.forget_start(&run_id);
+                Err(ServiceError::conflict(format!(
+                    "host {} did not answer within {} s",
+                    host.name,
+                    START_ANSWER_WAIT.as_secs()
+                )))
+            }
+        }
     }
 
     pub fn host_disconnected(&self, host_id: &str, name: &str, connection: u64) {

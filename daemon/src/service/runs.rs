@@ -57,6 +57,18 @@ impl App {
             )));
         }
         let agent = self.agent_spec(caller, &request)?;
+        let placement = match &request.host_id {
+            Some(host) => Some(
+                self.host_for_run(host, request.workspace.as_deref(), agent.agent)
+                    .await?,
+            ),
+            None if request.workspace.is_some() => {
+                return Err(ServiceError::invalid(
+                    "a workspace is on a host: pass \"hostId\" too",
+                ));
+            }
+            None => None,
+        };
         let token = fsutil::random_hex(32).map_err(|e| {
             tracing::error!(error = %e, "no randomness for a capability token");
             ServiceError::internal()
@@ -85,15 +97,39 @@ impl App {
                 created_by: caller.name().map(str::to_owned),
                 agent,
                 first_prompt,
+                host_id: placement.as_ref().map(|(host, _)| host.id.clone()),
+                workspace: placement.as_ref().map(|(_, w)| w.clone()),
             })
             .await?;
+        if let Some((host, workspace)) = &placement {
+            let session = claw_proto::hosts::StartSession {
+                run_id: run.id.clone(),
+                token: token.clone(),
+                workspace: workspace.clone(),
+                agent: run.agent.map_or("claude", |a| a.as_str()).to_owned(),
+            };
+            if let Err(refused) = self.start_on_host(host, session).await {
+                // Nothing started: nothing kept.
+                if let Err(e) = self.store.delete_run(run.id.clone()).await {
+                    tracing::warn!(RUN_ID = %run.id, error = %e, "could not remove a run its host refused");
+                }
+                return Err(refused);
+            }
+        }
         self.record(
             caller,
             Record {
                 action: "run.create",
                 target: Some(&run.id),
                 run_id: Some(&run.id),
-                details: run.command.clone(),
+                details: match &placement {
+                    Some((host, workspace)) => Some(format!(
+                        "{} on host {} in {workspace}",
+                        run.agent.map_or("agent", |a| a.as_str()),
+                        host.name
+                    )),
+                    None => run.command.clone(),
+                },
             },
         )
         .await?;

@@ -44,6 +44,8 @@ async fn new_run(store: &dyn Store, id: &str) -> RunRow {
             created_by: Some("admin".to_owned()),
             agent: AgentSpec::default(),
             first_prompt: None,
+            host_id: None,
+            workspace: None,
         })
         .await
         .expect("create run")

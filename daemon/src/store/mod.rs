@@ -264,6 +264,8 @@ pub trait HostStore: Send + Sync {
         now: i64,
     ) -> Result<Enrolment, StoreError>;
     async fn hosts(&self) -> Result<Vec<HostRow>, StoreError>;
+    /// By name or id.
+    async fn host(&self, name: String) -> Result<HostRow, StoreError>;
     /// Cut off for good; its token, if unused, goes too.
     async fn revoke_host(&self, name: String, now: i64) -> Result<HostRow, StoreError>;
     async fn remove_host(&self, name: String) -> Result<HostRow, StoreError>;

@@ -28,6 +28,8 @@ pub struct RunRow {
     pub allowed_tools: Vec<String>,
     pub agent_session_id: Option<String>,
     pub approval_timeout_secs: Option<u64>,
+    pub host_id: Option<String>,
+    pub workspace: Option<String>,
 }
 
 /// How a run's agent is to run.
@@ -51,6 +53,9 @@ pub struct NewRun {
     pub agent: AgentSpec,
     /// The agent's first prompt, queued with the run.
     pub first_prompt: Option<NewCommand>,
+    /// The host and workspace it is started on.
+    pub host_id: Option<String>,
+    pub workspace: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -304,6 +304,37 @@ fn table() -> Vec<Row> {
             ),
             [401, 400, 400, 400],
         ),
+        row(M::GET, "/api/hosts", Nothing, None, [401, 200, 200, 200]),
+        row(
+            M::POST,
+            "/api/hosts",
+            Nothing,
+            Some(|| json!({"name": "build-1"})),
+            [401, 403, 403, 201],
+        ),
+        row(
+            M::POST,
+            "/api/hosts/no-such-host/revoke",
+            Nothing,
+            None,
+            [401, 403, 403, 404],
+        ),
+        row(
+            M::DELETE,
+            "/api/hosts/no-such-host",
+            Nothing,
+            None,
+            [401, 403, 403, 404],
+        ),
+        // Anyone may enrol: the token is what counts.
+        row(
+            M::POST,
+            "/api/hosts/enroll",
+            Nothing,
+            Some(|| json!({"token": "0123456789abcdef"})),
+            [401, 401, 401, 401],
+        ),
+        row(M::GET, "/api/host/ws", Nothing, None, [401; 4]),
         row(M::GET, "/api/audit", Nothing, None, [401, 403, 403, 200]),
         row(
             M::GET,

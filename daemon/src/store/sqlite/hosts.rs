@@ -122,6 +122,10 @@ impl HostStore for SqliteStore {
         .await
     }
 
+    async fn host(&self, name: String) -> Result<HostRow, StoreError> {
+        self.read(move |conn| find(conn, &name)).await
+    }
+
     async fn revoke_host(&self, name: String, now: i64) -> Result<HostRow, StoreError> {
         self.writer()
             .write(move |conn| {

@@ -32,7 +32,8 @@ pub fn token_hash(token: &str) -> String {
 const RUN_COLUMNS: &str = "id, status, command, metadata, created_by, created_at, started_at, \
      finished_at, exit_code, stop_requested_at, \
      (SELECT COALESCE(MAX(sequence), 0) FROM events WHERE run_id = runs.id), \
-     agent, model, permission_mode, allowed_tools, agent_session_id, approval_timeout_secs";
+     agent, model, permission_mode, allowed_tools, agent_session_id, approval_timeout_secs, \
+     host_id, workspace";
 
 fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     let status: String = row.get(1)?;
@@ -60,6 +61,8 @@ fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
             .unwrap_or_default(),
         agent_session_id: row.get(15)?,
         approval_timeout_secs: row.get(16)?,
+        host_id: row.get(17)?,
+        workspace: row.get(18)?,
     })
 }
 
@@ -413,8 +416,9 @@ impl RunStore for SqliteStore {
             .write(move |conn| {
                 conn.execute(
                     "INSERT INTO runs (id, status, command, metadata, capability_token_hash, created_by, \
-                     created_at, agent, model, permission_mode, allowed_tools, approval_timeout_secs) \
-                     VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                     created_at, agent, model, permission_mode, allowed_tools, approval_timeout_secs, \
+                     host_id, workspace) \
+                     VALUES (?1, 'pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                     params![
                         run.id,
                         run.command,
@@ -426,7 +430,9 @@ impl RunStore for SqliteStore {
                         run.agent.model,
                         run.agent.permission_mode.map(PermissionMode::as_str),
                         tools,
-                        run.agent.approval_timeout_secs
+                        run.agent.approval_timeout_secs,
+                        run.host_id,
+                        run.workspace
                     ],
                 )?;
                 if let Some(prompt) = &run.first_prompt {
