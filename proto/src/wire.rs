@@ -186,6 +186,17 @@ pub struct RunSpec {
     /// How long the agent's requests wait for a person's decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_timeout_secs: Option<u64>,
+    /// The sequence the gateway expects next: a runner resuming a run
+    /// continues from here (or from its own spool, whichever is later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_sequence: Option<u64>,
+    /// The agent's own session id, once it started: a resumed session
+    /// continues that conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_session_id: Option<String>,
+    /// Where the run stands now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<RunStatus>,
 }
 
 /// The JSON inside a `marker` event's `data`.

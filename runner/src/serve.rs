@@ -14,7 +14,9 @@ use claw_proto::hosts::{
     GatewayMessage, HEADER_HOST_ID, HostAgent, HostInfo, HostMessage, StartSession,
 };
 use claw_proto::signing::{self, SignedParts};
+use claw_proto::wire::EventType;
 use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -124,9 +126,134 @@ struct Host {
     config_file: Option<PathBuf>,
     info: HostInfo,
     workspaces: Vec<PathBuf>,
-    sessions: HashMap<String, u32>,
+    sessions: HashMap<String, Hosted>,
     ended_tx: mpsc::UnboundedSender<(String, Option<i32>)>,
     ended: mpsc::UnboundedReceiver<(String, Option<i32>)>,
+}
+
+/// A session this service started, as `STATE_DIR/hosted/RUN.json` (0600)
+/// keeps it, so that a restarted service finds it again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Hosted {
+    run_id: String,
+    pid: u32,
+    /// To report the run's end when its runner could not.
+    token: String,
+    workspace: String,
+}
+
+impl Hosted {
+    fn path(state_dir: &std::path::Path, run_id: &str) -> PathBuf {
+        state_dir.join("hosted").join(format!("{run_id}.json"))
+    }
+
+    fn save(&self, state_dir: &std::path::Path) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = Self::path(state_dir, &self.run_id);
+        let partial = path.with_extension("partial");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)?;
+        file.write_all(&serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
+        file.sync_all()?;
+        std::fs::rename(&partial, &path)
+    }
+
+    fn remove(&self, state_dir: &std::path::Path) {
+        let _ = std::fs::remove_file(Self::path(state_dir, &self.run_id));
+    }
+
+    /// Its runner is still running (the pid is its, not a reused one).
+    fn alive(&self) -> bool {
+        std::fs::read(format!("/proc/{}/cmdline", self.pid))
+            .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(&self.run_id))
+    }
+
+    /// The sessions a service before this one started.
+    fn found(state_dir: &std::path::Path) -> Vec<Self> {
+        let Ok(dir) = std::fs::read_dir(state_dir.join("hosted")) else {
+            return Vec::new();
+        };
+        dir.filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+            .collect()
+    }
+}
+
+/// Watches a runner this service did not start (a restarted service's
+/// adopted session) until it is gone.
+fn watch_adopted(hosted: &Hosted, ended: mpsc::UnboundedSender<(String, Option<i32>)>) {
+    let hosted = hosted.clone();
+    tokio::spawn(async move {
+        while hosted.alive() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let _ = ended.send((hosted.run_id, None));
+    });
+}
+
+/// A session's runner ended without an exit status of its own (killed, or
+/// gone while this service was down): if the gateway still counts the run
+/// as running, its end is reported from the run's spool, with what the
+/// runner had not sent yet.
+async fn settle(config: &Config, hosted: &Hosted, code: Option<i32>) {
+    if code.is_some() {
+        // The runner reported the end itself before it exited.
+        hosted.remove(&config.state_dir);
+        return;
+    }
+    let shared = match crate::run::Shared::new(config, &hosted.run_id, &hosted.token) {
+        Ok(shared) => shared,
+        Err(e) => {
+            eprintln!(
+                "claw-runner: cannot report the end of run {}: {e:#}",
+                hosted.run_id
+            );
+            return;
+        }
+    };
+    let spec = match crate::agent::fetch_spec(&shared).await {
+        Ok(spec) => spec,
+        Err(e) => {
+            eprintln!("claw-runner: cannot ask about run {}: {e:#}", hosted.run_id);
+            return;
+        }
+    };
+    if spec.status.is_some_and(|s| s.is_finished()) {
+        hosted.remove(&config.state_dir);
+        return;
+    }
+    shared
+        .record(
+            EventType::Error,
+            "the session's runner ended without reporting its end (killed, or ended while the host service was down)\n"
+                .to_owned(),
+        )
+        .await;
+    shared
+        .record(
+            EventType::Marker,
+            serde_json::json!({ "event": "finished", "exitCode": null, "signal": "unknown" })
+                .to_string(),
+        )
+        .await;
+    let sender = tokio::spawn(crate::run::send_loop(std::sync::Arc::clone(&shared)));
+    let flushed = tokio::time::timeout(Duration::from_secs(30), crate::run::flush(&shared)).await;
+    sender.abort();
+    if flushed.is_ok() {
+        hosted.remove(&config.state_dir);
+        eprintln!(
+            "claw-runner: reported run {} failed: its runner is gone",
+            hosted.run_id
+        );
+    }
 }
 
 impl Host {
@@ -189,7 +316,19 @@ impl Host {
             .spawn()
             .map_err(|e| format!("cannot start claw-runner: {e}"))?;
         let pid = child.id().unwrap_or_default();
-        self.sessions.insert(session.run_id.clone(), pid);
+        let hosted = Hosted {
+            run_id: session.run_id.clone(),
+            pid,
+            token: session.token.clone(),
+            workspace: cwd.display().to_string(),
+        };
+        if let Err(e) = hosted.save(&self.config.state_dir) {
+            eprintln!(
+                "claw-runner: cannot keep run {} in the state directory ({e}): a restart of this service will not find it",
+                session.run_id
+            );
+        }
+        self.sessions.insert(session.run_id.clone(), hosted);
         eprintln!(
             "claw-runner: started run {} in {} (pid {pid})",
             session.run_id,
@@ -227,7 +366,10 @@ async fn session(mut socket: WebSocket, host: &mut Host, stop: &mut Stop) -> End
                 }
             }
             Some((run_id, code)) = host.ended.recv() => {
-                host.sessions.remove(&run_id);
+                if let Some(hosted) = host.sessions.remove(&run_id) {
+                    let config = host.config.clone();
+                    tokio::spawn(async move { settle(&config, &hosted, code).await });
+                }
                 eprintln!(
                     "claw-runner: run {run_id} ended ({})",
                     code.map_or_else(|| "killed by a signal".to_owned(), |c| format!("exit {c}"))
@@ -312,6 +454,21 @@ pub async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Resu
         ended_tx,
         ended,
     };
+    // Sessions a service before this one started run on (they are not
+    // its children): watch those still there, settle those gone.
+    for hosted in Hosted::found(&config.state_dir) {
+        if hosted.alive() {
+            eprintln!(
+                "claw-runner: run {} is still running here (pid {}); watching it",
+                hosted.run_id, hosted.pid
+            );
+            watch_adopted(&hosted, host.ended_tx.clone());
+            host.sessions.insert(hosted.run_id.clone(), hosted);
+        } else {
+            let config = config.clone();
+            tokio::spawn(async move { settle(&config, &hosted, None).await });
+        }
+    }
     let mut backoff = FIRST_BACKOFF;
     loop {
         match connect(&config, &tls, &host_id).await {

@@ -42,14 +42,69 @@ impl Spool {
                 .open(&path)
                 .map_err(err(&path))
         };
-        Ok(Self {
+        let mut spool = Self {
             dir: dir.to_owned(),
             events: open("events.jsonl")?,
             log: open("claude.log")?,
             next: 1,
             acked: 0,
             pending: VecDeque::new(),
-        })
+        };
+        spool.continue_earlier()?;
+        Ok(spool)
+    }
+
+    /// A spool a runner of this run wrote before (a restart, a resumed
+    /// session): sequences go on after its last event, and what it had not
+    /// had acknowledged is sent again.
+    fn continue_earlier(&mut self) -> Result<(), SpoolError> {
+        let path = self.dir.join("events.jsonl");
+        let torn = std::fs::read(&path)
+            .ok()
+            .is_some_and(|bytes| bytes.last().is_some_and(|b| *b != b'\n'));
+        if torn {
+            // The next line must not run on from a torn one.
+            self.events
+                .write_all(b"\n")
+                .map_err(|source| SpoolError { path, source })?;
+        }
+        let acked_path = self.dir.join("acked");
+        self.acked = std::fs::read_to_string(&acked_path)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        let path = self.dir.join("events.jsonl");
+        let file = File::open(&path).map_err(|source| SpoolError {
+            path: path.clone(),
+            source,
+        })?;
+        for line in std::io::BufReader::new(file).lines() {
+            let line = line.map_err(|source| SpoolError {
+                path: path.clone(),
+                source,
+            })?;
+            // A torn last line (a crash mid-write) is skipped.
+            let Ok(event) = serde_json::from_str::<IngestEvent>(&line) else {
+                continue;
+            };
+            let Some(sequence) = event.sequence else {
+                continue;
+            };
+            self.next = self.next.max(sequence + 1);
+            if sequence > self.acked {
+                self.pending.push_back(event);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sequences go on from `next` at least: the gateway holds events
+    /// this spool does not (a session resumed on a fresh spool).
+    pub fn continue_from(&mut self, next: u64) {
+        if next > self.next && self.pending.is_empty() {
+            self.next = next;
+            self.acked = self.acked.max(next - 1);
+        }
     }
 
     pub fn dir(&self) -> &Path {

@@ -386,14 +386,26 @@ async fn wait_for_event(gw: &Gateway, admin: &str, run_id: &str, kind: &str) -> 
 #[tokio::test]
 async fn a_session_starts_on_a_host_from_the_api_and_streams() {
     let script = Script {
-        rules: vec![Rule {
-            when: "say hello".to_owned(),
-            steps: vec![Step::text("Hello from the host.")],
-        }],
+        rules: vec![
+            Rule {
+                when: "say goodbye".to_owned(),
+                steps: vec![Step::text("Goodbye, as resumed.")],
+            },
+            Rule {
+                when: "say hello".to_owned(),
+                steps: vec![Step::text("Hello from the host.")],
+            },
+        ],
     };
-    let (bound, _model) = model::serve(script, "127.0.0.1:0".parse().expect("addr"), None)
-        .await
-        .expect("model server");
+    let logs = tempfile::tempdir().expect("logs");
+    let log = logs.path().join("model.jsonl");
+    let (bound, _model) = model::serve(
+        script,
+        "127.0.0.1:0".parse().expect("addr"),
+        Some(log.clone()),
+    )
+    .await
+    .expect("model server");
     let gw = gateway();
     let admin = gw.admin().await;
     let home = tempfile::tempdir().expect("home");
@@ -469,6 +481,65 @@ async fn a_session_starts_on_a_host_from_the_api_and_streams() {
         audit.to_string().contains("claude on host build-1 in"),
         "{audit}"
     );
+    let (_, stopped) = gw.get(&format!("/api/runs/{run_id}"), &admin).await;
+    assert_eq!(stopped["status"], "stopped", "{stopped}");
+    let before = events_of(&gw, &admin, &run_id).await;
+
+    // Continued: the host resumes the same conversation in the same run.
+    let (status, body) = gw
+        .post(
+            &format!("/api/runs/{run_id}/prompts"),
+            &admin,
+            json!({"text": "now say goodbye"}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 201, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let events = loop {
+        let events = events_of(&gw, &admin, &run_id).await;
+        if events.iter().filter(|e| e["type"] == "turn_end").count() >= 2 {
+            break events;
+        }
+        assert!(Instant::now() < deadline, "{}", kit::summary(&events));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // The sequences go on from where they were, none twice.
+    let sequences: Vec<u64> = events
+        .iter()
+        .filter_map(|e| e["sequence"].as_u64())
+        .collect();
+    assert_eq!(
+        sequences,
+        (1..=sequences.len() as u64).collect::<Vec<_>>(),
+        "{}",
+        kit::summary(&events)
+    );
+    assert!(events.len() > before.len());
+    let answers: Vec<Value> = events
+        .iter()
+        .filter(|e| e["type"] == "message")
+        .filter_map(|e| e["data"].as_str())
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    assert_eq!(
+        answers.last().expect("an answer")["text"],
+        "Goodbye, as resumed."
+    );
+    // The CLI resumed: the model got the earlier conversation again.
+    let seen = model::read_log(&log);
+    let resumed = seen
+        .iter()
+        .find(|r| r.prompt.contains("say goodbye"))
+        .expect("the model saw the new prompt");
+    assert!(
+        resumed
+            .texts
+            .iter()
+            .any(|t| t.contains("Hello from the host.")),
+        "{resumed:?}"
+    );
+    let (_, run) = gw.get(&format!("/api/runs/{run_id}"), &admin).await;
+    assert_eq!(run["status"], "running", "{run}");
     let _ = nix_kill(&service);
     let _ = wait_exit(&mut service, Duration::from_secs(10));
 }

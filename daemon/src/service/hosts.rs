@@ -381,6 +381,40 @@ impl App {
         }
     }
 
+    /// Resumes a finished session on its host with `prompt`: the run is
+    /// pending again with a new token the host's runner gets, the prompt
+    /// queued; undone when the host cannot start it.
+    pub(super) async fn resume_on_host(
+        &self,
+        run: &crate::store::RunRow,
+        host_id: &str,
+        prompt: crate::store::NewCommand,
+    ) -> ServiceResult<String> {
+        let workspace = run.workspace.clone().unwrap_or_default();
+        let (host, workspace) = self
+            .host_for_run(host_id, Some(&workspace), run.agent)
+            .await?;
+        let token = crate::fsutil::random_hex(32).map_err(|e| {
+            tracing::error!(error = %e, "no randomness for a capability token");
+            ServiceError::internal()
+        })?;
+        let prompt_id = prompt.id.clone();
+        let before = self.store.reopen_run(token.clone(), prompt).await?;
+        let session = claw_proto::hosts::StartSession {
+            run_id: run.id.clone(),
+            token,
+            workspace,
+            agent: run.agent.map_or("claude", |a| a.as_str()).to_owned(),
+        };
+        if let Err(refused) = self.start_on_host(&host, session).await {
+            if let Err(e) = self.store.restore_run(before, prompt_id).await {
+                tracing::error!(RUN_ID = %run.id, error = %e, "could not undo a resume nobody started");
+            }
+            return Err(refused);
+        }
+        Ok(prompt_id)
+    }
+
     pub fn host_disconnected(&self, host_id: &str, name: &str, connection: u64) {
         self.hosts.disconnected(host_id, connection);
         tracing::info!(HOST = %name, "host disconnected");

@@ -42,16 +42,31 @@ impl App {
             )));
         }
         let settings = self.settings();
-        let row = self
-            .store
-            .queue_command(NewCommand {
-                id: uuid::Uuid::new_v4().to_string(),
-                run_id: run_id.clone(),
-                kind: CommandKind::Prompt,
-                command: settings.redactor.redact(text).into_owned(),
-                created_by: caller.name().map(str::to_owned),
-            })
+        let prompt = NewCommand {
+            id: uuid::Uuid::new_v4().to_string(),
+            run_id: run_id.clone(),
+            kind: CommandKind::Prompt,
+            command: settings.redactor.redact(text).into_owned(),
+            created_by: caller.name().map(str::to_owned),
+        };
+        // A finished session started on a host goes on where it ended.
+        if run.status.is_finished()
+            && let (Some(host), Some(_)) = (&run.host_id, &run.agent_session_id)
+        {
+            let id = self.resume_on_host(&run, host, prompt).await?;
+            self.record(
+                caller,
+                Record {
+                    action: "prompt.send",
+                    target: Some(&run_id),
+                    run_id: Some(&run_id),
+                    details: Some(format!("{} bytes, resuming the session", text.len())),
+                },
+            )
             .await?;
+            return Ok(QueuedPrompt { prompt_id: id });
+        }
+        let row = self.store.queue_command(prompt).await?;
         self.record(
             caller,
             Record {

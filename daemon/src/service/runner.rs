@@ -333,6 +333,9 @@ impl App {
                 run.approval_timeout_secs
                     .unwrap_or(self.settings().config.approval_timeout_secs),
             ),
+            next_sequence: Some(run.event_count + 1),
+            agent_session_id: run.agent_session_id,
+            status: Some(run.status),
         })
     }
 

@@ -66,6 +66,13 @@ pub trait RunStore: Send + Sync {
 pub trait CommandStore: Send + Sync {
     /// Queues a command for a running run.
     async fn queue_command(&self, command: NewCommand) -> Result<CommandRow, StoreError>;
+    /// A finished agent run made pending again, with a new capability
+    /// token and `prompt` queued: its session is resumed. Returns the run
+    /// as it was, for [`CommandStore::restore_run`].
+    async fn reopen_run(&self, token: String, prompt: NewCommand) -> Result<RunRow, StoreError>;
+    /// Undoes a reopening nobody resumed: the run as it was, without the
+    /// prompt.
+    async fn restore_run(&self, before: RunRow, prompt_id: String) -> Result<(), StoreError>;
     async fn list_commands(&self, run_id: String) -> Result<Vec<CommandRow>, StoreError>;
     /// The run's pending commands, oldest first; they become `delivered`.
     async fn runner_pending_commands(

@@ -58,7 +58,7 @@ async fn write_line(stdin: &Stdin, line: &str) -> std::io::Result<()> {
 }
 
 /// The run's spec from the gateway, retried while the gateway is away.
-async fn fetch_spec(shared: &Shared) -> anyhow::Result<RunSpec> {
+pub(crate) async fn fetch_spec(shared: &Shared) -> anyhow::Result<RunSpec> {
     let path = format!("/api/runs/{}/spec", shared.gateway.run_id);
     let mut wait = Duration::from_millis(200);
     for _ in 0..10 {
@@ -102,12 +102,16 @@ pub async fn start(
             agent.as_str()
         );
     }
+    if let Some(next) = spec.next_sequence {
+        shared.spool.lock().await.continue_from(next);
+    }
     let mode = spec.permission_mode.unwrap_or_default();
+    // A run whose agent session began before continues that conversation.
     let args = claude::arguments(
         spec.model.as_deref(),
         mode.as_str(),
         &spec.allowed_tools,
-        None,
+        spec.agent_session_id.as_deref(),
     );
     let program = &config.claude_program;
     let mut child = tokio::process::Command::new(program);

@@ -608,6 +608,72 @@ impl CommandStore for SqliteStore {
             .await
     }
 
+    async fn reopen_run(&self, token: String, prompt: NewCommand) -> Result<RunRow, StoreError> {
+        let hash = token_hash(&token);
+        self.writer()
+            .write_changes(move |conn, changes| {
+                let before = conn
+                    .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+                    .query_row([&prompt.run_id], run_from_row)
+                    .optional()?
+                    .ok_or_else(|| {
+                        StoreError::NotFound(format!("unknown run {}", prompt.run_id))
+                    })?;
+                if !before.status.is_finished() {
+                    return Err(StoreError::Conflict(format!(
+                        "run {} is {}, not finished",
+                        before.id,
+                        before.status.as_str()
+                    )));
+                }
+                conn.execute(
+                    "UPDATE runs SET status = 'pending', finished_at = NULL, exit_code = NULL, \
+                     stop_requested_at = NULL, runner_lost_at = NULL, capability_token_hash = ?2 \
+                     WHERE id = ?1",
+                    params![before.id, hash],
+                )?;
+                let row = insert_command(conn, &prompt)?;
+                changes.push(Change::RunStatus(StatusChange {
+                    run_id: before.id.clone(),
+                    status: RunStatus::Pending,
+                    exit_code: None,
+                }));
+                changes.push(Change::CommandQueued(row));
+                Ok(before)
+            })
+            .await
+    }
+
+    async fn restore_run(&self, before: RunRow, prompt_id: String) -> Result<(), StoreError> {
+        self.writer()
+            .write_changes(move |conn, changes| {
+                conn.execute(
+                    "DELETE FROM commands WHERE id = ?1 AND run_id = ?2",
+                    params![prompt_id, before.id],
+                )?;
+                let n = conn.execute(
+                    "UPDATE runs SET status = ?2, finished_at = ?3, exit_code = ?4, \
+                     stop_requested_at = ?5 WHERE id = ?1 AND status = 'pending'",
+                    params![
+                        before.id,
+                        before.status.as_str(),
+                        before.finished_at,
+                        before.exit_code,
+                        before.stop_requested_at
+                    ],
+                )?;
+                if n > 0 {
+                    changes.push(Change::RunStatus(StatusChange {
+                        run_id: before.id.clone(),
+                        status: before.status,
+                        exit_code: before.exit_code,
+                    }));
+                }
+                Ok(())
+            })
+            .await
+    }
+
     async fn list_commands(&self, run_id: String) -> Result<Vec<CommandRow>, StoreError> {
         self.read(move |conn| {
             run_status(conn, &run_id)?;
