@@ -19,11 +19,17 @@ _claw__runner() {
             claw__runner,assist)
                 cmd="claw__runner__subcmd__assist"
                 ;;
+            claw__runner,enroll)
+                cmd="claw__runner__subcmd__enroll"
+                ;;
             claw__runner,help)
                 cmd="claw__runner__subcmd__help"
                 ;;
             claw__runner,info)
                 cmd="claw__runner__subcmd__info"
+                ;;
+            claw__runner,serve)
+                cmd="claw__runner__subcmd__serve"
                 ;;
             claw__runner,start)
                 cmd="claw__runner__subcmd__start"
@@ -37,11 +43,17 @@ _claw__runner() {
             claw__runner__subcmd__help,assist)
                 cmd="claw__runner__subcmd__help__subcmd__assist"
                 ;;
+            claw__runner__subcmd__help,enroll)
+                cmd="claw__runner__subcmd__help__subcmd__enroll"
+                ;;
             claw__runner__subcmd__help,help)
                 cmd="claw__runner__subcmd__help__subcmd__help"
                 ;;
             claw__runner__subcmd__help,info)
                 cmd="claw__runner__subcmd__help__subcmd__info"
+                ;;
+            claw__runner__subcmd__help,serve)
+                cmd="claw__runner__subcmd__help__subcmd__serve"
                 ;;
             claw__runner__subcmd__help,start)
                 cmd="claw__runner__subcmd__help__subcmd__start"
@@ -59,7 +71,7 @@ _claw__runner() {
 
     case "${cmd}" in
         claw__runner)
-            opts="-h -V --config --gateway --ca-cert --help --version start test-connection info assist upload help"
+            opts="-h -V --config --gateway --ca-cert --help --version start enroll serve test-connection info assist upload help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -114,8 +126,42 @@ _claw__runner() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        claw__subcmd__runner__subcmd__enroll)
+            opts="-h --token --fingerprint --config --gateway --ca-cert --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fingerprint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --gateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         claw__subcmd__runner__subcmd__help)
-            opts="start test-connection info assist upload help"
+            opts="start enroll serve test-connection info assist upload help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -129,6 +175,20 @@ _claw__runner() {
             return 0
             ;;
         claw__subcmd__runner__subcmd__help__subcmd__assist)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        claw__subcmd__runner__subcmd__help__subcmd__enroll)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -157,6 +217,20 @@ _claw__runner() {
             return 0
             ;;
         claw__subcmd__runner__subcmd__help__subcmd__info)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        claw__subcmd__runner__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -213,6 +287,32 @@ _claw__runner() {
             return 0
             ;;
         claw__subcmd__runner__subcmd__info)
+            opts="-h --config --gateway --ca-cert --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --gateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        claw__subcmd__runner__subcmd__serve)
             opts="-h --config --gateway --ca-cert --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -37,6 +37,9 @@ _clawctl() {
             clawctl,help)
                 cmd="clawctl__subcmd__help"
                 ;;
+            clawctl,hosts)
+                cmd="clawctl__subcmd__hosts"
+                ;;
             clawctl,notify)
                 cmd="clawctl__subcmd__notify"
                 ;;
@@ -187,6 +190,9 @@ _clawctl() {
             clawctl__subcmd__help,help)
                 cmd="clawctl__subcmd__help__subcmd__help"
                 ;;
+            clawctl__subcmd__help,hosts)
+                cmd="clawctl__subcmd__help__subcmd__hosts"
+                ;;
             clawctl__subcmd__help,notify)
                 cmd="clawctl__subcmd__help__subcmd__notify"
                 ;;
@@ -249,6 +255,18 @@ _clawctl() {
                 ;;
             clawctl__subcmd__help__subcmd__db,status)
                 cmd="clawctl__subcmd__help__subcmd__db__subcmd__status"
+                ;;
+            clawctl__subcmd__help__subcmd__hosts,add)
+                cmd="clawctl__subcmd__help__subcmd__hosts__subcmd__add"
+                ;;
+            clawctl__subcmd__help__subcmd__hosts,list)
+                cmd="clawctl__subcmd__help__subcmd__hosts__subcmd__list"
+                ;;
+            clawctl__subcmd__help__subcmd__hosts,remove)
+                cmd="clawctl__subcmd__help__subcmd__hosts__subcmd__remove"
+                ;;
+            clawctl__subcmd__help__subcmd__hosts,revoke)
+                cmd="clawctl__subcmd__help__subcmd__hosts__subcmd__revoke"
                 ;;
             clawctl__subcmd__help__subcmd__notify,add-channel)
                 cmd="clawctl__subcmd__help__subcmd__notify__subcmd__add__subcmd__channel"
@@ -333,6 +351,36 @@ _clawctl() {
                 ;;
             clawctl__subcmd__help__subcmd__users,role)
                 cmd="clawctl__subcmd__help__subcmd__users__subcmd__role"
+                ;;
+            clawctl__subcmd__hosts,add)
+                cmd="clawctl__subcmd__hosts__subcmd__add"
+                ;;
+            clawctl__subcmd__hosts,help)
+                cmd="clawctl__subcmd__hosts__subcmd__help"
+                ;;
+            clawctl__subcmd__hosts,list)
+                cmd="clawctl__subcmd__hosts__subcmd__list"
+                ;;
+            clawctl__subcmd__hosts,remove)
+                cmd="clawctl__subcmd__hosts__subcmd__remove"
+                ;;
+            clawctl__subcmd__hosts,revoke)
+                cmd="clawctl__subcmd__hosts__subcmd__revoke"
+                ;;
+            clawctl__subcmd__hosts__subcmd__help,add)
+                cmd="clawctl__subcmd__hosts__subcmd__help__subcmd__add"
+                ;;
+            clawctl__subcmd__hosts__subcmd__help,help)
+                cmd="clawctl__subcmd__hosts__subcmd__help__subcmd__help"
+                ;;
+            clawctl__subcmd__hosts__subcmd__help,list)
+                cmd="clawctl__subcmd__hosts__subcmd__help__subcmd__list"
+                ;;
+            clawctl__subcmd__hosts__subcmd__help,remove)
+                cmd="clawctl__subcmd__hosts__subcmd__help__subcmd__remove"
+                ;;
+            clawctl__subcmd__hosts__subcmd__help,revoke)
+                cmd="clawctl__subcmd__hosts__subcmd__help__subcmd__revoke"
                 ;;
             clawctl__subcmd__notify,add-channel)
                 cmd="clawctl__subcmd__notify__subcmd__add__subcmd__channel"
@@ -554,7 +602,7 @@ _clawctl() {
 
     case "${cmd}" in
         clawctl)
-            opts="-h -V --socket --json --help --version status health runs approvals users sessions audit backup restore notify secrets certs reconcile db prune help"
+            opts="-h -V --socket --json --help --version status health runs approvals users sessions audit backup restore notify hosts secrets certs reconcile db prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1260,7 +1308,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help)
-            opts="status health runs approvals users sessions audit backup restore notify secrets certs reconcile db prune help"
+            opts="status health runs approvals users sessions audit backup restore notify hosts secrets certs reconcile db prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1528,6 +1576,76 @@ _clawctl() {
         clawctl__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__hosts)
+            opts="list add revoke remove"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__hosts__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__hosts__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__hosts__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__hosts__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2050,6 +2168,180 @@ _clawctl() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__hosts)
+            opts="-h --socket --json --help list add revoke remove help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__hosts__subcmd__add)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__hosts__subcmd__help)
+            opts="list add revoke remove help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__hosts__subcmd__help__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__hosts__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__hosts__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__hosts__subcmd__help__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__hosts__subcmd__help__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__hosts__subcmd__list)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__hosts__subcmd__remove)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__hosts__subcmd__revoke)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -83,6 +83,10 @@ pub enum Command {
     /// global channels (ntfy topics, webhooks).
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// Coding hosts that run claw-runner serve: list them, add one (its
+    /// one-time enrolment token), revoke or remove one.
+    #[command(subcommand)]
+    Hosts(HostsCommand),
     /// Rotate the runners' HMAC secret, the session secret or the Web Push key.
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -395,6 +399,35 @@ pub enum NotifyCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum HostsCommand {
+    /// List the hosts: state, when last seen, and what each said when it
+    /// last connected (claw-runner version, agents, workspaces, sessions
+    /// running now of its limit).
+    List,
+    /// Add a host and print its enrolment token with the claw-runner enroll
+    /// command to run on it. The token is shown only now and works once,
+    /// for a limited time; running this again for a host not enrolled yet
+    /// gives a fresh token (the old one stops working).
+    Add {
+        /// Host name: 1 to 64 letters, digits, '.', '_' or '-', starting with
+        /// a letter or digit.
+        name: String,
+    },
+    /// Cut a host off at once and for good: its connection closes and its
+    /// key never works again (it stays listed, revoked, until removed).
+    Revoke {
+        /// Host name (as `hosts list` shows it).
+        name: String,
+    },
+    /// Remove a host from the list without asking; an enrolled one's key
+    /// stops working, a pending one's token too.
+    Remove {
+        /// Host name (as `hosts list` shows it).
+        name: String,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct PasswordInput {
     /// Read the password from standard input (first line) instead of asking.
@@ -674,6 +707,23 @@ mod tests {
         let help = add.render_long_help().to_string();
         assert!(
             help.contains("viewer") && help.contains("operator") && help.contains("admin"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn hosts_take_a_name() {
+        let cli = Cli::try_parse_from(["clawctl", "hosts", "add", "build-1"]).expect("parse");
+        assert!(
+            matches!(cli.command, Command::Hosts(HostsCommand::Add { name }) if name == "build-1")
+        );
+        assert!(Cli::try_parse_from(["clawctl", "hosts", "remove"]).is_err());
+        let mut cmd = Cli::command();
+        let hosts = cmd.find_subcommand_mut("hosts").expect("hosts");
+        let add = hosts.find_subcommand_mut("add").expect("add");
+        let help = add.render_long_help().to_string();
+        assert!(
+            help.contains("shown only now") && help.contains("gives a fresh token"),
             "{help}"
         );
     }

@@ -1,6 +1,7 @@
 //! Text output for people: aligned tables and key/value summaries.
 
 use std::fmt::{Display, Write as _};
+use std::time::{Duration, SystemTime};
 
 /// A table with a header row; columns are as wide as their widest cell.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -93,6 +94,14 @@ pub fn duration(secs: u64) -> String {
         (0, _, _) => format!("{h}h {m}m"),
         _ => format!("{d}d {h}h"),
     }
+}
+
+/// How long ago `at` (RFC 3339) was: "3m 2s", or "-".
+pub fn age(at: &str, now: SystemTime) -> String {
+    let Ok(then) = humantime::parse_rfc3339_weak(at) else {
+        return "-".to_owned();
+    };
+    duration(now.duration_since(then).unwrap_or(Duration::ZERO).as_secs())
 }
 
 #[cfg(test)]

@@ -2113,3 +2113,191 @@ async fn secrets_rotate_vapid_removes_the_browser_subscriptions() {
     let text = stdout(&d.ctl(&["secrets", "rotate", "vapid"]));
     assert!(text.contains("0 browser subscriptions removed"), "{text}");
 }
+
+/// `POST /api/hosts/enroll` over HTTPS, as `claw-runner enroll` sends it:
+/// its status and its answer.
+async fn enroll(d: &Daemon, token: &str) -> (u16, Value) {
+    let response = d
+        .client
+        .post(d.url("/api/hosts/enroll"))
+        .json(&json!({ "token": token }))
+        .send()
+        .await
+        .expect("enroll");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The hosts `clawctl --json hosts list` shows.
+fn hosts(d: &Daemon) -> Vec<Value> {
+    d.json(&["hosts", "list"])
+        .as_array()
+        .expect("hosts")
+        .clone()
+}
+
+/// The one host of that name in `clawctl --json hosts list`.
+fn host(d: &Daemon, name: &str) -> Value {
+    hosts(d)
+        .into_iter()
+        .find(|h| h["name"] == name)
+        .unwrap_or(Value::Null)
+}
+
+/// The line after the one that starts with `label` in clawctl's text.
+fn line_after(text: &str, label: &str) -> String {
+    let mut lines = text.lines().skip_while(|l| !l.starts_with(label));
+    lines.next().expect(label);
+    lines.next().expect("the line after").to_owned()
+}
+
+#[tokio::test]
+async fn hosts_add_enrol_revoke_and_remove() {
+    let d = Daemon::start();
+    let text = stdout(&d.ctl(&["hosts", "list"]));
+    assert!(
+        text.starts_with("NAME  STATE  LAST SEEN") && text.contains("clawctl hosts add NAME"),
+        "{text}"
+    );
+    assert!(hosts(&d).is_empty());
+
+    // Added: its token shown once, with the command to run on the host.
+    let added = d.json(&["hosts", "add", "build-1"]);
+    assert_eq!(added["host"]["name"], "build-1");
+    assert_eq!(added["host"]["state"], "pending");
+    let old = added["enrolmentToken"].as_str().expect("token").to_owned();
+    assert!(
+        added["enrollCommand"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("claw-runner enroll --gateway ") && c.contains(&old)),
+        "{added}"
+    );
+    let listed = host(&d, "build-1");
+    assert_eq!(listed["state"], "pending", "{listed}");
+    assert_eq!(listed["enrolledAt"], Value::Null);
+    let text = stdout(&d.ctl(&["hosts", "list"]));
+    let row = text.lines().nth(1).unwrap_or_default();
+    assert!(row.starts_with("build-1  pending  never"), "{text}");
+    assert!(!text.contains(&old), "the token is never listed: {text}");
+
+    // Again before it enrols: a fresh token, and the old one is dead.
+    let out = d.ctl(&["hosts", "add", "build-1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("shown only now; valid until "), "{text}");
+    assert!(text.contains(", once):"), "{text}");
+    let new = line_after(&text, "Enrolment token");
+    assert_eq!(new.len(), old.len(), "{text}");
+    assert_ne!(new, old);
+    let command = line_after(&text, "On the host, run:");
+    assert!(
+        command.starts_with("claw-runner enroll --gateway ")
+            && command.contains(&format!("--token {new}")),
+        "{text}"
+    );
+    assert!(text.contains("clawctl hosts add build-1 again"), "{text}");
+    assert_eq!(hosts(&d).len(), 1, "still one host");
+
+    let (status, body) = enroll(&d, &old).await;
+    assert_eq!(status, 401, "the old token: {body}");
+    let (status, body) = enroll(&d, &new).await;
+    assert_eq!(status, 200, "the new token: {body}");
+    assert_eq!(body["name"], "build-1");
+    assert!(
+        body["key"].as_str().is_some_and(|k| !k.is_empty()),
+        "{body}"
+    );
+    let (status, _) = enroll(&d, &new).await;
+    assert_eq!(status, 401, "a token works once");
+
+    // Enrolled, not connected.
+    let listed = host(&d, "build-1");
+    assert_eq!(listed["state"], "offline", "{listed}");
+    assert!(listed["enrolledAt"].is_string(), "{listed}");
+    let text = stdout(&d.ctl(&["hosts", "list"]));
+    assert!(text.contains("build-1  offline"), "{text}");
+    // An enrolled host gets no new token.
+    let out = d.ctl(&["hosts", "add", "build-1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out)
+            .starts_with("clawctl: no new enrolment token: host build-1 is enrolled already"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Revoked: cut off for good, and it says so.
+    let out = d.ctl(&["hosts", "revoke", "build-1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("host build-1 revoked: cut off now, its key never works again"),
+        "{text}"
+    );
+    let listed = host(&d, "build-1");
+    assert_eq!(listed["state"], "revoked", "{listed}");
+    assert!(listed["revokedAt"].is_string(), "{listed}");
+    let again = d.json(&["hosts", "revoke", "build-1"]);
+    assert_eq!(again["state"], "revoked", "{again}");
+    let out = d.ctl(&["hosts", "add", "build-1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("host build-1 was revoked") && err.contains("clawctl hosts remove build-1"),
+        "{err}"
+    );
+
+    // Removed without a question, saying what went.
+    let out = d.ctl(&["hosts", "remove", "build-1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("host build-1 removed (it was revoked, enrolled "),
+        "{}",
+        stdout(&out)
+    );
+    assert!(hosts(&d).is_empty());
+    // Gone, the name is free again; a pending host goes with --json.
+    let added = d.json(&["hosts", "add", "build-1"]);
+    assert_eq!(added["host"]["state"], "pending");
+    assert_eq!(d.json(&["hosts", "remove", "build-1"])["ok"], true);
+    let (status, _) = enroll(&d, added["enrolmentToken"].as_str().expect("token")).await;
+    assert_eq!(status, 401, "a removed host's token is dead");
+
+    for args in [["hosts", "remove", "build-1"], ["hosts", "revoke", "nope"]] {
+        let out = d.ctl(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(
+            stderr(&out).trim(),
+            format!("clawctl: unknown host {} (see clawctl hosts list)", args[2]),
+            "{args:?}"
+        );
+        assert!(stdout(&out).is_empty(), "{args:?}");
+    }
+    for bad in ["a b", "-x", "build/1"] {
+        let out = d.ctl(&["hosts", "add", "--", bad]);
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(&format!(
+                "clawctl: cannot add host {bad:?}: a host's name is 1 to 64"
+            )),
+            "{err}"
+        );
+    }
+    assert!(hosts(&d).is_empty());
+
+    // Audited with the caller.
+    let audit = d.json(&["audit", "list", "--action", "hosts"]);
+    let mut actions: Vec<&str> = audit
+        .as_array()
+        .expect("audit")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    actions.sort_unstable();
+    actions.dedup();
+    assert_eq!(
+        actions,
+        ["hosts.add", "hosts.enroll", "hosts.remove", "hosts.revoke"]
+    );
+}

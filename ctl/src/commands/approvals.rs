@@ -1,7 +1,7 @@
 //! `clawctl approvals`: the agents' requests that wait for a person (tools,
 //! questions, plans): list, show, allow, deny.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use claw_proto::agent::{ApprovalKind, ApprovalStatus, DecisionScope, first_line};
 use claw_proto::api::{ApprovalQuery, ApprovalView, DecisionRequest, DecisionVerb};
@@ -12,7 +12,7 @@ use super::show;
 use crate::cli::{ApprovalFilter, ApprovalsCommand};
 use crate::client::{Client, ClientError, encode, with_query};
 use crate::error::CtlError;
-use crate::output::{Text, duration, opt, table};
+use crate::output::{Text, age, duration, opt, table};
 
 /// Longest summary in the list; `show` has all of it.
 const SUMMARY_MAX_CHARS: usize = 60;
@@ -231,14 +231,6 @@ fn split_known<'a>(
 fn secs_between(from: SystemTime, to: &str) -> Option<Option<u64>> {
     let to = humantime::parse_rfc3339_weak(to).ok()?;
     Some(to.duration_since(from).ok().map(|d| d.as_secs()))
-}
-
-/// How long ago `at` was: "3m 2s", or "-".
-fn age(at: &str, now: SystemTime) -> String {
-    let Ok(then) = humantime::parse_rfc3339_weak(at) else {
-        return "-".to_owned();
-    };
-    duration(now.duration_since(then).unwrap_or(Duration::ZERO).as_secs())
 }
 
 /// How long until `at`: "9m 58s", "overdue" once past, or "-".

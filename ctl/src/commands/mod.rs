@@ -8,6 +8,7 @@ mod backup;
 mod certs;
 mod conversation;
 mod db;
+mod hosts;
 mod notify;
 mod prune;
 mod reconcile;
@@ -56,6 +57,7 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
             restore::run(&client, request, json).await
         }
         Command::Notify(cmd) => notify::run(&client, cmd, json).await,
+        Command::Hosts(cmd) => hosts::run(&client, cmd, json).await,
         Command::Secrets(SecretsCommand::Rotate { which }) => {
             secrets::rotate(&client, which, json).await
         }
