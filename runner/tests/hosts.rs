@@ -644,3 +644,130 @@ fn data(events: &[Value], kind: &str) -> Value {
         .and_then(|d| serde_json::from_str(d).ok())
         .unwrap_or(Value::Null)
 }
+
+/// Only the host service is killed: its sessions go on, a new service
+/// finds them, nothing is lost or doubled; a session whose runner died
+/// while the service was down is reported failed.
+#[tokio::test]
+async fn sessions_outlive_a_killed_host_service() {
+    let script = Script {
+        rules: vec![
+            Rule {
+                when: "say goodbye".to_owned(),
+                steps: vec![Step::text("Goodbye.")],
+            },
+            Rule {
+                when: "say hello".to_owned(),
+                steps: vec![Step::text("Hello.")],
+            },
+        ],
+    };
+    let (bound, _model) = model::serve(script, "127.0.0.1:0".parse().expect("addr"), None)
+        .await
+        .expect("model server");
+    let model = format!("http://{bound}");
+    let gw = gateway();
+    let admin = gw.admin().await;
+    let home = tempfile::tempdir().expect("home");
+    let work = tempfile::tempdir().expect("work");
+    let mut service = online_host(&gw, &admin, home.path(), work.path(), 4, &model).await;
+    let workspace = std::fs::canonicalize(work.path()).expect("canonical");
+    let start = || json!({"hostId": "build-1", "workspace": workspace, "agent": "claude", "prompt": "say hello"});
+    let (status, created) = gw.post("/api/runs", &admin, start()).await;
+    assert_eq!(status.as_u16(), 201, "{created}");
+    let run_id = created["id"].as_str().expect("id").to_owned();
+    wait_for_event(&gw, &admin, &run_id, "turn_end").await;
+
+    // SIGKILL to the service alone, as `KillMode=process` does on a stop.
+    service.kill().expect("kill");
+    let _ = service.wait();
+    let (status, _) = gw
+        .post(
+            &format!("/api/runs/{run_id}/prompts"),
+            &admin,
+            json!({"text": "now say goodbye"}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 201);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let events = events_of(&gw, &admin, &run_id).await;
+        if events.iter().filter(|e| e["type"] == "turn_end").count() >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", kit::summary(&events));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A new service finds the session still running.
+    let mut service = serve_with(&gw, home.path(), work.path(), 4, Some(&model));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = host(&gw, &admin, "build-1").await;
+        if shown["state"] == "online" && shown["info"]["sessions"] == json!([run_id]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{shown}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let events = events_of(&gw, &admin, &run_id).await;
+    let sequences: Vec<u64> = events
+        .iter()
+        .filter_map(|e| e["sequence"].as_u64())
+        .collect();
+    assert_eq!(sequences, (1..=sequences.len() as u64).collect::<Vec<_>>());
+
+    // Its end is seen by the new service too.
+    let (status, _) = gw
+        .post(&format!("/api/runs/{run_id}/stop"), &admin, json!({}))
+        .await;
+    assert_eq!(status.as_u16(), 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = host(&gw, &admin, "build-1").await;
+        if shown["info"]["sessions"] == json!([]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{shown}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A session whose runner dies while the service is down.
+    let (status, created) = gw.post("/api/runs", &admin, start()).await;
+    assert_eq!(status.as_u16(), 201, "{created}");
+    let lost = created["id"].as_str().expect("id").to_owned();
+    wait_for_event(&gw, &admin, &lost, "turn_end").await;
+    service.kill().expect("kill");
+    let _ = service.wait();
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(home.path().join(format!("state/hosted/{lost}.json"))).expect("record"),
+    )
+    .expect("json");
+    let pid = record["pid"].as_u64().expect("pid");
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let mut service = serve_with(&gw, home.path(), work.path(), 4, Some(&model));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, run) = gw.get(&format!("/api/runs/{lost}"), &admin).await;
+        if run["status"] == "failed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{run}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let events = events_of(&gw, &admin, &lost).await;
+    assert!(
+        events.iter().any(|e| e["type"] == "error"
+            && e["data"]
+                .as_str()
+                .is_some_and(|d| d.contains("without reporting its end"))),
+        "{}",
+        kit::summary(&events)
+    );
+    let _ = nix_kill(&service);
+    let _ = wait_exit(&mut service, Duration::from_secs(10));
+}
