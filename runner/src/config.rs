@@ -107,6 +107,21 @@ pub fn default_file() -> PathBuf {
         .join("claw/runner.toml")
 }
 
+/// The state directory as `enroll` needs it before there is a full
+/// configuration: `CLAW_STATE_DIR`, else the config file's `state_dir`,
+/// else the default.
+pub fn state_dir(overrides: &Overrides) -> PathBuf {
+    if let Some(dir) = env(&["CLAW_STATE_DIR"]) {
+        return PathBuf::from(dir);
+    }
+    let path = overrides.config.clone().unwrap_or_else(default_file);
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| toml::from_str::<FileConfig>(&text).ok())
+        .and_then(|file| file.state_dir)
+        .unwrap_or_else(default_state_dir)
+}
+
 pub fn default_state_dir() -> PathBuf {
     std::env::var_os("XDG_STATE_HOME")
         .map_or_else(|| home().join(".local/state"), PathBuf::from)
@@ -215,5 +230,24 @@ impl Config {
             workspaces: file.workspaces.unwrap_or_default(),
             session_limit: file.session_limit.unwrap_or(4),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_file_is_a_valid_configuration() {
+        let file: FileConfig =
+            toml::from_str(include_str!("../../packaging/runner.toml")).expect("valid");
+        assert_eq!(
+            file.state_dir.as_deref(),
+            Some(Path::new("/var/lib/claw-runner"))
+        );
+        assert!(
+            file.workspaces.is_none(),
+            "no workspace is listed by default"
+        );
     }
 }

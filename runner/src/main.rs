@@ -115,9 +115,7 @@ fn enroll(overrides: &config::Overrides, token: &str, fingerprint: Option<String
         eprintln!("claw-runner: enroll needs --gateway URL (e.g. https://gateway.example:3100)");
         return ExitCode::from(2);
     };
-    let state_dir = std::env::var_os("CLAW_STATE_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(config::default_state_dir);
+    let state_dir = config::state_dir(overrides);
     let request = host::Enrolment {
         gateway_url,
         token: token.to_owned(),

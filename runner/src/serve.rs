@@ -31,6 +31,9 @@ const MOST_BACKOFF: Duration = Duration::from_secs(30);
 /// The exit status when the gateway refuses this host for good; the
 /// service unit does not restart on it (`RestartPreventExitStatus=`).
 pub const EXIT_REFUSED: i32 = 78;
+/// The exit status of a service on a host that is not enrolled: a
+/// configuration error, like a bad runner.toml.
+pub const EXIT_NOT_ENROLLED: i32 = 2;
 
 /// What the host can run, as found now.
 async fn discover(config: &Config, workspaces: &[PathBuf]) -> HostInfo {
@@ -435,10 +438,12 @@ impl Stop {
 /// Runs until stopped (exit 0) or refused by the gateway ([`EXIT_REFUSED`]).
 pub async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<i32> {
     let Some(host_id) = config.host_id.clone() else {
-        anyhow::bail!(
-            "this host is not enrolled: ask an administrator for an enrolment token \
-             (clawctl hosts add NAME) and run claw-runner enroll --gateway URL --token TOKEN"
+        eprintln!(
+            "claw-runner: this host is not enrolled (it signs with the gateway's HMAC secret): \
+             ask an administrator for an enrolment token (clawctl hosts add NAME) and run \
+             claw-runner enroll --gateway URL --token TOKEN"
         );
+        return Ok(EXIT_NOT_ENROLLED);
     };
     let mut stop = Stop::new()?;
     let tls = Arc::new(crate::tls::client_config(&config)?);

@@ -42,6 +42,64 @@ A pristine copy of the default file, as shipped.
 .BR clawctl (1)
 "#;
 
+const RUNNER_HEAD: &str = r#".TH RUNNER.TOML 5 2026-11-30 "claw VERSION" "claw manual"
+.SH NAME
+runner.toml \- configuration of claw-runner on a coding host
+.SH SYNOPSIS
+.I /etc/claw/runner.toml
+(the claw-runner service),
+.I ~/.config/claw/runner.toml
+(a user's own runner)
+.SH DESCRIPTION
+.BR claw-runner (1)
+reads this TOML file at start; the service reads the file given with
+.BR \-\-config .
+Every key is optional; a missing key takes its default. An unknown key or
+a wrong type stops claw-runner with an error that names the file.
+Environment variables (CLAW_GATEWAY_URL, CLAW_STATE_DIR, …) override the
+file, and flags override both.
+.PP
+The packages install a copy with every key commented out at its default
+but
+.BR state_dir ,
+which the service needs; the package manager keeps local edits on upgrade.
+.SH SECURITY
+An enrolled host signs with its own key, kept in
+.I STATE_DIR/host.toml
+(mode 0600); it needs no gateway-wide secret, and revoking it on the
+gateway cuts it off for good. The host starts only a listed agent in a
+listed workspace (or a directory inside one), checked on the host after
+resolving the path, whatever the gateway asks. Sessions run as the
+service's user with its rights in the workspaces: give that user no more
+than the agents should have.
+.SH KEYS
+"#;
+
+const RUNNER_TAIL: &str = r#".SH EXAMPLE
+.nf
+workspaces = ["/srv/code/shop", "/home/dev/src"]
+session_limit = 2
+state_dir = "/var/lib/claw-runner"
+.fi
+.SH FILES
+.TP
+.I /etc/claw/runner.toml
+This file, for the claw-runner service.
+.TP
+.I STATE_DIR/host.toml
+The host's identity and key, written by
+.BR "claw-runner enroll" .
+.TP
+.I STATE_DIR/hosted/
+The sessions the service started, and their logs.
+.TP
+.I /usr/share/doc/claw-runner/examples/runner.toml
+A pristine copy of the default file, as shipped.
+.SH SEE ALSO
+.BR claw-runner (1),
+.BR clawctl (1)
+"#;
+
 /// Keys documented together (`tls_cert` and `tls_key`): their names and
 /// defaults as written, and what they do.
 #[derive(Debug, PartialEq)]
@@ -56,9 +114,10 @@ pub struct Key {
 pub fn keys(text: &str) -> Vec<Key> {
     let mut keys = Vec::new();
     for block in text.split("\n\n").skip(1) {
+        // A setting the file makes (not commented out) counts as well.
         let lines: Vec<&str> = block
             .lines()
-            .filter_map(|l| l.strip_prefix('#'))
+            .filter_map(|l| l.strip_prefix('#').or_else(|| is_setting(l).then_some(l)))
             .map(str::trim)
             .collect();
         // The block ends in one or more `key = default` lines.
@@ -89,7 +148,16 @@ fn is_setting(line: &str) -> bool {
 }
 
 pub fn page(config_text: &str) -> Vec<u8> {
-    let mut out = HEAD.replace("VERSION", env!("CARGO_PKG_VERSION"));
+    page_with(config_text, HEAD, TAIL)
+}
+
+/// `man/runner.toml.5` from `packaging/runner.toml`.
+pub fn runner_page(config_text: &str) -> Vec<u8> {
+    page_with(config_text, RUNNER_HEAD, RUNNER_TAIL)
+}
+
+fn page_with(config_text: &str, head: &str, tail: &str) -> Vec<u8> {
+    let mut out = head.replace("VERSION", env!("CARGO_PKG_VERSION"));
     for key in keys(config_text) {
         let tag = key
             .settings
@@ -106,7 +174,7 @@ pub fn page(config_text: &str) -> Vec<u8> {
                 .join("\n")
         ));
     }
-    out.push_str(TAIL);
+    out.push_str(tail);
     out.into_bytes()
 }
 
@@ -130,6 +198,18 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn the_runner_file_documents_its_keys_and_the_one_it_sets() {
+        let keys = keys(include_str!("../../packaging/runner.toml"));
+        let names: Vec<&str> = keys
+            .iter()
+            .flat_map(|k| k.settings.iter().map(|(n, _)| n.as_str()))
+            .collect();
+        for name in ["workspaces", "session_limit", "state_dir", "claude_program"] {
+            assert!(names.contains(&name), "{name}: {names:?}");
+        }
     }
 
     #[test]

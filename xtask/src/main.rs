@@ -108,16 +108,35 @@ The run's capability token, instead of \-\-token.
 .SH FILES
 .TP
 .I ~/.config/claw/runner.toml
-Configuration: gateway_url, hmac_secret_file, ca_cert, cert_fingerprint, agent_command,
-claude_program, tool_output_max_bytes (how much of a tool's output an event
-holds; the whole output is uploaded as an artifact; default 65536),
-allowed_commands (see ALLOWED COMMANDS), redact_patterns,
-command_timeout_secs, poll_secs, command_output_limit, stop_grace_secs,
-state_dir.
+Configuration (the service's:
+.IR /etc/claw/runner.toml );
+every key is in
+.BR runner.toml (5).
+.TP
+.I ~/.local/state/claw-runner/host.toml
+An enrolled host's identity and key (mode 0600), from
+.BR enroll .
 .TP
 .I ~/.local/state/claw-runner/runs/RUN/
 The spool: events.jsonl (every event before it is sent), acked, claude.log.
+A runner started again for the run goes on from it.
+.TP
+.I ~/.local/state/claw-runner/hosted/
+The sessions
+.B serve
+started (a restarted service finds them there) and their logs.
+.SH SERVICE
+.B claw-runner.service
+runs
+.B serve
+as the claw-runner user with
+.IR /etc/claw/runner.toml ;
+a user unit of the same name runs it as that user. Both stop only the
+service on a stop or an upgrade (KillMode=process): sessions go on, and
+the next service finds them. Exit status 78 (the gateway refused the host)
+and 2 (not enrolled, a bad configuration) are not restarted.
 .SH SEE ALSO
+.BR runner.toml (5),
 .BR clawctl (1),
 .BR clawd (8)
 "#;
@@ -283,6 +302,13 @@ fn generated(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
             wrap(&String::from_utf8_lossy(&config_page::page(&text))).into_bytes(),
         )),
         Err(e) => eprintln!("xtask: cannot read packaging/clawd.toml: {e}"),
+    }
+    match std::fs::read_to_string(root.join("packaging/runner.toml")) {
+        Ok(text) => files.push((
+            PathBuf::from("man/runner.toml.5"),
+            wrap(&String::from_utf8_lossy(&config_page::runner_page(&text))).into_bytes(),
+        )),
+        Err(e) => eprintln!("xtask: cannot read packaging/runner.toml: {e}"),
     }
     let runner_extra = runner_allowlist() + RUNNER_EXTRA;
     let programs = [
