@@ -310,6 +310,9 @@ _clawctl() {
             clawctl__subcmd__help__subcmd__runs,show)
                 cmd="clawctl__subcmd__help__subcmd__runs__subcmd__show"
                 ;;
+            clawctl__subcmd__help__subcmd__runs,start)
+                cmd="clawctl__subcmd__help__subcmd__runs__subcmd__start"
+                ;;
             clawctl__subcmd__help__subcmd__runs,stop)
                 cmd="clawctl__subcmd__help__subcmd__runs__subcmd__stop"
                 ;;
@@ -454,6 +457,9 @@ _clawctl() {
             clawctl__subcmd__runs,show)
                 cmd="clawctl__subcmd__runs__subcmd__show"
                 ;;
+            clawctl__subcmd__runs,start)
+                cmd="clawctl__subcmd__runs__subcmd__start"
+                ;;
             clawctl__subcmd__runs,stop)
                 cmd="clawctl__subcmd__runs__subcmd__stop"
                 ;;
@@ -483,6 +489,9 @@ _clawctl() {
                 ;;
             clawctl__subcmd__runs__subcmd__help,show)
                 cmd="clawctl__subcmd__runs__subcmd__help__subcmd__show"
+                ;;
+            clawctl__subcmd__runs__subcmd__help,start)
+                cmd="clawctl__subcmd__runs__subcmd__help__subcmd__start"
                 ;;
             clawctl__subcmd__runs__subcmd__help,stop)
                 cmd="clawctl__subcmd__runs__subcmd__help__subcmd__stop"
@@ -1812,7 +1821,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help__subcmd__runs)
-            opts="list show tail follow create prompt interrupt stop delete"
+            opts="list show tail follow create start prompt interrupt stop delete"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1910,6 +1919,20 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help__subcmd__runs__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__runs__subcmd__start)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2710,7 +2733,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__runs)
-            opts="-h --socket --json --help list show tail follow create prompt interrupt stop delete help"
+            opts="-h --socket --json --help list show tail follow create start prompt interrupt stop delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2810,7 +2833,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__runs__subcmd__help)
-            opts="list show tail follow create prompt interrupt stop delete help"
+            opts="list show tail follow create start prompt interrupt stop delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2935,6 +2958,20 @@ _clawctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        clawctl__subcmd__runs__subcmd__help__subcmd__start)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         clawctl__subcmd__runs__subcmd__help__subcmd__stop)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -3036,6 +3073,48 @@ _clawctl() {
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__runs__subcmd__start)
+            opts="-h --host --workspace --agent --model --permission-mode --allowed-tool --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent)
+                    COMPREPLY=($(compgen -W "claude" -- "${cur}"))
+                    return 0
+                    ;;
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --permission-mode)
+                    COMPREPLY=($(compgen -W "default acceptEdits plan bypassPermissions" -- "${cur}"))
+                    return 0
+                    ;;
+                --allowed-tool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

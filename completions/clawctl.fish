@@ -51,19 +51,20 @@ complete -c clawctl -n "__fish_clawctl_using_subcommand status" -s h -l help -d 
 complete -c clawctl -n "__fish_clawctl_using_subcommand health" -l socket -d 'Control socket of clawd' -r -F
 complete -c clawctl -n "__fish_clawctl_using_subcommand health" -l json -d 'Print JSON for scripts instead of text for people'
 complete -c clawctl -n "__fish_clawctl_using_subcommand health" -s h -l help -d 'Print help'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -l socket -d 'Control socket of clawd' -r -F
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -l json -d 'Print JSON for scripts instead of text for people'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -s h -l help -d 'Print help'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "list" -d 'List runs, newest first'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "show" -d 'Show one run with its commands and artifacts'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "tail" -d 'Print a run\'s output; stdout and stderr go to the same streams here'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "follow" -d 'Follow an agent run as a conversation: prompts, messages, one line per tool call, turn totals (--json prints the events)'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "create" -d 'Create a run and print its id, its capability token (shown only once) and the claw-runner line that starts it'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "prompt" -d 'Send the next instruction to a run\'s agent'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "interrupt" -d 'End the current turn of a run\'s agent'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "stop" -d 'Ask the run\'s runner to stop the agent (SIGINT, then SIGKILL after 10 s)'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "delete" -d 'Delete a run with its events, commands and artifacts'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create prompt interrupt stop delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create start prompt interrupt stop delete help" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create start prompt interrupt stop delete help" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create start prompt interrupt stop delete help" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create start prompt interrupt stop delete help" -f -a "list" -d 'List runs, newest first'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create start prompt interrupt stop delete help" -f -a "show" -d 'Show one run with its commands and artifacts'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create start prompt interrupt stop delete help" -f -a "tail" -d 'Print a run\'s output; stdout and stderr go to the same streams here'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create start prompt interrupt stop delete help" -f -a "follow" -d 'Follow an agent run as a conversation: prompts, messages, one line per tool call, turn totals (--json prints the events)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create start prompt interrupt stop delete help" -f -a "create" -d 'Create a run and print its id, its capability token (shown only once) and the claw-runner line that starts it'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create start prompt interrupt stop delete help" -f -a "start" -d 'Start an agent session on an enrolled coding host (see clawctl hosts list) in one of its workspaces, and print the run\'s id. The host checks the workspace and its session limit itself'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create start prompt interrupt stop delete help" -f -a "prompt" -d 'Send the next instruction to a run\'s agent (a finished session on a host is resumed there)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create start prompt interrupt stop delete help" -f -a "interrupt" -d 'End the current turn of a run\'s agent'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create start prompt interrupt stop delete help" -f -a "stop" -d 'Ask the run\'s runner to stop the agent (SIGINT, then SIGKILL after 10 s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create start prompt interrupt stop delete help" -f -a "delete" -d 'Delete a run with its events, commands and artifacts'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and not __fish_seen_subcommand_from list show tail follow create start prompt interrupt stop delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from list" -l state -d 'Only runs in this state' -r -f -a "pending\t''
 running\t''
 waiting\t''
@@ -99,6 +100,18 @@ complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_su
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from create" -l socket -d 'Control socket of clawd' -r -F
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from create" -l json -d 'Print JSON for scripts instead of text for people'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from start" -l host -d 'The host, by name or id' -r
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from start" -l workspace -d 'One of the host\'s workspaces, or a directory inside one' -r
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from start" -l agent -d 'The agent to run' -r -f -a "claude\t''"
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from start" -l model -d 'The model the agent uses' -r
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from start" -l permission-mode -d 'How the agent asks before it acts' -r -f -a "default\t''
+acceptEdits\t''
+plan\t''
+bypassPermissions\t''"
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from start" -l allowed-tool -d 'A tool rule the agent may use without asking (repeat for more)' -r
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from start" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from start" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from start" -s h -l help -d 'Print help'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from prompt" -l socket -d 'Control socket of clawd' -r -F
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from prompt" -l json -d 'Print JSON for scripts instead of text for people'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from prompt" -s h -l help -d 'Print help'
@@ -116,7 +129,8 @@ complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_su
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "tail" -d 'Print a run\'s output; stdout and stderr go to the same streams here'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "follow" -d 'Follow an agent run as a conversation: prompts, messages, one line per tool call, turn totals (--json prints the events)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a run and print its id, its capability token (shown only once) and the claw-runner line that starts it'
-complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "prompt" -d 'Send the next instruction to a run\'s agent'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "start" -d 'Start an agent session on an enrolled coding host (see clawctl hosts list) in one of its workspaces, and print the run\'s id. The host checks the workspace and its session limit itself'
+complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "prompt" -d 'Send the next instruction to a run\'s agent (a finished session on a host is resumed there)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "interrupt" -d 'End the current turn of a run\'s agent'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "stop" -d 'Ask the run\'s runner to stop the agent (SIGINT, then SIGKILL after 10 s)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a run with its events, commands and artifacts'
@@ -416,7 +430,8 @@ complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_su
 complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "tail" -d 'Print a run\'s output; stdout and stderr go to the same streams here'
 complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "follow" -d 'Follow an agent run as a conversation: prompts, messages, one line per tool call, turn totals (--json prints the events)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "create" -d 'Create a run and print its id, its capability token (shown only once) and the claw-runner line that starts it'
-complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "prompt" -d 'Send the next instruction to a run\'s agent'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "start" -d 'Start an agent session on an enrolled coding host (see clawctl hosts list) in one of its workspaces, and print the run\'s id. The host checks the workspace and its session limit itself'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "prompt" -d 'Send the next instruction to a run\'s agent (a finished session on a host is resumed there)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "interrupt" -d 'End the current turn of a run\'s agent'
 complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "stop" -d 'Ask the run\'s runner to stop the agent (SIGINT, then SIGKILL after 10 s)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "delete" -d 'Delete a run with its events, commands and artifacts'

@@ -199,7 +199,34 @@ pub enum RunsCommand {
         #[arg(long = "allowed-tool", value_name = "RULE", requires = "agent")]
         allowed_tools: Vec<String>,
     },
-    /// Send the next instruction to a run's agent.
+    /// Start an agent session on an enrolled coding host (see clawctl
+    /// hosts list) in one of its workspaces, and print the run's id. The
+    /// host checks the workspace and its session limit itself.
+    Start {
+        /// The host, by name or id.
+        #[arg(long, value_name = "HOST")]
+        host: String,
+        /// One of the host's workspaces, or a directory inside one.
+        #[arg(long, value_name = "DIR")]
+        workspace: String,
+        /// The agent to run.
+        #[arg(long, value_name = "AGENT", default_value = "claude", value_parser = ["claude"])]
+        agent: String,
+        /// The model the agent uses.
+        #[arg(long, value_name = "MODEL")]
+        model: Option<String>,
+        /// How the agent asks before it acts.
+        #[arg(long, value_name = "MODE",
+              value_parser = ["default", "acceptEdits", "plan", "bypassPermissions"])]
+        permission_mode: Option<String>,
+        /// A tool rule the agent may use without asking (repeat for more).
+        #[arg(long = "allowed-tool", value_name = "RULE")]
+        allowed_tools: Vec<String>,
+        /// The first instruction; - or nothing reads it from standard input.
+        prompt: Option<String>,
+    },
+    /// Send the next instruction to a run's agent (a finished session on a
+    /// host is resumed there).
     Prompt {
         /// Run id.
         id: String,

@@ -732,9 +732,29 @@ async fn sessions_outlive_a_killed_host_service() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // A session whose runner dies while the service is down.
-    let (status, created) = gw.post("/api/runs", &admin, start()).await;
-    assert_eq!(status.as_u16(), 201, "{created}");
+    // A session started with clawctl, whose runner dies while the service
+    // is down.
+    let out = Command::new(binary_or_build("clawctl", "claw-ctl", env!("CARGO")))
+        .arg("--socket")
+        .arg(gw.data().join("control.sock"))
+        .args([
+            "--json",
+            "runs",
+            "start",
+            "--host",
+            "build-1",
+            "--workspace",
+        ])
+        .arg(&workspace)
+        .arg("say hello")
+        .output()
+        .expect("clawctl runs start");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).expect("json");
     let lost = created["id"].as_str().expect("id").to_owned();
     wait_for_event(&gw, &admin, &lost, "turn_end").await;
     service.kill().expect("kill");

@@ -101,6 +101,37 @@ pub async fn run(client: &Client, cmd: RunsCommand, json: bool) -> Result<(), Ct
             let created: CreatedRun = client.post("/v1/runs", &request).await?;
             show(json, &created, render_created)
         }
+        RunsCommand::Start {
+            host,
+            workspace,
+            agent,
+            model,
+            permission_mode,
+            allowed_tools,
+            prompt,
+        } => {
+            let prompt = match prompt.as_deref() {
+                None | Some("-") => read_stdin()?,
+                Some(text) => text.to_owned(),
+            };
+            let request = CreateRunRequest {
+                agent: AgentKind::parse(&agent),
+                prompt: Some(prompt),
+                model,
+                permission_mode: permission_mode.as_deref().and_then(PermissionMode::parse),
+                allowed_tools,
+                host_id: Some(host.clone()),
+                workspace: Some(workspace.clone()),
+                ..Default::default()
+            };
+            let created: CreatedRun = client.post("/v1/runs", &request).await?;
+            show(json, &created, |created| {
+                format!(
+                    "run {} started on host {host} in {workspace}\nfollow it: clawctl runs follow {}\n",
+                    created.id, created.id
+                )
+            })
+        }
         RunsCommand::Prompt { id, text } => {
             let text = match text.as_deref() {
                 None | Some("-") => read_stdin()?,
