@@ -77,6 +77,8 @@ pub struct Config {
     /// Set when this host is enrolled and its key signs (`host.toml` in
     /// the state directory) instead of the gateway-wide HMAC secret.
     pub host_id: Option<String>,
+    /// That host's name, as enrolment gave it.
+    pub host_name: Option<String>,
     /// The directories `serve` starts sessions in; nothing else.
     pub workspaces: Vec<PathBuf>,
     /// Sessions `serve` runs at once at most.
@@ -226,6 +228,10 @@ impl Config {
             stop_grace_secs: file.stop_grace_secs.unwrap_or(10),
             poll_secs: file.poll_secs.unwrap_or(2),
             state_dir,
+            host_name: host_id
+                .as_ref()
+                .and(identity.as_ref())
+                .map(|i| i.name.clone()),
             host_id,
             workspaces: file.workspaces.unwrap_or_default(),
             session_limit: file.session_limit.unwrap_or(4),

@@ -7,6 +7,7 @@ mod config;
 mod diagnose;
 mod gateway;
 mod host;
+mod journal;
 mod pinning;
 mod run;
 mod serve;

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::gateway::{GatewayError, WebSocket, new_nonce, open_websocket, unix_now};
@@ -56,8 +57,8 @@ async fn discover(config: &Config, workspaces: &[PathBuf]) -> HostInfo {
                 .map(|l| l.trim().to_owned())
                 .filter(|l| !l.is_empty()),
         }),
-        _ => eprintln!(
-            "claw-runner: {} --version did not answer: claude cannot be started here",
+        _ => tracing::warn!(
+            "{} --version did not answer: claude cannot be started here",
             config.claude_program
         ),
     }
@@ -78,8 +79,8 @@ pub fn workspaces(config: &Config) -> Vec<PathBuf> {
         .filter_map(|w| match std::fs::canonicalize(w) {
             Ok(path) if path.is_dir() => Some(path),
             _ => {
-                eprintln!(
-                    "claw-runner: workspace {} is not a directory here; left out",
+                tracing::warn!(
+                    "workspace {} is not a directory here; left out",
                     w.display()
                 );
                 None
@@ -215,17 +216,14 @@ async fn settle(config: &Config, hosted: &Hosted, code: Option<i32>) {
     let shared = match crate::run::Shared::new(config, &hosted.run_id, &hosted.token) {
         Ok(shared) => shared,
         Err(e) => {
-            eprintln!(
-                "claw-runner: cannot report the end of run {}: {e:#}",
-                hosted.run_id
-            );
+            tracing::warn!(RUN_ID = %hosted.run_id, "cannot report the end of run {}: {e:#}", hosted.run_id);
             return;
         }
     };
     let spec = match crate::agent::fetch_spec(&shared).await {
         Ok(spec) => spec,
         Err(e) => {
-            eprintln!("claw-runner: cannot ask about run {}: {e:#}", hosted.run_id);
+            tracing::warn!(RUN_ID = %hosted.run_id, "cannot ask about run {}: {e:#}", hosted.run_id);
             return;
         }
     };
@@ -252,10 +250,7 @@ async fn settle(config: &Config, hosted: &Hosted, code: Option<i32>) {
     sender.abort();
     if flushed.is_ok() {
         hosted.remove(&config.state_dir);
-        eprintln!(
-            "claw-runner: reported run {} failed: its runner is gone",
-            hosted.run_id
-        );
+        tracing::warn!(RUN_ID = %hosted.run_id, "reported run {} failed: its runner is gone", hosted.run_id);
     }
 }
 
@@ -326,14 +321,16 @@ impl Host {
             workspace: cwd.display().to_string(),
         };
         if let Err(e) = hosted.save(&self.config.state_dir) {
-            eprintln!(
-                "claw-runner: cannot keep run {} in the state directory ({e}): a restart of this service will not find it",
+            tracing::warn!(
+                RUN_ID = %session.run_id,
+                "cannot keep run {} in the state directory ({e}): a restart of this service will not find it",
                 session.run_id
             );
         }
         self.sessions.insert(session.run_id.clone(), hosted);
-        eprintln!(
-            "claw-runner: started run {} in {} (pid {pid})",
+        tracing::info!(
+            RUN_ID = %session.run_id,
+            "started run {} in {} (pid {pid})",
             session.run_id,
             cwd.display()
         );
@@ -371,11 +368,12 @@ async fn session(mut socket: WebSocket, host: &mut Host, stop: &mut Stop) -> End
             Some((run_id, code)) = host.ended.recv() => {
                 if let Some(hosted) = host.sessions.remove(&run_id) {
                     let config = host.config.clone();
-                    tokio::spawn(async move { settle(&config, &hosted, code).await });
+                    tokio::spawn(async move { settle(&config, &hosted, code).await }.in_current_span());
                 }
-                eprintln!(
-                    "claw-runner: run {run_id} ended ({})",
-                    code.map_or_else(|| "killed by a signal".to_owned(), |c| format!("exit {c}"))
+                tracing::info!(
+                    RUN_ID = %run_id,
+                    "run {run_id} ended ({})",
+                    code.map_or_else(|| "no exit status".to_owned(), |c| format!("exit {c}"))
                 );
                 if let Err(e) = send(&mut socket, &host.hello()).await {
                     return Ended::Lost(e);
@@ -384,12 +382,12 @@ async fn session(mut socket: WebSocket, host: &mut Host, stop: &mut Stop) -> End
             incoming = socket.next() => match incoming {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<GatewayMessage>(&text) {
                     Ok(GatewayMessage::Welcome { name, .. }) => {
-                        eprintln!("claw-runner: connected as host {name}");
+                        tracing::info!("connected as host {name}");
                     }
                     Ok(GatewayMessage::Start(start)) => {
                         let error = host.start(&start).err();
                         if let Some(why) = &error {
-                            eprintln!("claw-runner: refused to start run {}: {why}", start.run_id);
+                            tracing::warn!(RUN_ID = %start.run_id, "refused to start run {}: {why}", start.run_id);
                         }
                         let answer = HostMessage::StartAnswer { run_id: start.run_id.clone(), error };
                         if let Err(e) = send(&mut socket, &answer).await {
@@ -399,7 +397,7 @@ async fn session(mut socket: WebSocket, host: &mut Host, stop: &mut Stop) -> End
                             return Ended::Lost(e);
                         }
                     }
-                    Err(e) => eprintln!("claw-runner: the gateway sent what this version does not know: {e}"),
+                    Err(e) => tracing::warn!("the gateway sent what this version does not know: {e}"),
                 },
                 Some(Ok(Message::Close(_))) | None => return Ended::Lost("the gateway closed the connection".to_owned()),
                 Some(Err(e)) => return Ended::Lost(e.to_string()),
@@ -437,9 +435,21 @@ impl Stop {
 
 /// Runs until stopped (exit 0) or refused by the gateway ([`EXIT_REFUSED`]).
 pub async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<i32> {
+    crate::journal::init();
+    // Every line of the service names the host (the journal's HOST=).
+    let name = config
+        .host_name
+        .clone()
+        .or_else(|| config.host_id.clone())
+        .unwrap_or_else(|| "(not enrolled)".to_owned());
+    let span = tracing::info_span!("host", HOST = %name);
+    run(config, config_file).instrument(span).await
+}
+
+async fn run(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<i32> {
     let Some(host_id) = config.host_id.clone() else {
-        eprintln!(
-            "claw-runner: this host is not enrolled (it signs with the gateway's HMAC secret): \
+        tracing::error!(
+            "this host is not enrolled (it signs with the gateway's HMAC secret): \
              ask an administrator for an enrolment token (clawctl hosts add NAME) and run \
              claw-runner enroll --gateway URL --token TOKEN"
         );
@@ -463,15 +473,17 @@ pub async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Resu
     // its children): watch those still there, settle those gone.
     for hosted in Hosted::found(&config.state_dir) {
         if hosted.alive() {
-            eprintln!(
-                "claw-runner: run {} is still running here (pid {}); watching it",
-                hosted.run_id, hosted.pid
+            tracing::info!(
+                RUN_ID = %hosted.run_id,
+                "run {} is still running here (pid {}); watching it",
+                hosted.run_id,
+                hosted.pid
             );
             watch_adopted(&hosted, host.ended_tx.clone());
             host.sessions.insert(hosted.run_id.clone(), hosted);
         } else {
             let config = config.clone();
-            tokio::spawn(async move { settle(&config, &hosted, None).await });
+            tokio::spawn(async move { settle(&config, &hosted, None).await }.in_current_span());
         }
     }
     let mut backoff = FIRST_BACKOFF;
@@ -482,9 +494,7 @@ pub async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Resu
                 match session(socket, &mut host, &mut stop).await {
                     Ended::Stopping => return Ok(0),
                     Ended::Lost(why) => {
-                        eprintln!(
-                            "claw-runner: connection to the gateway lost ({why}); reconnecting"
-                        );
+                        tracing::warn!("connection to the gateway lost ({why}); reconnecting");
                     }
                 }
             }
@@ -492,12 +502,12 @@ pub async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Resu
                 status: 401 | 403,
                 message,
             }) => {
-                eprintln!("claw-runner: the gateway refused this host: {message}");
+                tracing::error!("the gateway refused this host: {message}");
                 return Ok(EXIT_REFUSED);
             }
             Err(e) => {
-                eprintln!(
-                    "claw-runner: cannot reach the gateway at {} ({e}); trying again in {} s",
+                tracing::warn!(
+                    "cannot reach the gateway at {} ({e}); trying again in {} s",
                     config.gateway_url,
                     backoff.as_secs()
                 );
