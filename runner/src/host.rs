@@ -46,24 +46,31 @@ impl Identity {
         Ok(Some(identity))
     }
 
-    /// Written whole or not at all, readable by its owner only.
     fn save(&self, state_dir: &Path) -> std::io::Result<PathBuf> {
         std::fs::create_dir_all(state_dir)?;
         std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(0o700))?;
         let path = state_dir.join(IDENTITY_FILE);
-        let partial = state_dir.join(format!("{IDENTITY_FILE}.partial"));
         let text = toml::to_string(self).map_err(std::io::Error::other)?;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&partial)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&partial, &path)?;
+        write_private(&path, text.as_bytes())?;
         Ok(path)
     }
+}
+
+/// Writes `bytes` to `path` whole or not at all, readable by its owner
+/// only (a key, a token).
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path)
 }
 
 /// What `enroll` was given.

@@ -153,19 +153,8 @@ impl Hosted {
     }
 
     fn save(&self, state_dir: &std::path::Path) -> std::io::Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = Self::path(state_dir, &self.run_id);
-        let partial = path.with_extension("partial");
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&partial)?;
-        file.write_all(&serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
-        file.sync_all()?;
-        std::fs::rename(&partial, &path)
+        let bytes = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        crate::host::write_private(&Self::path(state_dir, &self.run_id), &bytes)
     }
 
     fn remove(&self, state_dir: &std::path::Path) {

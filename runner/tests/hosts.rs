@@ -368,15 +368,26 @@ async fn events_of(gw: &Gateway, admin: &str, run_id: &str) -> Vec<Value> {
 }
 
 async fn wait_for_event(gw: &Gateway, admin: &str, run_id: &str, kind: &str) -> Vec<Value> {
+    wait_for_events(gw, admin, run_id, kind, 1).await
+}
+
+/// The run's events once `count` of `kind` are stored.
+async fn wait_for_events(
+    gw: &Gateway,
+    admin: &str,
+    run_id: &str,
+    kind: &str,
+    count: usize,
+) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let events = events_of(gw, admin, run_id).await;
-        if events.iter().any(|e| e["type"] == kind) {
+        if events.iter().filter(|e| e["type"] == kind).count() >= count {
             return events;
         }
         assert!(
             Instant::now() < deadline,
-            "no {kind} within 90 s: {}",
+            "no {count} {kind} within 90 s: {}",
             kit::summary(&events)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -494,15 +505,7 @@ async fn a_session_starts_on_a_host_from_the_api_and_streams() {
         )
         .await;
     assert_eq!(status.as_u16(), 201, "{body}");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let events = loop {
-        let events = events_of(&gw, &admin, &run_id).await;
-        if events.iter().filter(|e| e["type"] == "turn_end").count() >= 2 {
-            break events;
-        }
-        assert!(Instant::now() < deadline, "{}", kit::summary(&events));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let events = wait_for_events(&gw, &admin, &run_id, "turn_end", 2).await;
     // The sequences go on from where they were, none twice.
     let sequences: Vec<u64> = events
         .iter()
@@ -689,15 +692,7 @@ async fn sessions_outlive_a_killed_host_service() {
         )
         .await;
     assert_eq!(status.as_u16(), 201);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let events = events_of(&gw, &admin, &run_id).await;
-        if events.iter().filter(|e| e["type"] == "turn_end").count() >= 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{}", kit::summary(&events));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_events(&gw, &admin, &run_id, "turn_end", 2).await;
 
     // A new service finds the session still running.
     let mut service = serve_with(&gw, home.path(), work.path(), 4, Some(&model));

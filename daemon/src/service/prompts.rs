@@ -50,34 +50,27 @@ impl App {
             created_by: caller.name().map(str::to_owned),
         };
         // A finished session started on a host goes on where it ended.
-        if run.status.is_finished()
-            && let (Some(host), Some(_)) = (&run.host_id, &run.agent_session_id)
-        {
-            let id = self.resume_on_host(&run, host, prompt).await?;
-            self.record(
-                caller,
-                Record {
-                    action: "prompt.send",
-                    target: Some(&run_id),
-                    run_id: Some(&run_id),
-                    details: Some(format!("{} bytes, resuming the session", text.len())),
-                },
-            )
-            .await?;
-            return Ok(QueuedPrompt { prompt_id: id });
-        }
-        let row = self.store.queue_command(prompt).await?;
+        let (prompt_id, details) = match (&run.host_id, &run.agent_session_id) {
+            (Some(host), Some(_)) if run.status.is_finished() => (
+                self.resume_on_host(&run, host, prompt).await?,
+                format!("{} bytes, resuming the session", text.len()),
+            ),
+            _ => (
+                self.store.queue_command(prompt).await?.id,
+                format!("{} bytes", text.len()),
+            ),
+        };
         self.record(
             caller,
             Record {
                 action: "prompt.send",
                 target: Some(&run_id),
                 run_id: Some(&run_id),
-                details: Some(format!("{} bytes", text.len())),
+                details: Some(details),
             },
         )
         .await?;
-        Ok(QueuedPrompt { prompt_id: row.id })
+        Ok(QueuedPrompt { prompt_id })
     }
 
     /// Asks the runner to end the agent's current turn.

@@ -46,6 +46,26 @@ impl Gateway {
     ) -> Self {
         Self(Self::launch().dir(dir).config(config).envs(env).start())
     }
+
+    /// A running agent run of `session`'s user, its first prompt `prompt`;
+    /// (id, token).
+    pub async fn agent_run(&self, session: &str, prompt: &str) -> (String, String) {
+        let (status, created) = self
+            .post(
+                "/api/runs",
+                session,
+                serde_json::json!({"agent": "claude", "prompt": prompt}),
+            )
+            .await;
+        assert_eq!(status.as_u16(), 201, "{created}");
+        let id = created["id"].as_str().expect("id").to_owned();
+        let token = created["capabilityToken"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        self.runner(&id, &token).started().await;
+        (id, token)
+    }
 }
 
 impl Deref for Gateway {

@@ -26,25 +26,6 @@ async fn add_channel(gw: &Gateway, session: &str, body: Value) -> Value {
     created
 }
 
-/// A running agent run of `session`'s user; (id, token).
-async fn agent_run(gw: &Gateway, session: &str) -> (String, String) {
-    let (status, created) = gw
-        .post(
-            "/api/runs",
-            session,
-            json!({"agent": "claude", "prompt": "fix the flaky test"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().expect("id").to_owned();
-    let token = created["capabilityToken"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    gw.runner(&id, &token).started().await;
-    (id, token)
-}
-
 fn approval_request(id: &str, command: &str) -> String {
     json!({
         "requestId": id, "kind": "tool", "tool": "Bash",
@@ -109,7 +90,7 @@ async fn an_approval_reaches_a_signed_webhook_with_only_what_it_needs() {
         "secrets are not shown again"
     );
 
-    let (run_id, token) = agent_run(&gw, &olivia).await;
+    let (run_id, token) = gw.agent_run(&olivia, "fix the flaky test").await;
     let runner = gw.runner(&run_id, &token);
     runner
         .event_ok(
@@ -154,7 +135,7 @@ async fn an_approval_reaches_a_signed_webhook_with_only_what_it_needs() {
     );
 
     // Not olivia's run: her own-runs channel hears nothing of it.
-    let (other, other_token) = agent_run(&gw, &admin).await;
+    let (other, other_token) = gw.agent_run(&admin, "fix the flaky test").await;
     gw.runner(&other, &other_token)
         .event_ok("approval_request", &approval_request("r-2", "ls"))
         .await;
@@ -174,7 +155,7 @@ async fn ntfy_gets_the_title_the_link_and_the_token() {
                "events": ["failed", "finished"], "scope": "all"}),
     )
     .await;
-    let (run_id, token) = agent_run(&gw, &admin).await;
+    let (run_id, token) = gw.agent_run(&admin, "fix the flaky test").await;
     gw.runner(&run_id, &token).finished(3).await;
     let got = topic.wait_for(1).await;
     assert_eq!(got.len(), 1);
@@ -240,7 +221,7 @@ async fn a_failing_receiver_gets_it_once_it_answers_with_the_same_id() {
         json!({"kind": "webhook", "name": "flaky", "target": hook.url}),
     )
     .await;
-    let (run_id, token) = agent_run(&gw, &admin).await;
+    let (run_id, token) = gw.agent_run(&admin, "fix the flaky test").await;
     gw.runner(&run_id, &token)
         .event_ok("approval_request", &approval_request("r-1", "touch f"))
         .await;
@@ -280,7 +261,7 @@ async fn a_dead_letter_is_retried_by_hand_when_the_target_is_back() {
         json!({"kind": "webhook", "name": "down", "target": hook.url}),
     )
     .await;
-    let (run_id, token) = agent_run(&gw, &admin).await;
+    let (run_id, token) = gw.agent_run(&admin, "fix the flaky test").await;
     gw.runner(&run_id, &token)
         .event_ok("approval_request", &approval_request("r-1", "touch f"))
         .await;
@@ -403,7 +384,7 @@ async fn a_silent_runner_is_reported_once() {
         json!({"kind": "webhook", "name": "ops", "target": hook.url, "events": ["runner_lost"]}),
     )
     .await;
-    let (run_id, _) = agent_run(&gw, &admin).await;
+    let (run_id, _) = gw.agent_run(&admin, "fix the flaky test").await;
     let got = hook.wait_for(1).await;
     assert_eq!(got.len(), 1);
     let note = got[0].json();

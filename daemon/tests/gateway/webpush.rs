@@ -36,25 +36,6 @@ async fn subscribe(gw: &Gateway, session: &str, receiver: &PushReceiver, extra: 
     channel
 }
 
-/// A running agent run; (id, token).
-async fn agent_run(gw: &Gateway, session: &str) -> (String, String) {
-    let (status, created) = gw
-        .post(
-            "/api/runs",
-            session,
-            json!({"agent": "claude", "prompt": "tidy the parser"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().expect("id").to_owned();
-    let token = created["capabilityToken"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    gw.runner(&id, &token).started().await;
-    (id, token)
-}
-
 fn approval_request(id: &str) -> String {
     json!({
         "requestId": id, "kind": "tool", "tool": "Bash",
@@ -92,7 +73,7 @@ async fn an_approval_reaches_the_browser_encrypted_and_signed_within_a_second() 
     let (_, channels) = gw.get("/api/notify/channels", &admin).await;
     assert_eq!(channels.as_array().map(Vec::len), Some(1), "{channels}");
 
-    let (run_id, token) = agent_run(&gw, &admin).await;
+    let (run_id, token) = gw.agent_run(&admin, "tidy the parser").await;
     let sent = unix_now();
     gw.runner(&run_id, &token)
         .event_ok("approval_request", &approval_request("r-1"))
@@ -148,7 +129,7 @@ async fn a_push_service_failing_three_times_gets_it_once_with_the_same_id() {
     let key = push_key(&gw, &admin).await;
     let receiver = PushReceiver::start(&key, &[500, 500, 500]);
     subscribe(&gw, &admin, &receiver, json!({})).await;
-    let (run_id, token) = agent_run(&gw, &admin).await;
+    let (run_id, token) = gw.agent_run(&admin, "tidy the parser").await;
     gw.runner(&run_id, &token)
         .event_ok("approval_request", &approval_request("r-1"))
         .await;
@@ -178,7 +159,7 @@ async fn a_subscription_the_push_service_calls_gone_is_removed() {
     let key = push_key(&gw, &admin).await;
     let receiver = PushReceiver::start(&key, &[410]);
     let channel = subscribe(&gw, &admin, &receiver, json!({})).await;
-    let (run_id, token) = agent_run(&gw, &admin).await;
+    let (run_id, token) = gw.agent_run(&admin, "tidy the parser").await;
     gw.runner(&run_id, &token)
         .event_ok("approval_request", &approval_request("r-1"))
         .await;

@@ -91,6 +91,25 @@ fn delivery_by_id(conn: &Connection, id: &str) -> Result<DeliveryRow, StoreError
     .ok_or_else(|| StoreError::NotFound(format!("unknown notification {id}")))
 }
 
+fn insert_channel(conn: &Connection, channel: &NewChannelRow) -> Result<ChannelRow, StoreError> {
+    conn.execute(
+        "INSERT INTO notify_channels (id, user_id, kind, name, target, secret, events, scope, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            channel.id,
+            channel.user_id,
+            channel.kind.as_str(),
+            channel.name,
+            channel.target,
+            channel.secret,
+            events_text(&channel.events),
+            channel.scope.as_str(),
+            now_ms()
+        ],
+    )?;
+    channel_by_id(conn, &channel.id)
+}
+
 /// A run's title for people: its command, or its agent's first prompt.
 pub(super) fn run_title(conn: &Connection, run_id: &str) -> Result<String, StoreError> {
     let title: Option<String> = conn
@@ -186,24 +205,7 @@ pub(super) fn run_ended(
 impl NotifyStore for SqliteStore {
     async fn add_channel(&self, channel: NewChannelRow) -> Result<ChannelRow, StoreError> {
         self.writer()
-            .write(move |conn| {
-                conn.execute(
-                    "INSERT INTO notify_channels (id, user_id, kind, name, target, secret, events, scope, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![
-                        channel.id,
-                        channel.user_id,
-                        channel.kind.as_str(),
-                        channel.name,
-                        channel.target,
-                        channel.secret,
-                        events_text(&channel.events),
-                        channel.scope.as_str(),
-                        now_ms()
-                    ],
-                )?;
-                channel_by_id(conn, &channel.id)
-            })
+            .write(move |conn| insert_channel(conn, &channel))
             .await
     }
 
@@ -283,23 +285,7 @@ impl NotifyStore for SqliteStore {
                         )?;
                         channel_by_id(conn, &id)
                     }
-                    None => {
-                        conn.execute(
-                            "INSERT INTO notify_channels (id, user_id, kind, name, target, secret, events, scope, created_at) \
-                             VALUES (?1, ?2, 'webpush', ?3, ?4, ?5, ?6, ?7, ?8)",
-                            params![
-                                channel.id,
-                                channel.user_id,
-                                channel.name,
-                                channel.target,
-                                channel.secret,
-                                events_text(&channel.events),
-                                channel.scope.as_str(),
-                                now_ms()
-                            ],
-                        )?;
-                        channel_by_id(conn, &channel.id)
-                    }
+                    None => insert_channel(conn, &channel),
                 }
             })
             .await
