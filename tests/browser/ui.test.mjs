@@ -1796,6 +1796,14 @@ test('hosts: an admin adds one on a phone and copies its command; a real claw-ru
   assert.equal(await card.locator('.host-load').textContent(), '0 running / 2');
   assert.match(await card.locator('dd time').first().textContent(), /just now|\d+ s ago/);
   assert.match(await page.textContent('.host-count'), /^1 of 1 online$/);
+  // A name the gateway would refuse is caught in the form; an enrolled
+  // host added again is refused with what to do.
+  await page.fill('input[name=hostName]', '-bad name');
+  assert.equal(await page.locator('input[name=hostName]:invalid').count(), 1);
+  await page.fill('input[name=hostName]', 'build-box-1');
+  await page.click('button:text("Add host")');
+  await page.locator('.host-add .error:text("host build-box-1 is enrolled already: revoke and remove it to enrol it again")').waitFor();
+  await page.fill('input[name=hostName]', '');
   await noSideways();
   await shoot(page, 'hosts-online');
   await page.setViewportSize(PHONE);
