@@ -9,6 +9,7 @@ import { runsPage, newRunPage } from './pages/runs.js';
 import { runPage } from './pages/run.js';
 import { usersPage, auditPage, statusPage } from './pages/admin.js';
 import { approvalsPage } from './pages/approvals.js';
+import { hostsPage } from './pages/hosts.js';
 import { approvals } from './approvals.js';
 import { registerWorker, unsupported, permission } from './notify.js';
 
@@ -30,6 +31,7 @@ const routes = [
   // A notification's link: the run, with that approval's card in view.
   [/^#\/runs\/([\w-]+)\/approval\/([\w-]+)$/, runPage, 'viewer'],
   [/^#\/runs$/, runsPage, 'viewer'],
+  [/^#\/hosts$/, hostsPage, 'viewer'],
   [/^#\/users$/, usersPage, 'admin'],
   [/^#\/audit$/, auditPage, 'admin'],
   [/^#\/approvals$/, approvalsPage, 'viewer'],
@@ -51,7 +53,7 @@ function renderNeeds() {
 approvals.listen(renderNeeds);
 
 function renderNav() {
-  const links = [['#/runs', 'Runs'], ['#/status', 'Status']];
+  const links = [['#/runs', 'Runs'], ['#/hosts', 'Hosts'], ['#/status', 'Status']];
   if (can('admin')) links.push(['#/users', 'Users'], ['#/audit', 'Audit']);
   links.push(['#/account', 'Account']);
   const here = location.hash.split('/').slice(0, 2).join('/');

@@ -169,3 +169,35 @@ export function showError(err, target) {
 export function field(label, input, hint) {
   return h('label', { class: 'field' }, h('span', {}, label), input, hint ? h('small', {}, hint) : null);
 }
+
+// How long ago a time was, in a few characters: "just now", "40 s ago",
+// "5 min ago", "3 h ago", "2 days ago"; a time ahead (a clock off) is "just now".
+export function fmtAgo(iso, now = Date.now()) {
+  if (!iso) return '—';
+  const at = new Date(iso).getTime();
+  if (Number.isNaN(at)) return iso;
+  const s = Math.round((now - at) / 1000);
+  if (s < 5) return 'just now';
+  if (s < 60) return `${s} s ago`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ago`;
+  const hours = Math.floor(m / 60);
+  if (hours < 48) return `${hours} h ago`;
+  return `${Math.floor(hours / 24)} days ago`;
+}
+
+// Copies text; without the clipboard API (an http page, an old browser)
+// selects `source`'s text for the system's own copy. True when copied.
+export async function copyText(text, source) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    const range = document.createRange();
+    range.selectNodeContents(source);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    return false;
+  }
+}

@@ -7,10 +7,10 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createDecipheriv, createECDH, createHmac, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Gateway, launchBrowser, shoot, readLog, totp, binDir, shotDir, repo, DESKTOP, PHONE } from './harness.mjs';
@@ -1299,7 +1299,7 @@ test('on a phone every page of the header is on screen', async () => {
   await page.setViewportSize(PHONE);
   await page.goto(`${gw.base}/#/runs`);
   await page.waitForSelector('#nav:not([hidden])');
-  const items = ['nav a:text("Runs")', 'nav a:text("Status")', 'nav a:text("Users")', 'nav a:text("Audit")',
+  const items = ['nav a:text("Runs")', 'nav a:text("Hosts")', 'nav a:text("Status")', 'nav a:text("Users")', 'nav a:text("Audit")',
     'nav a:text("Account")', '#nav button:text("Sign out")'];
   for (const selector of items) {
     const box = await page.locator(selector).boundingBox();
@@ -1715,6 +1715,141 @@ test('the status page counts notifications and says what to do about dead ones',
   await shoot(page, 'status-notify');
   assert.equal((await gw.fetch('DELETE', `/api/notify/channels/${hook.body.channel.id}`, { headers: auth })).status, 200);
   await gw.postEvents(run, [finished(0)]);
+});
+
+test('hosts: an admin adds one on a phone and copies its command; a real claw-runner enrols and serves, shows online, and exits 78 when revoked', async () => {
+  await admin.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: gw.base });
+  const runnerBin = join(binDir, 'claw-runner');
+  const home = mkdtempSync(join(tmpdir(), 'claw-host-'));
+  const work = realpathSync(mkdtempSync(join(tmpdir(), 'claw-host-work-')));
+  const env = {
+    PATH: '/usr/local/bin:/usr/bin:/bin', HOME: home, CLAW_STATE_DIR: join(home, 'state'),
+    CLAW_CLAUDE_PROGRAM: claudeCli, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1',
+  };
+  const enroll = (token) => spawnSync(runnerBin, ['enroll', '--gateway', gw.base,
+    '--ca-cert', join(gw.data, 'certs/server.crt'), '--token', token], { env, encoding: 'utf8' });
+  const noSideways = async () => assert.ok(
+    await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'nothing scrolls sideways');
+
+  await page.setViewportSize(PHONE);
+  await page.goto(`${gw.base}/#/runs`);
+  await page.click('nav a:text("Hosts")');
+  await page.locator('.hosts-empty').waitFor();
+
+  // Added: the command to run on the host, once, to copy.
+  await page.fill('input[name=hostName]', 'build-box-1');
+  await page.click('button:text("Add host")');
+  const box = page.locator('#host-enrol');
+  await box.locator('#enroll-command').waitFor();
+  const first = await box.locator('#enroll-command').textContent();
+  assert.match(first, /^claw-runner enroll --gateway https:\/\/\S+ --token [0-9a-f]+( --fingerprint \S+)?$/);
+  assert.match(await box.textContent(), /Valid until .+, once — shown only now\./);
+  assert.match(await box.textContent(), /systemctl enable --now claw-runner/);
+  const card = page.locator('.host[data-host="build-box-1"]');
+  await card.locator('.badge[data-state=pending]:text("pending")').waitFor();
+  // The list never shows a token.
+  const bearer = await adminBearer();
+  const listed = await gw.fetch('GET', '/api/hosts', { headers: { authorization: `Bearer ${bearer}` } });
+  assert.ok(!JSON.stringify(listed.body).includes(first.match(/--token (\S+)/)[1]), 'the token is not listed');
+
+  // The token expired, say: New token gives another command; the first no longer works.
+  await card.locator('button:text("New token")').click();
+  await page.waitForFunction((old) => {
+    const el = document.querySelector('#enroll-command');
+    return el && el.textContent !== old;
+  }, first);
+  const line = await box.locator('#enroll-command').textContent();
+  await box.locator('#copy-enroll').click();
+  await box.locator('#copy-enroll:text("Copied")').waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), line);
+  await noSideways();
+  // What the phone shows: the command in view, the header at the top.
+  await page.screenshot({ path: join(shotDir, 'hosts-enrol-phone.png') });
+  const old = enroll(first.match(/--token (\S+)/)[1]);
+  assert.notEqual(old.status, 0, 'the replaced token is refused');
+  assert.match(old.stderr, /unknown or was used already/);
+
+  // On the host: the copied command's token, then the service.
+  const enrolled = enroll(line.match(/--token (\S+)/)[1]);
+  assert.equal(enrolled.status, 0, enrolled.stderr);
+  assert.match(enrolled.stdout, /enrolled as host build-box-1/);
+  const config = join(home, 'runner.toml');
+  writeFileSync(config, `workspaces = ["${work}"]\nsession_limit = 2\n`);
+  const serve = spawn(runnerBin, ['--config', config, 'serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  runners.push(serve);
+  let serveLog = '';
+  serve.stderr.on('data', (d) => { serveLog += d; });
+  const exited = new Promise((ok) => { serve.once('exit', (code) => ok(code)); });
+
+  // The page reads the list again by itself: online, with what it said.
+  try {
+    await card.locator('.badge[data-state=online]:text("online")').waitFor({ timeout: 30000 });
+  } catch (err) {
+    throw new Error(`${err.message}\nclaw-runner serve:\n${serveLog}`);
+  }
+  await box.locator('text=build-box-1 is enrolled: its token is spent.').waitFor();
+  const claudeVersion = execFileSync(claudeCli, ['--version'], { env, encoding: 'utf8' }).split('\n')[0].trim();
+  const runnerVersion = execFileSync(runnerBin, ['--version'], { encoding: 'utf8' }).trim().split(' ').pop();
+  assert.deepEqual(await card.locator('.host-workspaces li').allTextContents(), [work]);
+  assert.equal(await card.locator('.host-agents li[data-agent=claude]').textContent(), `claude ${claudeVersion}`);
+  assert.equal(await card.locator('.host-version').textContent(), runnerVersion);
+  assert.equal(await card.locator('.host-load').textContent(), '0 running / 2');
+  assert.match(await card.locator('dd time').first().textContent(), /just now|\d+ s ago/);
+  assert.match(await page.textContent('.host-count'), /^1 of 1 online$/);
+  // A name the gateway would refuse is caught in the form; an enrolled
+  // host added again is refused with what to do.
+  await page.fill('input[name=hostName]', '-bad name');
+  assert.equal(await page.locator('input[name=hostName]:invalid').count(), 1);
+  await page.fill('input[name=hostName]', 'build-box-1');
+  await page.click('button:text("Add host")');
+  await page.locator('.host-add .error:text("host build-box-1 is enrolled already: revoke and remove it to enrol it again")').waitFor();
+  await page.fill('input[name=hostName]', '');
+  await noSideways();
+  await shoot(page, 'hosts-online');
+  await page.setViewportSize(PHONE);
+
+  // A viewer sees the host, and no controls.
+  const viewerContext = await browser.newContext({ ignoreHTTPSErrors: true, viewport: PHONE });
+  const viewer = await viewerContext.newPage();
+  await signIn(viewer, VIEWER);
+  await viewer.click('nav a:text("Hosts")');
+  await viewer.locator('.host[data-host="build-box-1"] .badge[data-state=online]').waitFor();
+  assert.equal(await viewer.locator('.hosts-page button').count(), 0);
+  assert.equal(await viewer.locator('input[name=hostName]').count(), 0);
+  await viewer.screenshot({ path: join(shotDir, 'hosts-viewer-phone.png'), fullPage: true });
+  await viewerContext.close();
+
+  // Revoked, after a confirmation: the card says so at once, and the
+  // service, refused, stops for good.
+  await card.locator('button:text("Revoke")').click();
+  const dialog = page.locator('dialog');
+  assert.match(await dialog.textContent(), /Revoke build-box-1\? It is cut off at once, and its key never works again\./);
+  await dialog.locator('button:text("Revoke")').click();
+  await card.locator('.badge[data-state=revoked]:text("revoked")').waitFor();
+  assert.equal(await card.locator('button:text("Revoke")').count(), 0);
+  const code = await Promise.race([exited, new Promise((ok) => { setTimeout(() => ok('still running'), 20000); })]);
+  assert.equal(code, 78, `claw-runner serve exited 78 when revoked:\n${serveLog}`);
+  await shoot(page, 'hosts-revoked');
+  await page.setViewportSize(PHONE);
+
+  // Removed, after a confirmation.
+  await card.locator('button:text("Remove")').click();
+  await page.locator('dialog button:text("Remove")').click();
+  await page.locator('.hosts-empty').waitFor();
+  assert.equal((await gw.fetch('GET', '/api/hosts', { headers: { authorization: `Bearer ${bearer}` } })).body.length, 0);
+
+  // Left, the page stops asking.
+  let asked = 0;
+  const count = (request) => { if (request.url().endsWith('/api/hosts')) asked += 1; };
+  await page.click('nav a:text("Runs")');
+  await page.waitForSelector('h1:text("Runs")');
+  page.on('request', count);
+  await page.waitForTimeout(10500);
+  page.off('request', count);
+  assert.equal(asked, 0, 'no refresh after leaving the page');
+  await page.setViewportSize(DESKTOP);
+  rmSync(home, { recursive: true, force: true });
+  rmSync(work, { recursive: true, force: true });
 });
 
 test('TOTP: enrol with a QR code, then sign-in asks for a code', async () => {

@@ -51,6 +51,7 @@ const ASSETS: &[Asset] = &[
     asset!("/assets/pages/admin.js", "pages/admin.js", JS),
     asset!("/assets/pages/approvals.js", "pages/approvals.js", JS),
     asset!("/assets/pages/notify.js", "pages/notify.js", JS),
+    asset!("/assets/pages/hosts.js", "pages/hosts.js", JS),
     asset!("/assets/icon.svg", "icon.svg", "image/svg+xml"),
     // What a phone's "Add to Home Screen" installs; on iPhone and iPad,
     // Web Push works only for an app installed so.

@@ -3,7 +3,7 @@
 // to add an ntfy topic or a webhook. Every change is saved at once.
 
 import { get, post, patch, del, can } from '../api.js';
-import { h, replace, field, confirmDialog, showError, toast } from '../dom.js';
+import { h, replace, field, confirmDialog, showError, toast, copyText } from '../dom.js';
 import { KINDS, unsupported, permission, enableOnThisDevice, currentSubscription } from '../notify.js';
 
 const KIND_NAMES = { webpush: 'Push', ntfy: 'ntfy', webhook: 'Webhook' };
@@ -15,22 +15,6 @@ function shortTarget(channel) {
   }
   const bare = channel.target.replace(/^https?:\/\//, '');
   return bare.length > 42 ? `${bare.slice(0, 26)}…${bare.slice(-12)}` : bare;
-}
-
-async function copyText(text, source) {
-  try {
-    await navigator.clipboard.writeText(text);
-    return true;
-  } catch {
-    // No clipboard API (an http page, an old browser): the text selected,
-    // for the system's own copy.
-    const range = document.createRange();
-    range.selectNodeContents(source);
-    const selection = window.getSelection();
-    selection.removeAllRanges();
-    selection.addRange(range);
-    return false;
-  }
 }
 
 export function notificationsCard() {
