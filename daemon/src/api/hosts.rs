@@ -19,7 +19,6 @@ use claw_proto::signing;
 
 use super::extract::{Anyone, JsonBody, User};
 use crate::app::App;
-use crate::hosts::Connection;
 use crate::service::{ServiceError, ServiceResult, SignedRequest};
 
 type AppState = State<Arc<App>>;
@@ -88,18 +87,15 @@ pub async fn socket(State(app): AppState, request: Request) -> ServiceResult<Res
     let ws = WebSocketUpgrade::from_request_parts(&mut parts, &app)
         .await
         .map_err(|e| ServiceError::invalid(format!("WebSocket upgrade required: {e}")))?;
-    let (host, connection) = app.host_connect(host_id, auth).await?;
-    Ok(ws.on_upgrade(move |socket| serve(app, socket, host.id, host.name, connection)))
+    let host = app.host_check(host_id, auth).await?;
+    Ok(ws.on_upgrade(move |socket| serve(app, socket, host)))
 }
 
 /// Reads what the host says until it goes, is cut off, or clawd stops.
-async fn serve(
-    app: Arc<App>,
-    mut socket: WebSocket,
-    host_id: String,
-    name: String,
-    mut connection: Connection,
-) {
+async fn serve(app: Arc<App>, mut socket: WebSocket, host: crate::store::HostRow) {
+    // Online once the socket is open, not when it was asked for.
+    let mut connection = app.host_connected(&host).await;
+    let (host_id, name) = (host.id, host.name);
     let mut shutdown = app.shutdown.clone();
     let welcome = GatewayMessage::Welcome {
         host_id: host_id.clone(),

@@ -237,17 +237,20 @@ impl App {
         ))
     }
 
-    /// A host's socket opens: it must still be enrolled, the nonce new.
-    pub async fn host_connect(
-        &self,
-        host_id: String,
-        auth: RunnerAuth,
-    ) -> ServiceResult<(HostRow, Connection)> {
-        let row = self.store.host_check(host_id, auth).await?;
-        let connection = self.hosts.connected(&row.id);
-        self.store.host_seen(row.id.clone(), None, now_ms()).await?;
-        tracing::info!(HOST = %row.name, "host connected");
-        Ok((row, connection))
+    /// A host asks for its socket: it must still be enrolled, the nonce new.
+    pub async fn host_check(&self, host_id: String, auth: RunnerAuth) -> ServiceResult<HostRow> {
+        Ok(self.store.host_check(host_id, auth).await?)
+    }
+
+    /// A host's socket is open: it is online (a connection it had before
+    /// is closed).
+    pub async fn host_connected(&self, host: &HostRow) -> Connection {
+        let connection = self.hosts.connected(&host.id);
+        if let Err(e) = self.store.host_seen(host.id.clone(), None, now_ms()).await {
+            tracing::warn!(HOST = %host.name, error = %e, "could not note when a host was seen");
+        }
+        tracing::info!(HOST = %host.name, "host connected");
+        connection
     }
 
     /// What a host says of itself; kept for when it is offline.
