@@ -17,6 +17,7 @@ mod control;
 mod gateway;
 mod https;
 pub mod model;
+pub mod postgres;
 mod process;
 mod push;
 mod receiver;
@@ -31,6 +32,7 @@ pub use https::{
     try_client_builder_trusting, try_create_run, try_first_admin, try_login, try_setup,
     write_certificate,
 };
+pub use postgres::TempCluster;
 pub use process::{proc_status_kib, process_cpu_secs};
 pub use push::{Push, PushReceiver};
 pub use receiver::{Received, Receiver};
