@@ -9,6 +9,9 @@
 
 mod change;
 mod error;
+// Not started by clawd until every store trait is there (daemon.rs).
+#[cfg_attr(not(test), allow(dead_code))]
+pub mod postgres;
 pub mod sqlite;
 mod types;
 
@@ -318,3 +321,9 @@ impl<T> Store for T where
 }
 
 pub type AnyStore = Arc<dyn Store>;
+
+/// Lowercase hex SHA-256 of a capability token: what a store keeps.
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}

@@ -1,0 +1,425 @@
+//! The PostgreSQL store against a real server: a temporary cluster per
+//! test (claw-testkit), the conformance checks of the traits it has, and
+//! what several instances on one database must hold.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use claw_testkit::TempCluster;
+use claw_testkit::postgres::PG_DATABASE;
+
+use super::*;
+use crate::config::DatabaseUrl;
+use crate::store::conformance::{self, Recorder, Subject};
+use crate::store::{
+    AgentSpec, ArtifactIndex, CommandStore, NewEvent, NewRun, RunStore, RunnerAuth, token_hash,
+};
+use claw_proto::wire::EventType;
+
+fn settings(url: &str) -> PgSettings {
+    PgSettings {
+        url: DatabaseUrl::new(url),
+        password: None,
+        max_connections: 4,
+        connect_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(30),
+        nonce_retention_secs: 600,
+    }
+}
+
+async fn open(url: &str) -> (PgStore, Arc<Recorder>) {
+    let changes = Arc::new(Recorder::default());
+    let store = PgStore::open(
+        settings(url),
+        Arc::clone(&changes) as Arc<dyn crate::store::ChangeSink>,
+    )
+    .await
+    .expect("open the PostgreSQL store");
+    (store, changes)
+}
+
+async fn subject(cluster: &TempCluster) -> Subject<PgStore> {
+    let (store, changes) = open(&cluster.url()).await;
+    Subject {
+        store: Arc::new(store),
+        changes,
+    }
+}
+
+macro_rules! conformance {
+    ($($check:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            let cluster = TempCluster::start();
+            conformance::$check(subject(&cluster).await).await;
+        }
+    )*};
+}
+
+conformance!(
+    sequences_are_stored_once_and_gaps_refused,
+    markers_change_the_runs_status,
+    nonces_and_tokens,
+    commands_are_delivered_and_answered_once,
+    changes_follow_their_commits_in_order,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_opening_together_migrate_once() {
+    let cluster = TempCluster::start();
+    let url = cluster.url();
+    let (a, b) = tokio::join!(open(&url), open(&url));
+    assert_eq!(
+        a.0.schema_version().await.expect("version"),
+        migrate::latest_version()
+    );
+    assert_eq!(
+        b.0.schema_version().await.expect("version"),
+        migrate::latest_version()
+    );
+    let ledger = cluster
+        .psql(
+            PG_DATABASE,
+            "SELECT string_agg(name, ',' ORDER BY version) FROM claw_schema_migrations",
+        )
+        .expect("ledger");
+    // Both opened: had both migrated, the second's row in the ledger (or
+    // its CREATE TABLE) would have failed it.
+    let expected = migrate::applied(migrate::latest_version()).join(",");
+    assert_eq!(ledger, expected, "each migration applied once");
+    assert!(ledger.starts_with("0001 schema"), "{ledger}");
+    // Opened again: nothing to do, the same schema.
+    let (again, _) = open(&url).await;
+    assert_eq!(
+        again.schema_version().await.expect("version"),
+        migrate::latest_version()
+    );
+    let tables = cluster
+        .psql(
+            PG_DATABASE,
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+        )
+        .expect("tables");
+    // SQLite's 15 tables less nonces_legacy, with audit_head,
+    // login_failures and the migrations' ledger.
+    assert_eq!(tables, "17");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_migration_leaves_the_schema_as_it_was() {
+    let cluster = TempCluster::start();
+    // A table of the schema already there: migration 1 fails halfway.
+    cluster
+        .psql(PG_DATABASE, "CREATE TABLE outbox (x INTEGER)")
+        .expect("create");
+    let err = PgStore::open(
+        settings(&cluster.url()),
+        Arc::new(Recorder::default()) as Arc<dyn crate::store::ChangeSink>,
+    )
+    .await
+    .err()
+    .expect("the migration fails");
+    assert!(
+        matches!(&err, StoreError::Migration(m) if m.contains("migration 1") && m.contains("outbox")),
+        "{err:?}"
+    );
+    let tables = cluster
+        .psql(
+            PG_DATABASE,
+            "SELECT string_agg(table_name, ',' ORDER BY table_name) \
+             FROM information_schema.tables WHERE table_schema = 'public'",
+        )
+        .expect("tables");
+    assert_eq!(
+        tables, "claw_schema_migrations,outbox",
+        "nothing else was made"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_password_may_come_from_the_credential_and_is_never_shown() {
+    let cluster = TempCluster::start();
+    let mut with_credential = settings(&cluster.url_without_password());
+    with_credential.password = Some(crate::secrets::Secret::from_bytes(
+        cluster.password().as_bytes().to_vec(),
+    ));
+    let store = PgStore::open(
+        with_credential.clone(),
+        Arc::new(Recorder::default()) as Arc<dyn crate::store::ChangeSink>,
+    )
+    .await
+    .expect("open with the credential's password");
+    assert_eq!(store.shown_url(), cluster.url_without_password());
+    assert!(!store.shown_url().contains(cluster.password()));
+
+    // Both the URL and the credential: refused, without either password.
+    let mut both = with_credential.clone();
+    both.url = DatabaseUrl::new(cluster.url());
+    let err = PgStore::open(both, Arc::new(Recorder::default()))
+        .await
+        .err()
+        .expect("two passwords")
+        .to_string();
+    assert!(err.contains("keep one"), "{err}");
+    assert!(!err.contains(cluster.password()), "{err}");
+
+    // A wrong password: the server's refusal, the URL without it.
+    let wrong_url = cluster
+        .url()
+        .replace(cluster.password(), "not-the-password");
+    let err = PgStore::open(settings(&wrong_url), Arc::new(Recorder::default()))
+        .await
+        .err()
+        .expect("wrong password")
+        .to_string();
+    assert!(err.contains(&cluster.url_without_password()), "{err}");
+    assert!(err.contains("password authentication failed"), "{err}");
+    assert!(!err.contains("not-the-password"), "{err}");
+}
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+fn auth(run_id: &str, nonce: &str) -> RunnerAuth {
+    RunnerAuth {
+        run_id: run_id.to_owned(),
+        capability_token: TOKEN.to_owned(),
+        nonce: nonce.to_owned(),
+        timestamp: crate::clock::now_ms() / 1000,
+    }
+}
+
+fn line(data: String, sequence: Option<u64>) -> NewEvent {
+    NewEvent {
+        kind: EventType::Stdout,
+        data,
+        sequence,
+    }
+}
+
+/// Two instances on one database: the same sequences resent to both at
+/// once are stored once; a nonce used on one is refused on the other;
+/// appends without sequences from both get one sequence each, no gaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_store_each_sequence_once_and_share_nonces() {
+    let cluster = TempCluster::start();
+    let (a, _) = open(&cluster.url()).await;
+    let (b, _) = open(&cluster.url()).await;
+    a.create_run(NewRun {
+        id: "shared".to_owned(),
+        capability_token: TOKEN.to_owned(),
+        command: None,
+        metadata: None,
+        created_by: None,
+        agent: AgentSpec::default(),
+        first_prompt: None,
+        host_id: None,
+        workspace: None,
+    })
+    .await
+    .expect("run");
+    assert_eq!(b.run("shared".to_owned()).await.expect("run").id, "shared");
+    // Batches of 1..=50 sent to both, 20 times each, at once.
+    let batch = |n: u32| -> Vec<NewEvent> {
+        (1..=50)
+            .map(|s| line(format!("line {s} from {n}"), Some(s)))
+            .collect()
+    };
+    let mut sends = Vec::new();
+    for n in 0..40u32 {
+        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+        let events = batch(n);
+        sends.push(tokio::spawn(async move {
+            store
+                .runner_ingest(auth("shared", &format!("nonce-{n}")), events)
+                .await
+        }));
+    }
+    let mut answers = Vec::new();
+    for send in sends {
+        answers.push(send.await.expect("task").expect("ingest"));
+    }
+    let first = answers[0].ids.clone();
+    assert_eq!(first.len(), 50);
+    for answer in &answers {
+        assert_eq!(answer.ids, first, "every resend answers the stored ids");
+    }
+    let stored = a
+        .events_after("shared".to_owned(), 0, 1000)
+        .await
+        .expect("events");
+    assert_eq!(stored.len(), 50);
+    assert!(
+        stored
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.sequence == i as u64 + 1)
+    );
+    let counted = cluster
+        .psql(PG_DATABASE, "SELECT count(*) FROM events")
+        .expect("count");
+    assert_eq!(counted, "50");
+
+    // A nonce used on a is refused on b, also for a resend that stores
+    // nothing, and for a request that only checks.
+    let used = auth("shared", "used-once");
+    a.runner_check(used.clone()).await.expect("first use");
+    let replay = b.runner_check(used.clone()).await.expect_err("replay");
+    assert!(matches!(replay, StoreError::Replay), "{replay:?}");
+    let replay = b
+        .runner_ingest(used, vec![line("x".to_owned(), Some(1))])
+        .await
+        .expect_err("replayed upload");
+    assert!(matches!(replay, StoreError::Replay), "{replay:?}");
+    // The same fresh nonce sent to both at once: one of them takes it.
+    let racing = auth("shared", "racing");
+    let (x, y) = tokio::join!(a.runner_check(racing.clone()), b.runner_check(racing));
+    assert!(x.is_ok() != y.is_ok(), "exactly one wins: {x:?} {y:?}");
+
+    // Unsequenced appends from both at once: 51.. without gaps or twins.
+    let mut appends = Vec::new();
+    for n in 0..30u32 {
+        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+        appends.push(tokio::spawn(async move {
+            store
+                .runner_ingest(
+                    auth("shared", &format!("append-{n}")),
+                    vec![
+                        line(format!("append {n}"), None),
+                        line(format!("more {n}"), None),
+                    ],
+                )
+                .await
+        }));
+    }
+    for append in appends {
+        append.await.expect("task").expect("append");
+    }
+    let all = b
+        .events_after("shared".to_owned(), 0, 1000)
+        .await
+        .expect("events");
+    assert_eq!(all.len(), 110);
+    assert!(
+        all.iter()
+            .enumerate()
+            .all(|(i, e)| e.sequence == i as u64 + 1)
+    );
+    // Each request's two lines are next to each other: its own sequences.
+    for pair in all[50..].chunks(2) {
+        let n = pair[0]
+            .data
+            .strip_prefix("append ")
+            .expect("first of a pair");
+        assert_eq!(pair[1].data, format!("more {n}"));
+    }
+    assert_eq!(
+        a.run("shared".to_owned()).await.expect("run").event_count,
+        110
+    );
+
+    // A gap is refused with where to resume, on either instance.
+    let gap = b
+        .runner_ingest(
+            auth("shared", "gap"),
+            vec![line("far".to_owned(), Some(200))],
+        )
+        .await
+        .expect_err("gap");
+    assert!(
+        matches!(
+            gap,
+            StoreError::SequenceGap {
+                next: 111,
+                sequence: 200,
+                ..
+            }
+        ),
+        "{gap:?}"
+    );
+    // ... and leaves its nonce unused.
+    b.runner_check(auth("shared", "gap"))
+        .await
+        .expect("nonce of a refused request");
+    assert_eq!(token_hash(TOKEN).len(), 64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_and_artifacts_round_trip() {
+    let cluster = TempCluster::start();
+    let (store, _) = open(&cluster.url()).await;
+    store
+        .create_run(NewRun {
+            id: "r".to_owned(),
+            capability_token: TOKEN.to_owned(),
+            command: Some("claude".to_owned()),
+            metadata: Some("{\"k\":1}".to_owned()),
+            created_by: Some("admin".to_owned()),
+            agent: AgentSpec {
+                allowed_tools: vec!["Read".to_owned()],
+                approval_timeout_secs: Some(60),
+                ..AgentSpec::default()
+            },
+            first_prompt: None,
+            host_id: None,
+            workspace: Some("/srv".to_owned()),
+        })
+        .await
+        .expect("run");
+    let run = store.run("r".to_owned()).await.expect("run");
+    assert_eq!(run.allowed_tools, ["Read"]);
+    assert_eq!(run.approval_timeout_secs, Some(60));
+    assert_eq!(run.workspace.as_deref(), Some("/srv"));
+    let duplicate = store
+        .create_run(NewRun {
+            id: "r".to_owned(),
+            capability_token: TOKEN.to_owned(),
+            command: None,
+            metadata: None,
+            created_by: None,
+            agent: AgentSpec::default(),
+            first_prompt: None,
+            host_id: None,
+            workspace: None,
+        })
+        .await
+        .expect_err("duplicate id");
+    assert!(
+        matches!(duplicate, StoreError::Constraint(_)),
+        "{duplicate:?}"
+    );
+    let listed = store
+        .list_runs(crate::store::RunFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 1);
+    let added = store
+        .runner_add_artifact(
+            auth("r", "art"),
+            crate::store::NewArtifact {
+                id: "a1".to_owned(),
+                filename: "out.log".to_owned(),
+                path: "r/a1".to_owned(),
+                size: 12,
+                content_type: "text/plain".to_owned(),
+            },
+        )
+        .await
+        .expect("artifact");
+    assert_eq!(store.artifact("a1".to_owned()).await.expect("get"), added);
+    assert_eq!(
+        store.list_artifacts("r".to_owned()).await.expect("list"),
+        std::slice::from_ref(&added)
+    );
+    assert_eq!(store.all_artifacts().await.expect("all").len(), 1);
+    let gone = store.delete_run("r".to_owned()).await.expect("delete");
+    assert_eq!(gone, [added]);
+    assert!(matches!(
+        store.run("r".to_owned()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.run_counts().await.expect("counts"), []);
+    let _ = store.list_commands("r".to_owned()).await.expect_err("gone");
+}
