@@ -321,7 +321,7 @@ pub async fn commands_are_delivered_and_answered_once<S: RunStore + CommandStore
 }
 
 /// Each audit row's hash follows from the one before; the chain verifies.
-pub async fn the_audit_chain_verifies(s: Subject) {
+pub async fn the_audit_chain_verifies<S: AuditStore + ?Sized>(s: Subject<S>) {
     let store = s.store.as_ref();
     for n in 0..5 {
         store
@@ -389,9 +389,29 @@ pub async fn prune_takes_finished_runs_only(s: Subject) {
     assert!(left.contains("run-live") && !left.contains("run-old"));
 }
 
-/// An idempotency key: claimed, in progress, answered, mismatched, expired.
-pub async fn idempotency_keys_keep_their_answers(s: Subject) {
+/// An idempotency key: claimed, in progress, answered, mismatched,
+/// expired, released; expired keys are purged.
+pub async fn idempotency_keys_keep_their_answers_and_expire(s: Subject) {
     let store = s.store.as_ref();
+    idempotency_keys_of(store).await;
+    assert_eq!(
+        store
+            .purge_expired(now_ms() + 1000)
+            .await
+            .expect("purge")
+            .idempotency_keys,
+        2
+    );
+}
+
+/// An idempotency key: claimed, in progress, answered, mismatched,
+/// expired, released.
+pub async fn idempotency_keys_keep_their_answers<S: IdempotencyStore + ?Sized>(s: Subject<S>) {
+    idempotency_keys_of(s.store.as_ref()).await;
+}
+
+/// Leaves two keys behind, both created now.
+async fn idempotency_keys_of<S: IdempotencyStore + ?Sized>(store: &S) {
     let claim = |fingerprint: &str, expired_before: i64| IdempotencyClaim {
         scope: "user-1".to_owned(),
         key: "key-1".to_owned(),
@@ -407,10 +427,15 @@ pub async fn idempotency_keys_keep_their_answers(s: Subject) {
         content_type: Some("application/json".to_owned()),
         body: b"{\"id\":\"r\"}".to_vec(),
     };
+    // An answered key is not given up.
     store
         .complete_idempotency_key("user-1".to_owned(), "key-1".to_owned(), answer.clone())
         .await
         .expect("complete");
+    store
+        .release_idempotency_key("user-1".to_owned(), "key-1".to_owned())
+        .await
+        .expect("release an answered key");
     assert_eq!(
         state(claim("a", 0)).await,
         IdempotencyState::Answered(answer)
@@ -420,24 +445,365 @@ pub async fn idempotency_keys_keep_their_answers(s: Subject) {
     let mut theirs = claim("b", 0);
     theirs.scope = "user-2".to_owned();
     assert_eq!(state(theirs).await, IdempotencyState::Claimed);
-    // Expired: claimed anew.
+    // Expired: claimed anew, without the old answer.
     assert_eq!(
         state(claim("b", now_ms() + 1000)).await,
         IdempotencyState::Claimed
     );
+    assert_eq!(state(claim("b", 0)).await, IdempotencyState::InProgress);
     store
         .release_idempotency_key("user-1".to_owned(), "key-1".to_owned())
         .await
         .expect("release");
     assert_eq!(state(claim("c", 0)).await, IdempotencyState::Claimed);
+}
+
+fn new_user(id: &str, name: &str, role: claw_proto::wire::Role) -> NewUser {
+    NewUser {
+        id: id.to_owned(),
+        username: name.to_owned(),
+        password_hash: format!("hash-of-{name}"),
+        role,
+    }
+}
+
+fn new_session(id_hash: &str, user_id: &str, expires_at: i64) -> NewSession {
+    NewSession {
+        id_hash: id_hash.to_owned(),
+        user_id: user_id.to_owned(),
+        expires_at,
+        ip: Some("192.0.2.1".to_owned()),
+    }
+}
+
+/// Users, the rules that keep an administrator, sessions and their ends,
+/// TOTP enrolment and codes used once.
+pub async fn users_sessions_and_the_last_administrator<S: IdentityStore + ?Sized>(s: Subject<S>) {
+    use claw_proto::wire::Role;
+    let store = s.store.as_ref();
+    assert_eq!(store.user_count().await.expect("count"), 0);
+    let admin = store
+        .create_first_user(new_user("u-admin", "admin", Role::Admin))
+        .await
+        .expect("first user");
+    assert_eq!(
+        (admin.username.as_str(), admin.role, admin.totp_secret),
+        ("admin", Role::Admin, None)
+    );
+    let again = store
+        .create_first_user(new_user("u-other", "other", Role::Admin))
+        .await
+        .expect_err("setup is done");
+    assert!(matches!(again, StoreError::Conflict(_)), "{again:?}");
+    let taken = store
+        .create_user(new_user("u-x", "admin", Role::Viewer))
+        .await
+        .expect_err("name taken");
+    assert!(
+        matches!(&taken, StoreError::Conflict(m) if m.contains("taken")),
+        "{taken:?}"
+    );
+    store
+        .create_user(new_user("u-bob", "bob", Role::Operator))
+        .await
+        .expect("bob");
+    assert_eq!(store.user_count().await.expect("count"), 2);
+    let names: Vec<String> = store
+        .list_users()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(names, ["admin", "bob"]);
     assert_eq!(
         store
-            .purge_expired(now_ms() + 1000)
+            .user_by_name("bob".to_owned())
             .await
-            .expect("purge")
-            .idempotency_keys,
-        2
+            .expect("by name")
+            .map(|u| u.id),
+        Some("u-bob".to_owned())
     );
+    assert_eq!(
+        store.user_by_name("nobody".to_owned()).await.expect("none"),
+        None
+    );
+    let unknown = store.user("u-none".to_owned()).await.expect_err("unknown");
+    assert!(matches!(unknown, StoreError::NotFound(_)), "{unknown:?}");
+    let unknown = store
+        .update_user("u-none".to_owned(), UserUpdate::default())
+        .await
+        .expect_err("unknown");
+    assert!(matches!(unknown, StoreError::NotFound(_)), "{unknown:?}");
+    let unknown = store
+        .delete_user("u-none".to_owned())
+        .await
+        .expect_err("unknown");
+    assert!(matches!(unknown, StoreError::NotFound(_)), "{unknown:?}");
+
+    // The last administrator stays one.
+    let demote = UserUpdate {
+        role: Some(Role::Viewer),
+        ..Default::default()
+    };
+    let refused = store
+        .update_user("u-admin".to_owned(), demote.clone())
+        .await
+        .expect_err("last administrator");
+    assert!(
+        matches!(&refused, StoreError::Conflict(m) if m.contains("demote the last")),
+        "{refused:?}"
+    );
+    let refused = store
+        .delete_user("u-admin".to_owned())
+        .await
+        .expect_err("last administrator");
+    assert!(
+        matches!(&refused, StoreError::Conflict(m) if m.contains("delete the last")),
+        "{refused:?}"
+    );
+    // An administrator staying one is no demotion.
+    store
+        .update_user(
+            "u-admin".to_owned(),
+            UserUpdate {
+                role: Some(Role::Admin),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("admin stays admin");
+    let promoted = store
+        .update_user(
+            "u-bob".to_owned(),
+            UserUpdate {
+                role: Some(Role::Admin),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("promote");
+    assert_eq!(promoted.role, Role::Admin);
+    let demoted = store
+        .update_user("u-admin".to_owned(), demote.clone())
+        .await
+        .expect("one of two administrators");
+    assert_eq!(demoted.role, Role::Viewer);
+    let refused = store
+        .update_user("u-bob".to_owned(), demote)
+        .await
+        .expect_err("now bob is the last");
+    assert!(matches!(refused, StoreError::Conflict(_)), "{refused:?}");
+
+    // Sessions: live ones only; a new password ends all but the one kept.
+    let now = now_ms();
+    let later = now + 3_600_000;
+    for (id, user) in [
+        ("aaaaaaaa01", "u-bob"),
+        ("aaaaaaaa02", "u-bob"),
+        ("bbbbbbbb01", "u-bob"),
+        ("cccccccc01", "u-admin"),
+    ] {
+        store
+            .create_session(new_session(id, user, later))
+            .await
+            .expect("session");
+    }
+    store
+        .create_session(new_session("dddddddd01", "u-bob", now - 1))
+        .await
+        .expect("expired session");
+    let (user, expires_at) = store
+        .session_user("aaaaaaaa01".to_owned())
+        .await
+        .expect("session user")
+        .expect("live");
+    assert_eq!((user.id.as_str(), expires_at), ("u-bob", later));
+    assert_eq!(
+        store
+            .session_user("dddddddd01".to_owned())
+            .await
+            .expect("expired"),
+        None
+    );
+    let listed = store.list_sessions().await.expect("sessions");
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    let bobs = listed
+        .iter()
+        .find(|r| r.id == "bbbbbbbb01")
+        .expect("listed");
+    assert_eq!(
+        (bobs.username.as_str(), bobs.role, bobs.ip.as_deref()),
+        ("bob", Role::Admin, Some("192.0.2.1"))
+    );
+    s.changes.take();
+    store
+        .update_user(
+            "u-bob".to_owned(),
+            UserUpdate {
+                password_hash: Some("new-hash".to_owned()),
+                keep_session: Some("aaaaaaaa01".to_owned()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("new password");
+    assert_eq!(s.changes.take(), [Change::SessionsChanged]);
+    let left: Vec<String> = store
+        .list_sessions()
+        .await
+        .expect("sessions")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&"aaaaaaaa01".to_owned()) && left.contains(&"cccccccc01".to_owned()));
+    assert_eq!(
+        store
+            .user("u-bob".to_owned())
+            .await
+            .expect("bob")
+            .password_hash,
+        "new-hash"
+    );
+
+    // Ending sessions by id prefix, by user, all.
+    store
+        .create_session(new_session("aaaaaaaa03", "u-bob", later))
+        .await
+        .expect("session");
+    for (prefix, short) in [("aaaaaaa", true), ("aaaaxxxx", true)] {
+        let refused = store
+            .revoke_sessions(SessionSelector::Id(prefix.to_owned()))
+            .await
+            .expect_err("not an id");
+        assert_eq!(
+            matches!(refused, StoreError::NotFound(_)),
+            short,
+            "{refused:?}"
+        );
+    }
+    let ambiguous = store
+        .revoke_sessions(SessionSelector::Id("aaaaaaaa".to_owned()))
+        .await
+        .expect_err("two match");
+    assert!(
+        matches!(&ambiguous, StoreError::Conflict(m) if m.contains("matches 2")),
+        "{ambiguous:?}"
+    );
+    let none = store
+        .revoke_sessions(SessionSelector::Id("eeeeeeee".to_owned()))
+        .await
+        .expect_err("none match");
+    assert!(matches!(none, StoreError::NotFound(_)), "{none:?}");
+    assert_eq!(
+        store
+            .revoke_sessions(SessionSelector::Id("aaaaaaaa03".to_owned()))
+            .await
+            .expect("one"),
+        1
+    );
+    let unknown = store
+        .revoke_sessions(SessionSelector::User("nobody".to_owned()))
+        .await
+        .expect_err("unknown user");
+    assert!(matches!(unknown, StoreError::NotFound(_)), "{unknown:?}");
+    // bob's one session left (the new password took his expired one).
+    assert_eq!(
+        store
+            .revoke_sessions(SessionSelector::User("bob".to_owned()))
+            .await
+            .expect("bob's"),
+        1
+    );
+    store
+        .delete_session("cccccccc01".to_owned())
+        .await
+        .expect("log out");
+    assert_eq!(store.list_sessions().await.expect("none").len(), 0);
+    store
+        .create_session(new_session("ffffffff01", "u-admin", later))
+        .await
+        .expect("session");
+    assert_eq!(
+        store
+            .revoke_sessions(SessionSelector::All)
+            .await
+            .expect("all"),
+        1
+    );
+
+    // TOTP: enrolled once confirmed; a code's step is used once.
+    let none = store
+        .confirm_totp("u-bob".to_owned(), 10)
+        .await
+        .expect_err("nothing pending");
+    assert!(matches!(none, StoreError::Conflict(_)), "{none:?}");
+    let unknown = store
+        .set_totp_pending("u-none".to_owned(), "SECRET".to_owned())
+        .await
+        .expect_err("unknown");
+    assert!(matches!(unknown, StoreError::NotFound(_)), "{unknown:?}");
+    store
+        .set_totp_pending("u-bob".to_owned(), "SECRET".to_owned())
+        .await
+        .expect("pending");
+    let bob = store.user("u-bob".to_owned()).await.expect("bob");
+    assert_eq!(
+        (bob.totp_secret, bob.totp_pending_secret.as_deref()),
+        (None, Some("SECRET"))
+    );
+    store
+        .confirm_totp("u-bob".to_owned(), 10)
+        .await
+        .expect("confirm");
+    let bob = store.user("u-bob".to_owned()).await.expect("bob");
+    assert_eq!(
+        (bob.totp_secret.as_deref(), bob.totp_pending_secret),
+        (Some("SECRET"), None)
+    );
+    let used = |step| store.use_totp_step("u-bob".to_owned(), step);
+    assert!(!used(10).await.expect("the confirming code"));
+    assert!(!used(9).await.expect("an earlier code"));
+    assert!(used(11).await.expect("the next code"));
+    assert!(!used(11).await.expect("again"));
+    store
+        .create_session(new_session("12345678ab", "u-bob", later))
+        .await
+        .expect("session");
+    let reset = store
+        .update_user(
+            "u-bob".to_owned(),
+            UserUpdate {
+                reset_totp: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("reset");
+    assert_eq!((reset.totp_secret, reset.totp_pending_secret), (None, None));
+    assert_eq!(store.list_sessions().await.expect("ended").len(), 0);
+    // After a reset any step is new again.
+    assert!(used(1).await.expect("after reset"));
+
+    // A deleted user's sessions go with it.
+    store
+        .create_session(new_session("87654321ab", "u-admin", later))
+        .await
+        .expect("session");
+    let gone = store
+        .delete_user("u-admin".to_owned())
+        .await
+        .expect("delete");
+    assert_eq!(gone.username, "admin");
+    assert_eq!(
+        store
+            .session_user("87654321ab".to_owned())
+            .await
+            .expect("gone"),
+        None
+    );
+    assert_eq!(store.user_count().await.expect("count"), 1);
 }
 
 /// Changes arrive after their commit, in commit order, one kind each.
@@ -739,7 +1105,8 @@ mod sqlite {
         commands_are_delivered_and_answered_once,
         the_audit_chain_verifies,
         prune_takes_finished_runs_only,
-        idempotency_keys_keep_their_answers,
+        idempotency_keys_keep_their_answers_and_expire,
+        users_sessions_and_the_last_administrator,
         changes_follow_their_commits_in_order,
         approvals_are_made_decided_once_and_resolved,
     );

@@ -7,6 +7,7 @@
 //! to one [`ChangeSink`] (the live hub): nothing else announces what the
 //! store did.
 
+mod audit_chain;
 mod change;
 mod error;
 // Not started by clawd until every store trait is there (daemon.rs).

@@ -19,6 +19,9 @@
 //! one lock, so a transaction that waited for another's row is announced
 //! after it.
 
+mod audit;
+mod idempotency;
+mod identity;
 mod migrate;
 mod runs;
 

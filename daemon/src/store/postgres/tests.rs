@@ -62,6 +62,9 @@ conformance!(
     nonces_and_tokens,
     commands_are_delivered_and_answered_once,
     changes_follow_their_commits_in_order,
+    the_audit_chain_verifies,
+    idempotency_keys_keep_their_answers,
+    users_sessions_and_the_last_administrator,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
