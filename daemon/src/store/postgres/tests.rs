@@ -426,3 +426,246 @@ async fn commands_and_artifacts_round_trip() {
     assert_eq!(store.run_counts().await.expect("counts"), []);
     let _ = store.list_commands("r".to_owned()).await.expect_err("gone");
 }
+
+/// Two instances appending to the audit log at once, 200 entries each:
+/// one chain over all 400, verified as SQLite verifies it, and an edit
+/// made behind the store's back breaks it at that row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_append_one_audit_chain() {
+    use crate::store::{AuditEntry, AuditFilter, AuditStore, ChainVerdict};
+    let cluster = TempCluster::start();
+    let (a, _) = open(&cluster.url()).await;
+    let (b, _) = open(&cluster.url()).await;
+    let mut appends = Vec::new();
+    for (name, store) in [("a", a.clone()), ("b", b.clone())] {
+        appends.push(tokio::spawn(async move {
+            for n in 0..200 {
+                store
+                    .audit(AuditEntry {
+                        username: Some(format!("user-{name}")),
+                        action: format!("test.{name}"),
+                        target: Some(n.to_string()),
+                        details: (n % 3 == 0).then(|| r#"{"k":1}"#.to_owned()),
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("audit");
+            }
+        }));
+    }
+    for append in appends {
+        append.await.expect("task");
+    }
+    for store in [&a, &b] {
+        let verdict = store.verify_audit_chain().await.expect("verify");
+        assert_eq!(
+            verdict,
+            ChainVerdict {
+                checked: 400,
+                broken: None
+            }
+        );
+    }
+    // Both instances' entries are in it, interleaved or not.
+    let theirs = a
+        .list_audit(AuditFilter {
+            action: Some("test.b".to_owned()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(theirs.len(), 200);
+    // The head holds the last row's id and hash.
+    let head = cluster
+        .psql(
+            PG_DATABASE,
+            "SELECT (SELECT last_id = (SELECT max(id) FROM audit_log) \
+             AND hash = (SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1)) FROM audit_head",
+        )
+        .expect("head");
+    assert_eq!(head, "t");
+    // An edited row breaks the chain there; a removed one at its successor.
+    let edited: i64 = cluster
+        .psql(
+            PG_DATABASE,
+            "SELECT id FROM audit_log ORDER BY id OFFSET 99 LIMIT 1",
+        )
+        .expect("id")
+        .parse()
+        .expect("an id");
+    cluster
+        .psql(
+            PG_DATABASE,
+            &format!("UPDATE audit_log SET target = 'forged' WHERE id = {edited}"),
+        )
+        .expect("edit");
+    let verdict = b.verify_audit_chain().await.expect("verify");
+    assert_eq!(verdict.checked, 99);
+    let (at, why) = verdict.broken.expect("broken");
+    assert_eq!(at, edited);
+    assert!(why.contains("edited"), "{why}");
+    cluster
+        .psql(
+            PG_DATABASE,
+            &format!("DELETE FROM audit_log WHERE id = {edited}"),
+        )
+        .expect("remove");
+    let verdict = a.verify_audit_chain().await.expect("verify");
+    assert_eq!(verdict.checked, 99);
+    let (at, why) = verdict.broken.expect("broken");
+    assert!(at > edited, "{at}");
+    assert!(why.contains("removed or inserted"), "{why}");
+}
+
+/// The hash of a PostgreSQL audit row is the one SQLite computes for the
+/// same row: `audit verify` means the same on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_rows_hash_as_on_sqlite() {
+    use crate::store::audit_chain::{ChainRow, row_hash};
+    use crate::store::{AuditEntry, AuditFilter, AuditStore};
+    let cluster = TempCluster::start();
+    let (store, _) = open(&cluster.url()).await;
+    for action in ["user.login", "run.create"] {
+        store
+            .audit(AuditEntry {
+                user_id: Some("u-1".to_owned()),
+                username: Some("admin".to_owned()),
+                action: action.to_owned(),
+                ip: Some("192.0.2.1".to_owned()),
+                ..Default::default()
+            })
+            .await
+            .expect("audit");
+    }
+    let mut rows = store
+        .list_audit(AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    rows.reverse();
+    let mut prev = String::new();
+    for row in rows {
+        let chained = ChainRow {
+            id: row.id,
+            timestamp: row.timestamp,
+            user_id: row.user_id,
+            username: row.username,
+            action: row.action,
+            target: row.target,
+            details: row.details,
+            ip: row.ip,
+            prev_hash: prev.clone(),
+            hash: String::new(),
+        };
+        assert_eq!(row.hash, row_hash(&prev, &chained));
+        prev = row.hash;
+    }
+}
+
+/// Two instances demoting the last two administrators at once: one of
+/// them is refused, an administrator is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_never_leave_no_administrator() {
+    use crate::store::{IdentityStore, NewUser, UserUpdate};
+    use claw_proto::wire::Role;
+    let cluster = TempCluster::start();
+    let (a, _) = open(&cluster.url()).await;
+    let (b, _) = open(&cluster.url()).await;
+    // Of two first users created at once, one is.
+    let first = |store: PgStore, name: &'static str| async move {
+        store
+            .create_first_user(NewUser {
+                id: format!("u-{name}"),
+                username: name.to_owned(),
+                password_hash: "x".to_owned(),
+                role: Role::Admin,
+            })
+            .await
+    };
+    let (x, y) = tokio::join!(first(a.clone(), "one"), first(b.clone(), "two"));
+    assert!(x.is_ok() != y.is_ok(), "exactly one: {x:?} {y:?}");
+    let other = if x.is_ok() { "two" } else { "one" };
+    a.create_user(NewUser {
+        id: format!("u-{other}"),
+        username: other.to_owned(),
+        password_hash: "x".to_owned(),
+        role: Role::Admin,
+    })
+    .await
+    .expect("second administrator");
+    for round in 0..10 {
+        let demote = |store: PgStore, id: &'static str| async move {
+            store
+                .update_user(
+                    id.to_owned(),
+                    UserUpdate {
+                        role: Some(Role::Viewer),
+                        ..Default::default()
+                    },
+                )
+                .await
+        };
+        let (x, y) = tokio::join!(demote(a.clone(), "u-one"), demote(b.clone(), "u-two"));
+        assert!(x.is_ok() != y.is_ok(), "round {round}: {x:?} {y:?}");
+        let refused = x.err().or(y.err()).expect("one refused");
+        assert!(matches!(refused, StoreError::Conflict(_)), "{refused:?}");
+        let admins = cluster
+            .psql(
+                PG_DATABASE,
+                "SELECT count(*) FROM users WHERE role = 'admin'",
+            )
+            .expect("count");
+        assert_eq!(admins, "1");
+        // Both administrators again; then deleting both at once.
+        for id in ["u-one", "u-two"] {
+            a.update_user(
+                id.to_owned(),
+                UserUpdate {
+                    role: Some(Role::Admin),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("promote");
+        }
+    }
+    let (x, y) = tokio::join!(
+        a.delete_user("u-one".to_owned()),
+        b.delete_user("u-two".to_owned())
+    );
+    assert!(x.is_ok() != y.is_ok(), "{x:?} {y:?}");
+    assert_eq!(a.user_count().await.expect("count"), 1);
+}
+
+/// One key claimed on two instances at once: one claim, the other sees it
+/// in progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_claim_an_idempotency_key_once() {
+    use crate::clock::now_ms;
+    use crate::store::{IdempotencyClaim, IdempotencyState, IdempotencyStore};
+    let cluster = TempCluster::start();
+    let (a, _) = open(&cluster.url()).await;
+    let (b, _) = open(&cluster.url()).await;
+    for n in 0..20 {
+        let claim = |expired_before: i64| IdempotencyClaim {
+            scope: "user-1".to_owned(),
+            key: format!("key-{n}"),
+            fingerprint: "f".to_owned(),
+            now: now_ms(),
+            expired_before,
+        };
+        let (x, y) = tokio::join!(
+            a.claim_idempotency_key(claim(0)),
+            b.claim_idempotency_key(claim(0))
+        );
+        let mut states = [x.expect("claim"), y.expect("claim")];
+        states.sort_by_key(|s| format!("{s:?}"));
+        assert_eq!(
+            states,
+            [IdempotencyState::Claimed, IdempotencyState::InProgress]
+        );
+    }
+}
