@@ -1,6 +1,7 @@
 //! The PostgreSQL store, for installations that outgrow one machine
 //! (issue 23): several gateways on one database. Being built: it has its
-//! schema and migrations, the runs, commands and artifacts; clawd refuses
+//! schema and migrations, the runs, commands and artifacts, users and
+//! sessions, the audit chain and idempotency keys; clawd refuses
 //! `store.backend = "postgres"` until every store trait is here.
 //!
 //! Every request is one transaction on a pooled connection
@@ -22,6 +23,7 @@
 mod audit;
 mod idempotency;
 mod identity;
+mod logins;
 mod migrate;
 mod runs;
 

@@ -669,3 +669,84 @@ async fn two_instances_claim_an_idempotency_key_once() {
         );
     }
 }
+
+/// Failed logins counted in the database: two instances share the count,
+/// guesses racing on both cannot pass the limit, a released attempt and a
+/// cleared key count no more, and the window slides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_failures_are_counted_over_every_instance() {
+    use crate::clock::now_ms;
+    let cluster = TempCluster::start();
+    let (a, _) = open(&cluster.url()).await;
+    let (b, _) = open(&cluster.url()).await;
+    let window = 15 * 60 * 1000;
+    let now = now_ms();
+    // 20 guesses at once, half on each instance, against a limit of 5.
+    let mut guesses = Vec::new();
+    for n in 0..20 {
+        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+        guesses.push(tokio::spawn(async move {
+            store.login_hit("user:bob", 5, window, now + n).await
+        }));
+    }
+    let mut allowed = 0;
+    for guess in guesses {
+        if guess.await.expect("task").expect("hit") {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 5);
+    assert!(
+        !b.login_hit("user:bob", 5, window, now + 100)
+            .await
+            .expect("hit")
+    );
+    // Another key has its own count; no limit counts nothing.
+    assert!(
+        a.login_hit("ip:192.0.2.1", 5, window, now)
+            .await
+            .expect("hit")
+    );
+    assert!(a.login_hit("user:bob", 0, window, now).await.expect("hit"));
+    // A released attempt makes room for one more.
+    let counted = cluster
+        .psql(
+            PG_DATABASE,
+            "SELECT min(at) FROM login_failures WHERE key = 'user:bob'",
+        )
+        .expect("first");
+    let first: i64 = counted.parse().expect("a time");
+    a.login_release("user:bob", first).await.expect("release");
+    assert!(
+        b.login_hit("user:bob", 5, window, now + 200)
+            .await
+            .expect("hit")
+    );
+    assert!(
+        !a.login_hit("user:bob", 5, window, now + 201)
+            .await
+            .expect("hit")
+    );
+    // The window slides: old failures stop counting (and are removed).
+    assert!(
+        a.login_hit("user:bob", 5, window, now + window + 200)
+            .await
+            .expect("hit")
+    );
+    // A success clears the name.
+    b.login_clear("user:bob").await.expect("clear");
+    let left = cluster
+        .psql(
+            PG_DATABASE,
+            "SELECT count(*) FROM login_failures WHERE key = 'user:bob'",
+        )
+        .expect("count");
+    assert_eq!(left, "0");
+    assert_eq!(
+        cluster
+            .psql(PG_DATABASE, "SELECT count(*) FROM login_failures")
+            .expect("count"),
+        "1",
+        "the address's count stays"
+    );
+}
