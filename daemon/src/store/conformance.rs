@@ -528,7 +528,11 @@ fn decision(approval_id: &str, command_id: &str, allow: bool) -> NewDecision {
 /// second) and the run `waiting`; the first decision wins, queues its
 /// command and makes the run `running`; the runner's word on a request
 /// (expired) stands; a run that ends cancels what is still pending.
-pub async fn approvals_are_made_decided_once_and_resolved(s: Subject) {
+pub async fn approvals_are_made_decided_once_and_resolved<
+    S: RunStore + CommandStore + ApprovalStore + ?Sized,
+>(
+    s: Subject<S>,
+) {
     use claw_proto::agent::ApprovalStatus;
     let store = s.store.as_ref();
     new_run(store, "run-a").await;

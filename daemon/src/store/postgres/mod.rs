@@ -19,7 +19,9 @@
 //! one lock, so a transaction that waited for another's row is announced
 //! after it.
 
+mod approvals;
 mod migrate;
+mod notify;
 mod runs;
 
 #[cfg(test)]

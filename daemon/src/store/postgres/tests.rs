@@ -62,6 +62,7 @@ conformance!(
     nonces_and_tokens,
     commands_are_delivered_and_answered_once,
     changes_follow_their_commits_in_order,
+    approvals_are_made_decided_once_and_resolved,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
