@@ -20,6 +20,7 @@
 //! after it.
 
 mod approvals;
+mod hosts;
 mod migrate;
 mod notify;
 mod runs;

@@ -63,6 +63,8 @@ conformance!(
     commands_are_delivered_and_answered_once,
     changes_follow_their_commits_in_order,
     approvals_are_made_decided_once_and_resolved,
+    notifications_are_queued_attempted_and_retried,
+    hosts_enrol_once_and_are_revoked_for_good,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
