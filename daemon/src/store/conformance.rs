@@ -894,7 +894,11 @@ fn decision(approval_id: &str, command_id: &str, allow: bool) -> NewDecision {
 /// second) and the run `waiting`; the first decision wins, queues its
 /// command and makes the run `running`; the runner's word on a request
 /// (expired) stands; a run that ends cancels what is still pending.
-pub async fn approvals_are_made_decided_once_and_resolved(s: Subject) {
+pub async fn approvals_are_made_decided_once_and_resolved<
+    S: RunStore + CommandStore + ApprovalStore + ?Sized,
+>(
+    s: Subject<S>,
+) {
     use claw_proto::agent::ApprovalStatus;
     let store = s.store.as_ref();
     new_run(store, "run-a").await;
@@ -1067,6 +1071,402 @@ pub async fn approvals_are_made_decided_once_and_resolved(s: Subject) {
     );
 }
 
+fn channel(id: &str, kind: claw_proto::notify::ChannelKind, target: &str) -> NewChannelRow {
+    use claw_proto::notify::{ChannelScope, NotifyKind};
+    NewChannelRow {
+        id: id.to_owned(),
+        user_id: None,
+        kind,
+        name: id.to_owned(),
+        target: target.to_owned(),
+        secret: Some("s1".to_owned()),
+        events: vec![
+            NotifyKind::Finished,
+            NotifyKind::Stopped,
+            NotifyKind::RunnerLost,
+        ],
+        scope: ChannelScope::Own,
+    }
+}
+
+/// A run's end and a lost runner are queued for the channels that want
+/// them, in the change's transaction; attempts, dead letters, retry and
+/// purge; channels updated and removed; a browser's subscription saved
+/// once per endpoint.
+pub async fn notifications_are_queued_attempted_and_retried<S: RunStore + NotifyStore + ?Sized>(
+    s: Subject<S>,
+) {
+    use claw_proto::notify::{ChannelKind, ChannelScope, DeliveryStatus, NotifyKind};
+    let store = s.store.as_ref();
+    let hook = store
+        .add_channel(channel("hook", ChannelKind::Webhook, "https://h.example"))
+        .await
+        .expect("add");
+    assert_eq!(hook.events.len(), 3);
+    let mut failed_only = channel("failures", ChannelKind::Ntfy, "https://n.example");
+    failed_only.events = vec![NotifyKind::Failed];
+    store.add_channel(failed_only).await.expect("add");
+
+    new_run(store, "run-n").await;
+    store
+        .runner_ingest(
+            auth("run-n"),
+            vec![
+                marker(r#"{"event":"started"}"#),
+                marker(r#"{"event":"finished","exitCode":0}"#),
+            ],
+        )
+        .await
+        .expect("finish");
+    let due = store.due_deliveries(now_ms() + 1, 10).await.expect("due");
+    assert_eq!(due.len(), 1, "only the channel that wants it: {due:?}");
+    let (delivery, to) = &due[0];
+    assert_eq!(to.id, "hook");
+    assert_eq!(delivery.channel_name, "hook");
+    assert_eq!(delivery.kind, NotifyKind::Finished);
+    let draft: NotificationDraft = serde_json::from_str(&delivery.payload).expect("payload");
+    assert_eq!(draft.title, "claude finished");
+    assert_eq!(draft.path, "#/runs/run-n");
+
+    let id = delivery.id.clone();
+    store
+        .record_attempt(
+            id.clone(),
+            Attempt::Retry {
+                next_at: now_ms() + 3_600_000,
+                error: "503".to_owned(),
+            },
+        )
+        .await
+        .expect("retry later");
+    assert!(
+        store
+            .due_deliveries(now_ms(), 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+    let pending = store
+        .deliveries(Some(DeliveryStatus::Pending), 10)
+        .await
+        .expect("list");
+    assert_eq!(pending[0].attempts, 1);
+    assert_eq!(pending[0].last_error.as_deref(), Some("503"));
+    match store.retry_delivery(id.clone()).await {
+        Err(StoreError::Conflict(why)) => assert!(why.contains("only dead letters"), "{why}"),
+        other => panic!("retrying a pending one: {other:?}"),
+    }
+    store
+        .record_attempt(
+            id.clone(),
+            Attempt::Dead {
+                error: "410".to_owned(),
+            },
+        )
+        .await
+        .expect("dead");
+    let retried = store.retry_delivery(id.clone()).await.expect("retry");
+    assert_eq!(retried.status, DeliveryStatus::Pending);
+    assert_eq!(retried.attempts, 0);
+    assert_eq!(retried.done_at, None);
+    store
+        .record_attempt(id.clone(), Attempt::Delivered)
+        .await
+        .expect("delivered");
+    store
+        .record_attempt(
+            id.clone(),
+            Attempt::Dead {
+                error: "late".to_owned(),
+            },
+        )
+        .await
+        .expect("a delivered one stays delivered");
+    assert!(matches!(
+        store.retry_delivery("nope".to_owned()).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Stopped before it started: queued with the stop.
+    new_run(store, "run-s").await;
+    store
+        .request_stop("run-s".to_owned(), "stop-1".to_owned(), None)
+        .await
+        .expect("stop");
+    let stopped = store
+        .deliveries(Some(DeliveryStatus::Pending), 10)
+        .await
+        .expect("list");
+    assert_eq!(stopped.len(), 1);
+    assert_eq!(stopped[0].kind, NotifyKind::Stopped);
+    store
+        .record_attempt(
+            stopped[0].id.clone(),
+            Attempt::Dead {
+                error: "gone".to_owned(),
+            },
+        )
+        .await
+        .expect("dead");
+    assert_eq!(store.purge_dead().await.expect("purge"), 1);
+
+    // A lost runner is reported once.
+    new_run(store, "run-l").await;
+    store
+        .runner_ingest(auth("run-l"), vec![marker(r#"{"event":"started"}"#)])
+        .await
+        .expect("start");
+    let ids = vec!["run-l".to_owned(), "run-n".to_owned(), "nope".to_owned()];
+    assert_eq!(
+        store.report_lost_runners(ids.clone()).await.expect("lost"),
+        1
+    );
+    assert_eq!(store.report_lost_runners(ids).await.expect("lost"), 0);
+    let counts = store.outbox_counts().await.expect("counts");
+    assert_eq!(
+        (
+            counts.pending,
+            counts.delivered,
+            counts.dead,
+            counts.channels
+        ),
+        (1, 1, 0, 2)
+    );
+
+    // Channels: changed, listed, removed with their deliveries.
+    let changed = store
+        .update_channel(
+            "hook".to_owned(),
+            Some(vec![NotifyKind::Failed]),
+            Some(ChannelScope::All),
+        )
+        .await
+        .expect("update");
+    assert_eq!(changed.events, [NotifyKind::Failed]);
+    assert_eq!(changed.scope, ChannelScope::All);
+    assert_eq!(
+        store.channel("hook".to_owned()).await.expect("get"),
+        changed
+    );
+    assert!(matches!(
+        store.update_channel("nope".to_owned(), None, None).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let all = store.channels(None).await.expect("channels");
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        store
+            .channels(Some("someone".to_owned()))
+            .await
+            .expect("channels")
+            .len(),
+        2,
+        "global channels are everyone's"
+    );
+    store
+        .delete_channel("failures".to_owned())
+        .await
+        .expect("delete");
+    assert!(matches!(
+        store.delete_channel("failures".to_owned()).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // A browser's subscription: one per endpoint, its keys renewed.
+    let first = store
+        .save_push_subscription(channel("push-1", ChannelKind::Webpush, "https://push/e1"))
+        .await
+        .expect("save");
+    let mut again = channel("push-2", ChannelKind::Webpush, "https://push/e1");
+    again.secret = Some("s2".to_owned());
+    again.name = "renamed".to_owned();
+    let second = store.save_push_subscription(again).await.expect("save");
+    assert_eq!(second.id, first.id);
+    assert_eq!(second.secret.as_deref(), Some("s2"));
+    assert_eq!(second.name, "renamed");
+    store
+        .save_push_subscription(channel("push-3", ChannelKind::Webpush, "https://push/e2"))
+        .await
+        .expect("save");
+    // The push service says one is gone.
+    store
+        .runner_ingest(
+            auth("run-l"),
+            vec![marker(r#"{"event":"finished","exitCode":0}"#)],
+        )
+        .await
+        .expect("finish");
+    let to_push: Vec<DeliveryRow> = store
+        .deliveries(Some(DeliveryStatus::Pending), 10)
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|d| d.channel_id == "push-3")
+        .collect();
+    assert_eq!(to_push.len(), 1);
+    store
+        .record_attempt(
+            to_push[0].id.clone(),
+            Attempt::ChannelGone {
+                error: "410".to_owned(),
+            },
+        )
+        .await
+        .expect("gone");
+    assert!(matches!(
+        store.channel("push-3".to_owned()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.remove_push_subscriptions().await.expect("remove"), 1);
+    assert_eq!(store.outbox_counts().await.expect("counts").channels, 1);
+}
+
+/// A host's enrolment token is renewed until it is spent, once; an
+/// expired one is said so; a host request's nonce is used once; a revoked
+/// host is refused until removed.
+pub async fn hosts_enrol_once_and_are_revoked_for_good<S: HostStore + ?Sized>(s: Subject<S>) {
+    let store = s.store.as_ref();
+    let later = now_ms() + 3_600_000;
+    let added = store
+        .add_host("h-1".to_owned(), "box".to_owned(), "t1".to_owned(), later)
+        .await
+        .expect("add");
+    let renewed = store
+        .add_host(
+            "h-2".to_owned(),
+            "box".to_owned(),
+            "t2".to_owned(),
+            later + 1,
+        )
+        .await
+        .expect("a new token");
+    assert_eq!(renewed.id, added.id);
+    assert_eq!(renewed.token_expires_at, Some(later + 1));
+    let now = now_ms();
+    assert!(matches!(
+        store
+            .enroll_host("t1".to_owned(), "salt".to_owned(), now)
+            .await,
+        Ok(Enrolment::Unknown)
+    ));
+    let host = match store
+        .enroll_host("t2".to_owned(), "salt".to_owned(), now)
+        .await
+    {
+        Ok(Enrolment::Enrolled(host)) => host,
+        other => panic!("enrol: {other:?}"),
+    };
+    assert_eq!(host.key_salt.as_deref(), Some("salt"));
+    assert_eq!(host.enrolled_at, Some(now));
+    assert_eq!(host.token_expires_at, None);
+    assert!(matches!(
+        store
+            .enroll_host("t2".to_owned(), "salt".to_owned(), now)
+            .await,
+        Ok(Enrolment::Unknown)
+    ));
+    match store
+        .add_host("h-3".to_owned(), "box".to_owned(), "t3".to_owned(), later)
+        .await
+    {
+        Err(StoreError::Conflict(why)) => assert!(why.contains("enrolled already"), "{why}"),
+        other => panic!("adding an enrolled host: {other:?}"),
+    }
+
+    let request = auth("any");
+    let checked = store
+        .host_check(host.id.clone(), request.clone())
+        .await
+        .expect("check");
+    assert_eq!(checked.name, "box");
+    assert!(matches!(
+        store.host_check(host.id.clone(), request).await,
+        Err(StoreError::Replay)
+    ));
+    assert!(matches!(
+        store.host_check("nope".to_owned(), auth("any")).await,
+        Err(StoreError::NotFound(_))
+    ));
+    store
+        .host_seen(
+            host.id.clone(),
+            Some(r#"{"os":"linux"}"#.to_owned()),
+            now + 5,
+        )
+        .await
+        .expect("seen");
+    store
+        .host_seen(host.id.clone(), None, now + 6)
+        .await
+        .expect("seen");
+    let seen = store.host(host.id.clone()).await.expect("by id");
+    assert_eq!(seen.last_seen_at, Some(now + 6));
+    assert_eq!(seen.info.as_deref(), Some(r#"{"os":"linux"}"#));
+
+    // Expired, and a second host listed by name.
+    store
+        .add_host(
+            "h-4".to_owned(),
+            "alpha".to_owned(),
+            "t4".to_owned(),
+            now - 1,
+        )
+        .await
+        .expect("add");
+    match store
+        .enroll_host("t4".to_owned(), "salt".to_owned(), now)
+        .await
+    {
+        Ok(Enrolment::Expired { host }) => assert_eq!(host, "alpha"),
+        other => panic!("an expired token: {other:?}"),
+    }
+    let names: Vec<String> = store
+        .hosts()
+        .await
+        .expect("hosts")
+        .into_iter()
+        .map(|h| h.name)
+        .collect();
+    assert_eq!(names, ["alpha", "box"]);
+
+    // Revoked for good: refused, not added again until removed.
+    let revoked = store
+        .revoke_host("box".to_owned(), now + 10)
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.revoked_at, Some(now + 10));
+    let again = store
+        .revoke_host("box".to_owned(), now + 20)
+        .await
+        .expect("revoke again");
+    assert_eq!(again.revoked_at, Some(now + 10));
+    assert!(matches!(
+        store.host_check(host.id.clone(), auth("any")).await,
+        Err(StoreError::NotFound(_))
+    ));
+    match store
+        .add_host("h-5".to_owned(), "box".to_owned(), "t5".to_owned(), later)
+        .await
+    {
+        Err(StoreError::Conflict(why)) => assert!(why.contains("was revoked"), "{why}"),
+        other => panic!("adding a revoked host: {other:?}"),
+    }
+    let removed = store.remove_host("box".to_owned()).await.expect("remove");
+    assert_eq!(removed.id, host.id);
+    assert!(matches!(
+        store.host("box".to_owned()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.remove_host("box".to_owned()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    store
+        .add_host("h-6".to_owned(), "box".to_owned(), "t6".to_owned(), later)
+        .await
+        .expect("added again once removed");
+}
+
 mod sqlite {
     use super::*;
     use crate::store::sqlite::{Durability, SqliteStore, StoreSettings};
@@ -1109,5 +1509,7 @@ mod sqlite {
         users_sessions_and_the_last_administrator,
         changes_follow_their_commits_in_order,
         approvals_are_made_decided_once_and_resolved,
+        notifications_are_queued_attempted_and_retried,
+        hosts_enrol_once_and_are_revoked_for_good,
     );
 }

@@ -20,11 +20,14 @@
 //! one lock, so a transaction that waited for another's row is announced
 //! after it.
 
+mod approvals;
 mod audit;
+mod hosts;
 mod idempotency;
 mod identity;
 mod logins;
 mod migrate;
+mod notify;
 mod runs;
 
 #[cfg(test)]

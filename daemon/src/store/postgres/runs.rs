@@ -1,12 +1,11 @@
 //! Runs, events, commands and artifacts on PostgreSQL.
 //!
-//! Still to come with the approval and notification stores, which they
-//! share tables with: at ingest, `approval_request` and `approval_resolved`
-//! events making and resolving approvals (and a run that ends cancelling
-//! its open ones), the `run_ended` notifications of a finished or stopped
-//! run, and the `Approval` change of an acknowledged decision command
-//! (sqlite/approvals.rs, sqlite/notify.rs). Until then these events are
-//! stored like any other and change nothing else.
+//! At ingest, in the transaction that stores the events (as
+//! sqlite/runs.rs): `approval_request` and `approval_resolved` events make
+//! and resolve approvals, a run that ends cancels its open ones and queues
+//! its `run_ended` notifications (approvals.rs, notify.rs); a run stopped
+//! before it started queues them too, and an acknowledged decision command
+//! announces its approval (now delivered).
 
 use std::collections::HashMap;
 
@@ -19,7 +18,7 @@ use deadpool_postgres::GenericClient;
 use subtle::ConstantTimeEq;
 use tokio_postgres::Row;
 
-use super::{PgStore, big, unbig};
+use super::{PgStore, approvals, big, notify, unbig};
 use crate::clock::now_ms;
 use crate::store::{
     ArtifactIndex, ArtifactRow, Change, CommandOutcome, CommandRow, CommandStore, EventRow,
@@ -124,7 +123,7 @@ async fn get_run(conn: &impl GenericClient, id: &str) -> Result<RunRow, StoreErr
 
 /// The run's status; with `lock`, its row is locked for the transaction
 /// (`FOR NO KEY UPDATE`: rows that refer to it may still be added).
-async fn run_status(
+pub(super) async fn run_status(
     conn: &impl GenericClient,
     id: &str,
     lock: bool,
@@ -271,7 +270,20 @@ async fn ingest(
             continue;
         }
         let change = match event.kind {
-            EventType::Marker => apply_marker(conn, run_id, &event.data, now).await?,
+            EventType::Marker => {
+                let change = apply_marker(conn, run_id, &event.data, now).await?;
+                if let Some(ended) = change.as_ref().filter(|c| c.status.is_finished()) {
+                    approvals::cancel_open(conn, run_id, now, changes).await?;
+                    notify::run_ended(conn, run_id, ended.status, ended.exit_code, now).await?;
+                }
+                change
+            }
+            EventType::ApprovalRequest => {
+                approvals::on_request(conn, run_id, &event.data, now, changes).await?
+            }
+            EventType::ApprovalResolved => {
+                approvals::on_resolved(conn, run_id, &event.data, now, changes).await?
+            }
             _ => None,
         };
         if change.is_some() {
@@ -581,6 +593,7 @@ impl RunStore for PgStore {
             command_id: row.id.clone(),
         });
         if stopped_at_once {
+            notify::run_ended(&tx, &run_id, RunStatus::Stopped, None, now_ms()).await?;
             changes.push(Change::RunStatus(StatusChange {
                 run_id,
                 status: RunStatus::Stopped,
@@ -796,7 +809,12 @@ impl CommandStore for PgStore {
             self.commit(tx, Vec::new()).await?;
             return Ok(None);
         }
-        let changes = vec![Change::CommandCompleted(row.clone())];
+        let mut changes = vec![Change::CommandCompleted(row.clone())];
+        if row.kind == CommandKind::Decision
+            && let Some(approval) = approvals::of_command(&tx, &row.id).await?
+        {
+            changes.push(Change::Approval(Box::new(approval)));
+        }
         self.commit(tx, changes).await?;
         Ok(Some(row))
     }

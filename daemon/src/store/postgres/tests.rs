@@ -65,6 +65,9 @@ conformance!(
     the_audit_chain_verifies,
     idempotency_keys_keep_their_answers,
     users_sessions_and_the_last_administrator,
+    approvals_are_made_decided_once_and_resolved,
+    notifications_are_queued_attempted_and_retried,
+    hosts_enrol_once_and_are_revoked_for_good,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
