@@ -198,16 +198,12 @@ pub async fn markers_change_the_runs_status<S: RunStore + ?Sized>(s: Subject<S>)
 
 /// A nonce is used once, also for requests that store nothing; the wrong
 /// token and an unknown run are refused; expired nonces are purged.
-pub async fn nonces_tokens_and_their_expiry(s: Subject) {
+pub async fn nonces_tokens_and_their_expiry<S: RunStore + MaintenanceStore + ?Sized>(
+    s: Subject<S>,
+) {
     let store = s.store.as_ref();
     nonces_and_tokens_of(store).await;
     nonce_expiry_of(store).await;
-}
-
-/// A nonce is used once, also for requests that store nothing; the wrong
-/// token and an unknown run are refused.
-pub async fn nonces_and_tokens<S: RunStore + ?Sized>(s: Subject<S>) {
-    nonces_and_tokens_of(s.store.as_ref()).await;
 }
 
 async fn nonces_and_tokens_of<S: RunStore + ?Sized>(store: &S) {
@@ -349,7 +345,9 @@ pub async fn the_audit_chain_verifies<S: AuditStore + ?Sized>(s: Subject<S>) {
 }
 
 /// Finished runs past the cutoff go with everything they had; others stay.
-pub async fn prune_takes_finished_runs_only(s: Subject) {
+pub async fn prune_takes_finished_runs_only<S: RunStore + MaintenanceStore + ?Sized>(
+    s: Subject<S>,
+) {
     let store = s.store.as_ref();
     new_run(store, "run-old").await;
     store
@@ -391,7 +389,11 @@ pub async fn prune_takes_finished_runs_only(s: Subject) {
 
 /// An idempotency key: claimed, in progress, answered, mismatched,
 /// expired, released; expired keys are purged.
-pub async fn idempotency_keys_keep_their_answers_and_expire(s: Subject) {
+pub async fn idempotency_keys_keep_their_answers_and_expire<
+    S: IdempotencyStore + MaintenanceStore + ?Sized,
+>(
+    s: Subject<S>,
+) {
     let store = s.store.as_ref();
     idempotency_keys_of(store).await;
     assert_eq!(
@@ -402,12 +404,6 @@ pub async fn idempotency_keys_keep_their_answers_and_expire(s: Subject) {
             .idempotency_keys,
         2
     );
-}
-
-/// An idempotency key: claimed, in progress, answered, mismatched,
-/// expired, released.
-pub async fn idempotency_keys_keep_their_answers<S: IdempotencyStore + ?Sized>(s: Subject<S>) {
-    idempotency_keys_of(s.store.as_ref()).await;
 }
 
 /// Leaves two keys behind, both created now.

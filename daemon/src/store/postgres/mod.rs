@@ -26,6 +26,7 @@ mod hosts;
 mod idempotency;
 mod identity;
 mod logins;
+mod maintenance;
 mod migrate;
 mod notify;
 mod runs;
@@ -72,6 +73,11 @@ struct Inner {
     /// Held over the commit and the publishing of changes (module doc).
     publish: tokio::sync::Mutex<()>,
     nonce_retention_secs: AtomicU64,
+    /// Transactions committed through [`PgStore::commit`] (writer stats).
+    commits: AtomicU64,
+    /// `pg_database_size` when last asked (open, ping, db status): the
+    /// summary is answered without a round trip.
+    size_bytes: AtomicU64,
 }
 
 /// A tokio-postgres error as one line: the server's message and its
@@ -191,10 +197,14 @@ impl PgStore {
                 sink,
                 publish: tokio::sync::Mutex::new(()),
                 nonce_retention_secs: AtomicU64::new(settings.nonce_retention_secs),
+                commits: AtomicU64::new(0),
+                size_bytes: AtomicU64::new(0),
             }),
         };
         // A first connection now: a server that takes none fails the start.
-        drop(store.conn().await?);
+        let conn = store.conn().await?;
+        store.refresh_size(&conn).await?;
+        drop(conn);
         Ok(store)
     }
 
@@ -214,7 +224,6 @@ impl PgStore {
     }
 
     /// Nonces signed before this (Unix seconds) have expired.
-    #[allow(dead_code)] // for the maintenance trait, next
     fn nonce_cutoff(&self) -> i64 {
         let secs = self.inner.nonce_retention_secs.load(Ordering::Relaxed);
         let retention = i64::try_from(secs).unwrap_or(i64::MAX);
@@ -229,10 +238,12 @@ impl PgStore {
     ) -> Result<(), StoreError> {
         if changes.is_empty() {
             tx.commit().await?;
+            self.inner.commits.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
         let _order = self.inner.publish.lock().await;
         tx.commit().await?;
+        self.inner.commits.fetch_add(1, Ordering::Relaxed);
         for change in changes {
             self.inner.sink.publish(change);
         }
