@@ -387,6 +387,63 @@ pub async fn prune_takes_finished_runs_only<S: RunStore + MaintenanceStore + ?Si
     assert!(left.contains("run-live") && !left.contains("run-old"));
 }
 
+/// Reconcile reports a running run nobody has heard from and, asked to
+/// fix it, fails it (once); facts about the installation are kept.
+pub async fn reconcile_fails_stale_runs<S: RunStore + MaintenanceStore + ?Sized>(s: Subject<S>) {
+    let store = s.store.as_ref();
+    new_run(store, "run-stale").await;
+    store
+        .runner_ingest(auth("run-stale"), vec![marker(r#"{"event":"started"}"#)])
+        .await
+        .expect("started");
+    // A negative silence: every running run is stale.
+    let found = store.reconcile_store(-60_000, false).await.expect("check");
+    let stale: Vec<&Finding> = found.iter().filter(|f| f.kind == "stale_run").collect();
+    assert_eq!(stale.len(), 1, "{found:?}");
+    assert!(!stale[0].fixed);
+    assert_eq!(
+        store.run("run-stale".to_owned()).await.expect("run").status,
+        RunStatus::Running
+    );
+    let fixed = store.reconcile_store(-60_000, true).await.expect("fix");
+    assert!(
+        fixed
+            .iter()
+            .any(|f| f.kind == "stale_run" && f.fixed && f.run_id.as_deref() == Some("run-stale")),
+        "{fixed:?}"
+    );
+    assert_eq!(
+        store.run("run-stale".to_owned()).await.expect("run").status,
+        RunStatus::Failed
+    );
+    assert!(
+        store
+            .reconcile_store(-60_000, true)
+            .await
+            .expect("again")
+            .is_empty()
+    );
+    store.ping().await.expect("ping");
+    assert_eq!(store.meta("last_prune").await.expect("meta"), None);
+    store
+        .set_meta("last_prune", "3 runs".to_owned())
+        .await
+        .expect("set");
+    let (value, at) = store.meta("last_prune").await.expect("meta").expect("set");
+    assert_eq!(value, "3 runs");
+    assert!(at > 0);
+    let status = store.db_status().await.expect("status");
+    assert!(status.size_bytes > 0 && status.schema_version == status.latest_schema_version);
+    assert!(
+        status
+            .tables
+            .iter()
+            .any(|(table, n)| table == "runs" && *n == 1),
+        "{status:?}"
+    );
+    assert!(store.db_check().await.expect("check").ok);
+}
+
 /// An idempotency key: claimed, in progress, answered, mismatched,
 /// expired, released; expired keys are purged.
 pub async fn idempotency_keys_keep_their_answers_and_expire<
@@ -1501,6 +1558,7 @@ mod sqlite {
         commands_are_delivered_and_answered_once,
         the_audit_chain_verifies,
         prune_takes_finished_runs_only,
+        reconcile_fails_stale_runs,
         idempotency_keys_keep_their_answers_and_expire,
         users_sessions_and_the_last_administrator,
         changes_follow_their_commits_in_order,
