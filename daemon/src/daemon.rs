@@ -84,8 +84,8 @@ fn cert_paths(config: &Config, data_dir: &Path) -> tls::CertPaths {
 }
 
 /// Refuses a store this build cannot serve from. The PostgreSQL store is
-/// being built (daemon/src/store/postgres): until every store trait is
-/// there, clawd does not start on half of one.
+/// complete (daemon/src/store/postgres) but not wired in yet: the login
+/// service still counts failures in memory per instance.
 fn check_store_backend(config: &Config) -> anyhow::Result<()> {
     match config.store.backend {
         Backend::Sqlite => Ok(()),

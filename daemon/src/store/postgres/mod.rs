@@ -1,8 +1,7 @@
 //! The PostgreSQL store, for installations that outgrow one machine
-//! (issue 23): several gateways on one database. Being built: it has its
-//! schema and migrations, the runs, commands and artifacts, users and
-//! sessions, the audit chain and idempotency keys; clawd refuses
-//! `store.backend = "postgres"` until every store trait is here.
+//! (issue 23): several gateways on one database. It implements every
+//! store trait; clawd still refuses `store.backend = "postgres"` until it
+//! is wired in (the login service's counts are still in memory).
 //!
 //! Every request is one transaction on a pooled connection
 //! (deadpool-postgres over tokio-postgres), committed before it is
