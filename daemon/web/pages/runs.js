@@ -27,12 +27,10 @@ export async function runsPage(main) {
   const empty = h('p', { class: 'muted', hidden: true }, 'No runs yet.');
   const more = h('button', { type: 'button', class: 'secondary', hidden: true, onclick: () => load(true) }, 'Older runs');
   replace(main, h('section', {},
-    h('div', { class: 'page-head' }, h('h1', {}, 'Runs'),
+    h('div', { class: 'page-head runs-head' }, h('h1', {}, 'Runs'),
       h('div', { class: 'tools' }, filter,
-        can('operator') ? [
-          h('a', { class: 'button secondary', href: '#/runs/new' }, 'New run'),
-          h('a', { class: 'button new-session', href: '#/sessions/new' }, 'New session'),
-        ] : null)),
+        can('operator') ? h('a', { class: 'button secondary', href: '#/runs/new' }, 'New run') : null),
+      can('operator') ? h('a', { class: 'button new-session', href: '#/sessions/new' }, 'New session') : null),
     h('table', { class: 'runs' },
       h('thead', {}, h('tr', {}, ['State', 'Command', 'Started', 'Duration', 'Exit', 'Run'].map((t) => h('th', { scope: 'col' }, t)))),
       body),

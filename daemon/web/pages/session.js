@@ -75,7 +75,8 @@ export async function newSessionPage(main) {
     h('legend', {}, 'Permission mode'),
     MODES.map(([value, label, about]) => h('label', { class: 'mode-opt' },
       h('input', { type: 'radio', name: 'permissionMode', value, checked: value === (last.mode || 'default') }),
-      h('span', {}, h('strong', {}, label), h('small', {}, about)))));
+      h('span', {}, h('span', { class: 'mode-title' }, h('strong', {}, label), h('code', { class: 'mode-name' }, value)),
+        h('small', {}, about)))));
   const prompt = h('textarea', {
     name: 'prompt', id: 'session-prompt', rows: '4', required: true, spellcheck: 'true',
     placeholder: 'Fix the failing tests in src/parser.rs',
