@@ -2,8 +2,9 @@
 // claw-runner: setup, sign-in, runs, live logs, commands, stop, artifacts,
 // roles, reconnects, a 100,000-line log, agent conversations, approvals
 // (the agent's requests decided from a phone), notifications (channels on
-// the account page, Web Push through the service worker), the phone header
-// and TOTP.
+// the account page, Web Push through the service worker), the phone header,
+// coding hosts (enrolled, and sessions started and continued on one) and
+// TOTP.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
