@@ -106,8 +106,8 @@ fn home() -> PathBuf {
 /// `$XDG_CONFIG_HOME/claw/runner.toml`, or
 /// `$XDG_CONFIG_HOME/claw-runner/config.toml` when only that one exists.
 pub fn default_file() -> PathBuf {
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .map_or_else(|| home().join(".config"), PathBuf::from);
+    let config =
+        std::env::var_os("XDG_CONFIG_HOME").map_or_else(|| home().join(".config"), PathBuf::from);
     let usual = config.join("claw/runner.toml");
     let other = config.join("claw-runner/config.toml");
     if !usual.exists() && other.exists() {
