@@ -539,3 +539,50 @@ async fn prune_removes_notifications_done_with_over_a_week_ago() {
         .collect();
     assert_eq!(left, [(ids[2].as_str(), "pending")]);
 }
+
+/// A channel on loopback added while private targets were allowed gets
+/// nothing once they are not: the address in its URL is checked at every
+/// delivery, as names are by the resolver.
+#[tokio::test]
+async fn turning_private_targets_off_stops_channels_that_use_them() {
+    let gw = Gateway::start_with(&config("notify_max_attempts = 1\n")).await;
+    let admin = gw.admin().await;
+    let hook = Receiver::start(&[]).await;
+    add_channel(
+        &gw,
+        &admin,
+        json!({"kind": "webhook", "name": "lan", "target": hook.url, "events": ["finished"], "scope": "all"}),
+    )
+    .await;
+    std::fs::write(
+        gw.data().join("clawd.toml"),
+        format!("{TEST_CONFIG}notify_max_attempts = 1\n"),
+    )
+    .expect("config");
+    gw.signal(nix::sys::signal::Signal::SIGHUP);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !gw.log().contains("configuration reloaded") {
+        assert!(std::time::Instant::now() < deadline, "{}", gw.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (run_id, token) = gw.create_run(&admin).await;
+    let runner = gw.runner(&run_id, &token);
+    runner.started().await;
+    runner.finished(0).await;
+    let socket = gw.data().join("control.sock");
+    let dead = loop {
+        let (_, dead) = unix_request(&socket, "GET", "/v1/notify/outbox?status=dead", None).await;
+        if dead.as_array().is_some_and(|d| !d.is_empty()) {
+            break dead;
+        }
+        assert!(std::time::Instant::now() < deadline, "never dead");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        dead[0]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("notify_allow_private_targets is off")),
+        "{dead}"
+    );
+    assert!(hook.received().is_empty(), "nothing reached the receiver");
+}
