@@ -418,20 +418,26 @@ async fn wait_for_events(
     }
 }
 
-#[tokio::test]
-async fn a_session_starts_on_a_host_from_the_api_and_streams() {
-    let script = Script {
+/// The model answers "say hello" with `hello` and "say goodbye" with
+/// `goodbye`.
+fn greetings(hello: &str, goodbye: &str) -> Script {
+    Script {
         rules: vec![
             Rule {
                 when: "say goodbye".to_owned(),
-                steps: vec![Step::text("Goodbye, as resumed.")],
+                steps: vec![Step::text(goodbye)],
             },
             Rule {
                 when: "say hello".to_owned(),
-                steps: vec![Step::text("Hello from the host.")],
+                steps: vec![Step::text(hello)],
             },
         ],
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_session_starts_on_a_host_from_the_api_and_streams() {
+    let script = greetings("Hello from the host.", "Goodbye, as resumed.");
     let logs = tempfile::tempdir().expect("logs");
     let log = logs.path().join("model.jsonl");
     let (bound, _model) = model::serve(
@@ -663,18 +669,7 @@ fn data(events: &[Value], kind: &str) -> Value {
 /// while the service was down is reported failed.
 #[tokio::test]
 async fn sessions_outlive_a_killed_host_service() {
-    let script = Script {
-        rules: vec![
-            Rule {
-                when: "say goodbye".to_owned(),
-                steps: vec![Step::text("Goodbye.")],
-            },
-            Rule {
-                when: "say hello".to_owned(),
-                steps: vec![Step::text("Hello.")],
-            },
-        ],
-    };
+    let script = greetings("Hello.", "Goodbye.");
     let (bound, _model) = model::serve(script, "127.0.0.1:0".parse().expect("addr"), None)
         .await
         .expect("model server");

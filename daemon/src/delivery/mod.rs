@@ -108,20 +108,6 @@ fn after_failure(
     }
 }
 
-/// Why a target written as a non-public IP address is refused while
-/// `notify_allow_private_targets` is off.
-fn private_literal(target: &str) -> Option<String> {
-    let url = reqwest::Url::parse(target).ok()?;
-    let host = url
-        .host_str()?
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let ip: std::net::IpAddr = host.parse().ok()?;
-    (!target::is_public(ip)).then(|| {
-        format!("{target} is in the gateway's own network and notify_allow_private_targets is off")
-    })
-}
-
 /// One attempt at one delivery.
 async fn deliver(
     client: &reqwest::Client,
@@ -135,7 +121,7 @@ async fn deliver(
     // Names are resolved by the guarded resolver; an address written in
     // the URL is not resolved, so it is checked here (a channel added
     // while private targets were allowed stays refused once they are not).
-    if !allow_private && let Some(refused) = private_literal(&channel.target) {
+    if !allow_private && let Some(refused) = target::refused_literal(&channel.target) {
         return Attempt::Dead { error: refused };
     }
     let draft: NotificationDraft = match serde_json::from_str(&delivery.payload) {
