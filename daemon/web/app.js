@@ -10,6 +10,7 @@ import { runPage } from './pages/run.js';
 import { usersPage, auditPage, statusPage } from './pages/admin.js';
 import { approvalsPage } from './pages/approvals.js';
 import { hostsPage } from './pages/hosts.js';
+import { newSessionPage } from './pages/session.js';
 import { approvals } from './approvals.js';
 import { registerWorker, unsupported, permission } from './notify.js';
 
@@ -27,6 +28,8 @@ function go(hash) {
 
 const routes = [
   [/^#\/runs\/new$/, newRunPage, 'operator'],
+  // A session on a coding host; `?host=NAME` picks the host.
+  [/^#\/sessions\/new(?:\?.*)?$/, newSessionPage, 'operator'],
   [/^#\/runs\/([\w-]+)$/, runPage, 'viewer'],
   // A notification's link: the run, with that approval's card in view.
   [/^#\/runs\/([\w-]+)\/approval\/([\w-]+)$/, runPage, 'viewer'],
@@ -56,7 +59,8 @@ function renderNav() {
   const links = [['#/runs', 'Runs'], ['#/hosts', 'Hosts'], ['#/status', 'Status']];
   if (can('admin')) links.push(['#/users', 'Users'], ['#/audit', 'Audit']);
   links.push(['#/account', 'Account']);
-  const here = location.hash.split('/').slice(0, 2).join('/');
+  let here = location.hash.split('/').slice(0, 2).join('/');
+  if (here === '#/sessions') here = '#/runs';
   if (here === '#/approvals') needsYou.setAttribute('aria-current', 'page');
   else needsYou.removeAttribute('aria-current');
   replace(nav,

@@ -1,7 +1,8 @@
 // The composer of an agent run: the next prompt (Enter sends, Shift+Enter
 // starts a new line) and Interrupt while a turn runs. A prompt carries an
 // Idempotency-Key made once per message: retried on a bad connection, it
-// reaches the agent once.
+// reaches the agent once. A finished session started on a coding host is
+// continued from here while its host is online: the prompt resumes it.
 
 import { post, postOnce, randomKey } from './api.js';
 import { h, replace, toast } from './dom.js';
@@ -13,12 +14,22 @@ function explain(err) {
   return `Not sent: ${err.message}`;
 }
 
+// Why a finished session on a host cannot go on, by its host's state.
+function cannotResume(resume) {
+  if (resume.state === 'offline') return `${resume.name} is offline: start claw-runner there to continue this session.`;
+  if (resume.state === 'revoked') return `${resume.name} was revoked: this session cannot continue.`;
+  if (resume.state === 'gone') return 'Its host was removed: this session cannot continue.';
+  return `${resume.name} is ${resume.state}: this session cannot continue now.`;
+}
+
 export function composer(runId, { onSent }) {
   let message = null; // { text, key }: a retry of the same text keeps its key
   let sending = false;
   let finished = false;
   let turn = false;
   let running = false;
+  // A finished session on a host: { name, state } of the host.
+  let resume = null;
 
   const box = h('textarea', {
     name: 'prompt', rows: '1', placeholder: 'Message the agent', 'aria-label': 'Prompt',
@@ -46,9 +57,13 @@ export function composer(runId, { onSent }) {
     submit();
   });
 
+  // Prompts go in: the run takes them, or its host resumes it for them.
+  const open = () => !finished || (resume && resume.state === 'online');
+
   async function submit() {
     const text = box.value;
-    if (!text.trim() || sending || finished) return;
+    if (!text.trim() || sending || !open()) return;
+    const resuming = finished;
     if (!message || message.text !== text) message = { text, key: randomKey() };
     sending = true;
     render();
@@ -58,7 +73,7 @@ export function composer(runId, { onSent }) {
       box.value = '';
       fit();
       error.hidden = true;
-      onSent(reply && reply.promptId, text);
+      onSent(reply && reply.promptId, text, resuming);
     } catch (err) {
       replace(error, explain(err));
       error.hidden = false;
@@ -83,9 +98,12 @@ export function composer(runId, { onSent }) {
   }
 
   function render() {
-    box.disabled = finished;
-    send.disabled = finished || sending;
-    send.textContent = sending ? 'Sending…' : 'Send';
+    const usable = open();
+    const resumable = finished && usable;
+    box.disabled = !usable;
+    box.placeholder = resumable ? 'Continue the session' : 'Message the agent';
+    send.disabled = !usable || sending;
+    send.textContent = sending ? 'Sending…' : resumable ? 'Continue' : 'Send';
     const canInterrupt = turn && running && !finished;
     // A new turn can be interrupted again.
     if (working.hidden === canInterrupt) {
@@ -94,8 +112,13 @@ export function composer(runId, { onSent }) {
     }
     working.hidden = !canInterrupt;
     note.hidden = !finished;
-    note.textContent = finished ? 'The run has finished: its agent takes no more prompts.' : '';
-    form.classList.toggle('finished', finished);
+    if (!finished) replace(note);
+    else if (resumable) replace(note, 'Continue this session on ', h('strong', {}, resume.name));
+    else if (resume) replace(note, cannotResume(resume));
+    else replace(note, 'The run has finished: its agent takes no more prompts.');
+    note.className = resumable ? 'composer-note composer-resume' : 'muted composer-note';
+    form.classList.toggle('finished', finished && !resumable);
+    form.classList.toggle('resumable', resumable);
   }
   render();
 
@@ -109,8 +132,15 @@ export function composer(runId, { onSent }) {
       running = status === 'running' || status === 'waiting';
       render();
     },
-    setTurn(open) {
-      turn = open;
+    setTurn(isOpen) {
+      turn = isOpen;
+      render();
+    },
+    // A session on a host that can go on once finished: its host's name
+    // and state ('online', 'offline', 'revoked', or 'gone' when removed);
+    // null for any other run.
+    setResume(host) {
+      resume = host;
       render();
     },
   };

@@ -211,7 +211,13 @@ export class Conversation {
   session(d) {
     const facts = [str(d.model), d.permissionMode ? `${d.permissionMode} mode` : '', str(d.cwd),
       Array.isArray(d.tools) && d.tools.length ? `${d.tools.length} tools` : ''].filter(Boolean);
-    this.note('session', h('strong', {}, 'Session started'), facts.length ? ` · ${facts.join(' · ')}` : '')
+    // The first session of a runner started again is the old one resumed;
+    // a later one in the same runner, the session's settings changed.
+    let what = 'Session started';
+    if (this.sessionId !== undefined) what = this.restarted ? 'Session resumed' : 'Session changed';
+    this.restarted = false;
+    this.sessionId = str(d.sessionId);
+    this.note('session', h('strong', {}, what), facts.length ? ` · ${facts.join(' · ')}` : '')
       .title = d.sessionId ? `Session ${d.sessionId}` : '';
   }
 
@@ -322,7 +328,11 @@ export class Conversation {
 
   marker(data) {
     const m = parse(data) || {};
-    if (m.event === 'started') this.note('marker', 'The runner started the agent');
+    if (m.event === 'started') {
+      // A second start: the session was resumed (on its host).
+      this.restarted = this.sessionId !== undefined;
+      this.note('marker', this.restarted ? 'The runner started the agent again' : 'The runner started the agent');
+    }
     else if (m.event === 'finished') {
       this.note('marker', m.signal ? `The agent was ended by ${m.signal}` : `The agent exited with code ${m.exitCode}`);
       this.setTurn(false);

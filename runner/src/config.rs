@@ -103,10 +103,18 @@ fn home() -> PathBuf {
     std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from)
 }
 
+/// `$XDG_CONFIG_HOME/claw/runner.toml`, or
+/// `$XDG_CONFIG_HOME/claw-runner/config.toml` when only that one exists.
 pub fn default_file() -> PathBuf {
-    std::env::var_os("XDG_CONFIG_HOME")
-        .map_or_else(|| home().join(".config"), PathBuf::from)
-        .join("claw/runner.toml")
+    let config =
+        std::env::var_os("XDG_CONFIG_HOME").map_or_else(|| home().join(".config"), PathBuf::from);
+    let usual = config.join("claw/runner.toml");
+    let other = config.join("claw-runner/config.toml");
+    if !usual.exists() && other.exists() {
+        other
+    } else {
+        usual
+    }
 }
 
 /// The state directory as `enroll` needs it before there is a full

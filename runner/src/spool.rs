@@ -10,6 +10,19 @@ use std::path::{Path, PathBuf};
 
 use claw_proto::wire::{EventType, IngestEvent};
 
+/// Whether the file's last byte is not a newline (a write cut short).
+fn ends_torn(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path)?;
+    if file.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("spool {path}: {source}")]
 pub struct SpoolError {
@@ -59,40 +72,47 @@ impl Spool {
     /// had acknowledged is sent again.
     fn continue_earlier(&mut self) -> Result<(), SpoolError> {
         let path = self.dir.join("events.jsonl");
-        let torn = std::fs::read(&path)
-            .ok()
-            .is_some_and(|bytes| bytes.last().is_some_and(|b| *b != b'\n'));
-        if torn {
+        if ends_torn(&path).map_err(|source| SpoolError {
+            path: path.clone(),
+            source,
+        })? {
             // The next line must not run on from a torn one.
             self.events
                 .write_all(b"\n")
                 .map_err(|source| SpoolError { path, source })?;
         }
-        let acked_path = self.dir.join("acked");
-        self.acked = std::fs::read_to_string(&acked_path)
+        self.acked = std::fs::read_to_string(self.dir.join("acked"))
             .ok()
             .and_then(|t| t.trim().parse().ok())
             .unwrap_or(0);
+        let (mut next, acked) = (self.next, self.acked);
+        let mut pending = VecDeque::new();
+        self.each_spooled(|sequence, event| {
+            next = next.max(sequence + 1);
+            if sequence > acked {
+                pending.push_back(event);
+            }
+        })?;
+        self.next = next;
+        self.pending = pending;
+        Ok(())
+    }
+
+    /// Every sequenced event in `events.jsonl`, in order; a torn line (a
+    /// crash mid-write) is skipped.
+    fn each_spooled(&self, mut each: impl FnMut(u64, IngestEvent)) -> Result<(), SpoolError> {
         let path = self.dir.join("events.jsonl");
-        let file = File::open(&path).map_err(|source| SpoolError {
+        let err = |source| SpoolError {
             path: path.clone(),
             source,
-        })?;
+        };
+        let file = File::open(&path).map_err(err)?;
         for line in std::io::BufReader::new(file).lines() {
-            let line = line.map_err(|source| SpoolError {
-                path: path.clone(),
-                source,
-            })?;
-            // A torn last line (a crash mid-write) is skipped.
-            let Ok(event) = serde_json::from_str::<IngestEvent>(&line) else {
-                continue;
-            };
-            let Some(sequence) = event.sequence else {
-                continue;
-            };
-            self.next = self.next.max(sequence + 1);
-            if sequence > self.acked {
-                self.pending.push_back(event);
+            let line = line.map_err(err)?;
+            if let Ok(event) = serde_json::from_str::<IngestEvent>(&line)
+                && let Some(sequence) = event.sequence
+            {
+                each(sequence, event);
             }
         }
         Ok(())
@@ -161,26 +181,12 @@ impl Spool {
         if from >= first_pending || from == 0 {
             return Ok(false);
         }
-        let path = self.dir.join("events.jsonl");
-        let err = |source| SpoolError {
-            path: path.clone(),
-            source,
-        };
-        let file = File::open(&path).map_err(err)?;
         let mut again = Vec::new();
-        for line in std::io::BufReader::new(file).lines() {
-            let line = line.map_err(err)?;
-            // A torn last line (a crash mid-write) is skipped.
-            let Ok(event) = serde_json::from_str::<IngestEvent>(&line) else {
-                continue;
-            };
-            if event
-                .sequence
-                .is_some_and(|s| s >= from && s < first_pending)
-            {
+        self.each_spooled(|sequence, event| {
+            if (from..first_pending).contains(&sequence) {
                 again.push(event);
             }
-        }
+        })?;
         let requeued = !again.is_empty();
         for event in again.into_iter().rev() {
             self.pending.push_front(event);
@@ -207,5 +213,58 @@ impl Spool {
         let path = self.dir.join("acked");
         std::fs::write(&path, format!("{}\n", self.acked))
             .map_err(|source| SpoolError { path, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spool_written_before_goes_on_after_its_last_event_and_a_torn_line() {
+        let dir = tempfile::tempdir().expect("dir");
+        {
+            let mut spool = Spool::create(dir.path()).expect("spool");
+            for text in ["one", "two", "three"] {
+                spool
+                    .append(EventType::Stdout, format!("{text}\n"))
+                    .expect("append");
+            }
+            spool.acknowledge(2).expect("ack");
+        }
+        // A crash mid-write leaves half a line.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("events.jsonl"))
+            .and_then(|mut f| f.write_all(b"{\"type\":\"stdout\",\"da"))
+            .expect("torn");
+        let mut spool = Spool::create(dir.path()).expect("again");
+        let unsent: Vec<Option<u64>> = spool.batch(10).iter().map(|e| e.sequence).collect();
+        assert_eq!(unsent, [Some(3)], "what was not acknowledged is sent again");
+        assert_eq!(
+            spool
+                .append(EventType::Stdout, "four\n".into())
+                .expect("append"),
+            4
+        );
+        let mut sequences = Vec::new();
+        spool
+            .each_spooled(|sequence, _| sequences.push(sequence))
+            .expect("read");
+        assert_eq!(
+            sequences,
+            [1, 2, 3, 4],
+            "the torn line is skipped, not joined"
+        );
+        // The gateway holds more than a fresh spool: sequences follow it.
+        let fresh = tempfile::tempdir().expect("fresh");
+        let mut spool = Spool::create(fresh.path()).expect("fresh spool");
+        spool.continue_from(42);
+        assert_eq!(
+            spool
+                .append(EventType::Stdout, "x\n".into())
+                .expect("append"),
+            42
+        );
     }
 }

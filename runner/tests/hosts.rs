@@ -114,15 +114,39 @@ async fn host(gw: &Gateway, admin: &str, name: &str) -> Value {
 }
 
 async fn wait_for_state(gw: &Gateway, admin: &str, name: &str, state: &str) -> Value {
+    wait_for_host(gw, admin, name, |host| host["state"] == state).await
+}
+
+/// The host as the API shows it, once `shows` holds for it (30 s at most).
+async fn wait_for_host(
+    gw: &Gateway,
+    admin: &str,
+    name: &str,
+    shows: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let host = host(gw, admin, name).await;
-        if host["state"] == state {
+        if shows(&host) {
             return host;
         }
-        assert!(Instant::now() < deadline, "never {state}: {host}");
+        assert!(Instant::now() < deadline, "not yet: {host}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The run's events are numbered 1, 2, 3 … with none missing or twice.
+fn assert_contiguous(events: &[Value]) {
+    let sequences: Vec<u64> = events
+        .iter()
+        .filter_map(|e| e["sequence"].as_u64())
+        .collect();
+    assert_eq!(
+        sequences,
+        (1..=sequences.len() as u64).collect::<Vec<_>>(),
+        "{}",
+        kit::summary(events)
+    );
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
@@ -394,20 +418,26 @@ async fn wait_for_events(
     }
 }
 
-#[tokio::test]
-async fn a_session_starts_on_a_host_from_the_api_and_streams() {
-    let script = Script {
+/// The model answers "say hello" with `hello` and "say goodbye" with
+/// `goodbye`.
+fn greetings(hello: &str, goodbye: &str) -> Script {
+    Script {
         rules: vec![
             Rule {
                 when: "say goodbye".to_owned(),
-                steps: vec![Step::text("Goodbye, as resumed.")],
+                steps: vec![Step::text(goodbye)],
             },
             Rule {
                 when: "say hello".to_owned(),
-                steps: vec![Step::text("Hello from the host.")],
+                steps: vec![Step::text(hello)],
             },
         ],
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_session_starts_on_a_host_from_the_api_and_streams() {
+    let script = greetings("Hello from the host.", "Goodbye, as resumed.");
     let logs = tempfile::tempdir().expect("logs");
     let log = logs.path().join("model.jsonl");
     let (bound, _model) = model::serve(
@@ -478,15 +508,10 @@ async fn a_session_starts_on_a_host_from_the_api_and_streams() {
         .post(&format!("/api/runs/{run_id}/stop"), &admin, json!({}))
         .await;
     assert_eq!(status.as_u16(), 200);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let host = host(&gw, &admin, "build-1").await;
-        if host["info"]["sessions"] == json!([]) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{host}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_host(&gw, &admin, "build-1", |h| {
+        h["info"]["sessions"] == json!([])
+    })
+    .await;
     let (_, audit) = gw.get("/api/audit", &admin).await;
     assert!(
         audit.to_string().contains("claude on host build-1 in"),
@@ -507,16 +532,7 @@ async fn a_session_starts_on_a_host_from_the_api_and_streams() {
     assert_eq!(status.as_u16(), 201, "{body}");
     let events = wait_for_events(&gw, &admin, &run_id, "turn_end", 2).await;
     // The sequences go on from where they were, none twice.
-    let sequences: Vec<u64> = events
-        .iter()
-        .filter_map(|e| e["sequence"].as_u64())
-        .collect();
-    assert_eq!(
-        sequences,
-        (1..=sequences.len() as u64).collect::<Vec<_>>(),
-        "{}",
-        kit::summary(&events)
-    );
+    assert_contiguous(&events);
     assert!(events.len() > before.len());
     let answers: Vec<Value> = events
         .iter()
@@ -653,18 +669,7 @@ fn data(events: &[Value], kind: &str) -> Value {
 /// while the service was down is reported failed.
 #[tokio::test]
 async fn sessions_outlive_a_killed_host_service() {
-    let script = Script {
-        rules: vec![
-            Rule {
-                when: "say goodbye".to_owned(),
-                steps: vec![Step::text("Goodbye.")],
-            },
-            Rule {
-                when: "say hello".to_owned(),
-                steps: vec![Step::text("Hello.")],
-            },
-        ],
-    };
+    let script = greetings("Hello.", "Goodbye.");
     let (bound, _model) = model::serve(script, "127.0.0.1:0".parse().expect("addr"), None)
         .await
         .expect("model server");
@@ -696,36 +701,21 @@ async fn sessions_outlive_a_killed_host_service() {
 
     // A new service finds the session still running.
     let mut service = serve_with(&gw, home.path(), work.path(), 4, Some(&model));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let shown = host(&gw, &admin, "build-1").await;
-        if shown["state"] == "online" && shown["info"]["sessions"] == json!([run_id]) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{shown}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let events = events_of(&gw, &admin, &run_id).await;
-    let sequences: Vec<u64> = events
-        .iter()
-        .filter_map(|e| e["sequence"].as_u64())
-        .collect();
-    assert_eq!(sequences, (1..=sequences.len() as u64).collect::<Vec<_>>());
+    wait_for_host(&gw, &admin, "build-1", |h| {
+        h["state"] == "online" && h["info"]["sessions"] == json!([run_id])
+    })
+    .await;
+    assert_contiguous(&events_of(&gw, &admin, &run_id).await);
 
     // Its end is seen by the new service too.
     let (status, _) = gw
         .post(&format!("/api/runs/{run_id}/stop"), &admin, json!({}))
         .await;
     assert_eq!(status.as_u16(), 200);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let shown = host(&gw, &admin, "build-1").await;
-        if shown["info"]["sessions"] == json!([]) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{shown}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_host(&gw, &admin, "build-1", |h| {
+        h["info"]["sessions"] == json!([])
+    })
+    .await;
 
     // A session started with clawctl, whose runner dies while the service
     // is down.

@@ -2,8 +2,9 @@
 // claw-runner: setup, sign-in, runs, live logs, commands, stop, artifacts,
 // roles, reconnects, a 100,000-line log, agent conversations, approvals
 // (the agent's requests decided from a phone), notifications (channels on
-// the account page, Web Push through the service worker), the phone header
-// and TOTP.
+// the account page, Web Push through the service worker), the phone header,
+// coding hosts (enrolled, and sessions started and continued on one) and
+// TOTP.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -1848,6 +1849,174 @@ test('hosts: an admin adds one on a phone and copies its command; a real claw-ru
   page.off('request', count);
   assert.equal(asked, 0, 'no refresh after leaving the page');
   await page.setViewportSize(DESKTOP);
+  rmSync(home, { recursive: true, force: true });
+  rmSync(work, { recursive: true, force: true });
+});
+
+test('sessions on a host from a phone: New session starts one, Stop, then Continue resumes it; a folder outside the workspace is refused', async () => {
+  const runnerBin = join(binDir, 'claw-runner');
+  const home = mkdtempSync(join(tmpdir(), 'claw-sess-'));
+  const work = realpathSync(mkdtempSync(join(tmpdir(), 'claw-sess-work-')));
+  const model = await scriptedModel(home, {
+    rules: [
+      { when: 'say hello', steps: [{ text: 'Hello from the host.' }] },
+      { when: 'say goodbye', steps: [{ text: 'Goodbye, resumed.' }] },
+    ],
+  });
+  const bearer = await adminBearer();
+  const auth = { authorization: `Bearer ${bearer}` };
+  const runs = async () => (await gw.fetch('GET', '/api/runs?limit=200', { headers: auth })).body;
+
+  // A host enrolled and serving, its sessions talking to the scripted model.
+  const added = await gw.fetch('POST', '/api/hosts', { body: { name: 'build-2' }, headers: auth });
+  assert.equal(added.status, 201, JSON.stringify(added.body));
+  const env = {
+    PATH: '/usr/local/bin:/usr/bin:/bin', HOME: home, CLAW_STATE_DIR: join(home, 'state'),
+    CLAW_CLAUDE_PROGRAM: claudeCli, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1',
+    ANTHROPIC_BASE_URL: model.url, ANTHROPIC_API_KEY: 'scripted',
+  };
+  const enrolled = spawnSync(runnerBin, ['enroll', '--gateway', gw.base, '--ca-cert', join(gw.data, 'certs/server.crt'),
+    '--token', added.body.enrolmentToken], { env, encoding: 'utf8' });
+  assert.equal(enrolled.status, 0, enrolled.stderr);
+  const config = join(home, 'runner.toml');
+  writeFileSync(config, `workspaces = ["${work}"]\nsession_limit = 2\n`);
+  const serve = spawn(runnerBin, ['--config', config, 'serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  runners.push(serve);
+  let serveLog = '';
+  serve.stderr.on('data', (d) => { serveLog += d; });
+  const hostNow = async () => (await gw.fetch('GET', '/api/hosts', { headers: auth })).body.find((x) => x.name === 'build-2');
+  for (let i = 0; ; i += 1) {
+    const host = await hostNow();
+    if (host.state === 'online' && host.info) break;
+    assert.ok(i < 150, `build-2 comes online:\n${serveLog}`);
+    await new Promise((ok) => { setTimeout(ok, 200); });
+  }
+  const noSideways = async () => assert.ok(
+    await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'nothing scrolls sideways');
+
+  // From the Runs page: the form offers the online host, its workspace
+  // and agent, and the permission modes with what each allows.
+  await page.setViewportSize(PHONE);
+  await page.goto(`${gw.base}/#/runs`);
+  await page.click('a.new-session:text("New session")');
+  await page.waitForSelector('#session-host');
+  const hostId = (await hostNow()).id;
+  assert.equal(await page.textContent(`#session-host option[value="${hostId}"]`), 'build-2 — 0 of 2 running');
+  await page.selectOption('#session-host', hostId);
+  assert.deepEqual(await page.locator('#session-workspace option').allTextContents(), [work]);
+  assert.equal(await page.inputValue('#session-agent'), 'claude');
+  assert.deepEqual(await page.locator('.mode-opt strong').allTextContents(), ['Ask first', 'Edit freely', 'Plan only']);
+  assert.equal(await page.locator('.mode-opt input[value=default]').isChecked(), true);
+  assert.equal(await page.textContent('.session-where'), `Starts in ${work}`);
+  await noSideways();
+  await shoot(page, 'session-new');
+  await page.setViewportSize(PHONE);
+
+  // A subfolder that leaves the workspace: the gateway's refusal, under
+  // the form, and no run.
+  const before = (await runs()).length;
+  await page.fill('#session-subfolder', '../../etc');
+  assert.equal(await page.textContent('.session-where'), `Starts in ${work}/../../etc`);
+  await page.fill('#session-prompt', 'say hello');
+  await page.click('#session-start');
+  const refusal = page.locator('.session-error:visible');
+  await refusal.waitFor();
+  assert.match(await refusal.textContent(), /is not one of host build-2's workspaces .* nor inside one/);
+  assert.equal((await runs()).length, before, 'no run was made');
+  assert.equal(await page.locator('#session-start').isEnabled(), true);
+  await noSideways();
+  await page.screenshot({ path: join(shotDir, 'session-refused-phone.png') });
+
+  // From the host's card: the form with build-2 chosen; the start shows
+  // its progress, then the run's page the agent's answer.
+  await page.click('nav a:text("Hosts")');
+  const card = page.locator('.host[data-host="build-2"]');
+  await card.locator('.badge[data-state=online]').waitFor();
+  await card.locator('a:text("Start a session here")').click();
+  await page.waitForSelector('#session-host');
+  assert.equal(await page.inputValue('#session-host'), hostId);
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'session-prompt');
+  await page.fill('#session-prompt', 'say hello');
+  await page.check('.mode-opt input[value=acceptEdits]');
+  // The host answers in a moment: held a little, the wait shows.
+  await page.route('**/api/runs', async (route) => {
+    await new Promise((ok) => { setTimeout(ok, 1500); });
+    await route.continue();
+  });
+  await page.click('#session-start');
+  await page.locator('.session-progress:visible', { hasText: 'Starting on build-2…' }).waitFor();
+  assert.equal(await page.locator('#session-start').textContent(), 'Starting…');
+  await page.screenshot({ path: join(shotDir, 'session-starting-phone.png') });
+  await page.waitForURL(/#\/runs\/[\w-]+$/, { timeout: 30000 });
+  await page.unroute('**/api/runs');
+  const runId = page.url().split('#/runs/')[1];
+  const conv = page.locator('#panel-conversation .conv');
+  try {
+    await conv.locator('.msg', { hasText: 'Hello from the host.' }).waitFor({ timeout: 90000 });
+  } catch (err) {
+    throw new Error(`${err.message}\nclaw-runner serve:\n${serveLog}`);
+  }
+  assert.match(await page.textContent('.agent-settings'), /acceptEdits mode · on build-2$/);
+  await page.click('.run-details summary');
+  assert.equal(await page.textContent('#run-host'), 'build-2');
+  assert.equal(await page.textContent('#run-workspace'), work);
+  await page.click('.run-details summary');
+
+  // Stopped, the composer offers to continue the session on its host.
+  await page.click('#stop');
+  await page.click('dialog button:text("Stop run")');
+  await page.waitForSelector('#run-status [data-status=stopped]', { timeout: 30000 });
+  const resume = page.locator('.composer .composer-resume');
+  await resume.waitFor();
+  assert.equal(await resume.textContent(), 'Continue this session on build-2');
+  assert.equal(await page.locator('.composer button.send-prompt').textContent(), 'Continue');
+  await onScreen(page, '.composer textarea', 40);
+  await page.screenshot({ path: join(shotDir, 'session-stopped-phone.png') });
+
+  // Continued: the same run goes on, its answer after the first.
+  const box = page.locator('.composer textarea');
+  await box.click();
+  await box.pressSequentially('now say goodbye');
+  await box.press('Enter');
+  try {
+    await conv.locator('.msg', { hasText: 'Goodbye, resumed.' }).waitFor({ timeout: 90000 });
+  } catch (err) {
+    throw new Error(`${err.message}\nclaw-runner serve:\n${serveLog}`);
+  }
+  assert.equal(page.url().split('#/runs/')[1], runId);
+  assert.deepEqual((await conv.locator('.msg').allTextContents()).map((t) => t.trim()), ['Hello from the host.', 'Goodbye, resumed.']);
+  assert.equal(await conv.locator('.item.prompt', { hasText: 'now say goodbye' }).count(), 1);
+  assert.deepEqual((await conv.locator('.note-session strong').allTextContents()), ['Session started', 'Session resumed']);
+  assert.ok(model.seen().some((r) => r.prompt.includes('now say goodbye')), JSON.stringify(model.seen()));
+  await page.waitForSelector('#run-status [data-status=running]');
+  assert.equal(await page.locator('.composer-resume').count(), 0);
+  await noSideways();
+  await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+  await page.screenshot({ path: join(shotDir, 'session-continued-phone-viewport.png') });
+  await shoot(page, 'session-continued');
+  await page.setViewportSize(PHONE);
+  const view = (await gw.fetch('GET', `/api/runs/${runId}`, { headers: auth })).body;
+  assert.equal(view.workspace, work);
+  assert.equal(view.hostId, hostId);
+  assert.equal((await runs()).length, before + 1, 'one run for both turns');
+
+  // Stopped again with its host gone offline: the composer says so.
+  await page.click('#stop');
+  await page.click('dialog button:text("Stop run")');
+  await page.waitForSelector('#run-status [data-status=stopped]', { timeout: 30000 });
+  const gone = new Promise((ok) => { serve.once('exit', ok); });
+  serve.kill('SIGTERM');
+  await gone;
+  await page.locator('.composer-note', { hasText: 'build-2 is offline: start claw-runner there to continue this session.' })
+    .waitFor({ timeout: 20000 });
+  assert.equal(await box.isDisabled(), true);
+  await page.screenshot({ path: join(shotDir, 'session-offline-phone.png') });
+
+  // The list says where each session runs.
+  await page.click('nav a:text("Runs")');
+  await page.locator(`tr[data-run="${runId}"] .run-host`, { hasText: 'on build-2' }).waitFor();
+  await page.setViewportSize(DESKTOP);
+  assert.equal((await gw.fetch('DELETE', '/api/hosts/build-2', { headers: auth })).status, 200);
   rmSync(home, { recursive: true, force: true });
   rmSync(work, { recursive: true, force: true });
 });

@@ -52,6 +52,7 @@ const ASSETS: &[Asset] = &[
     asset!("/assets/pages/approvals.js", "pages/approvals.js", JS),
     asset!("/assets/pages/notify.js", "pages/notify.js", JS),
     asset!("/assets/pages/hosts.js", "pages/hosts.js", JS),
+    asset!("/assets/pages/session.js", "pages/session.js", JS),
     asset!("/assets/icon.svg", "icon.svg", "image/svg+xml"),
     // What a phone's "Add to Home Screen" installs; on iPhone and iPad,
     // Web Push works only for an app installed so.

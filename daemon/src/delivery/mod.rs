@@ -113,10 +113,17 @@ async fn deliver(
     client: &reqwest::Client,
     vapid: &webpush::Vapid,
     base: &str,
+    allow_private: bool,
     max_attempts: u32,
     delivery: &DeliveryRow,
     channel: &ChannelRow,
 ) -> Attempt {
+    // Names are resolved by the guarded resolver; an address written in
+    // the URL is not resolved, so it is checked here (a channel added
+    // while private targets were allowed stays refused once they are not).
+    if !allow_private && let Some(refused) = target::refused_literal(&channel.target) {
+        return Attempt::Dead { error: refused };
+    }
     let draft: NotificationDraft = match serde_json::from_str(&delivery.payload) {
         Ok(draft) => draft,
         Err(e) => {
@@ -287,7 +294,15 @@ pub async fn run(app: Arc<App>, mut stopped: Shutdown) {
             }
         };
         let attempts = due.iter().map(|(delivery, channel)| {
-            deliver(&client, &vapid, &base, max_attempts, delivery, channel)
+            deliver(
+                &client,
+                &vapid,
+                &base,
+                allow_private,
+                max_attempts,
+                delivery,
+                channel,
+            )
         });
         let results = futures_util::future::join_all(attempts).await;
         for ((delivery, channel), attempt) in due.into_iter().zip(results) {

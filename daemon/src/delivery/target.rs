@@ -39,6 +39,20 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
+/// Why a target written as a non-public IP address is refused while
+/// `notify_allow_private_targets` is off.
+pub fn refused_literal(target: &str) -> Option<String> {
+    let url = reqwest::Url::parse(target).ok()?;
+    let host = url
+        .host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let ip: IpAddr = host.parse().ok()?;
+    (!is_public(ip)).then(|| {
+        format!("{target} is in the gateway's own network and notify_allow_private_targets is off")
+    })
+}
+
 /// Checks a channel's URL: http(s), a host, and (unless private targets
 /// are allowed) only public addresses behind it.
 pub async fn check(url: &str, allow_private: bool) -> Result<reqwest::Url, String> {

@@ -50,6 +50,13 @@ pub fn delivery_view(row: DeliveryRow) -> DeliveryView {
     }
 }
 
+/// A new channel's kinds: those asked for, else the defaults; checked.
+fn events_or_default(events: Option<Vec<NotifyKind>>) -> ServiceResult<Vec<NotifyKind>> {
+    let events = events.unwrap_or_else(|| NotifyKind::DEFAULT.to_vec());
+    check_events(&events)?;
+    Ok(events)
+}
+
 fn check_events(events: &[NotifyKind]) -> ServiceResult<()> {
     if events.is_empty() {
         return Err(ServiceError::invalid(format!(
@@ -61,6 +68,15 @@ fn check_events(events: &[NotifyKind]) -> ServiceResult<()> {
 }
 
 impl App {
+    /// A channel's address, refused in the gateway's own network unless
+    /// `notify_allow_private_targets` allows it.
+    async fn check_target(&self, url: &str) -> ServiceResult<reqwest::Url> {
+        let allow_private = self.settings().config.notify_allow_private_targets;
+        crate::delivery::target::check(url, allow_private)
+            .await
+            .map_err(ServiceError::invalid)
+    }
+
     /// Whose a channel may be changed or removed by the caller.
     fn may_manage(caller: &Caller, channel: &ChannelRow) -> ServiceResult<()> {
         match (caller, &channel.user_id) {
@@ -123,14 +139,8 @@ impl App {
         {
             return Err(ServiceError::invalid("the target or token is too long"));
         }
-        let events = request
-            .events
-            .unwrap_or_else(|| NotifyKind::DEFAULT.to_vec());
-        check_events(&events)?;
-        let allow_private = self.settings().config.notify_allow_private_targets;
-        let target = crate::delivery::target::check(&request.target, allow_private)
-            .await
-            .map_err(ServiceError::invalid)?;
+        let events = events_or_default(request.events)?;
+        let target = self.check_target(&request.target).await?;
         let (secret, shown) = match request.kind {
             ChannelKind::Webhook => {
                 if request.token.is_some() {
@@ -222,10 +232,7 @@ impl App {
         }
         StoredKeys::parse(&request.keys.p256dh, &request.keys.auth)
             .map_err(|e| ServiceError::invalid(e.to_string()))?;
-        let allow_private = self.settings().config.notify_allow_private_targets;
-        crate::delivery::target::check(&request.endpoint, allow_private)
-            .await
-            .map_err(ServiceError::invalid)?;
+        self.check_target(&request.endpoint).await?;
         let name = request
             .name
             .map(|n| {
@@ -239,10 +246,7 @@ impl App {
                 || "This browser".to_owned(),
                 |n| n.chars().take(NAME_MAX_CHARS).collect(),
             );
-        let events = request
-            .events
-            .unwrap_or_else(|| NotifyKind::DEFAULT.to_vec());
-        check_events(&events)?;
+        let events = events_or_default(request.events)?;
         let keys = serde_json::to_string(&StoredKeys {
             p256dh: request.keys.p256dh,
             auth: request.keys.auth,

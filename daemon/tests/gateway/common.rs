@@ -47,6 +47,16 @@ impl Gateway {
         Self(Self::launch().dir(dir).config(config).envs(env).start())
     }
 
+    /// A run of `session`'s user whose runner started and finished with
+    /// `exit_code`.
+    pub async fn finished_run(&self, session: &str, exit_code: i64) -> String {
+        let (run_id, token) = self.create_run(session).await;
+        let runner = self.runner(&run_id, &token);
+        runner.started().await;
+        runner.finished(exit_code).await;
+        run_id
+    }
+
     /// A running agent run of `session`'s user, its first prompt `prompt`;
     /// (id, token).
     pub async fn agent_run(&self, session: &str, prompt: &str) -> (String, String) {

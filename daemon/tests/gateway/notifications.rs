@@ -26,6 +26,20 @@ async fn add_channel(gw: &Gateway, session: &str, body: Value) -> Value {
     created
 }
 
+/// The dead letters, once there is one (15 s at most).
+async fn dead_letters(gw: &Gateway) -> Value {
+    let socket = gw.data().join("control.sock");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, dead) = unix_request(&socket, "GET", "/v1/notify/outbox?status=dead", None).await;
+        if dead.as_array().is_some_and(|d| !d.is_empty()) {
+            return dead;
+        }
+        assert!(std::time::Instant::now() < deadline, "never dead");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn approval_request(id: &str, command: &str) -> String {
     json!({
         "requestId": id, "kind": "tool", "tool": "Bash",
@@ -266,15 +280,7 @@ async fn a_dead_letter_is_retried_by_hand_when_the_target_is_back() {
         .event_ok("approval_request", &approval_request("r-1", "touch f"))
         .await;
     let socket = gw.data().join("control.sock");
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let dead = loop {
-        let (_, dead) = unix_request(&socket, "GET", "/v1/notify/outbox?status=dead", None).await;
-        if dead.as_array().is_some_and(|d| !d.is_empty()) {
-            break dead;
-        }
-        assert!(std::time::Instant::now() < deadline, "never dead");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let dead = dead_letters(&gw).await;
     assert_eq!(dead[0]["attempts"], 2);
     assert!(
         dead[0]["lastError"]
@@ -328,10 +334,7 @@ async fn a_kill_with_notifications_pending_loses_and_doubles_none() {
     )
     .await;
     for _ in 0..100 {
-        let (run_id, token) = gw.create_run(&admin).await;
-        let runner = gw.runner(&run_id, &token);
-        runner.started().await;
-        runner.finished(0).await;
+        gw.finished_run(&admin, 0).await;
     }
     let (_, counts) = gw.get("/api/notify/status", &admin).await;
     assert_eq!(
@@ -481,10 +484,7 @@ async fn prune_removes_notifications_done_with_over_a_week_ago() {
     )
     .await;
     for _ in 0..3 {
-        let (run_id, token) = gw.create_run(&admin).await;
-        let runner = gw.runner(&run_id, &token);
-        runner.started().await;
-        runner.finished(0).await;
+        gw.finished_run(&admin, 0).await;
     }
     assert_eq!(hook.wait_for(3).await.len(), 3);
     let socket = gw.data().join("control.sock");
@@ -538,4 +538,40 @@ async fn prune_removes_notifications_done_with_over_a_week_ago() {
         })
         .collect();
     assert_eq!(left, [(ids[2].as_str(), "pending")]);
+}
+
+/// A channel on loopback added while private targets were allowed gets
+/// nothing once they are not: the address in its URL is checked at every
+/// delivery, as names are by the resolver.
+#[tokio::test]
+async fn turning_private_targets_off_stops_channels_that_use_them() {
+    let gw = Gateway::start_with(&config("notify_max_attempts = 1\n")).await;
+    let admin = gw.admin().await;
+    let hook = Receiver::start(&[]).await;
+    add_channel(
+        &gw,
+        &admin,
+        json!({"kind": "webhook", "name": "lan", "target": hook.url, "events": ["finished"], "scope": "all"}),
+    )
+    .await;
+    std::fs::write(
+        gw.data().join("clawd.toml"),
+        format!("{TEST_CONFIG}notify_max_attempts = 1\n"),
+    )
+    .expect("config");
+    gw.signal(nix::sys::signal::Signal::SIGHUP);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !gw.log().contains("configuration reloaded") {
+        assert!(std::time::Instant::now() < deadline, "{}", gw.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gw.finished_run(&admin, 0).await;
+    let dead = dead_letters(&gw).await;
+    assert!(
+        dead[0]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("notify_allow_private_targets is off")),
+        "{dead}"
+    );
+    assert!(hook.received().is_empty(), "nothing reached the receiver");
 }

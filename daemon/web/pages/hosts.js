@@ -1,8 +1,8 @@
 // Hosts: the machines that run `claw-runner serve` and start agent
-// sessions for the gateway. Everyone signed in sees them; administrators
-// add one (its enrolment command shown once), give a pending one a new
-// token, revoke one and remove one. The list is read again every 10 s
-// while the page is open.
+// sessions for the gateway. Everyone signed in sees them; operators start
+// a session on an online one; administrators add one (its enrolment
+// command shown once), give a pending one a new token, revoke one and
+// remove one. The list is read again every 10 s while the page is open.
 
 import { get, post, del, can } from '../api.js';
 import { h, replace, field, fmtTime, fmtAgo, confirmDialog, showError, toast, copyText } from '../dom.js';
@@ -62,6 +62,7 @@ function infoFacts(host) {
 
 export async function hostsPage(main) {
   const admin = can('admin');
+  const operator = can('operator');
   const list = h('ul', { class: 'hosts', 'aria-label': 'Hosts' });
   const count = h('span', { class: 'muted host-count' });
   const enrolBox = h('div', { class: 'host-enrol', id: 'host-enrol', hidden: true, tabindex: '-1' });
@@ -152,8 +153,20 @@ export async function hostsPage(main) {
     const el = h('li', { class: 'host', dataset: { host: host.name, state: host.state } },
       h('div', { class: 'host-head' }, h('strong', { class: 'host-name' }, host.name), stateBadge(host.state)),
       h('dl', { class: 'facts host-facts' }, facts),
+      startHere(host),
       admin ? actions(host) : null);
     return { el, seen };
+  }
+
+  // An online host with somewhere to work and something to run: a session
+  // on it, for whoever may start one.
+  function startHere(host) {
+    const info = host.info;
+    if (!operator || host.state !== 'online' || !info || !info.workspaces.length || !info.agents.length) return null;
+    return h('div', { class: 'actions host-start' }, h('a', {
+      class: 'button', href: `#/sessions/new?host=${encodeURIComponent(host.name)}`,
+      'aria-label': `Start a session on ${host.name}`,
+    }, 'Start a session here'));
   }
 
   function actions(host) {

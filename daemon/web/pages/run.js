@@ -80,7 +80,16 @@ export async function runPage(main, { params: [runId, approvalId] }) {
     conversation = new Conversation();
     changes = new Changes();
     prompts = can('operator') ? composer(runId, {
-      onSent: (promptId, text) => {
+      onSent: (promptId, text, resumed) => {
+        // A finished session resumed on its host is pending again: the
+        // gateway answered once it was.
+        if (resumed && !ACTIVE.includes(run.status)) {
+          run.status = 'pending';
+          run.exitCode = null;
+          run.finishedAt = null;
+          run.stopRequestedAt = null;
+          renderHead();
+        }
         conversation.queue(promptId, text, session.user && session.user.username);
         if (nearBottom()) toBottom();
       },
@@ -147,15 +156,43 @@ export async function runPage(main, { params: [runId, approvalId] }) {
     });
   }
 
+  // The coding host a session runs on: { name, state }, state 'gone'
+  // once it was removed; read again every 10 s while the page is open.
+  let host = null;
+  async function loadHost() {
+    if (!run.hostId) return;
+    let hosts;
+    try { hosts = await get('/api/hosts'); } catch { return; }
+    const found = hosts.find((x) => x.id === run.hostId);
+    const next = found ? { name: found.name, state: found.state } : { name: null, state: 'gone' };
+    if (host && host.name === next.name && host.state === next.state) return;
+    host = next;
+    if (rendered) renderHead();
+  }
+  let rendered = false;
+
+  function hostFacts() {
+    if (!run.hostId) return null;
+    const name = host && host.name;
+    return [
+      h('dt', {}, 'Host'), h('dd', { id: 'run-host' }, name ? h('a', { href: '#/hosts' }, name) : 'a removed host',
+        host && host.state !== 'online' ? h('span', { class: 'muted' }, ` (${host.state === 'gone' ? 'removed' : host.state})`) : null),
+      h('dt', {}, 'Workspace'), h('dd', {}, h('code', { id: 'run-workspace' }, run.workspace || '—')),
+    ];
+  }
+
   function renderHead() {
+    rendered = true;
     if (agent) {
       const settings = [run.model || 'default model', `${run.permissionMode || 'default'} mode`];
+      if (run.hostId) settings.push(`on ${(host && host.name) || 'a removed host'}`);
       replace(head, h('div', { class: 'run-line' },
         h('span', { id: 'run-status' }, statusBadge(run.status, run.exitCode)),
         h('span', { class: 'agent-settings' }, settings.join(' · ')),
         h('span', { class: 'c-duration muted' }, fmtDuration(run.startedAt, run.finishedAt)),
         actions));
       replace(facts,
+        hostFacts(),
         h('dt', {}, 'Agent'), h('dd', {}, run.agent),
         h('dt', {}, 'Model'), h('dd', {}, run.model || '(the agent\'s default)'),
         h('dt', {}, 'Permission mode'), h('dd', {}, run.permissionMode || 'default'),
@@ -166,7 +203,10 @@ export async function runPage(main, { params: [runId, approvalId] }) {
         h('dt', {}, 'Created'), h('dd', {}, `${fmtTime(run.createdAt)}${run.createdBy ? ` by ${run.createdBy}` : ''}`),
         h('dt', {}, 'Started'), h('dd', {}, fmtTime(run.startedAt)),
         h('dt', {}, 'Exit code'), h('dd', { id: 'run-exit' }, run.exitCode ?? '—'));
-      if (prompts) prompts.setStatus(run.status);
+      if (prompts) {
+        prompts.setStatus(run.status);
+        prompts.setResume(run.hostId && run.agentSessionId && host ? host : null);
+      }
       if (!ACTIVE.includes(run.status)) conversation.endWaiting('the run ended');
     } else {
       replace(head, h('dl', { class: 'facts' },
@@ -389,6 +429,7 @@ export async function runPage(main, { params: [runId, approvalId] }) {
     });
   }
 
+  await loadHost();
   renderHead();
   await Promise.all([loadCommands(), loadArtifacts(), loadApprovals()]);
   if (approvalId) await bringApproval(approvalId);
@@ -442,7 +483,11 @@ export async function runPage(main, { params: [runId, approvalId] }) {
       if (cell) cell.textContent = fmtDuration(run.startedAt, null);
     }
   }, 1000);
+  const hostTimer = run.hostId ? setInterval(() => { if (!document.hidden) loadHost(); }, 10000) : null;
+  const hostAgain = () => { if (!document.hidden) loadHost(); };
+  if (run.hostId) document.addEventListener('visibilitychange', hostAgain);
   return () => {
+    clearInterval(hostTimer); document.removeEventListener('visibilitychange', hostAgain);
     unsubscribe(); stopState(); clearInterval(ticker); log.destroy(); stopApprovals(); stopLinked();
     if (pinned) pinned.destroy();
   };

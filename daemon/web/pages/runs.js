@@ -7,9 +7,13 @@ import { live } from '../socket.js';
 // `waiting`: running, with its agent waiting for a person's decision.
 const STATES = ['pending', 'running', 'waiting', 'done', 'failed', 'stopped'];
 
-// What a run drives, for the list: its command, or its agent and model.
-function what(run) {
-  if (run.agent) return h('span', { class: 'agent-name' }, run.agent === 'claude' ? 'Claude' : run.agent, run.model ? ` · ${run.model}` : '');
+// What a run drives, for the list: its command, or its agent and model,
+// and the host it runs on.
+function what(run, hostNames) {
+  if (run.agent) {
+    return [h('span', { class: 'agent-name' }, run.agent === 'claude' ? 'Claude' : run.agent, run.model ? ` · ${run.model}` : ''),
+      run.hostId ? h('span', { class: 'run-host muted' }, ` on ${hostNames.get(run.hostId) || 'a removed host'}`) : null];
+  }
   return run.command || h('span', { class: 'muted' }, '(agent default)');
 }
 
@@ -23,9 +27,10 @@ export async function runsPage(main) {
   const empty = h('p', { class: 'muted', hidden: true }, 'No runs yet.');
   const more = h('button', { type: 'button', class: 'secondary', hidden: true, onclick: () => load(true) }, 'Older runs');
   replace(main, h('section', {},
-    h('div', { class: 'page-head' }, h('h1', {}, 'Runs'),
+    h('div', { class: 'page-head runs-head' }, h('h1', {}, 'Runs'),
       h('div', { class: 'tools' }, filter,
-        can('operator') ? h('a', { class: 'button', href: '#/runs/new' }, 'New run') : null)),
+        can('operator') ? h('a', { class: 'button secondary', href: '#/runs/new' }, 'New run') : null),
+      can('operator') ? h('a', { class: 'button new-session', href: '#/sessions/new' }, 'New session') : null),
     h('table', { class: 'runs' },
       h('thead', {}, h('tr', {}, ['State', 'Command', 'Started', 'Duration', 'Exit', 'Run'].map((t) => h('th', { scope: 'col' }, t)))),
       body),
@@ -33,12 +38,20 @@ export async function runsPage(main) {
 
   const rows = new Map(); // run id -> { run, tr }
   let oldest = null;
+  // Host names for the runs on hosts; read once, again for a host not known.
+  const hostNames = new Map();
+  async function loadHosts(runs) {
+    try {
+      for (const host of await get('/api/hosts')) hostNames.set(host.id, host.name);
+    } catch { /* the list shows "a removed host" */ }
+    for (const run of runs) if (run.hostId && !hostNames.has(run.hostId)) hostNames.set(run.hostId, null);
+  }
 
   function cells(run) {
     return [
       h('td', { class: 'c-status', 'data-label': 'State' }, statusBadge(run.status)),
       h('td', { class: 'c-command', 'data-label': 'Command' },
-        h('a', { href: `#/runs/${run.id}` }, what(run))),
+        h('a', { href: `#/runs/${run.id}` }, what(run, hostNames))),
       h('td', { 'data-label': 'Started' }, fmtTime(run.startedAt || run.createdAt)),
       h('td', { class: 'c-duration', 'data-label': 'Duration' }, fmtDuration(run.startedAt, run.finishedAt)),
       h('td', { 'data-label': 'Exit' }, run.exitCode ?? '—'),
@@ -67,6 +80,7 @@ export async function runsPage(main) {
     else { rows.clear(); body.replaceChildren(); }
     try {
       const runs = await get(`/api/runs?${q}`);
+      if (runs.some((run) => run.hostId && !hostNames.has(run.hostId))) await loadHosts(runs);
       for (const run of runs) put(run, false);
       if (runs.length) oldest = runs[runs.length - 1];
       more.hidden = runs.length < 50;
@@ -80,7 +94,11 @@ export async function runsPage(main) {
     if (m.type !== 'run_status') return;
     const known = rows.get(m.runId);
     if (known && (!filter.value || filter.value === m.status)) {
-      try { put(await get(`/api/runs/${m.runId}`), false); } catch { /* deleted meanwhile */ }
+      try {
+        const run = await get(`/api/runs/${m.runId}`);
+        if (run.hostId && !hostNames.has(run.hostId)) await loadHosts([run]);
+        put(run, false);
+      } catch { /* deleted meanwhile */ }
       known.tr.dataset.status = m.status;
     } else if (known) {
       known.tr.remove();
