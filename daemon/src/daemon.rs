@@ -17,6 +17,7 @@ use crate::hub::Hub;
 use crate::listeners::{self, Listeners};
 use crate::logging::LogLevel;
 use crate::shutdown::Shutdown;
+use crate::store::postgres::{PgSettings, PgStore};
 use crate::store::sqlite::{SqliteStore, StoreSettings};
 use crate::store::{AnyStore, ChangeSink, IdentityStore};
 use crate::{api, control, fsutil, notify, secrets, server, shutdown, tls};
@@ -83,21 +84,47 @@ fn cert_paths(config: &Config, data_dir: &Path) -> tls::CertPaths {
     }
 }
 
-/// Refuses a store this build cannot serve from. The PostgreSQL store is
-/// complete (daemon/src/store/postgres) but not wired in yet: the login
-/// service still counts failures in memory per instance.
-fn check_store_backend(config: &Config) -> anyhow::Result<()> {
+/// Opens the configured store: SQLite in the data directory, or
+/// PostgreSQL (migrated, with a first connection made) at `database_url`.
+async fn open_store(
+    config: &Config,
+    data_dir: &Path,
+    sink: Arc<dyn ChangeSink>,
+) -> anyhow::Result<AnyStore> {
+    let nonce_retention_secs = nonce_retention_secs(config);
     match config.store.backend {
-        Backend::Sqlite => Ok(()),
-        Backend::Postgres => anyhow::bail!(
-            "store.backend = \"postgres\" ({}) is not available yet in this build: \
-             set store.backend = \"sqlite\" (the default)",
-            config
-                .store
-                .database_url
-                .as_ref()
-                .map_or_else(|| "no database_url".to_owned(), |url| url.redacted())
-        ),
+        Backend::Sqlite => {
+            let db_path = data_dir.join("db.sqlite");
+            let store = SqliteStore::open(
+                &db_path,
+                StoreSettings {
+                    durability: config.durability,
+                    nonce_retention_secs,
+                },
+                sink,
+            )
+            .with_context(|| format!("cannot open the database {}", db_path.display()))?;
+            Ok(Arc::new(store))
+        }
+        Backend::Postgres => {
+            let Some(url) = config.store.database_url.clone() else {
+                anyhow::bail!("store.backend is \"postgres\" but store.database_url is not set");
+            };
+            let shown = url.redacted();
+            let settings = PgSettings {
+                url,
+                password: secrets::database_password()?,
+                max_connections: config.store.max_connections,
+                connect_timeout: Duration::from_secs(config.store.connect_timeout_secs),
+                statement_timeout: Duration::from_secs(config.store.statement_timeout_secs),
+                nonce_retention_secs,
+            };
+            let store = PgStore::open(settings, sink)
+                .await
+                .with_context(|| format!("cannot open the PostgreSQL store at {shown}"))?;
+            tracing::info!(database = %shown, "store: PostgreSQL");
+            Ok(Arc::new(store))
+        }
     }
 }
 
@@ -107,24 +134,12 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
     // Socket activation first: a misconfigured clawd.socket is reported
     // before anything is written.
     let activated = listeners::from_systemd()?;
-    check_store_backend(&config)?;
     let data_dir = options.data_dir(&config);
     fsutil::prepare_data_dir(&data_dir)?;
 
     let secrets = secrets::Secrets::load(&data_dir)?;
     let hub = Arc::new(Hub::default());
-    let db_path = data_dir.join("db.sqlite");
-    let store: AnyStore = Arc::new(
-        SqliteStore::open(
-            &db_path,
-            StoreSettings {
-                durability: config.durability,
-                nonce_retention_secs: nonce_retention_secs(&config),
-            },
-            Arc::clone(&hub) as Arc<dyn ChangeSink>,
-        )
-        .with_context(|| format!("cannot open the database {}", db_path.display()))?,
-    );
+    let store = open_store(&config, &data_dir, Arc::clone(&hub) as Arc<dyn ChangeSink>).await?;
     let settings = Settings::new(config.clone())?;
     let setup_token = setup_token(store.as_ref(), &data_dir).await?;
 
@@ -379,19 +394,23 @@ async fn housekeeping(app: Arc<App>, mut stopped: Shutdown) {
 mod store_backend_tests {
     use super::*;
 
-    #[test]
-    fn postgres_is_refused_at_start_without_its_password() {
-        assert!(check_store_backend(&Config::default()).is_ok());
+    #[tokio::test]
+    async fn an_unreachable_postgres_fails_the_start_naming_it_without_its_password() {
         let config = Config::from_toml(
-            "store.backend = \"postgres\"\nstore.database_url = \"postgres://claw:s3cret@db/claw\"",
+            "store.backend = \"postgres\"\n\
+             store.database_url = \"postgres://claw:s3cret@127.0.0.1:1/claw\"\n\
+             store.connect_timeout_secs = 2",
             Path::new("clawd.toml"),
         )
         .expect("valid");
-        let err = check_store_backend(&config)
-            .expect_err("refused")
-            .to_string();
-        assert!(err.contains("not available yet in this build"), "{err}");
-        assert!(err.contains("postgres://claw@db/claw"), "{err}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sink = Arc::new(Hub::default()) as Arc<dyn ChangeSink>;
+        let Err(err) = open_store(&config, dir.path(), sink).await else {
+            panic!("nothing listens on port 1");
+        };
+        let err = format!("{err:#}");
+        assert!(err.contains("postgres://claw@127.0.0.1:1/claw"), "{err}");
+        assert!(err.contains("cannot connect"), "{err}");
         assert!(!err.contains("s3cret"), "{err}");
     }
 }

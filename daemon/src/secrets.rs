@@ -221,7 +221,6 @@ impl Secrets {
 /// PostgreSQL's password from the systemd credential
 /// `claw_database-password` (or `database-password`), when
 /// `$CREDENTIALS_DIRECTORY` has it.
-#[allow(dead_code)] // for the PostgreSQL store, once clawd starts it
 pub fn database_password() -> Result<Option<Secret>, SecretError> {
     let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from) else {
         return Ok(None);

@@ -10,8 +10,7 @@
 mod audit_chain;
 mod change;
 mod error;
-// Not started by clawd until every store trait is there (daemon.rs).
-#[cfg_attr(not(test), allow(dead_code))]
+mod login_failures;
 pub mod postgres;
 pub mod sqlite;
 mod types;
@@ -27,6 +26,7 @@ use claw_proto::wire::RunStatus;
 
 pub use change::{Change, ChangeSink};
 pub use error::StoreError;
+pub use login_failures::LoginFailuresInMemory;
 pub use types::*;
 
 /// Runs, their events, and the signed requests that add to them.
@@ -160,6 +160,28 @@ pub trait IdempotencyStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Gives a claimed key up (the request failed before it changed anything).
     async fn release_idempotency_key(&self, scope: String, key: String) -> Result<(), StoreError>;
+}
+
+/// Failed logins per key (`ip:ADDRESS`, `user:NAME`) over a sliding
+/// window. One SQLite gateway counts them in memory; PostgreSQL counts them
+/// in the database, so that the limits hold over every instance.
+#[async_trait]
+pub trait LoginFailureStore: Send + Sync {
+    /// Counts one attempt at `now` (Unix ms) when fewer than `limit` were
+    /// counted in the `window_ms` before; false, counting nothing, at the
+    /// limit. Concurrent attempts on one key cannot all slip under it.
+    /// `limit` 0: no limit, nothing counted.
+    async fn login_hit(
+        &self,
+        key: String,
+        limit: u32,
+        window_ms: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Takes back the attempt counted at `at` (it turned out no guess).
+    async fn login_release(&self, key: String, at: i64) -> Result<(), StoreError>;
+    /// Forgets the key's failures (a successful login).
+    async fn login_clear(&self, key: String) -> Result<(), StoreError>;
 }
 
 /// Housekeeping, jobs and the database itself.
@@ -303,6 +325,7 @@ pub trait Store:
     + IdentityStore
     + AuditStore
     + IdempotencyStore
+    + LoginFailureStore
     + MaintenanceStore
 {
 }
@@ -317,6 +340,7 @@ impl<T> Store for T where
         + IdentityStore
         + AuditStore
         + IdempotencyStore
+        + LoginFailureStore
         + MaintenanceStore
 {
 }

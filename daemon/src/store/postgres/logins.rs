@@ -1,30 +1,22 @@
 //! Failed logins counted in the database (`login_failures`), so that the
-//! limits per address and per user name hold over every instance: the
-//! same operations as the gateway's in-memory `WindowLimiter` (hit,
-//! release, clear), over a sliding window.
-//!
-//! Not yet called: the login service still counts in memory, per
-//! instance (service/identity.rs); these become the backend of its
-//! limits when the store takes that over.
+//! limits per address and per user name hold over every instance.
+
+use async_trait::async_trait;
 
 use super::PgStore;
-use crate::store::StoreError;
+use crate::store::{LoginFailureStore, StoreError};
 
 /// The first key of the two-key advisory locks taken per login key (the
 /// single-key space is the migrations').
 const LOGIN_LOCK_SPACE: i32 = 0x6c6f_6769; // "logi"
 
-#[cfg_attr(not(test), allow(dead_code))]
-impl PgStore {
-    /// Counts one attempt against `key` at `now` (Unix ms) when fewer than
-    /// `limit` were counted in the `window_ms` before; false, counting
-    /// nothing, when the key is at its limit. Attempts on one key are
-    /// serialised over every instance (a transaction-level advisory lock
-    /// on the key), so concurrent guesses cannot all slip under the limit.
-    /// `limit` 0: no limit, nothing counted.
-    pub async fn login_hit(
+#[async_trait]
+impl LoginFailureStore for PgStore {
+    /// Attempts on one key are serialised over every instance by a
+    /// transaction-level advisory lock on the key.
+    async fn login_hit(
         &self,
-        key: &str,
+        key: String,
         limit: u32,
         window_ms: i64,
         now: i64,
@@ -64,8 +56,7 @@ impl PgStore {
         Ok(allowed)
     }
 
-    /// Takes back the attempt counted at `at` (it turned out no guess).
-    pub async fn login_release(&self, key: &str, at: i64) -> Result<(), StoreError> {
+    async fn login_release(&self, key: String, at: i64) -> Result<(), StoreError> {
         let conn = self.conn().await?;
         conn.execute(
             "DELETE FROM login_failures WHERE ctid = \
@@ -76,8 +67,7 @@ impl PgStore {
         Ok(())
     }
 
-    /// Forgets the key's failures (a successful login).
-    pub async fn login_clear(&self, key: &str) -> Result<(), StoreError> {
+    async fn login_clear(&self, key: String) -> Result<(), StoreError> {
         let conn = self.conn().await?;
         conn.execute("DELETE FROM login_failures WHERE key = $1", &[&key])
             .await?;

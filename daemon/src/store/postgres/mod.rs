@@ -1,7 +1,5 @@
 //! The PostgreSQL store, for installations that outgrow one machine
-//! (issue 23): several gateways on one database. It implements every
-//! store trait; clawd still refuses `store.backend = "postgres"` until it
-//! is wired in (the login service's counts are still in memory).
+//! (`store.backend = "postgres"`): several gateways on one database.
 //!
 //! Every request is one transaction on a pooled connection
 //! (deadpool-postgres over tokio-postgres), committed before it is
@@ -208,11 +206,13 @@ impl PgStore {
     }
 
     /// The URL without its password.
+    #[cfg(test)]
     pub fn shown_url(&self) -> &str {
         &self.inner.shown_url
     }
 
-    /// The schema version of the database (`clawctl db status`).
+    /// The schema version of the database.
+    #[cfg(test)]
     pub async fn schema_version(&self) -> Result<u32, StoreError> {
         let conn = self.conn().await?;
         migrate::current_version(&conn).await

@@ -12,7 +12,8 @@ use super::*;
 use crate::config::DatabaseUrl;
 use crate::store::conformance::{self, Recorder, Subject};
 use crate::store::{
-    AgentSpec, ArtifactIndex, CommandStore, NewEvent, NewRun, RunStore, RunnerAuth, token_hash,
+    AgentSpec, ArtifactIndex, CommandStore, LoginFailureStore, NewEvent, NewRun, RunStore,
+    RunnerAuth, token_hash,
 };
 use claw_proto::wire::EventType;
 
@@ -709,7 +710,7 @@ async fn login_failures_are_counted_over_every_instance() {
     for n in 0..20 {
         let store = if n % 2 == 0 { a.clone() } else { b.clone() };
         guesses.push(tokio::spawn(async move {
-            store.login_hit("user:bob", 5, window, now + n).await
+            store.login_hit("user:bob".into(), 5, window, now + n).await
         }));
     }
     let mut allowed = 0;
@@ -720,17 +721,21 @@ async fn login_failures_are_counted_over_every_instance() {
     }
     assert_eq!(allowed, 5);
     assert!(
-        !b.login_hit("user:bob", 5, window, now + 100)
+        !b.login_hit("user:bob".into(), 5, window, now + 100)
             .await
             .expect("hit")
     );
     // Another key has its own count; no limit counts nothing.
     assert!(
-        a.login_hit("ip:192.0.2.1", 5, window, now)
+        a.login_hit("ip:192.0.2.1".into(), 5, window, now)
             .await
             .expect("hit")
     );
-    assert!(a.login_hit("user:bob", 0, window, now).await.expect("hit"));
+    assert!(
+        a.login_hit("user:bob".into(), 0, window, now)
+            .await
+            .expect("hit")
+    );
     // A released attempt makes room for one more.
     let counted = cluster
         .psql(
@@ -739,25 +744,27 @@ async fn login_failures_are_counted_over_every_instance() {
         )
         .expect("first");
     let first: i64 = counted.parse().expect("a time");
-    a.login_release("user:bob", first).await.expect("release");
+    a.login_release("user:bob".into(), first)
+        .await
+        .expect("release");
     assert!(
-        b.login_hit("user:bob", 5, window, now + 200)
+        b.login_hit("user:bob".into(), 5, window, now + 200)
             .await
             .expect("hit")
     );
     assert!(
-        !a.login_hit("user:bob", 5, window, now + 201)
+        !a.login_hit("user:bob".into(), 5, window, now + 201)
             .await
             .expect("hit")
     );
     // The window slides: old failures stop counting (and are removed).
     assert!(
-        a.login_hit("user:bob", 5, window, now + window + 200)
+        a.login_hit("user:bob".into(), 5, window, now + window + 200)
             .await
             .expect("hit")
     );
     // A success clears the name.
-    b.login_clear("user:bob").await.expect("clear");
+    b.login_clear("user:bob".into()).await.expect("clear");
     let left = cluster
         .psql(
             PG_DATABASE,
