@@ -258,6 +258,8 @@ pub trait NotifyStore: Send + Sync {
     /// Every browser subscription removed (the VAPID key changed); how many.
     async fn remove_push_subscriptions(&self) -> Result<u64, StoreError>;
     /// Pending deliveries due at `now`, oldest first, with their channels.
+    /// A store shared by several gateways claims them for a while, so that
+    /// each is attempted by one sender at a time.
     async fn due_deliveries(
         &self,
         now: i64,

@@ -23,6 +23,10 @@ const DELIVERY_COLUMNS: &str = "o.id, o.channel_id, c.name, o.kind, o.run_id, o.
      o.status, o.attempts, o.next_at, o.last_error, o.created_at, o.done_at";
 const DELIVERY_FROM: &str = "outbox o JOIN notify_channels c ON c.id = o.channel_id";
 
+/// How long a claimed delivery is hidden from the other senders: longer
+/// than one batch's attempts take (10 s each, sent together).
+const CLAIM_LEASE_MS: i64 = 60_000;
+
 /// The longest a run's title in a notification.
 const TITLE_CHARS: usize = 80;
 
@@ -349,6 +353,10 @@ impl NotifyStore for PgStore {
             .await?)
     }
 
+    /// Claims the rows it returns: they are hidden from every other
+    /// instance's sender for [`CLAIM_LEASE_MS`] (`SKIP LOCKED` keeps two
+    /// senders off the same rows meanwhile). The attempt's record replaces
+    /// the lease; a sender that died leaves its rows to the others after it.
     async fn due_deliveries(
         &self,
         now: i64,
@@ -358,14 +366,19 @@ impl NotifyStore for PgStore {
         // The delivery's columns (0..12), then its channel's (12..22).
         let stmt = conn
             .prepare_cached(&format!(
-                "SELECT {DELIVERY_COLUMNS}, {CHANNEL_COLUMNS} \
-                 FROM outbox o JOIN {CHANNEL_FROM} ON c.id = o.channel_id \
-                 WHERE o.status = 'pending' AND o.next_at <= $1 \
-                 ORDER BY o.next_at, o.created_at LIMIT $2"
+                "WITH o AS ( \
+                   UPDATE outbox SET next_at = $3 WHERE id IN ( \
+                     SELECT id FROM outbox WHERE status = 'pending' AND next_at <= $1 \
+                     ORDER BY next_at, created_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                   RETURNING *) \
+                 SELECT {DELIVERY_COLUMNS}, {CHANNEL_COLUMNS} \
+                 FROM o JOIN {CHANNEL_FROM} ON c.id = o.channel_id \
+                 ORDER BY o.created_at"
             ))
             .await?;
+        let lease_until = now.saturating_add(CLAIM_LEASE_MS);
         Ok(conn
-            .query(&stmt, &[&now, &i64::from(limit)])
+            .query(&stmt, &[&now, &i64::from(limit), &lease_until])
             .await?
             .iter()
             .map(|r| (delivery_from_row(r), channel_from_row(r, 12)))

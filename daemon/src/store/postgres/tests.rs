@@ -12,8 +12,8 @@ use super::*;
 use crate::config::DatabaseUrl;
 use crate::store::conformance::{self, Recorder, Subject};
 use crate::store::{
-    AgentSpec, ArtifactIndex, CommandStore, LoginFailureStore, NewEvent, NewRun, RunStore,
-    RunnerAuth, token_hash,
+    AgentSpec, ArtifactIndex, CommandStore, LoginFailureStore, NewEvent, NewRun, NotifyStore,
+    RunStore, RunnerAuth, token_hash,
 };
 use claw_proto::wire::EventType;
 
@@ -779,4 +779,71 @@ async fn login_failures_are_counted_over_every_instance() {
         "1",
         "the address's count stays"
     );
+}
+
+/// Two senders (instances) asking for due notifications at once get
+/// disjoint rows that together are all of them; a claimed row is not
+/// offered again while its lease lasts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_claim_each_due_notification_once() {
+    use claw_proto::notify::{ChannelKind, ChannelScope, NotifyKind};
+    let cluster = TempCluster::start();
+    let (a, _) = open(&cluster.url()).await;
+    let (b, _) = open(&cluster.url()).await;
+    a.add_channel(crate::store::NewChannelRow {
+        id: "hook".to_owned(),
+        user_id: None,
+        kind: ChannelKind::Webhook,
+        name: "hook".to_owned(),
+        target: "https://h.example".to_owned(),
+        secret: Some("s1".to_owned()),
+        events: vec![NotifyKind::Finished],
+        scope: ChannelScope::All,
+    })
+    .await
+    .expect("channel");
+    let marker = |data: &str| NewEvent {
+        kind: EventType::Marker,
+        data: data.to_owned(),
+        sequence: None,
+    };
+    for n in 0..40 {
+        let id = format!("run-{n}");
+        a.create_run(NewRun {
+            id: id.clone(),
+            capability_token: TOKEN.to_owned(),
+            command: None,
+            metadata: None,
+            created_by: None,
+            agent: AgentSpec::default(),
+            first_prompt: None,
+            host_id: None,
+            workspace: None,
+        })
+        .await
+        .expect("run");
+        a.runner_ingest(
+            auth(&id, &format!("end-{n}")),
+            vec![
+                marker(r#"{"event":"started"}"#),
+                marker(r#"{"event":"finished","exitCode":0}"#),
+            ],
+        )
+        .await
+        .expect("finish");
+    }
+    let now = crate::clock::now_ms() + 1;
+    let (from_a, from_b) = tokio::join!(a.due_deliveries(now, 25), b.due_deliveries(now, 25));
+    let ids = |due: Vec<(crate::store::DeliveryRow, crate::store::ChannelRow)>| {
+        due.into_iter()
+            .map(|(d, _)| d.id)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let (from_a, from_b) = (ids(from_a.expect("a")), ids(from_b.expect("b")));
+    assert!(from_a.is_disjoint(&from_b), "{from_a:?} {from_b:?}");
+    assert_eq!(from_a.len() + from_b.len(), 40);
+    assert!(a.due_deliveries(now, 50).await.expect("due").is_empty());
+    // The lease ends: a sender that died leaves its rows to the others.
+    let later = now + 61_000;
+    assert_eq!(b.due_deliveries(later, 50).await.expect("due").len(), 40);
 }
