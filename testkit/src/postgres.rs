@@ -217,7 +217,8 @@ impl TempCluster {
         Ok(())
     }
 
-    fn start_server(&self) -> Result<()> {
+    /// Starts the server (again, after [`stop_server`](Self::stop_server)).
+    pub fn start_server(&self) -> Result<()> {
         let data = self.data_dir();
         let log = self.root().join("server.log");
         let port = format!("-p {}", self.port);
@@ -243,7 +244,8 @@ impl TempCluster {
         Ok(())
     }
 
-    fn stop(&self) -> Result<()> {
+    /// Stops the server (fast: connections are cut), keeping its data.
+    pub fn stop_server(&self) -> Result<()> {
         let data = self.data_dir();
         self.run(
             "pg_ctl",
@@ -300,7 +302,7 @@ impl Drop for TempCluster {
     fn drop(&mut self) {
         if self.port != 0
             && self.data_dir().join("postmaster.pid").exists()
-            && let Err(e) = self.stop()
+            && let Err(e) = self.stop_server()
         {
             eprintln!("temporary PostgreSQL cluster: {e:#}");
             // Leave no server behind, whatever pg_ctl said.
