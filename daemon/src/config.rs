@@ -127,6 +127,9 @@ pub struct StoreConfig {
     pub connect_timeout_secs: u64,
     /// Longest statement before PostgreSQL cancels it; 0 is no limit.
     pub statement_timeout_secs: u64,
+    /// How long clawd keeps trying to reach PostgreSQL at start before it
+    /// gives up (and systemd starts it again).
+    pub start_wait_secs: u64,
 }
 
 impl Default for StoreConfig {
@@ -137,6 +140,7 @@ impl Default for StoreConfig {
             max_connections: 10,
             connect_timeout_secs: 5,
             statement_timeout_secs: 30,
+            start_wait_secs: 30,
         }
     }
 }

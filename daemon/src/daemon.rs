@@ -19,7 +19,7 @@ use crate::logging::LogLevel;
 use crate::shutdown::Shutdown;
 use crate::store::postgres::{PgSettings, PgStore};
 use crate::store::sqlite::{SqliteStore, StoreSettings};
-use crate::store::{AnyStore, ChangeSink, IdentityStore};
+use crate::store::{AnyStore, ChangeSink, IdentityStore, StoreError};
 use crate::{api, control, fsutil, notify, secrets, server, shutdown, tls};
 
 /// What the command line says.
@@ -84,6 +84,9 @@ fn cert_paths(config: &Config, data_dir: &Path) -> tls::CertPaths {
     }
 }
 
+/// Between attempts to reach PostgreSQL at start.
+const START_RETRY: Duration = Duration::from_secs(2);
+
 /// Opens the configured store: SQLite in the data directory, or
 /// PostgreSQL (migrated, with a first connection made) at `database_url`.
 async fn open_store(
@@ -119,9 +122,23 @@ async fn open_store(
                 statement_timeout: Duration::from_secs(config.store.statement_timeout_secs),
                 nonce_retention_secs,
             };
-            let store = PgStore::open(settings, sink)
-                .await
-                .with_context(|| format!("cannot open the PostgreSQL store at {shown}"))?;
+            // A database that starts with the machine may answer after
+            // clawd asks: keep trying a while before giving up.
+            let deadline = Instant::now() + Duration::from_secs(config.store.start_wait_secs);
+            let store = loop {
+                match PgStore::open(settings.clone(), Arc::clone(&sink)).await {
+                    Ok(store) => break store,
+                    Err(StoreError::Unavailable(why)) if Instant::now() < deadline => {
+                        tracing::warn!(error = %why, "PostgreSQL is not answering: trying again in 2 s");
+                        notify::status(&format!("waiting for PostgreSQL at {shown}: {why}"));
+                        tokio::time::sleep(START_RETRY).await;
+                    }
+                    Err(e) => {
+                        return Err(anyhow::Error::new(e)
+                            .context(format!("cannot open the PostgreSQL store at {shown}")));
+                    }
+                }
+            };
             tracing::info!(database = %shown, "store: PostgreSQL");
             Ok(Arc::new(store))
         }
@@ -399,7 +416,8 @@ mod store_backend_tests {
         let config = Config::from_toml(
             "store.backend = \"postgres\"\n\
              store.database_url = \"postgres://claw:s3cret@127.0.0.1:1/claw\"\n\
-             store.connect_timeout_secs = 2",
+             store.connect_timeout_secs = 2\n\
+             store.start_wait_secs = 0",
             Path::new("clawd.toml"),
         )
         .expect("valid");

@@ -182,14 +182,20 @@ async fn every_connection_busy_answers_503_with_retry_after() {
     assert_lines_once(&all_events(&gw, &admin, &run_id).await, 3);
 }
 
-/// No server at start: clawd ends with an error that names the database
-/// without its password (systemd's Restart= tries again).
+/// No server at start: clawd tries for `start_wait_secs`, then ends with an
+/// error that names the database without its password (systemd's Restart=
+/// tries again).
 #[tokio::test]
 async fn no_postgres_at_start_is_a_clear_error() {
     let port = claw_testkit::free_port();
     let url = format!("postgres://claw:s3cret@127.0.0.1:{port}/claw");
+    let started = Instant::now();
     let Err(e) = Gateway::launch()
-        .config(&on_postgres(&url, "", "connect_timeout_secs = 2"))
+        .config(&on_postgres(
+            &url,
+            "",
+            "connect_timeout_secs = 1\nstart_wait_secs = 3",
+        ))
         .try_start()
     else {
         panic!("clawd started without its database");
@@ -203,6 +209,14 @@ async fn no_postgres_at_start_is_a_clear_error() {
     );
     assert!(e.contains("cannot connect"), "{e}");
     assert!(!e.contains("s3cret"), "{e}");
+    assert!(
+        e.contains("PostgreSQL is not answering: trying again in 2 s"),
+        "it waited first: {e}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "it waited first"
+    );
 }
 
 /// A second gateway on the first one's database, with its secrets (as
