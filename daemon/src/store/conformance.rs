@@ -1124,6 +1124,40 @@ pub async fn approvals_are_made_decided_once_and_resolved<
     );
 }
 
+/// Approvals made in one request (one millisecond) are listed in the
+/// order they were made: the inbox oldest first, history newest first.
+pub async fn approvals_made_together_keep_their_order<S: RunStore + ApprovalStore + ?Sized>(
+    s: Subject<S>,
+) {
+    use claw_proto::agent::ApprovalStatus;
+    let store = s.store.as_ref();
+    new_run(store, "run-o").await;
+    let mut events = vec![marker(r#"{"event":"started"}"#)];
+    events.extend(["r-3", "r-1", "r-5", "r-2", "r-4"].map(approval_request));
+    store
+        .runner_ingest(auth("run-o"), events)
+        .await
+        .expect("requests");
+    let listed = |status| async move {
+        store
+            .list_approvals(ApprovalFilter {
+                status,
+                run_id: Some("run-o".to_owned()),
+                limit: 10,
+            })
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|a| a.request_id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        listed(Some(ApprovalStatus::Pending)).await,
+        ["r-3", "r-1", "r-5", "r-2", "r-4"]
+    );
+    assert_eq!(listed(None).await, ["r-4", "r-2", "r-5", "r-1", "r-3"]);
+}
+
 fn channel(id: &str, kind: claw_proto::notify::ChannelKind, target: &str) -> NewChannelRow {
     use claw_proto::notify::{ChannelScope, NotifyKind};
     NewChannelRow {
@@ -1563,6 +1597,7 @@ mod sqlite {
         users_sessions_and_the_last_administrator,
         changes_follow_their_commits_in_order,
         approvals_are_made_decided_once_and_resolved,
+        approvals_made_together_keep_their_order,
         notifications_are_queued_attempted_and_retried,
         hosts_enrol_once_and_are_revoked_for_good,
     );

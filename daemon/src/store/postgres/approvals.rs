@@ -275,7 +275,7 @@ pub(super) async fn cancel_open(
     let stmt = conn
         .prepare_cached(
             "SELECT id FROM approvals WHERE run_id = $1 AND status = 'pending' \
-             ORDER BY created_at, id",
+             ORDER BY created_at, position",
         )
         .await?;
     let open: Vec<String> = conn
@@ -335,7 +335,7 @@ impl ApprovalStore for PgStore {
             .prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM approvals \
                  WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR run_id = $2) \
-                 ORDER BY created_at {order}, id {order} LIMIT $3"
+                 ORDER BY created_at {order}, position {order} LIMIT $3"
             ))
             .await?;
         let rows = conn

@@ -69,12 +69,12 @@ conformance!(
     reconcile_fails_stale_runs,
     users_sessions_and_the_last_administrator,
     approvals_are_made_decided_once_and_resolved,
+    approvals_made_together_keep_their_order,
     notifications_are_queued_attempted_and_retried,
     hosts_enrol_once_and_are_revoked_for_good,
 );
 
-/// Every store trait is here: the daemon's `AnyStore` can be a `PgStore`
-/// (clawd still refuses `backend = "postgres"` at start: not wired yet).
+/// Every store trait is here: the daemon's `AnyStore` can be a `PgStore`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_serves_as_any_store() {
     let cluster = TempCluster::start();
