@@ -735,13 +735,9 @@ fn audit_verify_fails_after_a_row_is_altered() {
         .expect("row")["id"]
         .as_i64()
         .expect("id");
-    let db = rusqlite::Connection::open(d.data().join("db.sqlite")).expect("db");
-    db.busy_timeout(Duration::from_secs(5)).expect("timeout");
-    db.execute(
-        "UPDATE audit_log SET action = 'run.nothing' WHERE id = ?1",
-        [first],
-    )
-    .expect("alter");
+    d.sql(&format!(
+        "UPDATE audit_log SET action = 'run.nothing' WHERE id = {first}"
+    ));
     let out = d.ctl(&["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
@@ -878,22 +874,17 @@ async fn prune_removes_old_finished_runs_orphans_and_expired_sessions() {
         .await
         .expect("login");
     {
-        let db = rusqlite::Connection::open(d.data().join("db.sqlite")).expect("db");
-        db.busy_timeout(Duration::from_secs(5)).expect("timeout");
         let old = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .expect("clock")
             .as_millis() as i64
             - 40 * 86_400_000;
         for id in [&old_done, &old_running] {
-            db.execute(
-                "UPDATE runs SET created_at = ?2, started_at = ?2, finished_at = CASE WHEN finished_at IS NULL THEN NULL ELSE ?2 END WHERE id = ?1",
-                rusqlite::params![id, old],
-            )
-            .expect("age run");
+            d.sql(&format!(
+                "UPDATE runs SET created_at = {old}, started_at = {old}, finished_at = CASE WHEN finished_at IS NULL THEN NULL ELSE {old} END WHERE id = '{id}'"
+            ));
         }
-        db.execute("UPDATE sessions SET expires_at = 1", [])
-            .expect("expire");
+        d.sql("UPDATE sessions SET expires_at = 1");
     }
 
     let dry = d.json(&["prune", "--dry-run"]);
@@ -1489,39 +1480,25 @@ async fn reconcile_finds_and_fixes_planted_drift() {
         .expect("clock")
         .as_millis() as i64
         - 48 * 3_600_000;
-    {
-        let db = rusqlite::Connection::open(d.data().join("db.sqlite")).expect("db");
-        db.busy_timeout(Duration::from_secs(5)).expect("timeout");
-        // A finished marker the status never caught up with.
-        db.execute(
-            "INSERT INTO events (run_id, type, data, timestamp, sequence) VALUES (?1, 'marker', '{\"event\":\"finished\",\"exitCode\":2}', 0, 5)",
-            [mismatch],
-        )
-        .expect("plant finished marker");
-        // Nobody heard from this runner for two days.
-        db.execute(
-            "UPDATE events SET timestamp = ?2 WHERE run_id = ?1",
-            rusqlite::params![stale, old],
-        )
-        .expect("age");
-        db.execute(
-            "UPDATE runs SET created_at = ?2, started_at = ?2 WHERE id = ?1",
-            rusqlite::params![stale, old],
-        )
-        .expect("age");
-        // A lost event.
-        db.execute(
-            "DELETE FROM events WHERE run_id = ?1 AND sequence = 2",
-            [gap],
-        )
-        .expect("gap");
-        // An artifact row without its file.
-        db.execute(
-            "INSERT INTO artifacts (id, run_id, filename, path, size, content_type, created_at) VALUES ('ghost', ?1, 'gone.log', ?2, 1, 'text/plain', 0)",
-            rusqlite::params![files, format!("{files}/ghost_gone.log")],
-        )
-        .expect("row");
-    }
+    // A finished marker the status never caught up with.
+    d.sql(&format!(
+        "INSERT INTO events (run_id, type, data, timestamp, sequence) VALUES ('{mismatch}', 'marker', '{{\"event\":\"finished\",\"exitCode\":2}}', 0, 5)"
+    ));
+    // Nobody heard from this runner for two days.
+    d.sql(&format!(
+        "UPDATE events SET timestamp = {old} WHERE run_id = '{stale}'"
+    ));
+    d.sql(&format!(
+        "UPDATE runs SET created_at = {old}, started_at = {old} WHERE id = '{stale}'"
+    ));
+    // A lost event.
+    d.sql(&format!(
+        "DELETE FROM events WHERE run_id = '{gap}' AND sequence = 2"
+    ));
+    // An artifact row without its file.
+    d.sql(&format!(
+        "INSERT INTO artifacts (id, run_id, filename, path, size, content_type, created_at) VALUES ('ghost', '{files}', 'gone.log', '{files}/ghost_gone.log', 1, 'text/plain', 0)"
+    ));
     // A file without a row, older than an upload in flight.
     let folder = d.data().join("artifacts").join(files);
     std::fs::create_dir_all(&folder).expect("dir");

@@ -112,6 +112,32 @@ impl TestDatabase {
     }
 }
 
+/// Runs one statement with `psql` on the database at `url`; its rows, the
+/// columns parted by `|`.
+fn psql(url: &str, sql: &str) -> anyhow::Result<String> {
+    let psql = crate::postgres::server_bindir()?.join("psql");
+    let out = Command::new(&psql)
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", psql.display()))?;
+    if !out.status.success() {
+        bail!("{sql}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Err(e) = self.psql(&format!(
@@ -496,6 +522,46 @@ impl Gateway {
         self.child
             .as_mut()
             .and_then(|c| c.try_wait().expect("wait for clawd"))
+    }
+
+    /// Runs one SQL statement on the gateway's database, whichever the
+    /// store (values written into the statement: `?` parameters are
+    /// SQLite's own); its rows (with `RETURNING` for a change), each
+    /// column as text, NULL as "". For tests that plant or age what no
+    /// interface would.
+    pub fn sql(&self, sql: &str) -> Vec<Vec<String>> {
+        self.try_sql(sql).unwrap_or_else(|e| panic!("{sql}: {e:#}"))
+    }
+
+    pub fn try_sql(&self, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
+        if let Some(database) = &self.database {
+            let out = psql(&database.url()?, sql)?;
+            return Ok(out
+                .lines()
+                .map(|line| line.split('|').map(str::to_owned).collect())
+                .collect());
+        }
+        use rusqlite::types::ValueRef;
+        let db = rusqlite::Connection::open(db_path(self))?;
+        db.busy_timeout(Duration::from_secs(5))?;
+        let mut stmt = db.prepare(sql)?;
+        let columns = stmt.column_count();
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let mut values = Vec::with_capacity(columns);
+            for i in 0..columns {
+                values.push(match row.get_ref(i)? {
+                    ValueRef::Null => String::new(),
+                    ValueRef::Integer(n) => n.to_string(),
+                    ValueRef::Real(x) => x.to_string(),
+                    ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    ValueRef::Blob(b) => hex::encode(b),
+                });
+            }
+            out.push(values);
+        }
+        Ok(out)
     }
 
     /// Starts clawd again on the same data directory.

@@ -341,21 +341,13 @@ async fn rotating_the_auth_secret_closes_every_socket() {
 /// checks the session first.
 #[tokio::test]
 async fn every_subscription_checks_the_session_first() {
-    if !claw_testkit::on_sqlite(
-        "deletes a session in db.sqlite; the PostgreSQL store deletes sessions in the conformance suite",
-    ) {
-        return;
-    }
     let gw = Gateway::start().await;
     let (admin, operator, id, run_id) = operator_watching(&gw).await;
     let mut ws = watching(&gw, &operator, &run_id).await;
-    let db = rusqlite::Connection::open(crate::common::db_path(&gw)).expect("open database");
-    db.busy_timeout(Duration::from_secs(5))
-        .expect("busy timeout");
-    let ended = db
-        .execute("DELETE FROM sessions WHERE user_id = ?1", [&id])
-        .expect("delete the session");
-    assert_eq!(ended, 1);
+    let ended = gw.sql(&format!(
+        "DELETE FROM sessions WHERE user_id = '{id}' RETURNING user_id"
+    ));
+    assert_eq!(ended.len(), 1);
     let (later, _) = gw.create_run(&admin).await;
     ws.send(json!({ "type": "subscribe", "runId": later }))
         .await;
