@@ -527,8 +527,8 @@ impl Gateway {
     /// Runs one SQL statement on the gateway's database, whichever the
     /// store (values written into the statement: `?` parameters are
     /// SQLite's own); its rows (with `RETURNING` for a change), each
-    /// column as text, NULL as "". For tests that plant or age what no
-    /// interface would.
+    /// column as text, NULL as "", a blob as lowercase hex. For tests that
+    /// plant or age what no interface would.
     pub fn sql(&self, sql: &str) -> Vec<Vec<String>> {
         self.try_sql(sql).unwrap_or_else(|e| panic!("{sql}: {e:#}"))
     }
@@ -538,7 +538,12 @@ impl Gateway {
             let out = psql(&database.url()?, sql)?;
             return Ok(out
                 .lines()
-                .map(|line| line.split('|').map(str::to_owned).collect())
+                .map(|line| {
+                    line.split('|')
+                        // psql shows a bytea as `\x` and hex.
+                        .map(|v| v.strip_prefix("\\x").unwrap_or(v).to_owned())
+                        .collect()
+                })
                 .collect());
         }
         use rusqlite::types::ValueRef;
