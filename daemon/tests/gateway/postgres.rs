@@ -311,3 +311,51 @@ async fn two_gateways_on_one_database_act_as_one() {
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     }
 }
+
+/// A database of PostgreSQL schema 1 with data in it (made by the gateway
+/// of that schema: fixtures/pg-schema1.sql) is migrated at start and keeps
+/// everything: users and their passwords, the run and its events, the
+/// pending approvals in their order, and an audit chain that verifies.
+#[tokio::test]
+async fn a_schema_1_postgres_database_is_migrated_with_its_data() {
+    let cluster = TempCluster::start();
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/pg-schema1.sql"
+    ))
+    .expect("fixture");
+    cluster
+        .psql(claw_testkit::postgres::PG_DATABASE, &fixture)
+        .expect("load schema 1");
+    let gw = Gateway::start_with(&on_postgres(&cluster.url(), "", "")).await;
+    assert_eq!(gw.control_status().await.database.schema_version, 2);
+    let admin = gw
+        .login(ADMIN, ADMIN_PASSWORD, None)
+        .await
+        .expect("the administrator's password");
+    gw.login("olga", "olga-password-long", None)
+        .await
+        .expect("the operator's password");
+    let run_id = "f121cfda-dca5-4a22-a5e8-cc5debcea5be";
+    let run = gw.run(&admin, run_id).await;
+    assert_eq!(run.run.status, claw_testkit::wire::RunStatus::Waiting);
+    let events = all_events(&gw, &admin, run_id).await;
+    assert_eq!(
+        events.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        (1..=7).collect::<Vec<_>>()
+    );
+    let (status, pending) = gw.get("/api/approvals?status=pending", &admin).await;
+    assert_eq!(status, StatusCode::OK, "{pending}");
+    let requests: Vec<&str> = pending
+        .as_array()
+        .expect("approvals")
+        .iter()
+        .filter_map(|a| a["requestId"].as_str())
+        .collect();
+    assert_eq!(requests, ["r-1", "r-2"]);
+    let report = gw.audit_verify(&admin).await;
+    assert!(report.ok && report.checked >= 5, "{report:?}");
+    // The migrated database takes new rows as before.
+    let (new_run, _) = gw.create_run(&admin).await;
+    assert_eq!(gw.run(&admin, &new_run).await.run.id, new_run);
+}

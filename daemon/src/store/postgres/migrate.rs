@@ -14,10 +14,16 @@ pub(super) struct Migration {
     pub(super) sql: &'static str,
 }
 
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("migrations/0001_schema.sql"),
-}];
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("migrations/0001_schema.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("migrations/0002_approval_order.sql"),
+    },
+];
 
 /// The advisory lock's key: "claw" and "migr" in ASCII, so that it meets
 /// no other application's lock by chance.

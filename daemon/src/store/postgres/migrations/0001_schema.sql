@@ -183,9 +183,6 @@ CREATE TABLE approvals (
     message TEXT,
     answers TEXT,
     command_id TEXT,
-    -- The order they were made in (SQLite's rowid), for those made in the
-    -- same millisecond.
-    position BIGINT GENERATED ALWAYS AS IDENTITY,
     UNIQUE (run_id, request_id)
 );
 CREATE INDEX approvals_by_status ON approvals (status, created_at);
