@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use claw_proto::agent::{ApprovalKind, ApprovalStatus, DecisionScope};
 use claw_proto::api::ApprovalView;
-use claw_testkit::{Gateway, Receiver, TEST_CONFIG, binary_or_build, client_trusting};
+use claw_testkit::{
+    Gateway, Receiver, TEST_CONFIG, binary_or_build, client_trusting, on_sqlite, store_is_postgres,
+};
 use serde_json::{Value, json};
 
 /// clawd is built by the same `cargo test --workspace` (scripts/test) into the
@@ -971,12 +973,61 @@ fn db_status_and_check() {
     d.json(&["runs", "create"]);
     let status = d.json(&["db", "status"]);
     assert_eq!(status["schemaVersion"], status["latestSchemaVersion"]);
-    assert_eq!(status["journalMode"], "wal");
+    if let Some(url) = d.database_url() {
+        // PostgreSQL: the server's version, the pool, no SQLite journal.
+        assert_eq!(status["backend"], "postgres");
+        assert_eq!(status.get("journalMode"), None, "{status}");
+        assert_eq!(
+            status["serverVersion"],
+            psql(&url, "SHOW server_version").as_str(),
+            "{status}"
+        );
+        let pool = &status["pool"];
+        assert_eq!(pool["max"], 10, "the default store.max_connections");
+        assert!(pool["inUse"].as_u64().expect("in use") >= 1, "{status}");
+        assert!(
+            pool["open"].as_u64().expect("open") >= pool["inUse"].as_u64().expect("in use"),
+            "{status}"
+        );
+        let size: u64 = psql(&url, "SELECT pg_database_size(current_database())")
+            .parse()
+            .expect("size");
+        let shown = status["sizeBytes"].as_u64().expect("size");
+        // Other tests' writes do not reach this database; its own may grow it a little.
+        assert!(
+            shown > 0 && shown.abs_diff(size) < 1024 * 1024,
+            "{shown} vs {size}"
+        );
+        if let Some(password) = password_of(&url) {
+            assert!(!status.to_string().contains(&password), "a password shown");
+        }
+        let text = stdout(&d.ctl(&["db", "status"]));
+        assert!(
+            text.contains("Server:      PostgreSQL ") && text.contains("connections in use"),
+            "{text}"
+        );
+        assert!(!text.contains("journal"), "{text}");
+    } else {
+        assert_eq!(status["backend"], "sqlite");
+        assert_eq!(status["journalMode"], "wal");
+        assert_eq!(status.get("serverVersion"), None, "{status}");
+        assert_eq!(status.get("pool"), None, "{status}");
+        assert!(status["pageCount"].as_u64().expect("pages") > 0);
+    }
+    // Each backend has its own migrations: the first is the schema.
+    let first = if store_is_postgres() {
+        "0001 schema"
+    } else {
+        "0001 initial schema"
+    };
+    let migrations = status["migrations"].as_array().expect("migrations");
     assert!(
-        status["migrations"][0]
-            .as_str()
-            .expect("m")
-            .starts_with("0001 initial schema"),
+        migrations[0].as_str().expect("m").starts_with(first),
+        "{status}"
+    );
+    assert_eq!(
+        migrations.len() as u64,
+        status["latestSchemaVersion"].as_u64().expect("latest"),
         "{status}"
     );
     assert!(
@@ -986,15 +1037,18 @@ fn db_status_and_check() {
             .iter()
             .any(|t| t[0] == "runs" && t[1] == 1)
     );
-    assert!(status["pageCount"].as_u64().expect("pages") > 0);
     let text = stdout(&d.ctl(&["db", "status"]));
+    let last = migrations.last().and_then(Value::as_str).expect("last");
     assert!(
-        text.contains("Migrations:") && text.contains("0003 installation facts"),
+        text.contains("Migrations:") && text.contains(last),
         "{text}"
     );
     assert_eq!(d.json(&["db", "check"])["ok"], true);
     let out = d.ctl(&["db", "check"]);
     assert!(out.status.success());
+    if !on_sqlite("a row planted in db.sqlite with foreign keys off") {
+        return;
+    }
     // A row whose run does not exist, planted with foreign keys off.
     let db = rusqlite::Connection::open(d.data().join("db.sqlite")).expect("db");
     db.busy_timeout(Duration::from_secs(5)).expect("timeout");
@@ -1012,6 +1066,39 @@ fn db_status_and_check() {
         "{}",
         stderr(&out)
     );
+}
+
+/// The password in a `postgres://USER:PASSWORD@…` URL.
+fn password_of(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let (user_info, _) = rest.split_once('@')?;
+    let (_, password) = user_info.split_once(':')?;
+    Some(password.to_owned())
+}
+
+/// `psql` on `url`: the output, unaligned without headers.
+fn psql(url: &str, sql: &str) -> String {
+    let psql = claw_testkit::postgres::server_bindir()
+        .expect("PostgreSQL's programs")
+        .join("psql");
+    let out = Command::new(psql)
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("psql");
+    assert!(out.status.success(), "{sql}: {}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
 }
 
 /// A self-signed certificate and key (PEM) for localhost.
