@@ -1286,6 +1286,82 @@ async fn certificates_show_install_and_self_signed() {
     assert_eq!(d.json(&["status"])["tls"]["expiresSoon"], true);
 }
 
+/// The manifest of a backup archive.
+fn archive_manifest(archive: &Path) -> Value {
+    let file = std::fs::File::open(archive).expect("open");
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    for entry in tar.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        if entry.path().expect("path").to_str() == Some("manifest.json") {
+            return serde_json::from_reader(&mut entry).expect("manifest");
+        }
+    }
+    panic!("no manifest in {}", archive.display());
+}
+
+/// A fresh database on the test run's PostgreSQL server, dropped with it.
+struct ScratchDatabase {
+    admin_url: String,
+    url: String,
+    name: String,
+}
+
+impl ScratchDatabase {
+    fn create(name: &str) -> Self {
+        let admin_url = std::env::var("CLAW_TEST_PG_URL").expect("CLAW_TEST_PG_URL");
+        let name = format!("{name}_{}", std::process::id());
+        psql(&admin_url, &format!("DROP DATABASE IF EXISTS {name}"));
+        psql(&admin_url, &format!("CREATE DATABASE {name}"));
+        let (server, _) = admin_url.rsplit_once('/').expect("URL");
+        let url = format!("{server}/{name}");
+        Self {
+            admin_url,
+            url,
+            name,
+        }
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        psql(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// The events of `run_id` in an unpacked archive's database, and their
+/// highest sequence: SQLite's file read directly, PostgreSQL's dump
+/// restored into a database of its own.
+fn archived_events(unpacked: &Path, run_id: &str) -> (u64, u64) {
+    if store_is_postgres() {
+        let db = ScratchDatabase::create("t_archived");
+        let pg_restore = claw_testkit::postgres::server_bindir()
+            .expect("bindir")
+            .join("pg_restore");
+        let out = Command::new(pg_restore)
+            .args(["--no-owner", "--exit-on-error", "-d", &db.url])
+            .arg(unpacked.join("db.pgdump"))
+            .output()
+            .expect("pg_restore");
+        assert!(out.status.success(), "{}", stderr(&out));
+        let row = psql(
+            &db.url,
+            &format!("SELECT count(*), MAX(sequence) FROM events WHERE run_id = '{run_id}'"),
+        );
+        let (count, max) = row.split_once('|').expect("row");
+        return (count.parse().expect("count"), max.parse().expect("max"));
+    }
+    let db = rusqlite::Connection::open(unpacked.join("db.sqlite")).expect("db");
+    db.query_row(
+        "SELECT COUNT(*), MAX(sequence) FROM events WHERE run_id = ?1",
+        [run_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .expect("count")
+}
+
 fn cell(v: &Value) -> String {
     v.as_str()
         .map(str::to_owned)
@@ -1361,6 +1437,31 @@ async fn backup_while_streaming_verify_and_keep() {
     );
     let report = d.json(&["backup", "verify", archive.to_str().expect("path")]);
     assert_eq!(report["ok"], true);
+    let manifest = archive_manifest(&archive);
+    if store_is_postgres() {
+        assert_eq!(report["store"], "postgres");
+        assert_eq!(manifest["store"], "postgres");
+        assert!(
+            manifest["files"]
+                .as_array()
+                .expect("files")
+                .iter()
+                .any(|f| f["path"] == "db.pgdump")
+        );
+        assert_eq!(
+            report["schemaVersion"],
+            d.json(&["db", "status"])["schemaVersion"]
+        );
+    } else {
+        assert_eq!(report["store"], "sqlite");
+        assert!(
+            manifest["files"]
+                .as_array()
+                .expect("files")
+                .iter()
+                .any(|f| f["path"] == "db.sqlite")
+        );
+    }
 
     // The archive's database has every event acknowledged before it began.
     let unpacked = tempfile::tempdir().expect("unpack");
@@ -1368,25 +1469,7 @@ async fn backup_while_streaming_verify_and_keep() {
     tar::Archive::new(flate2::read::GzDecoder::new(file))
         .unpack(unpacked.path())
         .expect("unpack");
-    let db = rusqlite::Connection::open(unpacked.path().join("db.sqlite")).expect("db");
-    let stored: u64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM events WHERE run_id = ?1",
-            [&id],
-            |r| r.get(0),
-        )
-        .expect("count");
-    assert!(
-        stored >= acknowledged_before,
-        "{stored} < {acknowledged_before}"
-    );
-    let seqs: u64 = db
-        .query_row(
-            "SELECT MAX(sequence) FROM events WHERE run_id = ?1",
-            [&id],
-            |r| r.get(0),
-        )
-        .expect("max");
+    let (stored, seqs) = archived_events(unpacked.path(), &id);
     assert_eq!(seqs, stored, "no gaps");
     assert_eq!(
         std::fs::read(
