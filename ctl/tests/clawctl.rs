@@ -1531,6 +1531,142 @@ async fn backup_while_streaming_verify_and_keep() {
     assert_eq!(audit.as_array().expect("rows").len(), 3);
 }
 
+/// The scratch databases `backup verify --scratch-url` left on the server.
+fn scratch_leftovers(admin_url: &str) -> String {
+    psql(
+        admin_url,
+        "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE 'claw_verify_%'",
+    )
+}
+
+#[tokio::test]
+async fn verify_on_a_scratch_server_compares_rows_and_the_audit_chain() {
+    let d = Daemon::start();
+    let created = d.json(&["runs", "create"]);
+    let id = created["id"].as_str().expect("id").to_owned();
+    let token = created["capabilityToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    for i in 0..20 {
+        d.event(&id, &token, "stdout", &format!("line {i}\n")).await;
+    }
+    // A second audited action: the chain has links to check.
+    d.json(&["runs", "create"]);
+    let out_dir = tempfile::tempdir().expect("out");
+    let made = d.json(&["backup", "--output", out_dir.path().to_str().expect("path")]);
+    let archive = PathBuf::from(made["path"].as_str().expect("path"));
+    let archive_arg = archive.to_str().expect("path");
+    let Ok(admin_url) = std::env::var("CLAW_TEST_PG_URL") else {
+        // SQLite: nothing to restore on a server; said so, not ignored.
+        assert!(!store_is_postgres());
+        let out = d.ctl(&[
+            "backup",
+            "verify",
+            archive_arg,
+            "--scratch-url",
+            "postgres://x@127.0.0.1:1/x",
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("holds a SQLite database"),
+            "{}",
+            stderr(&out)
+        );
+        return;
+    };
+    if !store_is_postgres() {
+        let out = d.ctl(&["backup", "verify", archive_arg, "--scratch-url", &admin_url]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("holds a SQLite database"),
+            "{}",
+            stderr(&out)
+        );
+        return;
+    }
+    let out = d.ctl(&["backup", "verify", archive_arg, "--scratch-url", &admin_url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("as the manifest says") && text.contains("audit chain of"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&password_of(&admin_url).expect("password")),
+        "{text}"
+    );
+    let report = d.json(&["backup", "verify", archive_arg, "--scratch-url", &admin_url]);
+    assert_eq!(report["ok"], true, "{report}");
+    let manifest = archive_manifest(&archive);
+    let tables = manifest["tables"].as_array().expect("tables");
+    let events = tables.iter().find(|t| t[0] == "events").expect("events");
+    assert_eq!(events[1], 20);
+    let rows: u64 = tables.iter().map(|t| t[1].as_u64().expect("n")).sum();
+    assert_eq!(report["scratch"]["rows"], rows);
+    assert_eq!(report["scratch"]["tables"], tables.len());
+    let audit = tables.iter().find(|t| t[0] == "audit_log").expect("audit");
+    assert_eq!(report["scratch"]["auditRows"], audit[1]);
+    assert!(
+        audit[1].as_u64().expect("n") >= 2,
+        "two runs created: {audit:?}"
+    );
+    assert_eq!(
+        scratch_leftovers(&admin_url),
+        "",
+        "the scratch database is dropped"
+    );
+
+    // A manifest that disagrees with the dump: its checksums still match
+    // (they cover the files), the restored rows do not.
+    let mut edited = manifest.clone();
+    for table in edited["tables"].as_array_mut().expect("tables") {
+        if table[0] == "events" {
+            table[1] = json!(21);
+        }
+    }
+    let edited = serde_json::to_vec(&edited).expect("json");
+    let forged = out_dir.path().join("forged.tar.gz");
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        std::fs::File::create(&forged).expect("create"),
+        flate2::Compression::fast(),
+    ));
+    let mut original = tar::Archive::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(&archive).expect("open"),
+    ));
+    for entry in original.entries().expect("entries") {
+        let entry = entry.expect("entry");
+        let mut header = entry.header().clone();
+        if entry.path().expect("path").to_str() == Some("manifest.json") {
+            header.set_size(edited.len() as u64);
+            header.set_cksum();
+            tar.append(&header, edited.as_slice()).expect("manifest");
+        } else {
+            tar.append(&header, entry).expect("entry");
+        }
+    }
+    tar.into_inner().expect("tar").finish().expect("gz");
+    let forged_arg = forged.to_str().expect("path");
+    let out = d.ctl(&["backup", "verify", forged_arg]);
+    assert!(
+        out.status.success(),
+        "without a server the counts are not checked: {}",
+        stderr(&out)
+    );
+    let out = d.ctl(&["backup", "verify", forged_arg, "--scratch-url", &admin_url]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("events: 20 rows restored, the manifest says 21"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        scratch_leftovers(&admin_url),
+        "",
+        "dropped after a failure too"
+    );
+}
+
 #[tokio::test]
 async fn secret_rotation() {
     let d = Daemon::start();
@@ -1869,9 +2005,36 @@ async fn restore_round_trip_gives_the_same_rows_and_bytes() {
     );
     assert!(d.ctl(&["health"]).status.success(), "still serving");
 
+    if let Some(url) = d.database_url() {
+        // Only into the database clawd is configured for.
+        let (server, _) = url.rsplit_once('/').expect("URL");
+        let other = format!("{server}/postgres");
+        let out = d.ctl(&[
+            "restore",
+            &archive,
+            "--data-dir",
+            &data_arg,
+            "--stop",
+            "--database-url",
+            &other,
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("but clawd is configured for")
+                && stderr(&out).contains("nothing restored"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(d.ctl(&["health"]).status.success(), "still serving");
+    }
     let out = d.ctl(&["restore", &archive, "--data-dir", &data_arg, "--stop"]);
     assert!(out.status.success(), "{:?}: {}", out.status, stderr(&out));
     assert!(stdout(&out).contains("start it again"), "{}", stdout(&out));
+    if store_is_postgres() {
+        assert!(stdout(&out).contains("database → "), "{}", stdout(&out));
+    } else {
+        assert!(stdout(&out).contains("db.sqlite"), "{}", stdout(&out));
+    }
     assert!(d.wait_stopped().success());
     let leftovers: Vec<String> = std::fs::read_dir(data.as_path())
         .expect("list")
