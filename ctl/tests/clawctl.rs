@@ -1470,6 +1470,10 @@ async fn backup_while_streaming_verify_and_keep() {
         .unpack(unpacked.path())
         .expect("unpack");
     let (stored, seqs) = archived_events(unpacked.path(), &id);
+    assert!(
+        stored >= acknowledged_before,
+        "{stored} < {acknowledged_before}"
+    );
     assert_eq!(seqs, stored, "no gaps");
     assert_eq!(
         std::fs::read(
