@@ -1017,12 +1017,16 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__backup__subcmd__verify)
-            opts="-h --socket --json --help"
+            opts="-h --scratch-url --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --scratch-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2707,7 +2711,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__restore)
-            opts="-h --data-dir --stop --config --socket --json --help"
+            opts="-h --data-dir --stop --config --database-url --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2718,6 +2722,10 @@ _clawctl() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

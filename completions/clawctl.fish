@@ -254,6 +254,7 @@ complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and not __fish_s
 complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and not __fish_seen_subcommand_from verify help" -s h -l help -d 'Print help'
 complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and not __fish_seen_subcommand_from verify help" -f -a "verify" -d 'Check an archive: every file against the manifest, and the database\'s integrity'
 complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and not __fish_seen_subcommand_from verify help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and __fish_seen_subcommand_from verify" -l scratch-url -d 'PostgreSQL archives: also restore the dump into a new database on this server (a role that may create databases; the password in the URL or PGPASSWORD), compare its rows with the manifest, check the audit chain, and drop it' -r
 complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and __fish_seen_subcommand_from verify" -l socket -d 'Control socket of clawd' -r -F
 complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and __fish_seen_subcommand_from verify" -l json -d 'Print JSON for scripts instead of text for people'
 complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
@@ -261,6 +262,7 @@ complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and __fish_seen_
 complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand restore" -l data-dir -d 'clawd\'s data directory' -r -F
 complete -c clawctl -n "__fish_clawctl_using_subcommand restore" -l config -d 'Also write the archive\'s configuration here (the old file is kept as .bak)' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand restore" -l database-url -d 'PostgreSQL archives: the database to restore into, which must be the one clawd is configured for [default: the database_url of --config, else of the archive\'s configuration]' -r
 complete -c clawctl -n "__fish_clawctl_using_subcommand restore" -l socket -d 'Control socket of clawd' -r -F
 complete -c clawctl -n "__fish_clawctl_using_subcommand restore" -l stop -d 'Stop clawd if it is serving (and start it again afterwards when systemd runs it)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand restore" -l json -d 'Print JSON for scripts instead of text for people'

@@ -78,6 +78,11 @@ pub enum Command {
         /// Also write the archive's configuration here (the old file is kept as .bak).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// PostgreSQL archives: the database to restore into, which must be
+        /// the one clawd is configured for [default: the database_url of
+        /// --config, else of the archive's configuration].
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
     },
     /// Notifications: the outbox (pending, delivered, dead letters) and the
     /// global channels (ntfy topics, webhooks).
@@ -585,6 +590,12 @@ pub enum BackupCommand {
     Verify {
         /// The archive (claw-backup-*.tar.gz).
         file: PathBuf,
+        /// PostgreSQL archives: also restore the dump into a new database on
+        /// this server (a role that may create databases; the password in
+        /// the URL or PGPASSWORD), compare its rows with the manifest, check
+        /// the audit chain, and drop it.
+        #[arg(long, value_name = "URL")]
+        scratch_url: Option<String>,
     },
 }
 

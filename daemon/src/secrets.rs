@@ -57,7 +57,6 @@ impl Secret {
         &self.0
     }
 
-    #[cfg(test)]
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
         Self(bytes)
     }

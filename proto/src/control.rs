@@ -341,15 +341,36 @@ pub struct DbStatus {
     pub schema_version: u32,
     pub latest_schema_version: u32,
     pub migrations: Vec<String>,
+    /// SQLite's pages; on PostgreSQL the block size and the database's
+    /// size in blocks (no free list of its own: VACUUM reuses space).
     pub page_size: u64,
     pub page_count: u64,
     pub freelist_count: u64,
-    pub journal_mode: String,
+    /// SQLite's journal mode; none on PostgreSQL, whose WAL is the server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_mode: Option<String>,
     /// Rows per table.
     pub tables: Vec<(String, u64)>,
+    /// The database file, or the URL without its password.
     pub path: String,
     pub size_bytes: u64,
+    /// SQLite's log beside the file; 0 on PostgreSQL.
     pub wal_bytes: u64,
+    /// PostgreSQL's `server_version` (`15.18 (Debian 15.18-0+deb12u1)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    /// PostgreSQL: this instance's connection pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolUse>,
+}
+
+/// Connections of a pool: open and busy, open, and at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolUse {
+    pub in_use: u32,
+    pub open: u32,
+    pub max: u32,
 }
 
 /// `GET /v1/db/check`.

@@ -295,6 +295,12 @@ impl Gateway {
         self.dir.path()
     }
 
+    /// With `CLAW_TEST_STORE=postgres`: the URL of the gateway's database
+    /// (with the password).
+    pub fn database_url(&self) -> Option<String> {
+        self.database.as_ref().and_then(|db| db.url().ok())
+    }
+
     /// The control socket.
     pub fn socket(&self) -> PathBuf {
         self.data().join("control.sock")

@@ -38,22 +38,44 @@ pub async fn run(client: &Client, cmd: DbCommand, json: bool) -> Result<(), CtlE
 fn render_status(s: &DbStatus) -> String {
     let mut out = Text::new();
     out.line(format_args!("Database:    {}", s.path));
+    if let Some(server) = &s.server_version {
+        out.line(format_args!("Server:      PostgreSQL {server}"));
+    }
     out.line(format_args!(
-        "Schema:      version {} (this clawd writes {})",
-        s.schema_version, s.latest_schema_version
+        "Schema:      version {} (this clawd writes {}){}",
+        s.schema_version,
+        s.latest_schema_version,
+        if s.schema_version == s.latest_schema_version {
+            ""
+        } else {
+            ", migrations pending"
+        }
     ));
-    out.line(format_args!(
-        "Size:        {} (WAL {})",
-        bytes(s.size_bytes),
-        bytes(s.wal_bytes)
-    ));
-    out.line(format_args!(
-        "Pages:       {} of {} ({} free), journal {}",
-        s.page_count,
-        bytes(s.page_size),
-        s.freelist_count,
-        s.journal_mode
-    ));
+    match &s.journal_mode {
+        // SQLite: the file, its log and its pages.
+        Some(journal) => {
+            out.line(format_args!(
+                "Size:        {} (WAL {})",
+                bytes(s.size_bytes),
+                bytes(s.wal_bytes)
+            ));
+            out.line(format_args!(
+                "Pages:       {} of {} ({} free), journal {journal}",
+                s.page_count,
+                bytes(s.page_size),
+                s.freelist_count,
+            ));
+        }
+        None => {
+            out.line(format_args!("Size:        {}", bytes(s.size_bytes)));
+        }
+    }
+    if let Some(pool) = &s.pool {
+        out.line(format_args!(
+            "Pool:        {} of {} connections in use ({} open)",
+            pool.in_use, pool.max, pool.open
+        ));
+    }
     out.line("Migrations:");
     for migration in &s.migrations {
         out.line(format_args!("  {migration}"));
@@ -69,6 +91,8 @@ fn render_status(s: &DbStatus) -> String {
 
 #[cfg(test)]
 mod tests {
+    use claw_proto::control::PoolUse;
+
     use super::*;
 
     #[test]
@@ -81,11 +105,13 @@ mod tests {
             page_size: 4096,
             page_count: 10,
             freelist_count: 1,
-            journal_mode: "wal".into(),
+            journal_mode: Some("wal".into()),
             tables: vec![("runs".into(), 2), ("events".into(), 10)],
             path: "/d/db.sqlite".into(),
             size_bytes: 40960,
             wal_bytes: 0,
+            server_version: None,
+            pool: None,
         };
         assert_eq!(
             render_status(&status),
@@ -98,6 +124,42 @@ mod tests {
              TABLE   ROWS\n\
              runs    2\n\
              events  10\n"
+        );
+    }
+
+    #[test]
+    fn db_status_on_postgres_shows_the_server_and_the_pool() {
+        let status = DbStatus {
+            backend: "postgres".into(),
+            schema_version: 2,
+            latest_schema_version: 3,
+            migrations: vec!["0001 initial schema".into()],
+            page_size: 8192,
+            page_count: 1000,
+            freelist_count: 0,
+            journal_mode: None,
+            tables: vec![("runs".into(), 2)],
+            path: "postgres://claw@db/claw".into(),
+            size_bytes: 8_192_000,
+            wal_bytes: 0,
+            server_version: Some("15.18".into()),
+            pool: Some(PoolUse {
+                in_use: 1,
+                open: 2,
+                max: 10,
+            }),
+        };
+        assert_eq!(
+            render_status(&status),
+            "Database:    postgres://claw@db/claw\n\
+             Server:      PostgreSQL 15.18\n\
+             Schema:      version 2 (this clawd writes 3), migrations pending\n\
+             Size:        7.8 MiB\n\
+             Pool:        1 of 10 connections in use (2 open)\n\
+             Migrations:\n\
+             \x20 0001 initial schema\n\
+             TABLE  ROWS\n\
+             runs   2\n"
         );
     }
 }

@@ -262,6 +262,13 @@ impl App {
         .await
         .map_err(|e| match e {
             BackupError::Store(e) => ServiceError::from(e),
+            BackupError::Copy(message) => {
+                tracing::error!(error = %message, "backup failed");
+                ServiceError::new(
+                    super::ErrorKind::Unavailable,
+                    format!("backup failed, nothing was kept: {message}"),
+                )
+            }
             BackupError::Io { path, source } => {
                 tracing::error!(path = %path.display(), error = %source, "backup failed");
                 let message = format!(

@@ -184,6 +184,30 @@ pub trait LoginFailureStore: Send + Sync {
     async fn login_clear(&self, key: String) -> Result<(), StoreError>;
 }
 
+/// A copy of the database a backup archive holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbCopy {
+    /// Its name in the archive: `db.sqlite` or `db.pgdump`.
+    pub name: &'static str,
+    /// The backend: `sqlite` or `postgres`.
+    pub store: &'static str,
+    pub schema_version: u32,
+    /// Rows per table in the copy, counted in the snapshot the copy was
+    /// taken from (PostgreSQL); empty when the copy checks itself (SQLite).
+    pub tables: Vec<(String, u64)>,
+}
+
+/// Why a copy for a backup could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The program that writes the copy is missing or failed; the message
+    /// is for the administrator as it is (it holds no password).
+    #[error("{0}")]
+    Tool(String),
+}
+
 /// Housekeeping, jobs and the database itself.
 #[async_trait]
 pub trait MaintenanceStore: Send + Sync {
@@ -201,8 +225,9 @@ pub trait MaintenanceStore: Send + Sync {
     fn set_nonce_retention(&self, secs: u64);
     async fn db_status(&self) -> Result<DbStatus, StoreError>;
     async fn db_check(&self) -> Result<DbCheck, StoreError>;
-    /// Writes a consistent copy of the database to `target`.
-    async fn snapshot_to(&self, target: std::path::PathBuf) -> Result<(), StoreError>;
+    /// Writes a consistent copy of the database to `target` for a backup
+    /// archive, and says what it is.
+    async fn copy_for_backup(&self, target: std::path::PathBuf) -> Result<DbCopy, CopyError>;
     /// A fact about the installation (`last_prune`) and when it was set.
     async fn meta(&self, key: &'static str) -> Result<Option<(String, i64)>, StoreError>;
     async fn set_meta(&self, key: &'static str, value: String) -> Result<(), StoreError>;

@@ -1,21 +1,23 @@
 //! Housekeeping and facts about the database, on PostgreSQL: pruning,
 //! purging what expired, reconciling runs with their markers, and status.
-//! What SQLite does to its file (checkpoints, `VACUUM INTO`, integrity
-//! pragmas) is PostgreSQL's own business; those answers say so.
+//! What SQLite does to its file (checkpoints, integrity pragmas) is
+//! PostgreSQL's own business; those answers say so. Backups are
+//! `pg_dump`'s (dump.rs).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
-use claw_proto::control::{DatabaseSummary, DbCheck, DbStatus, Finding};
+use claw_proto::control::{DatabaseSummary, DbCheck, DbStatus, Finding, PoolUse};
 use claw_proto::wire::{Marker, RunStatus};
 use deadpool_postgres::GenericClient;
 
-use super::{PgStore, approvals, migrate, notify, unbig};
+use super::{PgStore, approvals, dump, migrate, notify, unbig};
 use crate::clock::now_ms;
 use crate::store::{
-    Change, Expired, MaintenanceStore, PruneCandidate, StatusChange, StoreError, WriterStats,
+    Change, CopyError, DbCopy, Expired, MaintenanceStore, PruneCandidate, StatusChange, StoreError,
+    WriterStats,
 };
 
 /// How long delivered and dead-lettered notifications are kept (as SQLite).
@@ -28,7 +30,7 @@ const LOGIN_FAILURES_KEPT_MS: i64 = 24 * 3600 * 1000;
 /// Events deleted per transaction when pruning a run.
 const EVENT_BATCH: i64 = 5000;
 
-const TABLES: &[&str] = &[
+pub(super) const TABLES: &[&str] = &[
     "runs",
     "events",
     "commands",
@@ -135,18 +137,13 @@ impl MaintenanceStore for PgStore {
             .store(secs, Ordering::Relaxed);
     }
 
-    /// SQLite's page facts as PostgreSQL has them: the block size, the
-    /// database's size in blocks, no free list of its own (VACUUM reuses
-    /// space), and in `journal_mode` the server's version and the pool's use.
+    /// The server's version, the schema's, the database's size (also in
+    /// blocks, SQLite's pages), the rows per table and the pool's use.
     async fn db_status(&self) -> Result<DbStatus, StoreError> {
         let conn = self.conn().await?;
         let mut tables = Vec::new();
         for table in TABLES {
-            let n: i64 = conn
-                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
-                .await?
-                .get(0);
-            tables.push(((*table).to_owned(), unbig(n)));
+            tables.push(((*table).to_owned(), dump::count_rows(&conn, table).await?));
         }
         let version = migrate::current_version(&conn).await?;
         let row = conn
@@ -160,8 +157,8 @@ impl MaintenanceStore for PgStore {
         let block: i64 = row.get(1);
         let size_bytes = self.refresh_size(&conn).await?;
         let pool = self.inner.pool.status();
-        let in_use = pool.size.saturating_sub(pool.available);
         let page_size = unbig(block).max(1);
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         Ok(DbStatus {
             backend: "postgres".to_owned(),
             schema_version: version,
@@ -170,15 +167,18 @@ impl MaintenanceStore for PgStore {
             page_size,
             page_count: size_bytes / page_size,
             freelist_count: 0,
-            journal_mode: format!(
-                "wal (PostgreSQL {server}; {in_use} of {} pooled connections in use)",
-                pool.max_size
-            ),
+            journal_mode: None,
             tables,
             path: self.inner.shown_url.clone(),
             size_bytes,
             // The WAL is the whole server's, not this database's.
             wal_bytes: 0,
+            server_version: Some(server),
+            pool: Some(PoolUse {
+                in_use: count(pool.size.saturating_sub(pool.available)),
+                open: count(pool.size),
+                max: count(pool.max_size),
+            }),
         })
     }
 
@@ -203,14 +203,9 @@ impl MaintenanceStore for PgStore {
         })
     }
 
-    /// A copy of a PostgreSQL database is `pg_dump`'s (or the server's
-    /// base backups'): the gateway does not write one.
-    async fn snapshot_to(&self, _target: PathBuf) -> Result<(), StoreError> {
-        Err(StoreError::Conflict(
-            "the gateway backs up SQLite only: back PostgreSQL up with pg_dump or \
-             the server's base backups"
-                .to_owned(),
-        ))
+    /// `pg_dump --format=custom` of one snapshot ([`PgStore::dump_to`]).
+    async fn copy_for_backup(&self, target: PathBuf) -> Result<DbCopy, CopyError> {
+        self.dump_to(target).await
     }
 
     async fn meta(&self, key: &'static str) -> Result<Option<(String, i64)>, StoreError> {

@@ -19,6 +19,7 @@
 
 mod approvals;
 mod audit;
+mod dump;
 mod hosts;
 mod idempotency;
 mod identity;
@@ -66,6 +67,8 @@ struct Inner {
     pool: Pool,
     /// The URL without its password, for messages.
     shown_url: String,
+    /// How `pg_dump` reaches the database (backups).
+    dump: dump::DumpSource,
     sink: Arc<dyn ChangeSink>,
     /// Held over the commit and the publishing of changes (module doc).
     publish: tokio::sync::Mutex<()>,
@@ -148,6 +151,14 @@ impl PgStore {
             }
             config.password(password.expose());
         }
+        // pg_dump gets the URL without the password and the password in
+        // its environment: a command line is visible to every local user.
+        let dump = dump::DumpSource {
+            conninfo: shown_url.clone(),
+            password: config
+                .get_password()
+                .map(|p| crate::secrets::Secret::from_bytes(p.to_vec())),
+        };
         config.connect_timeout(settings.connect_timeout);
         if config.get_application_name().is_none() {
             config.application_name("clawd");
@@ -191,6 +202,7 @@ impl PgStore {
             inner: Arc::new(Inner {
                 pool,
                 shown_url,
+                dump,
                 sink,
                 publish: tokio::sync::Mutex::new(()),
                 nonce_retention_secs: AtomicU64::new(settings.nonce_retention_secs),
