@@ -22,6 +22,7 @@ mod audit;
 mod hosts;
 mod idempotency;
 mod identity;
+mod import;
 mod logins;
 mod maintenance;
 mod migrate;
