@@ -148,11 +148,7 @@ mod tests {
         fn publish(&self, _: Change) {}
     }
 
-    /// The copy names every table of SQLite's schema but the one it means
-    /// to leave, and exactly the columns each has: a migration that adds
-    /// one fails here until the copy takes it.
-    #[test]
-    fn the_copy_takes_every_table_and_column_of_the_schema() {
+    fn fresh_database() -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("db.sqlite");
         let store = SqliteStore::open(
@@ -165,6 +161,65 @@ mod tests {
         )
         .expect("open");
         drop(store);
+        (dir, path)
+    }
+
+    fn add_meta(path: &Path, key: &str) {
+        Connection::open(path)
+            .expect("open")
+            .execute(
+                "INSERT INTO meta (key, value, updated_at) VALUES (?1, 'v', 1)",
+                [key],
+            )
+            .expect("insert");
+    }
+
+    /// What is written after the snapshot is neither counted nor sent,
+    /// and is noticed.
+    #[test]
+    fn the_snapshot_is_of_one_moment_and_knows_what_came_after() {
+        let (_dir, path) = fresh_database();
+        add_meta(&path, "before");
+        let snapshot = Snapshot::take(&path).expect("snapshot");
+        add_meta(&path, "after");
+        let meta = TABLES
+            .iter()
+            .position(|t| t.name == "meta")
+            .expect("meta is copied");
+        assert_eq!(snapshot.counts[meta], 1);
+        let (tx, mut rx) = mpsc::channel(64);
+        snapshot.stream(&tx).expect("stream");
+        let mut sent = Vec::new();
+        let mut done = false;
+        while let Ok(read) = rx.try_recv() {
+            match read {
+                Read::Rows { table, rows } => sent.push((table, rows)),
+                Read::Done => done = true,
+            }
+        }
+        assert!(done);
+        assert_eq!(sent.len(), 1, "only meta has rows");
+        assert_eq!(sent[0].0, meta);
+        assert_eq!(
+            sent[0].1,
+            vec![vec![
+                Value::Text("before".to_owned()),
+                Value::Text("v".to_owned()),
+                Value::Int(1)
+            ]]
+        );
+        assert!(snapshot.changed_since().expect("data_version"));
+
+        let quiet = Snapshot::take(&path).expect("snapshot");
+        assert!(!quiet.changed_since().expect("data_version"));
+    }
+
+    /// The copy names every table of SQLite's schema but the one it means
+    /// to leave, and exactly the columns each has: a migration that adds
+    /// one fails here until the copy takes it.
+    #[test]
+    fn the_copy_takes_every_table_and_column_of_the_schema() {
+        let (_dir, path) = fresh_database();
         let conn = Connection::open(&path).expect("open again");
         let mut stmt = conn
             .prepare(
