@@ -289,6 +289,13 @@ async fn copy_to_postgres_serves_the_same_installation_and_refuses_a_second_copy
         BTreeSet::from(["build-1".to_owned()])
     );
 
+    // A gateway on PostgreSQL has no SQLite installation to copy.
+    let other = cluster.create_database("other").expect("createdb");
+    let out = ctl(&target, &["db", "copy-to", &other]);
+    assert_eq!(out.status.code(), Some(1));
+    let refusal = String::from_utf8_lossy(&out.stderr);
+    assert!(refusal.contains("on PostgreSQL already"), "{refusal}");
+
     // New rows follow the copied ones: events, commands and audit entries
     // get ids of their own, and the chain goes on.
     let (fresh, fresh_token) = target.create_run(&admin).await;
