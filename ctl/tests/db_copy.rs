@@ -9,6 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use claw_testkit::{Gateway, Receiver, TEST_CONFIG, TempCluster, binary_or_build};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 fn clawd_binary() -> PathBuf {
@@ -322,4 +323,94 @@ async fn copy_to_postgres_serves_the_same_installation_and_refuses_a_second_copy
             .trim(),
         "t"
     );
+}
+
+/// A copy whose client hangs up before it commits is rolled back: the
+/// database stays empty and the next copy goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_whose_client_goes_away_leaves_the_database_empty() {
+    const EVENTS: i64 = 200_000;
+    let cluster = TempCluster::start();
+    let url = cluster.create_database("halfway").expect("createdb");
+    let mut source = Gateway::launch(clawd_binary())
+        .config(&format!("{TEST_CONFIG}[store]\nbackend = \"sqlite\"\n"))
+        .quiet()
+        .start();
+    let admin = source.admin().await;
+    let (run, _) = source.create_run(&admin).await;
+    // Enough events that the copy takes a while.
+    source.stop();
+    {
+        let mut conn = rusqlite::Connection::open(source.data().join("db.sqlite")).expect("open");
+        let tx = conn.transaction().expect("transaction");
+        for i in 1..=EVENTS {
+            tx.execute(
+                "INSERT INTO events (id, run_id, type, data, timestamp, sequence) \
+                 VALUES (?1, ?2, 'stdout', '{\"text\":\"a line of output\"}', 1, ?1)",
+                rusqlite::params![i, run],
+            )
+            .expect("insert");
+        }
+        tx.commit().expect("commit");
+    }
+    source.relaunch();
+
+    // Up to the first progress line, then the connection closes.
+    {
+        let stream = tokio::net::UnixStream::connect(source.socket())
+            .await
+            .expect("connect");
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("handshake");
+        let driver = tokio::spawn(connection);
+        let body = json!({ "databaseUrl": url }).to_string();
+        let request = hyper::Request::builder()
+            .method("POST")
+            .uri("/v1/db/copy-to")
+            .header("Host", "localhost")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .expect("request");
+        let response = sender.send_request(request).await.expect("response");
+        let mut body = response.into_body();
+        let mut seen = Vec::new();
+        while !String::from_utf8_lossy(&seen).contains("\"progress\"") {
+            let frame = body
+                .frame()
+                .await
+                .expect("a progress line before the end")
+                .expect("frame");
+            if let Ok(data) = frame.into_data() {
+                seen.extend_from_slice(&data);
+            }
+        }
+        let text = String::from_utf8_lossy(&seen);
+        assert!(!text.contains("\"result\""), "{text}");
+        driver.abort();
+    }
+
+    // The next copy finds the database empty and copies everything.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let report = loop {
+        let out = ctl(&source, &["--json", "db", "copy-to", &url]);
+        if out.status.success() {
+            break serde_json::from_slice::<Value>(&out.stdout).expect("report");
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        // The first copy's transaction may still be rolling back.
+        assert!(
+            stderr.contains("busy") && std::time::Instant::now() < deadline,
+            "{stderr}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let events = report["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .find(|t| t["table"] == "events")
+        .cloned()
+        .expect("events");
+    assert_eq!(events["target"].as_i64(), Some(EVENTS), "{report}");
 }
