@@ -390,20 +390,25 @@ complete -c clawctl -n "__fish_clawctl_using_subcommand reconcile" -l socket -d 
 complete -c clawctl -n "__fish_clawctl_using_subcommand reconcile" -l fix -d 'Repair what can be repaired safely (statuses, artifact rows and files)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand reconcile" -l json -d 'Print JSON for scripts instead of text for people'
 complete -c clawctl -n "__fish_clawctl_using_subcommand reconcile" -s h -l help -d 'Print help'
-complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check help" -l socket -d 'Control socket of clawd' -r -F
-complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check help" -l json -d 'Print JSON for scripts instead of text for people'
-complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check help" -s h -l help -d 'Print help'
-complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check help" -f -a "status" -d 'Schema version, applied migrations, size, WAL size, page counts, rows per table'
-complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check help" -f -a "check" -d 'Run SQLite\'s integrity and foreign-key checks; exit 1 on any problem'
-complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check copy-to help" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check copy-to help" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check copy-to help" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check copy-to help" -f -a "status" -d 'Schema version, applied migrations, size, WAL size, page counts, rows per table'
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check copy-to help" -f -a "check" -d 'Run SQLite\'s integrity and foreign-key checks; exit 1 on any problem'
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check copy-to help" -f -a "copy-to" -d 'Copy this SQLite installation into an empty PostgreSQL database, check the copy there and print the configuration to switch to'
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check copy-to help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from status" -l socket -d 'Control socket of clawd' -r -F
 complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from status" -l json -d 'Print JSON for scripts instead of text for people'
 complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
 complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from check" -l socket -d 'Control socket of clawd' -r -F
 complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from check" -l json -d 'Print JSON for scripts instead of text for people'
 complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from copy-to" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from copy-to" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from copy-to" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "status" -d 'Schema version, applied migrations, size, WAL size, page counts, rows per table'
 complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "check" -d 'Run SQLite\'s integrity and foreign-key checks; exit 1 on any problem'
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "copy-to" -d 'Copy this SQLite installation into an empty PostgreSQL database, check the copy there and print the configuration to switch to'
 complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand prune" -l older-than -d 'Remove runs that finished more than DAYS days ago [default: run_retention_days from clawd.toml, 30]' -r
 complete -c clawctl -n "__fish_clawctl_using_subcommand prune" -l socket -d 'Control socket of clawd' -r -F
@@ -469,3 +474,4 @@ complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_su
 complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from certs" -f -a "self-signed" -d 'Generate and install a self-signed certificate valid for 365 days'
 complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "status" -d 'Schema version, applied migrations, size, WAL size, page counts, rows per table'
 complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "check" -d 'Run SQLite\'s integrity and foreign-key checks; exit 1 on any problem'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "copy-to" -d 'Copy this SQLite installation into an empty PostgreSQL database, check the copy there and print the configuration to switch to'

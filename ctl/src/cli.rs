@@ -548,6 +548,26 @@ pub enum DbCommand {
     Status,
     /// Run SQLite's integrity and foreign-key checks; exit 1 on any problem.
     Check,
+    /// Copy this SQLite installation into an empty PostgreSQL database, check
+    /// the copy there and print the configuration to switch to.
+    ///
+    /// clawd copies a snapshot of its database (runs, events, commands,
+    /// artifacts' records, hosts, users, sessions, the audit log with its chain,
+    /// approvals, notification channels and outbox, idempotency keys, nonces),
+    /// counts each table on both sides and verifies the audit chain in
+    /// PostgreSQL. A database whose tables hold rows is refused. What the
+    /// gateway writes after the snapshot is not copied: copy while it is quiet,
+    /// then stop it and switch.
+    CopyTo {
+        /// postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE; without a password,
+        /// clawd's credential claw_database-password gives it.
+        #[arg(
+            value_name = "DATABASE_URL",
+            env = "CLAW_DATABASE_URL",
+            hide_env_values = true
+        )]
+        database_url: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -383,3 +383,58 @@ pub struct DbCheck {
     /// Rows whose foreign key points nowhere: (table, rowid, parent).
     pub foreign_keys: Vec<(String, i64, String)>,
 }
+
+/// `POST /v1/db/copy-to`: the installation copied into an empty
+/// PostgreSQL database. Its answer is newline-delimited JSON, a
+/// [`CopyLine`] per line. The URL may hold a password: clawd never shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CopyToRequest {
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum CopyLine {
+    /// Rows copied so far of every table, and of the whole snapshot;
+    /// `table` is the one being copied.
+    Progress {
+        table: String,
+        copied: u64,
+        total: u64,
+    },
+    /// Everything is in PostgreSQL; the counts and the audit chain are
+    /// being checked there.
+    Checking,
+    Result(CopyReport),
+    Error {
+        error: String,
+    },
+}
+
+/// What `clawctl db copy-to` copied and checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyReport {
+    /// The target, without its password.
+    pub database_url: String,
+    /// When the SQLite snapshot that was copied was taken.
+    pub snapshot_at: Timestamp,
+    /// Rows per table in the snapshot and in PostgreSQL after the copy.
+    pub tables: Vec<CopiedTable>,
+    /// Audit entries whose chain verified in PostgreSQL.
+    pub audit_checked: u64,
+    /// The gateway wrote to SQLite after the snapshot: those writes are
+    /// not in PostgreSQL.
+    pub changed_since: bool,
+    /// The `[store]` section to switch to.
+    pub config: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopiedTable {
+    pub table: String,
+    pub source: u64,
+    pub target: u64,
+}

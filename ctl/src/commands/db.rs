@@ -1,6 +1,9 @@
-//! `clawctl db`: status, check.
+//! `clawctl db`: status, check, copy-to.
 
-use claw_proto::control::{DbCheck, DbStatus};
+use std::io::IsTerminal;
+
+use claw_proto::control::{CopyLine, CopyReport, CopyToRequest, DbCheck, DbStatus};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{print_json, show};
 use crate::cli::DbCommand;
@@ -32,7 +35,104 @@ pub async fn run(client: &Client, cmd: DbCommand, json: bool) -> Result<(), CtlE
             }
             Ok(())
         }
+        DbCommand::CopyTo { database_url } => copy_to(client, database_url, json).await,
     }
+}
+
+/// Streams the copy's progress into a bar on a terminal, then shows the
+/// report.
+async fn copy_to(client: &Client, database_url: String, json: bool) -> Result<(), CtlError> {
+    let bar = progress_bar(!json && std::io::stderr().is_terminal());
+    let mut last = None;
+    let request = CopyToRequest { database_url };
+    let streamed = client
+        .post_lines("/v1/db/copy-to", &request, |line: CopyLine| match line {
+            CopyLine::Progress {
+                table,
+                copied,
+                total,
+            } => {
+                bar.set_length(total);
+                bar.set_position(copied);
+                bar.set_message(table);
+            }
+            CopyLine::Checking => bar.set_message("checking"),
+            ended => last = Some(ended),
+        })
+        .await;
+    bar.finish_and_clear();
+    streamed?;
+    match last {
+        None | Some(CopyLine::Progress { .. } | CopyLine::Checking) => Err(CtlError::Failed(
+            "clawd ended the copy without a result; the target is left as it was: \
+             run it again"
+                .to_owned(),
+        )),
+        Some(CopyLine::Error { error }) => Err(CtlError::Failed(format!(
+            "copy to PostgreSQL failed: {error}"
+        ))),
+        Some(CopyLine::Result(report)) => {
+            if json {
+                print_json(&report)
+            } else {
+                print!("{}", render_copy(&report));
+                Ok(())
+            }
+        }
+    }
+}
+
+const BAR_TEMPLATE: &str = "{msg:<16} [{bar:30}] {human_pos}/{human_len} rows {eta}";
+
+/// A bar of rows copied, drawn on stderr; hidden when it is no terminal.
+fn progress_bar(shown: bool) -> ProgressBar {
+    if !shown {
+        return ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+    }
+    let bar = ProgressBar::new(0);
+    // The template is fixed (a test parses it); a failure would only cost the look.
+    if let Ok(style) = ProgressStyle::with_template(BAR_TEMPLATE) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+fn render_copy(r: &CopyReport) -> String {
+    let mut out = Text::new();
+    out.line(format_args!(
+        "Copied a snapshot of this gateway's database taken at {} into {}:",
+        r.snapshot_at, r.database_url
+    ));
+    let rows: Vec<Vec<String>> = r
+        .tables
+        .iter()
+        .map(|t| vec![t.table.clone(), t.source.to_string(), t.target.to_string()])
+        .collect();
+    out.push(&table(&["TABLE", "SQLITE", "POSTGRESQL"], &rows));
+    out.line(format_args!(
+        "Every table has as many rows in PostgreSQL; the audit chain verifies there ({} entries).",
+        r.audit_checked
+    ));
+    out.line("");
+    if r.changed_since {
+        out.line(
+            "Warning: clawd wrote to SQLite after the snapshot; those writes are not in \
+             PostgreSQL. For a switch that loses nothing, stop the runners and keep the \
+             gateway quiet, empty the database (dropdb, createdb) and copy again.",
+        );
+    } else {
+        out.line(
+            "Nothing was written to SQLite after the snapshot so far: stop clawd before \
+             anything is (runners, logins), then switch.",
+        );
+    }
+    out.line("");
+    out.line("To switch, stop clawd and set in its configuration (clawd.toml):");
+    out.line("");
+    out.push(&r.config);
+    out.line("");
+    out.line("Keep the data directory: secrets, certificates and artifact files stay there.");
+    out.into_string()
 }
 
 fn render_status(s: &DbStatus) -> String {
@@ -94,6 +194,56 @@ mod tests {
     use claw_proto::control::PoolUse;
 
     use super::*;
+    use claw_proto::control::CopiedTable;
+
+    #[test]
+    fn the_progress_bar_template_parses() {
+        assert!(ProgressStyle::with_template(BAR_TEMPLATE).is_ok());
+    }
+
+    #[test]
+    fn a_copy_reads_as_it_should() {
+        let report = CopyReport {
+            database_url: "postgres://claw@db/claw".into(),
+            snapshot_at: "2026-01-02T03:04:05.000Z".into(),
+            tables: vec![
+                CopiedTable {
+                    table: "runs".into(),
+                    source: 2,
+                    target: 2,
+                },
+                CopiedTable {
+                    table: "audit_log".into(),
+                    source: 10,
+                    target: 10,
+                },
+            ],
+            audit_checked: 10,
+            changed_since: false,
+            config: "[store]\nbackend = \"postgres\"\n".into(),
+        };
+        let text = render_copy(&report);
+        assert!(
+            text.starts_with(
+                "Copied a snapshot of this gateway's database taken at \
+                 2026-01-02T03:04:05.000Z into postgres://claw@db/claw:\n\
+                 TABLE      SQLITE  POSTGRESQL\n\
+                 runs       2       2\n\
+                 audit_log  10      10\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n[store]\nbackend = \"postgres\"\n\n"),
+            "{text}"
+        );
+        assert!(!text.contains("Warning"), "{text}");
+        let changed = CopyReport {
+            changed_since: true,
+            ..report
+        };
+        assert!(render_copy(&changed).contains("Warning: clawd wrote"));
+    }
 
     #[test]
     fn db_status_reads_as_before() {

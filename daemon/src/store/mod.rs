@@ -9,6 +9,7 @@
 
 mod audit_chain;
 mod change;
+pub mod copy;
 mod error;
 mod login_failures;
 pub mod postgres;

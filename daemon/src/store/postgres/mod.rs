@@ -23,6 +23,7 @@ mod dump;
 mod hosts;
 mod idempotency;
 mod identity;
+mod import;
 mod logins;
 mod maintenance;
 mod migrate;

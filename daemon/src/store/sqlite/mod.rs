@@ -7,6 +7,7 @@
 
 mod approvals;
 mod audit;
+pub(super) mod export;
 mod hosts;
 mod idempotency;
 mod identity;
