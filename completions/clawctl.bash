@@ -154,6 +154,9 @@ _clawctl() {
             clawctl__subcmd__db,check)
                 cmd="clawctl__subcmd__db__subcmd__check"
                 ;;
+            clawctl__subcmd__db,copy-to)
+                cmd="clawctl__subcmd__db__subcmd__copy__subcmd__to"
+                ;;
             clawctl__subcmd__db,help)
                 cmd="clawctl__subcmd__db__subcmd__help"
                 ;;
@@ -162,6 +165,9 @@ _clawctl() {
                 ;;
             clawctl__subcmd__db__subcmd__help,check)
                 cmd="clawctl__subcmd__db__subcmd__help__subcmd__check"
+                ;;
+            clawctl__subcmd__db__subcmd__help,copy-to)
+                cmd="clawctl__subcmd__db__subcmd__help__subcmd__copy__subcmd__to"
                 ;;
             clawctl__subcmd__db__subcmd__help,help)
                 cmd="clawctl__subcmd__db__subcmd__help__subcmd__help"
@@ -252,6 +258,9 @@ _clawctl() {
                 ;;
             clawctl__subcmd__help__subcmd__db,check)
                 cmd="clawctl__subcmd__help__subcmd__db__subcmd__check"
+                ;;
+            clawctl__subcmd__help__subcmd__db,copy-to)
+                cmd="clawctl__subcmd__help__subcmd__db__subcmd__copy__subcmd__to"
                 ;;
             clawctl__subcmd__help__subcmd__db,status)
                 cmd="clawctl__subcmd__help__subcmd__db__subcmd__status"
@@ -1017,12 +1026,16 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__backup__subcmd__verify)
-            opts="-h --socket --json --help"
+            opts="-h --scratch-url --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --scratch-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1189,7 +1202,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__db)
-            opts="-h --socket --json --help status check help"
+            opts="-h --socket --json --help status check copy-to help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1224,8 +1237,26 @@ _clawctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        clawctl__subcmd__db__subcmd__copy__subcmd__to)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         clawctl__subcmd__db__subcmd__help)
-            opts="status check help"
+            opts="status check copy-to help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1239,6 +1270,20 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__db__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__db__subcmd__help__subcmd__copy__subcmd__to)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1527,7 +1572,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help__subcmd__db)
-            opts="status check"
+            opts="status check copy-to"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1541,6 +1586,20 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__help__subcmd__db__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        clawctl__subcmd__help__subcmd__db__subcmd__copy__subcmd__to)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2707,7 +2766,7 @@ _clawctl() {
             return 0
             ;;
         clawctl__subcmd__restore)
-            opts="-h --data-dir --stop --config --socket --json --help"
+            opts="-h --data-dir --stop --config --database-url --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2718,6 +2777,10 @@ _clawctl() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

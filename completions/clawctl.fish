@@ -254,6 +254,7 @@ complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and not __fish_s
 complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and not __fish_seen_subcommand_from verify help" -s h -l help -d 'Print help'
 complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and not __fish_seen_subcommand_from verify help" -f -a "verify" -d 'Check an archive: every file against the manifest, and the database\'s integrity'
 complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and not __fish_seen_subcommand_from verify help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and __fish_seen_subcommand_from verify" -l scratch-url -d 'PostgreSQL archives: also restore the dump into a new database on this server (a role that may create databases; the password in the URL or PGPASSWORD), compare its rows with the manifest, check the audit chain, and drop it' -r
 complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and __fish_seen_subcommand_from verify" -l socket -d 'Control socket of clawd' -r -F
 complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and __fish_seen_subcommand_from verify" -l json -d 'Print JSON for scripts instead of text for people'
 complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
@@ -261,6 +262,7 @@ complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and __fish_seen_
 complete -c clawctl -n "__fish_clawctl_using_subcommand backup; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand restore" -l data-dir -d 'clawd\'s data directory' -r -F
 complete -c clawctl -n "__fish_clawctl_using_subcommand restore" -l config -d 'Also write the archive\'s configuration here (the old file is kept as .bak)' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand restore" -l database-url -d 'PostgreSQL archives: the database to restore into, which must be the one clawd is configured for [default: the database_url of --config, else of the archive\'s configuration]' -r
 complete -c clawctl -n "__fish_clawctl_using_subcommand restore" -l socket -d 'Control socket of clawd' -r -F
 complete -c clawctl -n "__fish_clawctl_using_subcommand restore" -l stop -d 'Stop clawd if it is serving (and start it again afterwards when systemd runs it)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand restore" -l json -d 'Print JSON for scripts instead of text for people'
@@ -388,20 +390,25 @@ complete -c clawctl -n "__fish_clawctl_using_subcommand reconcile" -l socket -d 
 complete -c clawctl -n "__fish_clawctl_using_subcommand reconcile" -l fix -d 'Repair what can be repaired safely (statuses, artifact rows and files)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand reconcile" -l json -d 'Print JSON for scripts instead of text for people'
 complete -c clawctl -n "__fish_clawctl_using_subcommand reconcile" -s h -l help -d 'Print help'
-complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check help" -l socket -d 'Control socket of clawd' -r -F
-complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check help" -l json -d 'Print JSON for scripts instead of text for people'
-complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check help" -s h -l help -d 'Print help'
-complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check help" -f -a "status" -d 'Schema version, applied migrations, size, WAL size, page counts, rows per table'
-complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check help" -f -a "check" -d 'Run SQLite\'s integrity and foreign-key checks; exit 1 on any problem'
-complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check copy-to help" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check copy-to help" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check copy-to help" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check copy-to help" -f -a "status" -d 'Schema version, applied migrations, size, WAL size, page counts, rows per table'
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check copy-to help" -f -a "check" -d 'Run SQLite\'s integrity and foreign-key checks; exit 1 on any problem'
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check copy-to help" -f -a "copy-to" -d 'Copy this SQLite installation into an empty PostgreSQL database, check the copy there and print the configuration to switch to'
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and not __fish_seen_subcommand_from status check copy-to help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from status" -l socket -d 'Control socket of clawd' -r -F
 complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from status" -l json -d 'Print JSON for scripts instead of text for people'
 complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
 complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from check" -l socket -d 'Control socket of clawd' -r -F
 complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from check" -l json -d 'Print JSON for scripts instead of text for people'
 complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from copy-to" -l socket -d 'Control socket of clawd' -r -F
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from copy-to" -l json -d 'Print JSON for scripts instead of text for people'
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from copy-to" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "status" -d 'Schema version, applied migrations, size, WAL size, page counts, rows per table'
 complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "check" -d 'Run SQLite\'s integrity and foreign-key checks; exit 1 on any problem'
+complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "copy-to" -d 'Copy this SQLite installation into an empty PostgreSQL database, check the copy there and print the configuration to switch to'
 complete -c clawctl -n "__fish_clawctl_using_subcommand db; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c clawctl -n "__fish_clawctl_using_subcommand prune" -l older-than -d 'Remove runs that finished more than DAYS days ago [default: run_retention_days from clawd.toml, 30]' -r
 complete -c clawctl -n "__fish_clawctl_using_subcommand prune" -l socket -d 'Control socket of clawd' -r -F
@@ -467,3 +474,4 @@ complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_su
 complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from certs" -f -a "self-signed" -d 'Generate and install a self-signed certificate valid for 365 days'
 complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "status" -d 'Schema version, applied migrations, size, WAL size, page counts, rows per table'
 complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "check" -d 'Run SQLite\'s integrity and foreign-key checks; exit 1 on any problem'
+complete -c clawctl -n "__fish_clawctl_using_subcommand help; and __fish_seen_subcommand_from db" -f -a "copy-to" -d 'Copy this SQLite installation into an empty PostgreSQL database, check the copy there and print the configuration to switch to'

@@ -1,6 +1,8 @@
 //! Checks a backup archive without clawd: every file against the manifest's
-//! size and SHA-256, nothing missing or extra, and SQLite's integrity check
-//! on the database inside.
+//! size and SHA-256, nothing missing or extra, and the database inside:
+//! SQLite's integrity check on `db.sqlite`, or `pg_restore --list` on a
+//! PostgreSQL `db.pgdump` (and, given a scratch server, a restore of it
+//! there, compared with the manifest: [`crate::pg::check_on_scratch`]).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -14,9 +16,23 @@ pub const MANIFEST: &str = "manifest.json";
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Manifest {
+    /// Absent in archives from before PostgreSQL: SQLite's.
+    #[serde(default = "sqlite")]
+    store: String,
     schema_version: u32,
+    #[serde(default)]
+    tables: Vec<(String, u64)>,
     files: Vec<ManifestEntry>,
 }
+
+fn sqlite() -> String {
+    "sqlite".to_owned()
+}
+
+/// Where each backend's database is in an archive.
+const SQLITE_DB: &str = "db.sqlite";
+const POSTGRES_DB: &str = "db.pgdump";
+const CONFIG: &str = "config/clawd.toml";
 
 #[derive(Debug, Deserialize)]
 struct ManifestEntry {
@@ -30,8 +46,55 @@ struct ManifestEntry {
 pub struct Report {
     pub ok: bool,
     pub files: usize,
+    /// `sqlite` or `postgres`, as the manifest says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
     pub schema_version: Option<u32>,
+    /// The dump restored on a scratch server (`--scratch-url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratch: Option<crate::pg::ScratchReport>,
     pub problems: Vec<String>,
+}
+
+/// A checked archive, with its database extracted for a further check.
+pub struct Checked {
+    pub report: Report,
+    database: tempfile::NamedTempFile,
+    tables: Vec<(String, u64)>,
+    /// The archive's `config/clawd.toml`.
+    config: Option<String>,
+}
+
+impl Checked {
+    pub fn is_postgres(&self) -> bool {
+        self.report.store.as_deref() == Some("postgres")
+    }
+
+    /// Restores the PostgreSQL dump on `scratch` and adds what that found.
+    pub async fn check_on_scratch(&mut self, scratch: &crate::pg::Server) {
+        let expected = crate::pg::Expected {
+            schema_version: self.report.schema_version.unwrap_or(0),
+            tables: &self.tables,
+        };
+        match crate::pg::check_on_scratch(scratch, self.database.path(), &expected).await {
+            Ok(found) => {
+                self.report.problems.extend(found.problems.iter().cloned());
+                self.report.scratch = Some(found);
+            }
+            Err(e) => self.report.problems.push(e.to_string()),
+        }
+        self.report.ok = self.report.problems.is_empty();
+    }
+
+    /// The extracted dump, for a restore.
+    pub fn database(&self) -> &Path {
+        self.database.path()
+    }
+
+    /// The archive's configuration (clawd.toml), when it has one.
+    pub fn config(&self) -> Option<&str> {
+        self.config.as_deref()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,18 +104,29 @@ pub enum ArchiveError {
 }
 
 pub fn verify(path: &Path) -> Result<Report, ArchiveError> {
+    Ok(inspect(path)?.report)
+}
+
+/// As [`verify`], keeping the extracted database.
+pub fn inspect(path: &Path) -> Result<Checked, ArchiveError> {
     let file =
         std::fs::File::open(path).map_err(|e| ArchiveError::Read(path.display().to_string(), e))?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let mut problems = Vec::new();
     let mut manifest: Option<Manifest> = None;
     let mut seen: HashMap<String, (u64, String)> = HashMap::new();
+    let mut config = None;
     let db = tempfile::NamedTempFile::new()
         .map_err(|e| ArchiveError::Read("temporary file".into(), e))?;
     let entries = match archive.entries() {
         Ok(entries) => entries,
         Err(e) => {
-            return Ok(broken(format!("not a backup archive: {e}")));
+            return Ok(Checked {
+                report: broken(format!("not a backup archive: {e}")),
+                database: db,
+                tables: Vec::new(),
+                config: None,
+            });
         }
     };
     for entry in entries {
@@ -82,13 +156,17 @@ pub fn verify(path: &Path) -> Result<Report, ArchiveError> {
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         let mut buf = vec![0u8; 64 * 1024];
-        let mut out = (name == "db.sqlite").then(|| db.as_file());
+        let mut out = (name == SQLITE_DB || name == POSTGRES_DB).then(|| db.as_file());
+        let mut text = (name == CONFIG).then(Vec::new);
         loop {
             match entry.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
                     size += n as u64;
                     hasher.update(&buf[..n]);
+                    if let Some(text) = text.as_mut() {
+                        text.extend_from_slice(&buf[..n]);
+                    }
                     if let Some(file) = out.as_mut()
                         && file.write_all(&buf[..n]).is_err()
                     {
@@ -101,15 +179,25 @@ pub fn verify(path: &Path) -> Result<Report, ArchiveError> {
                 }
             }
         }
+        if let Some(text) = text {
+            config = String::from_utf8(text).ok();
+        }
         seen.insert(name, (size, hex::encode(hasher.finalize())));
     }
     let Some(manifest) = manifest else {
         problems.push("no manifest.json in the archive".to_owned());
-        return Ok(Report {
-            ok: false,
-            files: seen.len(),
-            schema_version: None,
-            problems,
+        return Ok(Checked {
+            report: Report {
+                ok: false,
+                files: seen.len(),
+                store: None,
+                schema_version: None,
+                scratch: None,
+                problems,
+            },
+            database: db,
+            tables: Vec::new(),
+            config: None,
         });
     };
     for file in &manifest.files {
@@ -125,19 +213,34 @@ pub fn verify(path: &Path) -> Result<Report, ArchiveError> {
     for extra in seen.keys() {
         problems.push(format!("{extra}: not in the manifest"));
     }
-    if manifest.files.iter().any(|f| f.path == "db.sqlite") {
-        match check_database(db.path(), manifest.schema_version) {
-            Ok(()) => {}
-            Err(problem) => problems.push(problem),
-        }
+    let expected = match manifest.store.as_str() {
+        "postgres" => POSTGRES_DB,
+        _ => SQLITE_DB,
+    };
+    if !manifest.files.iter().any(|f| f.path == expected) {
+        problems.push(format!("{expected}: missing"));
     } else {
-        problems.push("db.sqlite: missing".to_owned());
+        let checked = if expected == SQLITE_DB {
+            check_database(db.path(), manifest.schema_version)
+        } else {
+            crate::pg::list_dump(db.path()).map_err(|e| e.to_string())
+        };
+        if let Err(problem) = checked {
+            problems.push(problem);
+        }
     }
-    Ok(Report {
-        ok: problems.is_empty(),
-        files: manifest.files.len(),
-        schema_version: Some(manifest.schema_version),
-        problems,
+    Ok(Checked {
+        report: Report {
+            ok: problems.is_empty(),
+            files: manifest.files.len(),
+            store: Some(manifest.store),
+            schema_version: Some(manifest.schema_version),
+            scratch: None,
+            problems,
+        },
+        database: db,
+        tables: manifest.tables,
+        config,
     })
 }
 
@@ -145,7 +248,9 @@ fn broken(problem: String) -> Report {
     Report {
         ok: false,
         files: 0,
+        store: None,
         schema_version: None,
+        scratch: None,
         problems: vec![problem],
     }
 }

@@ -78,6 +78,11 @@ pub enum Command {
         /// Also write the archive's configuration here (the old file is kept as .bak).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// PostgreSQL archives: the database to restore into, which must be
+        /// the one clawd is configured for [default: the database_url of
+        /// --config, else of the archive's configuration].
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
     },
     /// Notifications: the outbox (pending, delivered, dead letters) and the
     /// global channels (ntfy topics, webhooks).
@@ -543,6 +548,26 @@ pub enum DbCommand {
     Status,
     /// Run SQLite's integrity and foreign-key checks; exit 1 on any problem.
     Check,
+    /// Copy this SQLite installation into an empty PostgreSQL database, check
+    /// the copy there and print the configuration to switch to.
+    ///
+    /// clawd copies a snapshot of its database (runs, events, commands,
+    /// artifacts' records, hosts, users, sessions, the audit log with its chain,
+    /// approvals, notification channels and outbox, idempotency keys, nonces),
+    /// counts each table on both sides and verifies the audit chain in
+    /// PostgreSQL. A database whose tables hold rows is refused. What the
+    /// gateway writes after the snapshot is not copied: copy while it is quiet,
+    /// then stop it and switch.
+    CopyTo {
+        /// postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE; without a password,
+        /// clawd's credential claw_database-password gives it.
+        #[arg(
+            value_name = "DATABASE_URL",
+            env = "CLAW_DATABASE_URL",
+            hide_env_values = true
+        )]
+        database_url: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -585,6 +610,12 @@ pub enum BackupCommand {
     Verify {
         /// The archive (claw-backup-*.tar.gz).
         file: PathBuf,
+        /// PostgreSQL archives: also restore the dump into a new database on
+        /// this server (a role that may create databases; the password in
+        /// the URL or PGPASSWORD), compare its rows with the manifest, check
+        /// the audit chain, and drop it.
+        #[arg(long, value_name = "URL")]
+        scratch_url: Option<String>,
     },
 }
 

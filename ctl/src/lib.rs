@@ -9,5 +9,6 @@ pub mod client;
 pub mod commands;
 pub mod error;
 pub mod output;
+pub mod pg;
 pub mod restore;
 pub mod socket;

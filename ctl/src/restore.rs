@@ -1,9 +1,22 @@
 //! Puts a backup archive back into a data directory. The replaced state is
 //! moved aside first and only removed once the restored state is complete;
-//! any failure puts the old state back.
+//! any failure puts the old state back. A PostgreSQL database is restored
+//! by the caller's step ([`Database::Elsewhere`]) once the files are in
+//! place; if it fails, the files are put back too.
 
 use std::path::{Path, PathBuf};
 
+/// Where the archive's database goes.
+pub enum Database<'a> {
+    /// `db.sqlite` in the data directory.
+    Sqlite,
+    /// Not in the data directory (PostgreSQL): this puts it back, all or
+    /// nothing, and says what it restored.
+    Elsewhere(Box<dyn FnOnce() -> Result<String, String> + 'a>),
+}
+
+/// The SQLite database's files in a data directory.
+const SQLITE_STATE: &[&str] = &["db.sqlite", "db.sqlite-wal", "db.sqlite-shm"];
 /// What a data directory holds that a backup replaces.
 const STATE: &[&str] = &[
     "db.sqlite",
@@ -18,6 +31,8 @@ const RESTORED: &[&str] = &["db.sqlite", "artifacts", "certs", "secrets"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
+    #[error("{0}")]
+    Database(String),
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -56,6 +71,7 @@ pub fn replace(
     archive: &Path,
     data_dir: &Path,
     config: Option<&Path>,
+    database: Database<'_>,
 ) -> Result<Vec<String>, RestoreError> {
     use std::os::unix::fs::MetadataExt;
     let stamp = std::time::SystemTime::now()
@@ -78,6 +94,10 @@ pub fn replace(
     let mut restored = Vec::new();
     let result = (|| {
         for item in STATE {
+            // A PostgreSQL backup leaves a SQLite database where it is.
+            if matches!(database, Database::Elsewhere(_)) && SQLITE_STATE.contains(item) {
+                continue;
+            }
             let current = data_dir.join(item);
             if current.exists() {
                 std::fs::rename(&current, aside.join(item))
@@ -96,6 +116,15 @@ pub fn replace(
         }
         Ok(())
     })();
+    // The files are in place: now the database, while they can still go back.
+    let mut database_restored = None;
+    let result = result.and_then(|()| match database {
+        Database::Sqlite => Ok(()),
+        Database::Elsewhere(step) => {
+            database_restored = Some(step().map_err(RestoreError::Database)?);
+            Ok(())
+        }
+    });
     if let Err(e) = result {
         // Undo: the restored pieces go, the old state comes back.
         for item in &restored {
@@ -122,5 +151,6 @@ pub fn replace(
     }
     let _ = std::fs::remove_dir_all(&staging);
     let _ = std::fs::remove_dir_all(&aside);
+    restored.extend(database_restored);
     Ok(restored)
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use claw_proto::agent::{ApprovalKind, ApprovalStatus, DecisionScope};
 use claw_proto::api::ApprovalView;
-use claw_testkit::{Gateway, Receiver, TEST_CONFIG, binary_or_build, client_trusting};
+use claw_testkit::{
+    Gateway, Receiver, TEST_CONFIG, binary_or_build, client_trusting, on_sqlite, store_is_postgres,
+};
 use serde_json::{Value, json};
 
 /// clawd is built by the same `cargo test --workspace` (scripts/test) into the
@@ -735,13 +737,9 @@ fn audit_verify_fails_after_a_row_is_altered() {
         .expect("row")["id"]
         .as_i64()
         .expect("id");
-    let db = rusqlite::Connection::open(d.data().join("db.sqlite")).expect("db");
-    db.busy_timeout(Duration::from_secs(5)).expect("timeout");
-    db.execute(
-        "UPDATE audit_log SET action = 'run.nothing' WHERE id = ?1",
-        [first],
-    )
-    .expect("alter");
+    d.sql(&format!(
+        "UPDATE audit_log SET action = 'run.nothing' WHERE id = {first}"
+    ));
     let out = d.ctl(&["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
@@ -878,22 +876,17 @@ async fn prune_removes_old_finished_runs_orphans_and_expired_sessions() {
         .await
         .expect("login");
     {
-        let db = rusqlite::Connection::open(d.data().join("db.sqlite")).expect("db");
-        db.busy_timeout(Duration::from_secs(5)).expect("timeout");
         let old = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .expect("clock")
             .as_millis() as i64
             - 40 * 86_400_000;
         for id in [&old_done, &old_running] {
-            db.execute(
-                "UPDATE runs SET created_at = ?2, started_at = ?2, finished_at = CASE WHEN finished_at IS NULL THEN NULL ELSE ?2 END WHERE id = ?1",
-                rusqlite::params![id, old],
-            )
-            .expect("age run");
+            d.sql(&format!(
+                "UPDATE runs SET created_at = {old}, started_at = {old}, finished_at = CASE WHEN finished_at IS NULL THEN NULL ELSE {old} END WHERE id = '{id}'"
+            ));
         }
-        db.execute("UPDATE sessions SET expires_at = 1", [])
-            .expect("expire");
+        d.sql("UPDATE sessions SET expires_at = 1");
     }
 
     let dry = d.json(&["prune", "--dry-run"]);
@@ -971,12 +964,61 @@ fn db_status_and_check() {
     d.json(&["runs", "create"]);
     let status = d.json(&["db", "status"]);
     assert_eq!(status["schemaVersion"], status["latestSchemaVersion"]);
-    assert_eq!(status["journalMode"], "wal");
+    if let Some(url) = d.database_url() {
+        // PostgreSQL: the server's version, the pool, no SQLite journal.
+        assert_eq!(status["backend"], "postgres");
+        assert_eq!(status.get("journalMode"), None, "{status}");
+        assert_eq!(
+            status["serverVersion"],
+            psql(&url, "SHOW server_version").as_str(),
+            "{status}"
+        );
+        let pool = &status["pool"];
+        assert_eq!(pool["max"], 10, "the default store.max_connections");
+        assert!(pool["inUse"].as_u64().expect("in use") >= 1, "{status}");
+        assert!(
+            pool["open"].as_u64().expect("open") >= pool["inUse"].as_u64().expect("in use"),
+            "{status}"
+        );
+        let size: u64 = psql(&url, "SELECT pg_database_size(current_database())")
+            .parse()
+            .expect("size");
+        let shown = status["sizeBytes"].as_u64().expect("size");
+        // Other tests' writes do not reach this database; its own may grow it a little.
+        assert!(
+            shown > 0 && shown.abs_diff(size) < 1024 * 1024,
+            "{shown} vs {size}"
+        );
+        if let Some(password) = password_of(&url) {
+            assert!(!status.to_string().contains(&password), "a password shown");
+        }
+        let text = stdout(&d.ctl(&["db", "status"]));
+        assert!(
+            text.contains("Server:      PostgreSQL ") && text.contains("connections in use"),
+            "{text}"
+        );
+        assert!(!text.contains("journal"), "{text}");
+    } else {
+        assert_eq!(status["backend"], "sqlite");
+        assert_eq!(status["journalMode"], "wal");
+        assert_eq!(status.get("serverVersion"), None, "{status}");
+        assert_eq!(status.get("pool"), None, "{status}");
+        assert!(status["pageCount"].as_u64().expect("pages") > 0);
+    }
+    // Each backend has its own migrations: the first is the schema.
+    let first = if store_is_postgres() {
+        "0001 schema"
+    } else {
+        "0001 initial schema"
+    };
+    let migrations = status["migrations"].as_array().expect("migrations");
     assert!(
-        status["migrations"][0]
-            .as_str()
-            .expect("m")
-            .starts_with("0001 initial schema"),
+        migrations[0].as_str().expect("m").starts_with(first),
+        "{status}"
+    );
+    assert_eq!(
+        migrations.len() as u64,
+        status["latestSchemaVersion"].as_u64().expect("latest"),
         "{status}"
     );
     assert!(
@@ -986,15 +1028,18 @@ fn db_status_and_check() {
             .iter()
             .any(|t| t[0] == "runs" && t[1] == 1)
     );
-    assert!(status["pageCount"].as_u64().expect("pages") > 0);
     let text = stdout(&d.ctl(&["db", "status"]));
+    let last = migrations.last().and_then(Value::as_str).expect("last");
     assert!(
-        text.contains("Migrations:") && text.contains("0003 installation facts"),
+        text.contains("Migrations:") && text.contains(last),
         "{text}"
     );
     assert_eq!(d.json(&["db", "check"])["ok"], true);
     let out = d.ctl(&["db", "check"]);
     assert!(out.status.success());
+    if !on_sqlite("a row planted in db.sqlite with foreign keys off") {
+        return;
+    }
     // A row whose run does not exist, planted with foreign keys off.
     let db = rusqlite::Connection::open(d.data().join("db.sqlite")).expect("db");
     db.busy_timeout(Duration::from_secs(5)).expect("timeout");
@@ -1012,6 +1057,39 @@ fn db_status_and_check() {
         "{}",
         stderr(&out)
     );
+}
+
+/// The password in a `postgres://USER:PASSWORD@…` URL.
+fn password_of(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let (user_info, _) = rest.split_once('@')?;
+    let (_, password) = user_info.split_once(':')?;
+    Some(password.to_owned())
+}
+
+/// `psql` on `url`: the output, unaligned without headers.
+fn psql(url: &str, sql: &str) -> String {
+    let psql = claw_testkit::postgres::server_bindir()
+        .expect("PostgreSQL's programs")
+        .join("psql");
+    let out = Command::new(psql)
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("psql");
+    assert!(out.status.success(), "{sql}: {}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
 }
 
 /// A self-signed certificate and key (PEM) for localhost.
@@ -1199,6 +1277,82 @@ async fn certificates_show_install_and_self_signed() {
     assert_eq!(d.json(&["status"])["tls"]["expiresSoon"], true);
 }
 
+/// The manifest of a backup archive.
+fn archive_manifest(archive: &Path) -> Value {
+    let file = std::fs::File::open(archive).expect("open");
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    for entry in tar.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        if entry.path().expect("path").to_str() == Some("manifest.json") {
+            return serde_json::from_reader(&mut entry).expect("manifest");
+        }
+    }
+    panic!("no manifest in {}", archive.display());
+}
+
+/// A fresh database on the test run's PostgreSQL server, dropped with it.
+struct ScratchDatabase {
+    admin_url: String,
+    url: String,
+    name: String,
+}
+
+impl ScratchDatabase {
+    fn create(name: &str) -> Self {
+        let admin_url = std::env::var("CLAW_TEST_PG_URL").expect("CLAW_TEST_PG_URL");
+        let name = format!("{name}_{}", std::process::id());
+        psql(&admin_url, &format!("DROP DATABASE IF EXISTS {name}"));
+        psql(&admin_url, &format!("CREATE DATABASE {name}"));
+        let (server, _) = admin_url.rsplit_once('/').expect("URL");
+        let url = format!("{server}/{name}");
+        Self {
+            admin_url,
+            url,
+            name,
+        }
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        psql(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// The events of `run_id` in an unpacked archive's database, and their
+/// highest sequence: SQLite's file read directly, PostgreSQL's dump
+/// restored into a database of its own.
+fn archived_events(unpacked: &Path, run_id: &str) -> (u64, u64) {
+    if store_is_postgres() {
+        let db = ScratchDatabase::create("t_archived");
+        let pg_restore = claw_testkit::postgres::server_bindir()
+            .expect("bindir")
+            .join("pg_restore");
+        let out = Command::new(pg_restore)
+            .args(["--no-owner", "--exit-on-error", "-d", &db.url])
+            .arg(unpacked.join("db.pgdump"))
+            .output()
+            .expect("pg_restore");
+        assert!(out.status.success(), "{}", stderr(&out));
+        let row = psql(
+            &db.url,
+            &format!("SELECT count(*), MAX(sequence) FROM events WHERE run_id = '{run_id}'"),
+        );
+        let (count, max) = row.split_once('|').expect("row");
+        return (count.parse().expect("count"), max.parse().expect("max"));
+    }
+    let db = rusqlite::Connection::open(unpacked.join("db.sqlite")).expect("db");
+    db.query_row(
+        "SELECT COUNT(*), MAX(sequence) FROM events WHERE run_id = ?1",
+        [run_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .expect("count")
+}
+
 fn cell(v: &Value) -> String {
     v.as_str()
         .map(str::to_owned)
@@ -1274,6 +1428,31 @@ async fn backup_while_streaming_verify_and_keep() {
     );
     let report = d.json(&["backup", "verify", archive.to_str().expect("path")]);
     assert_eq!(report["ok"], true);
+    let manifest = archive_manifest(&archive);
+    if store_is_postgres() {
+        assert_eq!(report["store"], "postgres");
+        assert_eq!(manifest["store"], "postgres");
+        assert!(
+            manifest["files"]
+                .as_array()
+                .expect("files")
+                .iter()
+                .any(|f| f["path"] == "db.pgdump")
+        );
+        assert_eq!(
+            report["schemaVersion"],
+            d.json(&["db", "status"])["schemaVersion"]
+        );
+    } else {
+        assert_eq!(report["store"], "sqlite");
+        assert!(
+            manifest["files"]
+                .as_array()
+                .expect("files")
+                .iter()
+                .any(|f| f["path"] == "db.sqlite")
+        );
+    }
 
     // The archive's database has every event acknowledged before it began.
     let unpacked = tempfile::tempdir().expect("unpack");
@@ -1281,25 +1460,11 @@ async fn backup_while_streaming_verify_and_keep() {
     tar::Archive::new(flate2::read::GzDecoder::new(file))
         .unpack(unpacked.path())
         .expect("unpack");
-    let db = rusqlite::Connection::open(unpacked.path().join("db.sqlite")).expect("db");
-    let stored: u64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM events WHERE run_id = ?1",
-            [&id],
-            |r| r.get(0),
-        )
-        .expect("count");
+    let (stored, seqs) = archived_events(unpacked.path(), &id);
     assert!(
         stored >= acknowledged_before,
         "{stored} < {acknowledged_before}"
     );
-    let seqs: u64 = db
-        .query_row(
-            "SELECT MAX(sequence) FROM events WHERE run_id = ?1",
-            [&id],
-            |r| r.get(0),
-        )
-        .expect("max");
     assert_eq!(seqs, stored, "no gaps");
     assert_eq!(
         std::fs::read(
@@ -1359,6 +1524,142 @@ async fn backup_while_streaming_verify_and_keep() {
     assert!(!archive.exists(), "the oldest archive went");
     let audit = d.json(&["audit", "list", "--action", "backup"]);
     assert_eq!(audit.as_array().expect("rows").len(), 3);
+}
+
+/// The scratch databases `backup verify --scratch-url` left on the server.
+fn scratch_leftovers(admin_url: &str) -> String {
+    psql(
+        admin_url,
+        "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE 'claw_verify_%'",
+    )
+}
+
+#[tokio::test]
+async fn verify_on_a_scratch_server_compares_rows_and_the_audit_chain() {
+    let d = Daemon::start();
+    let created = d.json(&["runs", "create"]);
+    let id = created["id"].as_str().expect("id").to_owned();
+    let token = created["capabilityToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    for i in 0..20 {
+        d.event(&id, &token, "stdout", &format!("line {i}\n")).await;
+    }
+    // A second audited action: the chain has links to check.
+    d.json(&["runs", "create"]);
+    let out_dir = tempfile::tempdir().expect("out");
+    let made = d.json(&["backup", "--output", out_dir.path().to_str().expect("path")]);
+    let archive = PathBuf::from(made["path"].as_str().expect("path"));
+    let archive_arg = archive.to_str().expect("path");
+    let Ok(admin_url) = std::env::var("CLAW_TEST_PG_URL") else {
+        // SQLite: nothing to restore on a server; said so, not ignored.
+        assert!(!store_is_postgres());
+        let out = d.ctl(&[
+            "backup",
+            "verify",
+            archive_arg,
+            "--scratch-url",
+            "postgres://x@127.0.0.1:1/x",
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("holds a SQLite database"),
+            "{}",
+            stderr(&out)
+        );
+        return;
+    };
+    if !store_is_postgres() {
+        let out = d.ctl(&["backup", "verify", archive_arg, "--scratch-url", &admin_url]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("holds a SQLite database"),
+            "{}",
+            stderr(&out)
+        );
+        return;
+    }
+    let out = d.ctl(&["backup", "verify", archive_arg, "--scratch-url", &admin_url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("as the manifest says") && text.contains("audit chain of"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&password_of(&admin_url).expect("password")),
+        "{text}"
+    );
+    let report = d.json(&["backup", "verify", archive_arg, "--scratch-url", &admin_url]);
+    assert_eq!(report["ok"], true, "{report}");
+    let manifest = archive_manifest(&archive);
+    let tables = manifest["tables"].as_array().expect("tables");
+    let events = tables.iter().find(|t| t[0] == "events").expect("events");
+    assert_eq!(events[1], 20);
+    let rows: u64 = tables.iter().map(|t| t[1].as_u64().expect("n")).sum();
+    assert_eq!(report["scratch"]["rows"], rows);
+    assert_eq!(report["scratch"]["tables"], tables.len());
+    let audit = tables.iter().find(|t| t[0] == "audit_log").expect("audit");
+    assert_eq!(report["scratch"]["auditRows"], audit[1]);
+    assert!(
+        audit[1].as_u64().expect("n") >= 2,
+        "two runs created: {audit:?}"
+    );
+    assert_eq!(
+        scratch_leftovers(&admin_url),
+        "",
+        "the scratch database is dropped"
+    );
+
+    // A manifest that disagrees with the dump: its checksums still match
+    // (they cover the files), the restored rows do not.
+    let mut edited = manifest.clone();
+    for table in edited["tables"].as_array_mut().expect("tables") {
+        if table[0] == "events" {
+            table[1] = json!(21);
+        }
+    }
+    let edited = serde_json::to_vec(&edited).expect("json");
+    let forged = out_dir.path().join("forged.tar.gz");
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        std::fs::File::create(&forged).expect("create"),
+        flate2::Compression::fast(),
+    ));
+    let mut original = tar::Archive::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(&archive).expect("open"),
+    ));
+    for entry in original.entries().expect("entries") {
+        let entry = entry.expect("entry");
+        let mut header = entry.header().clone();
+        if entry.path().expect("path").to_str() == Some("manifest.json") {
+            header.set_size(edited.len() as u64);
+            header.set_cksum();
+            tar.append(&header, edited.as_slice()).expect("manifest");
+        } else {
+            tar.append(&header, entry).expect("entry");
+        }
+    }
+    tar.into_inner().expect("tar").finish().expect("gz");
+    let forged_arg = forged.to_str().expect("path");
+    let out = d.ctl(&["backup", "verify", forged_arg]);
+    assert!(
+        out.status.success(),
+        "without a server the counts are not checked: {}",
+        stderr(&out)
+    );
+    let out = d.ctl(&["backup", "verify", forged_arg, "--scratch-url", &admin_url]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("events: 20 rows restored, the manifest says 21"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        scratch_leftovers(&admin_url),
+        "",
+        "dropped after a failure too"
+    );
 }
 
 #[tokio::test]
@@ -1489,39 +1790,25 @@ async fn reconcile_finds_and_fixes_planted_drift() {
         .expect("clock")
         .as_millis() as i64
         - 48 * 3_600_000;
-    {
-        let db = rusqlite::Connection::open(d.data().join("db.sqlite")).expect("db");
-        db.busy_timeout(Duration::from_secs(5)).expect("timeout");
-        // A finished marker the status never caught up with.
-        db.execute(
-            "INSERT INTO events (run_id, type, data, timestamp, sequence) VALUES (?1, 'marker', '{\"event\":\"finished\",\"exitCode\":2}', 0, 5)",
-            [mismatch],
-        )
-        .expect("plant finished marker");
-        // Nobody heard from this runner for two days.
-        db.execute(
-            "UPDATE events SET timestamp = ?2 WHERE run_id = ?1",
-            rusqlite::params![stale, old],
-        )
-        .expect("age");
-        db.execute(
-            "UPDATE runs SET created_at = ?2, started_at = ?2 WHERE id = ?1",
-            rusqlite::params![stale, old],
-        )
-        .expect("age");
-        // A lost event.
-        db.execute(
-            "DELETE FROM events WHERE run_id = ?1 AND sequence = 2",
-            [gap],
-        )
-        .expect("gap");
-        // An artifact row without its file.
-        db.execute(
-            "INSERT INTO artifacts (id, run_id, filename, path, size, content_type, created_at) VALUES ('ghost', ?1, 'gone.log', ?2, 1, 'text/plain', 0)",
-            rusqlite::params![files, format!("{files}/ghost_gone.log")],
-        )
-        .expect("row");
-    }
+    // A finished marker the status never caught up with.
+    d.sql(&format!(
+        "INSERT INTO events (run_id, type, data, timestamp, sequence) VALUES ('{mismatch}', 'marker', '{{\"event\":\"finished\",\"exitCode\":2}}', 0, 5)"
+    ));
+    // Nobody heard from this runner for two days.
+    d.sql(&format!(
+        "UPDATE events SET timestamp = {old} WHERE run_id = '{stale}'"
+    ));
+    d.sql(&format!(
+        "UPDATE runs SET created_at = {old}, started_at = {old} WHERE id = '{stale}'"
+    ));
+    // A lost event.
+    d.sql(&format!(
+        "DELETE FROM events WHERE run_id = '{gap}' AND sequence = 2"
+    ));
+    // An artifact row without its file.
+    d.sql(&format!(
+        "INSERT INTO artifacts (id, run_id, filename, path, size, content_type, created_at) VALUES ('ghost', '{files}', 'gone.log', '{files}/ghost_gone.log', 1, 'text/plain', 0)"
+    ));
     // A file without a row, older than an upload in flight.
     let folder = d.data().join("artifacts").join(files);
     std::fs::create_dir_all(&folder).expect("dir");
@@ -1699,9 +1986,36 @@ async fn restore_round_trip_gives_the_same_rows_and_bytes() {
     );
     assert!(d.ctl(&["health"]).status.success(), "still serving");
 
+    if let Some(url) = d.database_url() {
+        // Only into the database clawd is configured for.
+        let (server, _) = url.rsplit_once('/').expect("URL");
+        let other = format!("{server}/postgres");
+        let out = d.ctl(&[
+            "restore",
+            &archive,
+            "--data-dir",
+            &data_arg,
+            "--stop",
+            "--database-url",
+            &other,
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("but clawd is configured for")
+                && stderr(&out).contains("nothing restored"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(d.ctl(&["health"]).status.success(), "still serving");
+    }
     let out = d.ctl(&["restore", &archive, "--data-dir", &data_arg, "--stop"]);
     assert!(out.status.success(), "{:?}: {}", out.status, stderr(&out));
     assert!(stdout(&out).contains("start it again"), "{}", stdout(&out));
+    if store_is_postgres() {
+        assert!(stdout(&out).contains("database → "), "{}", stdout(&out));
+    } else {
+        assert!(stdout(&out).contains("db.sqlite"), "{}", stdout(&out));
+    }
     assert!(d.wait_stopped().success());
     let leftovers: Vec<String> = std::fs::read_dir(data.as_path())
         .expect("list")

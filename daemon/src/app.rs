@@ -21,7 +21,7 @@ use crate::store::AnyStore;
 use crate::tls::{CertInfo, CertPaths, SharedTlsConfig};
 
 /// How long failed logins are counted.
-const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// Everything derived from one configuration. A reload builds a new one;
 /// its limits' counters start again.
@@ -34,8 +34,6 @@ pub struct Settings {
     pub requests: WindowLimiter<std::net::IpAddr>,
     /// Refused runner requests per address and minute.
     pub runner_refusals: WindowLimiter<std::net::IpAddr>,
-    pub login_failures_ip: WindowLimiter<std::net::IpAddr>,
-    pub login_failures_user: WindowLimiter<String>,
     /// Artifact downloads being served.
     pub downloads: Arc<Semaphore>,
 }
@@ -52,13 +50,6 @@ impl Settings {
             extensions: Extensions::new(&config.artifact_extensions),
             requests: per_minute(),
             runner_refusals: per_minute(),
-            // Per address a little more than per user: several people may
-            // share one address.
-            login_failures_ip: WindowLimiter::new(
-                config.login_max_failures.saturating_mul(2),
-                LOGIN_WINDOW,
-            ),
-            login_failures_user: WindowLimiter::new(config.login_max_failures, LOGIN_WINDOW),
             downloads: Arc::new(Semaphore::new(config.artifact_downloads_max)),
             config,
         })

@@ -1,7 +1,8 @@
 //! Backups: one compressed archive with a consistent copy of the database
-//! (`VACUUM INTO` on a read transaction, never a copy of the live file), the
-//! artifacts, certificates, secrets and configuration, and a manifest of
-//! SHA-256 checksums. Written under a temporary name and renamed when
+//! (SQLite: `VACUUM INTO` on a read transaction, never a copy of the live
+//! file, as `db.sqlite`; PostgreSQL: `pg_dump --format=custom` of one
+//! snapshot, as `db.pgdump`), the artifacts, certificates, secrets and
+//! configuration, and a manifest of SHA-256 checksums. Written under a temporary name and renamed when
 //! complete; archives beyond the newest N are removed.
 
 use std::fs::File;
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::store::{Store, StoreError};
+use crate::store::{CopyError, DbCopy, Store, StoreError};
 
 pub const ARCHIVE_PREFIX: &str = "claw-backup-";
 pub const ARCHIVE_SUFFIX: &str = ".tar.gz";
@@ -22,6 +23,9 @@ pub const MANIFEST: &str = "manifest.json";
 pub enum BackupError {
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The database's copy could not be written (pg_dump missing or failing).
+    #[error("{0}")]
+    Copy(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -50,7 +54,12 @@ pub struct Manifest {
     pub format: u32,
     pub created: String,
     pub clawd_version: String,
+    /// The backend the database copy is from: `sqlite` or `postgres`.
+    pub store: String,
     pub schema_version: u32,
+    /// Rows per table in the copy (PostgreSQL), for checking a restore.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<(String, u64)>,
     pub files: Vec<ManifestEntry>,
 }
 
@@ -64,8 +73,13 @@ pub struct BackupResult {
 }
 
 /// What goes into the archive: (name in the archive, file on disk).
-fn collect(data_dir: &Path, config: Option<&Path>, db_copy: &Path) -> Vec<(String, PathBuf)> {
-    let mut files = vec![("db.sqlite".to_owned(), db_copy.to_owned())];
+fn collect(
+    data_dir: &Path,
+    config: Option<&Path>,
+    db_name: &str,
+    db_copy: &Path,
+) -> Vec<(String, PathBuf)> {
+    let mut files = vec![(db_name.to_owned(), db_copy.to_owned())];
     for dir in ["artifacts", "certs", "secrets"] {
         walk(&data_dir.join(dir), dir, &mut files);
     }
@@ -129,7 +143,20 @@ pub async fn create(
     let partial = output.join(format!(".{name}.part"));
     let db_copy = output.join(format!(".{name}.db"));
     let _ = std::fs::remove_file(&db_copy);
-    store.snapshot_to(db_copy.clone()).await?;
+    let copied = store
+        .copy_for_backup(db_copy.clone())
+        .await
+        .map_err(|e| match e {
+            CopyError::Store(e) => BackupError::Store(e),
+            CopyError::Tool(message) => BackupError::Copy(message),
+        });
+    let copied = match copied {
+        Ok(copied) => copied,
+        Err(e) => {
+            let _ = std::fs::remove_file(&db_copy);
+            return Err(e);
+        }
+    };
     let (data_dir, config, output_dir) = (
         data_dir.to_owned(),
         config.map(Path::to_owned),
@@ -137,7 +164,7 @@ pub async fn create(
     );
     let (db, part, fin) = (db_copy.clone(), partial.clone(), final_path.clone());
     let written = tokio::task::spawn_blocking(move || {
-        write_archive(&data_dir, config.as_deref(), &db, &part, &fin)
+        write_archive(&data_dir, config.as_deref(), &copied, &db, &part, &fin)
     })
     .await
     .map_err(|e| BackupError::Io {
@@ -165,11 +192,12 @@ pub async fn create(
 fn write_archive(
     data_dir: &Path,
     config: Option<&Path>,
+    copied: &DbCopy,
     db_copy: &Path,
     partial: &Path,
     final_path: &Path,
 ) -> Result<usize, BackupError> {
-    let files = collect(data_dir, config, db_copy);
+    let files = collect(data_dir, config, copied.name, db_copy);
     let mut entries = Vec::with_capacity(files.len());
     for (name, path) in &files {
         let (size, sha256) = digest(path)?;
@@ -183,7 +211,9 @@ fn write_archive(
         format: 1,
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         clawd_version: env!("CARGO_PKG_VERSION").to_owned(),
-        schema_version: crate::store::sqlite::SqliteStore::schema_version(),
+        store: copied.store.to_owned(),
+        schema_version: copied.schema_version,
+        tables: copied.tables.clone(),
         files: entries,
     };
     let manifest_json = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Io {

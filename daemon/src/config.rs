@@ -109,6 +109,161 @@ pub struct Config {
     pub public_url: Option<String>,
     /// A running run's runner silent this long is reported (`runner_lost`).
     pub runner_lost_secs: u64,
+    /// Where the store is: SQLite in the data directory, or PostgreSQL.
+    pub store: StoreConfig,
+}
+
+/// `[store]` (or `store.KEY = …`): the database behind clawd.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub backend: Backend,
+    /// PostgreSQL's address, `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`;
+    /// the password may come from the credential `claw_database-password`.
+    pub database_url: Option<DatabaseUrl>,
+    /// Most connections clawd opens to PostgreSQL.
+    pub max_connections: u32,
+    /// How long opening a connection may take.
+    pub connect_timeout_secs: u64,
+    /// Longest statement before PostgreSQL cancels it; 0 is no limit.
+    pub statement_timeout_secs: u64,
+    /// How long clawd keeps trying to reach PostgreSQL at start before it
+    /// gives up (and systemd starts it again).
+    pub start_wait_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Sqlite,
+            database_url: None,
+            max_connections: 10,
+            connect_timeout_secs: 5,
+            statement_timeout_secs: 30,
+            start_wait_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// `DATA_DIR/db.sqlite`, embedded.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL server, shared by several gateways.
+    Postgres,
+}
+
+/// A database URL, which may hold a password: shown and logged only
+/// without it ([`DatabaseUrl::redacted`]).
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    #[cfg_attr(not(test), allow(dead_code))] // the PostgreSQL store's tests
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL as written, password and all: for the database client only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL without its password (`postgres://claw@db/claw`), also in
+    /// the `password=` of a key-value string or a query parameter.
+    pub fn redacted(&self) -> String {
+        redact_password(&self.0)
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({:?})", self.redacted())
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Drops the password from a `postgres://` URL (user info and `password=`
+/// query parameters) or from a `key=value` connection string.
+pub fn redact_password(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let (authority, tail) = match rest.find(['/', '?']) {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let authority = match authority.rsplit_once('@') {
+            Some((user_info, host)) => {
+                let user = user_info.split_once(':').map_or(user_info, |(u, _)| u);
+                format!("{user}@{host}")
+            }
+            None => authority.to_owned(),
+        };
+        let tail = match tail.split_once('?') {
+            Some((path, query)) => {
+                let kept: Vec<&str> = query
+                    .split('&')
+                    .filter(|p| !p.to_ascii_lowercase().starts_with("password="))
+                    .collect();
+                if kept.is_empty() {
+                    path.to_owned()
+                } else {
+                    format!("{path}?{}", kept.join("&"))
+                }
+            }
+            None => tail.to_owned(),
+        };
+        return format!("{scheme}://{authority}{tail}");
+    }
+    // key=value pairs; a quoted password may hold spaces.
+    let mut out = Vec::new();
+    let mut rest = url.trim();
+    while !rest.is_empty() {
+        let (pair, after) = next_pair(rest);
+        if !pair
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("password")
+        {
+            out.push(pair.trim());
+        }
+        rest = after.trim_start();
+    }
+    out.join(" ")
+}
+
+/// The first `key = value` of a connection string and what follows it.
+fn next_pair(text: &str) -> (&str, &str) {
+    let Some(eq) = text.find('=') else {
+        return (text, "");
+    };
+    let value = text[eq + 1..].trim_start();
+    let value_start = text.len() - value.len();
+    let end = if let Some(quoted) = value.strip_prefix('\'') {
+        let mut escaped = false;
+        let mut close = quoted.len();
+        for (i, c) in quoted.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '\'' if !escaped => {
+                    close = i + 1;
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        value_start + 1 + close
+    } else {
+        value_start + value.find(char::is_whitespace).unwrap_or(value.len())
+    };
+    text.split_at(end.min(text.len()))
 }
 
 /// More runtime threads than this is a typo, not a machine.
@@ -158,6 +313,7 @@ impl Default for Config {
             notify_allow_private_targets: false,
             public_url: None,
             runner_lost_secs: 120,
+            store: StoreConfig::default(),
         }
     }
 }
@@ -225,6 +381,7 @@ impl Config {
                 "public_url {url:?} is not an http(s) address"
             )));
         }
+        self.store.validate().map_err(|m| invalid(&m))?;
         if let Err(e) = claw_proto::Redactor::new(&self.redact_patterns) {
             return Err(invalid(&e.to_string()));
         }
@@ -232,6 +389,31 @@ impl Config {
             return Err(invalid(&format!("allowed_commands: {e}")));
         }
         Ok(())
+    }
+}
+
+impl StoreConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 {
+            return Err("store.max_connections must be at least 1".to_owned());
+        }
+        if self.connect_timeout_secs == 0 {
+            return Err("store.connect_timeout_secs must be at least 1".to_owned());
+        }
+        match (self.backend, &self.database_url) {
+            (Backend::Postgres, None) => Err(
+                "store.backend is \"postgres\" but store.database_url is not set \
+                 (postgres://USER@HOST/DATABASE)"
+                    .to_owned(),
+            ),
+            (_, Some(url)) => {
+                url.expose()
+                    .parse::<tokio_postgres::Config>()
+                    .map_err(|e| format!("store.database_url {url} is not valid: {e}"))?;
+                Ok(())
+            }
+            (Backend::Sqlite, None) => Ok(()),
+        }
     }
 }
 
@@ -296,7 +478,10 @@ mod tests {
             let Some((key, _)) = rest.split_once(" = ") else {
                 continue;
             };
-            if key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            if key
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.')
+            {
                 documented.push(key.to_owned());
                 // Keys without a default are shown as "(unset)".
                 if toml::from_str::<toml::Table>(rest).is_ok() {
@@ -314,10 +499,21 @@ mod tests {
             tls_cert: Some("/c".into()),
             tls_key: Some("/k".into()),
             public_url: Some("https://u".into()),
+            store: StoreConfig {
+                database_url: Some(DatabaseUrl::new("postgres://u@h/d")),
+                ..StoreConfig::default()
+            },
             ..Config::default()
         };
         let table = toml::Table::try_from(&all).expect("serialise");
-        let mut fields: Vec<String> = table.keys().cloned().collect();
+        // A table's keys are documented as `table.key`.
+        let mut fields: Vec<String> = table
+            .iter()
+            .flat_map(|(key, value)| match value {
+                toml::Value::Table(inner) => inner.keys().map(|k| format!("{key}.{k}")).collect(),
+                _ => vec![key.clone()],
+            })
+            .collect();
         fields.sort();
         documented.sort();
         assert_eq!(documented, fields);
@@ -379,6 +575,76 @@ mod tests {
                 "{entry} is not in packaging/clawd.toml"
             );
         }
+    }
+
+    #[test]
+    fn the_store_is_sqlite_unless_set_and_postgres_needs_a_valid_url() {
+        let c = Config::default();
+        assert_eq!(c.store.backend, Backend::Sqlite);
+        assert_eq!(c.store.max_connections, 10);
+        let table = "[store]\nbackend = \"postgres\"\n\
+                     database_url = \"postgres://claw:s3cret@db.example:5433/claw\"\n\
+                     max_connections = 20\nstatement_timeout_secs = 0\n";
+        let c = Config::from_toml(table, Path::new("x")).expect("valid");
+        assert_eq!(c.store.backend, Backend::Postgres);
+        assert_eq!(c.store.max_connections, 20);
+        assert_eq!(c.store.statement_timeout_secs, 0);
+        // Dotted keys are the same settings.
+        let dotted = "store.backend = \"postgres\"\n\
+                      store.database_url = \"postgres://claw:s3cret@db.example:5433/claw\"\n\
+                      store.max_connections = 20\nstore.statement_timeout_secs = 0\n";
+        assert_eq!(Config::from_toml(dotted, Path::new("x")).expect("valid"), c);
+        let err = Config::from_toml("store.backend = \"postgres\"", Path::new("c.toml"))
+            .expect_err("no url");
+        assert!(err.to_string().contains("store.database_url"), "{err}");
+        let err = Config::from_toml("store.backend = \"mysql\"", Path::new("c.toml"))
+            .expect_err("unknown backend");
+        assert!(err.to_string().contains("postgres"), "{err}");
+        let err = Config::from_toml(
+            "store.database_url = \"postgres://claw:s3cret@db:notaport/claw\"",
+            Path::new("c.toml"),
+        )
+        .expect_err("bad url");
+        let msg = err.to_string();
+        assert!(msg.contains("store.database_url"), "{msg}");
+        assert!(!msg.contains("s3cret"), "the password is shown: {msg}");
+        let err = Config::from_toml("store.max_connections = 0", Path::new("c.toml"))
+            .expect_err("no connections");
+        assert!(err.to_string().contains("max_connections"), "{err}");
+    }
+
+    #[test]
+    fn a_database_url_never_shows_its_password() {
+        for (url, shown) in [
+            (
+                "postgres://claw:s3cret@db.example:5432/claw?sslmode=require",
+                "postgres://claw@db.example:5432/claw?sslmode=require",
+            ),
+            (
+                "postgresql://claw:p%40ss@db/claw?password=s3cret&application_name=x",
+                "postgresql://claw@db/claw?application_name=x",
+            ),
+            ("postgres://claw@db/claw", "postgres://claw@db/claw"),
+            ("postgres://db", "postgres://db"),
+            (
+                "host=db user=claw password='s3 cret' dbname=claw",
+                "host=db user=claw dbname=claw",
+            ),
+            ("host=db password=s3cret", "host=db"),
+        ] {
+            let url = DatabaseUrl::new(url);
+            assert_eq!(url.redacted(), shown);
+            assert_eq!(url.to_string(), shown);
+            assert!(!format!("{url:?}").contains("s3"), "{url:?}");
+        }
+        let config = Config {
+            store: StoreConfig {
+                database_url: Some(DatabaseUrl::new("postgres://claw:s3cret@db/claw")),
+                ..StoreConfig::default()
+            },
+            ..Config::default()
+        };
+        assert!(!format!("{config:?}").contains("s3cret"));
     }
 
     #[test]

@@ -11,14 +11,15 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::app::{App, Facts, Parts, Settings, TlsState, nonce_retention_secs};
 use crate::blobs::FileBlobs;
-use crate::config::{self, Config};
+use crate::config::{self, Backend, Config};
 use crate::delivery;
 use crate::hub::Hub;
 use crate::listeners::{self, Listeners};
 use crate::logging::LogLevel;
 use crate::shutdown::Shutdown;
+use crate::store::postgres::{PgSettings, PgStore};
 use crate::store::sqlite::{SqliteStore, StoreSettings};
-use crate::store::{AnyStore, ChangeSink, IdentityStore};
+use crate::store::{AnyStore, ChangeSink, IdentityStore, StoreError};
 use crate::{api, control, fsutil, notify, secrets, server, shutdown, tls};
 
 /// What the command line says.
@@ -83,6 +84,67 @@ fn cert_paths(config: &Config, data_dir: &Path) -> tls::CertPaths {
     }
 }
 
+/// Between attempts to reach PostgreSQL at start.
+const START_RETRY: Duration = Duration::from_secs(2);
+
+/// Opens the configured store: SQLite in the data directory, or
+/// PostgreSQL (migrated, with a first connection made) at `database_url`.
+async fn open_store(
+    config: &Config,
+    data_dir: &Path,
+    sink: Arc<dyn ChangeSink>,
+) -> anyhow::Result<AnyStore> {
+    let nonce_retention_secs = nonce_retention_secs(config);
+    match config.store.backend {
+        Backend::Sqlite => {
+            let db_path = data_dir.join("db.sqlite");
+            let store = SqliteStore::open(
+                &db_path,
+                StoreSettings {
+                    durability: config.durability,
+                    nonce_retention_secs,
+                },
+                sink,
+            )
+            .with_context(|| format!("cannot open the database {}", db_path.display()))?;
+            Ok(Arc::new(store))
+        }
+        Backend::Postgres => {
+            let Some(url) = config.store.database_url.clone() else {
+                anyhow::bail!("store.backend is \"postgres\" but store.database_url is not set");
+            };
+            let shown = url.redacted();
+            let settings = PgSettings {
+                url,
+                password: secrets::database_password()?,
+                max_connections: config.store.max_connections,
+                connect_timeout: Duration::from_secs(config.store.connect_timeout_secs),
+                statement_timeout: Duration::from_secs(config.store.statement_timeout_secs),
+                nonce_retention_secs,
+            };
+            // A database that starts with the machine may answer after
+            // clawd asks: keep trying a while before giving up.
+            let deadline = Instant::now() + Duration::from_secs(config.store.start_wait_secs);
+            let store = loop {
+                match PgStore::open(settings.clone(), Arc::clone(&sink)).await {
+                    Ok(store) => break store,
+                    Err(StoreError::Unavailable(why)) if Instant::now() < deadline => {
+                        tracing::warn!(error = %why, "PostgreSQL is not answering: trying again in 2 s");
+                        notify::status(&format!("waiting for PostgreSQL at {shown}: {why}"));
+                        tokio::time::sleep(START_RETRY).await;
+                    }
+                    Err(e) => {
+                        return Err(anyhow::Error::new(e)
+                            .context(format!("cannot open the PostgreSQL store at {shown}")));
+                    }
+                }
+            };
+            tracing::info!(database = %shown, "store: PostgreSQL");
+            Ok(Arc::new(store))
+        }
+    }
+}
+
 /// Runs the gateway until SIGTERM or SIGINT.
 pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -94,18 +156,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
 
     let secrets = secrets::Secrets::load(&data_dir)?;
     let hub = Arc::new(Hub::default());
-    let db_path = data_dir.join("db.sqlite");
-    let store: AnyStore = Arc::new(
-        SqliteStore::open(
-            &db_path,
-            StoreSettings {
-                durability: config.durability,
-                nonce_retention_secs: nonce_retention_secs(&config),
-            },
-            Arc::clone(&hub) as Arc<dyn ChangeSink>,
-        )
-        .with_context(|| format!("cannot open the database {}", db_path.display()))?,
-    );
+    let store = open_store(&config, &data_dir, Arc::clone(&hub) as Arc<dyn ChangeSink>).await?;
     let settings = Settings::new(config.clone())?;
     let setup_token = setup_token(store.as_ref(), &data_dir).await?;
 
@@ -251,6 +302,7 @@ impl Reloadable {
             ("data_dir", new.data_dir != self.config.data_dir),
             ("tls", new.tls != self.config.tls),
             ("durability", new.durability != self.config.durability),
+            ("store", new.store != self.config.store),
             (
                 "worker_threads",
                 new.worker_threads != self.config.worker_threads,
@@ -352,5 +404,31 @@ async fn housekeeping(app: Arc<App>, mut stopped: Shutdown) {
             }
             () = stopped.stopped() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod store_backend_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_postgres_fails_the_start_naming_it_without_its_password() {
+        let config = Config::from_toml(
+            "store.backend = \"postgres\"\n\
+             store.database_url = \"postgres://claw:s3cret@127.0.0.1:1/claw\"\n\
+             store.connect_timeout_secs = 2\n\
+             store.start_wait_secs = 0",
+            Path::new("clawd.toml"),
+        )
+        .expect("valid");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sink = Arc::new(Hub::default()) as Arc<dyn ChangeSink>;
+        let Err(err) = open_store(&config, dir.path(), sink).await else {
+            panic!("nothing listens on port 1");
+        };
+        let err = format!("{err:#}");
+        assert!(err.contains("postgres://claw@127.0.0.1:1/claw"), "{err}");
+        assert!(err.contains("cannot connect"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
     }
 }

@@ -44,20 +44,6 @@ impl<K: Eq + Hash + Clone> WindowLimiter<K> {
         entry.1 = entry.1.saturating_add(1);
         entry.1 <= self.limit
     }
-
-    /// Takes back one hit, for an attempt reserved with [`hit`](Self::hit)
-    /// that turned out not to count.
-    pub fn release(&self, key: &K) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, n)) = counts.get_mut(key) {
-            *n = n.saturating_sub(1);
-        }
-    }
-
-    pub fn clear(&self, key: &K) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        counts.remove(key);
-    }
 }
 
 #[cfg(test)]
@@ -71,11 +57,6 @@ mod tests {
         assert!(l.hit(&"a"));
         assert!(!l.hit(&"a"));
         assert!(l.hit(&"b"));
-        l.release(&"b");
-        l.release(&"b");
-        assert!(l.hit(&"b") && l.hit(&"b") && !l.hit(&"b"));
-        l.clear(&"a");
-        assert!(l.hit(&"a"));
     }
 
     #[test]

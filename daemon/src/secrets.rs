@@ -21,6 +21,9 @@ pub const HMAC_SECRET: &str = "hmac-secret";
 pub const AUTH_SECRET: &str = "auth-secret";
 pub const VAPID_KEY: &str = "vapid-key";
 pub const HOSTS_SECRET: &str = "hosts-secret";
+/// PostgreSQL's password (`[store] database_url` without one): only ever
+/// a credential, never generated.
+pub const DATABASE_PASSWORD: &str = "database-password";
 const PREVIOUS_SUFFIX: &str = ".previous";
 
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +57,6 @@ impl Secret {
         &self.0
     }
 
-    #[cfg(test)]
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
         Self(bytes)
     }
@@ -215,6 +217,39 @@ impl Secrets {
     }
 }
 
+/// PostgreSQL's password from the systemd credential
+/// `claw_database-password` (or `database-password`), when
+/// `$CREDENTIALS_DIRECTORY` has it.
+pub fn database_password() -> Result<Option<Secret>, SecretError> {
+    let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from) else {
+        return Ok(None);
+    };
+    database_password_in(&dir)
+}
+
+fn database_password_in(dir: &Path) -> Result<Option<Secret>, SecretError> {
+    let Some(path) = [
+        format!("claw_{DATABASE_PASSWORD}"),
+        DATABASE_PASSWORD.to_owned(),
+    ]
+    .iter()
+    .map(|file| dir.join(file))
+    .find(|p| p.exists()) else {
+        return Ok(None);
+    };
+    let raw = std::fs::read_to_string(&path).map_err(|source| SecretError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    // A password is taken as written but for the line end a file has.
+    let value = raw.strip_suffix('\n').unwrap_or(&raw);
+    let value = value.strip_suffix('\r').unwrap_or(value);
+    if value.is_empty() {
+        return Err(SecretError::Empty { path });
+    }
+    Ok(Some(Secret(value.as_bytes().to_vec())))
+}
+
 /// A fresh random secret for `slot`, written to its file first.
 fn replace(slot: &RwLock<Slot>, name: &'static str) -> Result<(), SecretError> {
     let mut slot = slot.write().unwrap_or_else(|e| e.into_inner());
@@ -303,4 +338,26 @@ fn read_secret(path: &Path) -> Result<Secret, SecretError> {
         });
     }
     Ok(Secret(value.as_bytes().to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_password_is_a_credential_taken_as_written() {
+        let dir = tempfile::tempdir().expect("dir");
+        assert!(database_password_in(dir.path()).expect("none").is_none());
+        std::fs::write(dir.path().join("claw_database-password"), " pa ss \n").expect("write");
+        let secret = database_password_in(dir.path())
+            .expect("read")
+            .expect("found");
+        assert_eq!(secret.expose(), b" pa ss ");
+        assert_eq!(format!("{secret:?}"), "Secret(…)");
+        std::fs::write(dir.path().join("claw_database-password"), "\n").expect("write");
+        assert!(matches!(
+            database_password_in(dir.path()),
+            Err(SecretError::Empty { .. })
+        ));
+    }
 }

@@ -341,15 +341,36 @@ pub struct DbStatus {
     pub schema_version: u32,
     pub latest_schema_version: u32,
     pub migrations: Vec<String>,
+    /// SQLite's pages; on PostgreSQL the block size and the database's
+    /// size in blocks (no free list of its own: VACUUM reuses space).
     pub page_size: u64,
     pub page_count: u64,
     pub freelist_count: u64,
-    pub journal_mode: String,
+    /// SQLite's journal mode; none on PostgreSQL, whose WAL is the server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_mode: Option<String>,
     /// Rows per table.
     pub tables: Vec<(String, u64)>,
+    /// The database file, or the URL without its password.
     pub path: String,
     pub size_bytes: u64,
+    /// SQLite's log beside the file; 0 on PostgreSQL.
     pub wal_bytes: u64,
+    /// PostgreSQL's `server_version` (`15.18 (Debian 15.18-0+deb12u1)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    /// PostgreSQL: this instance's connection pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolUse>,
+}
+
+/// Connections of a pool: open and busy, open, and at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolUse {
+    pub in_use: u32,
+    pub open: u32,
+    pub max: u32,
 }
 
 /// `GET /v1/db/check`.
@@ -361,4 +382,59 @@ pub struct DbCheck {
     pub integrity: Vec<String>,
     /// Rows whose foreign key points nowhere: (table, rowid, parent).
     pub foreign_keys: Vec<(String, i64, String)>,
+}
+
+/// `POST /v1/db/copy-to`: the installation copied into an empty
+/// PostgreSQL database. Its answer is newline-delimited JSON, a
+/// [`CopyLine`] per line. The URL may hold a password: clawd never shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CopyToRequest {
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum CopyLine {
+    /// Rows copied so far of every table, and of the whole snapshot;
+    /// `table` is the one being copied.
+    Progress {
+        table: String,
+        copied: u64,
+        total: u64,
+    },
+    /// Everything is in PostgreSQL; the counts and the audit chain are
+    /// being checked there.
+    Checking,
+    Result(CopyReport),
+    Error {
+        error: String,
+    },
+}
+
+/// What `clawctl db copy-to` copied and checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyReport {
+    /// The target, without its password.
+    pub database_url: String,
+    /// When the SQLite snapshot that was copied was taken.
+    pub snapshot_at: Timestamp,
+    /// Rows per table in the snapshot and in PostgreSQL after the copy.
+    pub tables: Vec<CopiedTable>,
+    /// Audit entries whose chain verified in PostgreSQL.
+    pub audit_checked: u64,
+    /// The gateway wrote to SQLite after the snapshot: those writes are
+    /// not in PostgreSQL.
+    pub changed_since: bool,
+    /// The `[store]` section to switch to.
+    pub config: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopiedTable {
+    pub table: String,
+    pub source: u64,
+    pub target: u64,
 }

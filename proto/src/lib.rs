@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod allowlist;
 pub mod api;
+pub mod audit_chain;
 pub mod control;
 pub mod hosts;
 pub mod notify;

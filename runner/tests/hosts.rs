@@ -328,10 +328,7 @@ async fn enrolment_tokens_that_are_unknown_or_expired_are_refused_with_what_to_d
     assert!(!home.path().join("state/host.toml").exists());
 
     let added = add_host(&gw, "old").await;
-    let db = rusqlite::Connection::open(claw_testkit::db_path(&gw)).expect("db");
-    db.busy_timeout(Duration::from_secs(5)).expect("timeout");
-    db.execute("UPDATE hosts SET token_expires_at = 1", [])
-        .expect("expire");
+    gw.sql("UPDATE hosts SET token_expires_at = 1");
     let out = enroll(
         &gw,
         home.path(),

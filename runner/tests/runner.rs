@@ -333,19 +333,15 @@ fn events_the_gateway_lost_after_acknowledging_are_sent_again() {
     }
     s.kill_clawd();
     let last_kept = {
-        let db = rusqlite::Connection::open(s.gw.data().join("db.sqlite")).expect("db");
-        let highest: u64 = db
-            .query_row(
-                "SELECT MAX(sequence) FROM events WHERE run_id = ?1",
-                [&run_id],
-                |r| r.get(0),
-            )
+        let highest: u64 = s.gw.sql(&format!(
+            "SELECT MAX(sequence) FROM events WHERE run_id = '{run_id}'"
+        ))[0][0]
+            .parse()
             .expect("highest");
-        db.execute(
-            "DELETE FROM events WHERE run_id = ?1 AND sequence > ?2",
-            rusqlite::params![run_id, highest - 20],
-        )
-        .expect("lose the last 20");
+        s.gw.sql(&format!(
+            "DELETE FROM events WHERE run_id = '{run_id}' AND sequence > {}",
+            highest - 20
+        ));
         highest - 20
     };
     s.start_clawd();

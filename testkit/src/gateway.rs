@@ -41,6 +41,114 @@ const SERVICE_MANAGER_ENV: [&str; 7] = [
     "WATCHDOG_PID",
 ];
 
+/// The store the gateways of a test run keep their data in: SQLite in
+/// their data directory, or with `CLAW_TEST_STORE=postgres` a database of
+/// their own on the PostgreSQL server whose superuser's URL is
+/// `CLAW_TEST_PG_URL` (scripts/test starts one with `pg-cluster`).
+pub fn store_is_postgres() -> bool {
+    std::env::var("CLAW_TEST_STORE").is_ok_and(|s| s == "postgres")
+}
+
+/// False, saying so, when the gateways of this run are on PostgreSQL: for
+/// tests of what only SQLite has (the database file, its log, a copy of
+/// the data directory that holds the whole installation).
+pub fn on_sqlite(why: &str) -> bool {
+    let sqlite = !store_is_postgres();
+    if !sqlite {
+        eprintln!("SQLite only, skipped on PostgreSQL: {why}");
+    }
+    sqlite
+}
+
+/// A gateway's own database on the test run's PostgreSQL server; dropped
+/// with the gateway.
+struct TestDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    fn create() -> anyhow::Result<Self> {
+        let admin_url = std::env::var("CLAW_TEST_PG_URL")
+            .context("CLAW_TEST_STORE=postgres needs CLAW_TEST_PG_URL (scripts/test sets it)")?;
+        let mut id = [0u8; 8];
+        getrandom::fill(&mut id).context("random database name")?;
+        let db = Self {
+            admin_url,
+            name: format!("t_{}", hex::encode(id)),
+        };
+        db.psql(&format!("CREATE DATABASE {}", db.name))?;
+        Ok(db)
+    }
+
+    fn url(&self) -> anyhow::Result<String> {
+        let (server, _) = self
+            .admin_url
+            .rsplit_once('/')
+            .context("CLAW_TEST_PG_URL is not postgres://USER:PASSWORD@HOST:PORT/DATABASE")?;
+        Ok(format!("{server}/{}", self.name))
+    }
+
+    fn psql(&self, sql: &str) -> anyhow::Result<()> {
+        let psql = crate::postgres::server_bindir()?.join("psql");
+        let out = Command::new(&psql)
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &self.admin_url,
+                "-c",
+                sql,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run {}", psql.display()))?;
+        if !out.status.success() {
+            bail!("{sql}: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(())
+    }
+}
+
+/// Runs one statement with `psql` on the database at `url`; its rows, the
+/// columns parted by `|`.
+fn psql(url: &str, sql: &str) -> anyhow::Result<String> {
+    let psql = crate::postgres::server_bindir()?.join("psql");
+    let out = Command::new(&psql)
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", psql.display()))?;
+    if !out.status.success() {
+        bail!("{sql}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Err(e) = self.psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )) {
+            eprintln!("test database: {e:#}");
+        }
+    }
+}
+
 /// How to start clawd: `Launch::new(path).config(…).env(…).start()`.
 pub struct Launch {
     clawd: PathBuf,
@@ -141,7 +249,17 @@ impl Launch {
             log_file: self.log_file,
             rust_log: self.rust_log,
             same_port: self.same_port,
+            database: None,
         };
+        // A test that chose its store keeps it.
+        if store_is_postgres() && !gw.config.contains("backend") {
+            let database = TestDatabase::create()?;
+            gw.config.push_str(&format!(
+                "\n[store]\nbackend = \"postgres\"\ndatabase_url = \"{}\"\n",
+                database.url()?
+            ));
+            gw.database = Some(database);
+        }
         gw.try_launch()?;
         Ok(gw)
     }
@@ -163,6 +281,8 @@ pub struct Gateway {
     log_file: bool,
     rust_log: Option<String>,
     same_port: bool,
+    /// With `CLAW_TEST_STORE=postgres`: where the store is.
+    database: Option<TestDatabase>,
 }
 
 impl Gateway {
@@ -173,6 +293,12 @@ impl Gateway {
 
     pub fn data(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// With `CLAW_TEST_STORE=postgres`: the URL of the gateway's database
+    /// (with the password).
+    pub fn database_url(&self) -> Option<String> {
+        self.database.as_ref().and_then(|db| db.url().ok())
     }
 
     /// The control socket.
@@ -402,6 +528,51 @@ impl Gateway {
         self.child
             .as_mut()
             .and_then(|c| c.try_wait().expect("wait for clawd"))
+    }
+
+    /// Runs one SQL statement on the gateway's database, whichever the
+    /// store (values written into the statement: `?` parameters are
+    /// SQLite's own); its rows (with `RETURNING` for a change), each
+    /// column as text, NULL as "", a blob as lowercase hex. For tests that
+    /// plant or age what no interface would.
+    pub fn sql(&self, sql: &str) -> Vec<Vec<String>> {
+        self.try_sql(sql).unwrap_or_else(|e| panic!("{sql}: {e:#}"))
+    }
+
+    pub fn try_sql(&self, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
+        if let Some(database) = &self.database {
+            let out = psql(&database.url()?, sql)?;
+            return Ok(out
+                .lines()
+                .map(|line| {
+                    line.split('|')
+                        // psql shows a bytea as `\x` and hex.
+                        .map(|v| v.strip_prefix("\\x").unwrap_or(v).to_owned())
+                        .collect()
+                })
+                .collect());
+        }
+        use rusqlite::types::ValueRef;
+        let db = rusqlite::Connection::open(db_path(self))?;
+        db.busy_timeout(Duration::from_secs(5))?;
+        let mut stmt = db.prepare(sql)?;
+        let columns = stmt.column_count();
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let mut values = Vec::with_capacity(columns);
+            for i in 0..columns {
+                values.push(match row.get_ref(i)? {
+                    ValueRef::Null => String::new(),
+                    ValueRef::Integer(n) => n.to_string(),
+                    ValueRef::Real(x) => x.to_string(),
+                    ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    ValueRef::Blob(b) => hex::encode(b),
+                });
+            }
+            out.push(values);
+        }
+        Ok(out)
     }
 
     /// Starts clawd again on the same data directory.

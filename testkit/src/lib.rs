@@ -17,6 +17,7 @@ mod control;
 mod gateway;
 mod https;
 pub mod model;
+pub mod postgres;
 mod process;
 mod push;
 mod receiver;
@@ -25,12 +26,15 @@ mod ws;
 
 pub use binary::{binary_or_build, find_binary, try_find_binary};
 pub use control::{control_get, raw_control_get, try_unix_request, unix_get, unix_request};
-pub use gateway::{ADMIN, ADMIN_PASSWORD, Gateway, Launch, TEST_CONFIG, db_path};
+pub use gateway::{
+    ADMIN, ADMIN_PASSWORD, Gateway, Launch, TEST_CONFIG, db_path, on_sqlite, store_is_postgres,
+};
 pub use https::{
     Login, client_trusting, connect_tls, free_port, session_from_cookie, tls_config, try_call,
     try_client_builder_trusting, try_create_run, try_first_admin, try_login, try_setup,
     write_certificate,
 };
+pub use postgres::TempCluster;
 pub use process::{proc_status_kib, process_cpu_secs};
 pub use push::{Push, PushReceiver};
 pub use receiver::{Received, Receiver};

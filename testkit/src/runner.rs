@@ -112,7 +112,8 @@ impl RunnerClient {
         signed.signature = self.signature(signed);
     }
 
-    fn request_of(&self, signed: &Signed) -> reqwest::RequestBuilder {
+    /// The request for these pieces, to send oneself (and read its headers).
+    pub fn request_of(&self, signed: &Signed) -> reqwest::RequestBuilder {
         let mut req = self
             .client
             .request(

@@ -143,7 +143,11 @@ pub fn keys(text: &str) -> Vec<Key> {
 
 fn is_setting(line: &str) -> bool {
     line.split_once(" = ").is_some_and(|(key, _)| {
-        !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        // A table's keys are written dotted: `store.backend`.
+        !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.')
     })
 }
 

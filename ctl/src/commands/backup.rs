@@ -9,10 +9,29 @@ use crate::cli::{BackupArgs, BackupCommand};
 use crate::client::Client;
 use crate::error::CtlError;
 use crate::output::{Text, bytes};
+use crate::pg::Server;
 
 pub async fn run(client: &Client, args: BackupArgs, json: bool) -> Result<(), CtlError> {
-    if let Some(BackupCommand::Verify { file }) = args.command {
-        let report = archive::verify(&file).map_err(|e| CtlError::Input(e.to_string()))?;
+    if let Some(BackupCommand::Verify { file, scratch_url }) = args.command {
+        let scratch = scratch_url
+            .map(|url| Server::parse(&url, "--scratch-url"))
+            .transpose()
+            .map_err(|e| CtlError::Input(e.to_string()))?;
+        let mut checked = archive::inspect(&file).map_err(|e| CtlError::Input(e.to_string()))?;
+        match &scratch {
+            Some(server) if checked.is_postgres() && checked.report.ok => {
+                checked.check_on_scratch(server).await;
+            }
+            Some(_) if !checked.is_postgres() && checked.report.ok => {
+                return Err(CtlError::Input(format!(
+                    "{} holds a SQLite database, checked without a server: \
+                     leave out --scratch-url",
+                    file.display()
+                )));
+            }
+            _ => {}
+        }
+        let report = checked.report;
         if json {
             print_json(&report)?;
         }
@@ -25,14 +44,25 @@ pub async fn run(client: &Client, args: BackupArgs, json: bool) -> Result<(), Ct
         }
         if !json {
             println!(
-                "{}: {} files match the manifest, database intact (schema {})",
+                "{}: {} files match the manifest, database intact ({}schema {})",
                 file.display(),
                 report.files,
+                match report.store.as_deref() {
+                    Some("postgres") => "PostgreSQL dump, ",
+                    _ => "",
+                },
                 report
                     .schema_version
                     .map(|v| v.to_string())
                     .unwrap_or_default()
             );
+            if let Some(scratch) = &report.scratch {
+                println!(
+                    "restored on {}: {} rows in {} tables as the manifest says, \
+                     audit chain of {} rows intact; scratch database dropped",
+                    scratch.server, scratch.rows, scratch.tables, scratch.audit_rows
+                );
+            }
         }
         return Ok(());
     }

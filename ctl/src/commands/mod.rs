@@ -46,6 +46,7 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
             data_dir,
             stop,
             config,
+            database_url,
         } => {
             let request = restore::Request {
                 socket: &cli.socket,
@@ -53,6 +54,7 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
                 data_dir: &data_dir,
                 stop,
                 config: config.as_deref(),
+                database_url: database_url.as_deref(),
             };
             restore::run(&client, request, json).await
         }

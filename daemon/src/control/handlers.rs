@@ -19,10 +19,10 @@ use claw_proto::api::{
     SessionView, StopReply, UserChange, UserView,
 };
 use claw_proto::control::{
-    AddUserRequest, AuditListQuery, BackupReply, BackupRequest, CertView, DbCheck, DbStatus,
-    EventsQuery, HealthReply, InstallCertRequest, PruneLine, PruneRequest, ReconcileReply,
-    ReconcileRequest, RevokeQuery, RevokeReply, RotateReply, RotateRequest, RunsQuery,
-    SelfSignedRequest, SetPasswordRequest, SetRoleRequest, Status,
+    AddUserRequest, AuditListQuery, BackupReply, BackupRequest, CertView, CopyLine, CopyToRequest,
+    DbCheck, DbStatus, EventsQuery, HealthReply, InstallCertRequest, PruneLine, PruneRequest,
+    ReconcileReply, ReconcileRequest, RevokeQuery, RevokeReply, RotateReply, RotateRequest,
+    RunsQuery, SelfSignedRequest, SetPasswordRequest, SetRoleRequest, Status,
 };
 use claw_proto::hosts::{AddedHost, HostView, NewHost};
 use claw_proto::notify::{
@@ -87,6 +87,7 @@ pub fn router(app: Ctx) -> Router {
         .route("/v1/certs/self-signed", post(self_signed_cert))
         .route("/v1/db/status", get(db_status))
         .route("/v1/db/check", get(db_check))
+        .route("/v1/db/copy-to", post(db_copy_to))
         .fallback(|| async { ServiceError::not_found("no such control endpoint (see clawctl(1))") })
         .method_not_allowed_fallback(crate::api::method_not_allowed)
         .with_state(app)
@@ -681,4 +682,24 @@ async fn db_status(State(app): AppState, Local(caller): Local) -> ServiceResult<
 
 async fn db_check(State(app): AppState, Local(caller): Local) -> ServiceResult<Json<DbCheck>> {
     Ok(Json(app.db_check(&caller).await?))
+}
+
+/// Progress lines while the copy runs, then its report or its error.
+async fn db_copy_to(
+    State(app): AppState,
+    Local(caller): Local,
+    JsonBody(request): JsonBody<CopyToRequest>,
+) -> ServiceResult<Response> {
+    let (tx, rx) = mpsc::channel::<CopyLine>(64);
+    let feeder = {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move { app.copy_to(&caller, request, tx).await })
+    };
+    Ok(ndjson(
+        &app,
+        rx,
+        feeder,
+        |line| serde_json::to_string(line).unwrap_or_default(),
+        |line| matches!(line, CopyLine::Result(_) | CopyLine::Error { .. }),
+    ))
 }

@@ -9,10 +9,12 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::{Caller, Record, ServiceError, ServiceResult, SessionUser, views};
-use crate::app::{App, Settings};
+use std::sync::Arc;
+
+use crate::app::{App, LOGIN_WINDOW, Settings};
 use crate::auth;
 use crate::clock::{iso, now_ms};
-use crate::store::{NewSession, NewUser, SessionSelector, UserRow, UserUpdate};
+use crate::store::{AnyStore, NewSession, NewUser, SessionSelector, UserRow, UserUpdate};
 
 /// A new session: the token goes to the client (as a cookie), once.
 pub struct NewLogin {
@@ -33,11 +35,14 @@ pub enum UserRef {
 /// slip under the limit. Dropped, it gives its count back (it was no
 /// guess: a right password awaiting its TOTP code, a busy gateway, a store
 /// error); [`failed`](Self::failed) keeps it counted, [`succeeded`](Self::succeeded)
-/// also clears the user's failures.
-struct Attempt<'a> {
-    settings: &'a Settings,
-    ip: Option<std::net::IpAddr>,
-    user: Option<String>,
+/// also clears the user's failures. The counts are the store's, so that
+/// with several gateways on one database the limits hold over all.
+struct Attempt {
+    store: AnyStore,
+    /// The keys counted (`ip:…`, `user:…`) and when.
+    counted: Vec<String>,
+    at: i64,
+    user_key: Option<String>,
 }
 
 fn too_many_failures() -> ServiceError {
@@ -47,50 +52,76 @@ fn too_many_failures() -> ServiceError {
     )
 }
 
-impl<'a> Attempt<'a> {
-    fn reserve(
-        settings: &'a Settings,
+impl Attempt {
+    async fn reserve(
+        store: &AnyStore,
+        settings: &Settings,
         ip: Option<&str>,
         user: Option<String>,
     ) -> ServiceResult<Self> {
-        let ip = ip.and_then(|i| i.parse().ok());
-        if let Some(ip) = &ip
-            && !settings.login_failures_ip.hit(ip)
-        {
-            settings.login_failures_ip.release(ip);
-            return Err(too_many_failures());
-        }
-        if let Some(user) = &user
-            && !settings.login_failures_user.hit(user)
-        {
-            settings.login_failures_user.release(user);
-            if let Some(ip) = &ip {
-                settings.login_failures_ip.release(ip);
+        let max = settings.config.login_max_failures;
+        let window_ms = i64::try_from(LOGIN_WINDOW.as_millis()).unwrap_or(i64::MAX);
+        let user_key = user.map(|u| format!("user:{u}"));
+        // Per address a little more than per user: several people may
+        // share one address.
+        let limits = ip
+            .and_then(|i| i.parse::<std::net::IpAddr>().ok())
+            .map(|ip| (format!("ip:{ip}"), max.saturating_mul(2)))
+            .into_iter()
+            .chain(user_key.clone().map(|key| (key, max)));
+        let mut attempt = Self {
+            store: Arc::clone(store),
+            counted: Vec::new(),
+            at: now_ms(),
+            user_key,
+        };
+        for (key, limit) in limits {
+            if !store
+                .login_hit(key.clone(), limit, window_ms, attempt.at)
+                .await?
+            {
+                // Dropped, the attempt gives back what it counted.
+                return Err(too_many_failures());
             }
-            return Err(too_many_failures());
+            attempt.counted.push(key);
         }
-        Ok(Self { settings, ip, user })
+        Ok(attempt)
     }
 
     fn failed(mut self) {
-        self.ip = None;
-        self.user = None;
+        self.counted.clear();
     }
 
-    fn succeeded(mut self) {
-        if let Some(user) = self.user.take() {
-            self.settings.login_failures_user.clear(&user);
+    /// Clears the user's failures; the address's count is given back.
+    async fn succeeded(mut self) -> ServiceResult<()> {
+        if let Some(key) = self.user_key.take() {
+            self.counted.retain(|k| *k != key);
+            self.store.login_clear(key).await?;
         }
+        Ok(())
     }
 }
 
-impl Drop for Attempt<'_> {
+impl Drop for Attempt {
     fn drop(&mut self) {
-        if let Some(ip) = &self.ip {
-            self.settings.login_failures_ip.release(ip);
+        if self.counted.is_empty() {
+            return;
         }
-        if let Some(user) = &self.user {
-            self.settings.login_failures_user.release(user);
+        let (store, keys, at) = (
+            Arc::clone(&self.store),
+            std::mem::take(&mut self.counted),
+            self.at,
+        );
+        // A drop cannot wait; the give-back is best effort (an error
+        // leaves one attempt counted until the window passes).
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for key in keys {
+                    if let Err(e) = store.login_release(key, at).await {
+                        tracing::warn!(error = %e, "a login attempt could not be given back");
+                    }
+                }
+            });
         }
     }
 }
@@ -139,7 +170,7 @@ impl App {
         };
         let settings = self.settings();
         // Wrong tokens count against the address like failed logins.
-        let attempt = Attempt::reserve(&settings, caller.ip(), None)?;
+        let attempt = Attempt::reserve(&self.store, &settings, caller.ip(), None).await?;
         if !bool::from(
             expected
                 .as_bytes()
@@ -167,7 +198,7 @@ impl App {
                 role: Role::Admin,
             })
             .await?;
-        attempt.succeeded();
+        attempt.succeeded().await?;
         self.setup_done();
         let mut reply = SetupReply {
             ok: true,
@@ -226,10 +257,12 @@ impl App {
         // without the password check, and only the address counts it.
         let valid_name = auth::valid_username(&request.username);
         let attempt = Attempt::reserve(
+            &self.store,
             &settings,
             caller.ip(),
             valid_name.then(|| request.username.to_ascii_lowercase()),
-        )?;
+        )
+        .await?;
         let user = match valid_name {
             true => self.store.user_by_name(request.username.clone()).await?,
             false => None,
@@ -268,7 +301,7 @@ impl App {
                 );
             }
         }
-        attempt.succeeded();
+        attempt.succeeded().await?;
         let by = Caller::User(SessionUser {
             user: user.clone(),
             session_hash: String::new(),

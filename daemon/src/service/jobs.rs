@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime};
 
 use claw_proto::control::{
-    BackupReply, BackupRequest, CertView, DbCheck, DbStatus, Finding, PruneCounts, PruneLine,
-    RotateReply, SecretName,
+    BackupReply, BackupRequest, CertView, CopyLine, CopyReport, CopyToRequest, DbCheck, DbStatus,
+    Finding, PruneCounts, PruneLine, RotateReply, SecretName,
 };
 use claw_proto::wire::Role;
 use tokio::sync::mpsc;
@@ -15,7 +15,10 @@ use super::{Caller, Record, ServiceError, ServiceResult};
 use crate::app::App;
 use crate::backup::{self, BackupError};
 use crate::clock::{iso, now_ms};
+use crate::config::{Backend, DatabaseUrl};
 use crate::secrets::SecretError;
+use crate::store::copy::CopyTarget;
+use crate::store::postgres::PgSettings;
 use crate::store::{SessionSelector, StoreError};
 use crate::tls::{self, LoadedTls};
 
@@ -262,6 +265,13 @@ impl App {
         .await
         .map_err(|e| match e {
             BackupError::Store(e) => ServiceError::from(e),
+            BackupError::Copy(message) => {
+                tracing::error!(error = %message, "backup failed");
+                ServiceError::new(
+                    super::ErrorKind::Unavailable,
+                    format!("backup failed, nothing was kept: {message}"),
+                )
+            }
             BackupError::Io { path, source } => {
                 tracing::error!(path = %path.display(), error = %source, "backup failed");
                 let message = format!(
@@ -530,6 +540,104 @@ impl App {
         Ok(self.store.db_check().await?)
     }
 
+    /// Copies this SQLite installation into the empty PostgreSQL database
+    /// of the request; reports progress on `progress` and ends with the
+    /// report (what to configure) or the error.
+    pub async fn copy_to(
+        &self,
+        caller: &Caller,
+        request: CopyToRequest,
+        progress: mpsc::Sender<CopyLine>,
+    ) {
+        let line = match self.copy_to_postgres(caller, request, &progress).await {
+            Ok(report) => CopyLine::Result(report),
+            Err(error) => {
+                tracing::warn!(error = %error, "copy to PostgreSQL failed");
+                CopyLine::Error { error }
+            }
+        };
+        let _ = progress.send(line).await;
+    }
+
+    /// The messages of these errors never hold the URL's password: the
+    /// PostgreSQL store shows only the redacted URL.
+    async fn copy_to_postgres(
+        &self,
+        caller: &Caller,
+        request: CopyToRequest,
+        progress: &mpsc::Sender<CopyLine>,
+    ) -> Result<CopyReport, String> {
+        caller.require(Role::Admin).map_err(|e| e.message)?;
+        let settings = self.settings();
+        let config = &settings.config;
+        if config.store.backend != Backend::Sqlite {
+            return Err(
+                "this gateway is on PostgreSQL already: db copy-to copies a SQLite \
+                        installation (run it on the gateway that is on SQLite)"
+                    .to_owned(),
+            );
+        }
+        let url = DatabaseUrl::new(request.database_url);
+        let shown = url.redacted();
+        let parsed: tokio_postgres::Config = url
+            .expose()
+            .parse()
+            .map_err(|e| format!("{shown} is not a PostgreSQL URL: {e}"))?;
+        // As a gateway on PostgreSQL would: a URL without a password takes
+        // the credential's.
+        let in_url = parsed.get_password().is_some();
+        let password = if in_url {
+            None
+        } else {
+            crate::secrets::database_password().map_err(|e| e.to_string())?
+        };
+        let has_password = in_url || password.is_some();
+        let target = CopyTarget::open(PgSettings {
+            url,
+            password,
+            max_connections: 2,
+            connect_timeout: Duration::from_secs(config.store.connect_timeout_secs),
+            statement_timeout: Duration::from_secs(config.store.statement_timeout_secs),
+            nonce_retention_secs: crate::app::nonce_retention_secs(config),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        // Recorded before the snapshot: the copy's chain has it too.
+        self.record(
+            caller,
+            Record {
+                action: "db.copy_to",
+                target: Some(&shown),
+                run_id: None,
+                details: None,
+            },
+        )
+        .await
+        .map_err(|e| e.message)?;
+        // Where the daemon opens it (daemon.rs).
+        let source = self.data_dir.join("db.sqlite");
+        let copied = target
+            .copy_from(source, progress)
+            .await
+            .map_err(|e| e.to_string())?;
+        let rows: u64 = copied.tables.iter().map(|t| t.target).sum();
+        tracing::info!(
+            database = %shown,
+            rows,
+            audit_entries = copied.audit_checked,
+            changed_since = copied.changed_since,
+            "copied the SQLite store into PostgreSQL"
+        );
+        Ok(CopyReport {
+            config: store_section(&shown, has_password),
+            database_url: shown,
+            snapshot_at: iso(copied.snapshot_at),
+            tables: copied.tables,
+            audit_checked: copied.audit_checked,
+            changed_since: copied.changed_since,
+        })
+    }
+
     /// Stops the daemon the way SIGTERM does (for `clawctl restore`).
     pub async fn stop_daemon(&self, caller: &Caller) -> ServiceResult<()> {
         caller.require(Role::Admin)?;
@@ -546,4 +654,16 @@ impl App {
         self.stop_requested.notify_one();
         Ok(())
     }
+}
+
+/// The `[store]` section of a gateway on the copy; the URL without its
+/// password, which goes into the credential.
+fn store_section(shown_url: &str, has_password: bool) -> String {
+    let url = toml::Value::String(shown_url.to_owned());
+    let comment = if has_password {
+        "   # password via the credential claw_database-password"
+    } else {
+        ""
+    };
+    format!("[store]\nbackend = \"postgres\"\ndatabase_url = {url}{comment}\n")
 }

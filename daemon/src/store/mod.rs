@@ -7,8 +7,12 @@
 //! to one [`ChangeSink`] (the live hub): nothing else announces what the
 //! store did.
 
+mod audit_chain;
 mod change;
+pub mod copy;
 mod error;
+mod login_failures;
+pub mod postgres;
 pub mod sqlite;
 mod types;
 
@@ -23,6 +27,7 @@ use claw_proto::wire::RunStatus;
 
 pub use change::{Change, ChangeSink};
 pub use error::StoreError;
+pub use login_failures::LoginFailuresInMemory;
 pub use types::*;
 
 /// Runs, their events, and the signed requests that add to them.
@@ -158,6 +163,52 @@ pub trait IdempotencyStore: Send + Sync {
     async fn release_idempotency_key(&self, scope: String, key: String) -> Result<(), StoreError>;
 }
 
+/// Failed logins per key (`ip:ADDRESS`, `user:NAME`) over a sliding
+/// window. One SQLite gateway counts them in memory; PostgreSQL counts them
+/// in the database, so that the limits hold over every instance.
+#[async_trait]
+pub trait LoginFailureStore: Send + Sync {
+    /// Counts one attempt at `now` (Unix ms) when fewer than `limit` were
+    /// counted in the `window_ms` before; false, counting nothing, at the
+    /// limit. Concurrent attempts on one key cannot all slip under it.
+    /// `limit` 0: no limit, nothing counted.
+    async fn login_hit(
+        &self,
+        key: String,
+        limit: u32,
+        window_ms: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Takes back the attempt counted at `at` (it turned out no guess).
+    async fn login_release(&self, key: String, at: i64) -> Result<(), StoreError>;
+    /// Forgets the key's failures (a successful login).
+    async fn login_clear(&self, key: String) -> Result<(), StoreError>;
+}
+
+/// A copy of the database a backup archive holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbCopy {
+    /// Its name in the archive: `db.sqlite` or `db.pgdump`.
+    pub name: &'static str,
+    /// The backend: `sqlite` or `postgres`.
+    pub store: &'static str,
+    pub schema_version: u32,
+    /// Rows per table in the copy, counted in the snapshot the copy was
+    /// taken from (PostgreSQL); empty when the copy checks itself (SQLite).
+    pub tables: Vec<(String, u64)>,
+}
+
+/// Why a copy for a backup could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The program that writes the copy is missing or failed; the message
+    /// is for the administrator as it is (it holds no password).
+    #[error("{0}")]
+    Tool(String),
+}
+
 /// Housekeeping, jobs and the database itself.
 #[async_trait]
 pub trait MaintenanceStore: Send + Sync {
@@ -175,8 +226,9 @@ pub trait MaintenanceStore: Send + Sync {
     fn set_nonce_retention(&self, secs: u64);
     async fn db_status(&self) -> Result<DbStatus, StoreError>;
     async fn db_check(&self) -> Result<DbCheck, StoreError>;
-    /// Writes a consistent copy of the database to `target`.
-    async fn snapshot_to(&self, target: std::path::PathBuf) -> Result<(), StoreError>;
+    /// Writes a consistent copy of the database to `target` for a backup
+    /// archive, and says what it is.
+    async fn copy_for_backup(&self, target: std::path::PathBuf) -> Result<DbCopy, CopyError>;
     /// A fact about the installation (`last_prune`) and when it was set.
     async fn meta(&self, key: &'static str) -> Result<Option<(String, i64)>, StoreError>;
     async fn set_meta(&self, key: &'static str, value: String) -> Result<(), StoreError>;
@@ -232,6 +284,8 @@ pub trait NotifyStore: Send + Sync {
     /// Every browser subscription removed (the VAPID key changed); how many.
     async fn remove_push_subscriptions(&self) -> Result<u64, StoreError>;
     /// Pending deliveries due at `now`, oldest first, with their channels.
+    /// A store shared by several gateways claims them for a while, so that
+    /// each is attempted by one sender at a time.
     async fn due_deliveries(
         &self,
         now: i64,
@@ -299,6 +353,7 @@ pub trait Store:
     + IdentityStore
     + AuditStore
     + IdempotencyStore
+    + LoginFailureStore
     + MaintenanceStore
 {
 }
@@ -313,8 +368,15 @@ impl<T> Store for T where
         + IdentityStore
         + AuditStore
         + IdempotencyStore
+        + LoginFailureStore
         + MaintenanceStore
 {
 }
 
 pub type AnyStore = Arc<dyn Store>;
+
+/// Lowercase hex SHA-256 of a capability token: what a store keeps.
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}

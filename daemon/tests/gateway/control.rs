@@ -20,7 +20,12 @@ async fn control_socket_is_0660_and_serves_root() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["listeners"]["socketActivated"], false);
     assert_eq!(body["listeners"]["control"], socket.display().to_string());
-    assert_eq!(body["database"]["schemaVersion"], 10);
+    let schema = if claw_testkit::store_is_postgres() {
+        2
+    } else {
+        10
+    };
+    assert_eq!(body["database"]["schemaVersion"], schema);
     assert!(
         body["lastPrune"].is_null() && body["lastBackup"].is_null(),
         "{body}"

@@ -344,13 +344,10 @@ async fn every_subscription_checks_the_session_first() {
     let gw = Gateway::start().await;
     let (admin, operator, id, run_id) = operator_watching(&gw).await;
     let mut ws = watching(&gw, &operator, &run_id).await;
-    let db = rusqlite::Connection::open(crate::common::db_path(&gw)).expect("open database");
-    db.busy_timeout(Duration::from_secs(5))
-        .expect("busy timeout");
-    let ended = db
-        .execute("DELETE FROM sessions WHERE user_id = ?1", [&id])
-        .expect("delete the session");
-    assert_eq!(ended, 1);
+    let ended = gw.sql(&format!(
+        "DELETE FROM sessions WHERE user_id = '{id}' RETURNING user_id"
+    ));
+    assert_eq!(ended.len(), 1);
     let (later, _) = gw.create_run(&admin).await;
     ws.send(json!({ "type": "subscribe", "runId": later }))
         .await;

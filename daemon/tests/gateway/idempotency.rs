@@ -166,16 +166,11 @@ async fn kept_answers_are_sealed_in_the_database() {
         .as_str()
         .expect("token")
         .to_owned();
-    let db = rusqlite::Connection::open(crate::common::db_path(&gw)).expect("db");
-    let bodies: Vec<Vec<u8>> = db
-        .prepare("SELECT body FROM idempotency_keys")
-        .expect("query")
-        .query_map([], |r| r.get(0))
-        .expect("rows")
-        .collect::<Result<_, _>>()
-        .expect("bodies");
+    let bodies = gw.sql("SELECT body FROM idempotency_keys");
     assert_eq!(bodies.len(), 1);
-    let kept = String::from_utf8_lossy(&bodies[0]);
+    let kept = hex::decode(&bodies[0][0]).expect("a blob");
+    assert!(!kept.is_empty());
+    let kept = String::from_utf8_lossy(&kept);
     assert!(!kept.contains(&token) && !kept.contains("capabilityToken"));
     // The retry still gets it.
     let (_, replayed, again) = post_with_key(

@@ -14,6 +14,7 @@ mod notices;
 mod notifications;
 mod persistence;
 mod polkit;
+mod postgres;
 mod redaction;
 mod roles;
 mod runner;

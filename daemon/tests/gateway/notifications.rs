@@ -505,24 +505,20 @@ async fn prune_removes_notifications_done_with_over_a_week_ago() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let week_ago = claw_testkit::now_secs() * 1000 - 8 * 24 * 3600 * 1000;
-    let db = rusqlite::Connection::open(crate::common::db_path(&gw)).expect("db");
-    db.busy_timeout(Duration::from_secs(5)).expect("timeout");
-    db.execute(
-        "UPDATE outbox SET done_at = ?2 WHERE id = ?1",
-        rusqlite::params![ids[0], week_ago],
-    )
-    .expect("old delivered");
-    db.execute(
-        "UPDATE outbox SET status = 'dead', done_at = ?2 WHERE id = ?1",
-        rusqlite::params![ids[1], week_ago],
-    )
-    .expect("old dead");
-    db.execute(
-        "UPDATE outbox SET status = 'pending', done_at = NULL, created_at = ?2, \
-         next_at = ?3 WHERE id = ?1",
-        rusqlite::params![ids[2], week_ago, week_ago + 30 * 24 * 3600 * 1000],
-    )
-    .expect("old pending");
+    gw.sql(&format!(
+        "UPDATE outbox SET done_at = {week_ago} WHERE id = '{}'",
+        ids[0]
+    ));
+    gw.sql(&format!(
+        "UPDATE outbox SET status = 'dead', done_at = {week_ago} WHERE id = '{}'",
+        ids[1]
+    ));
+    gw.sql(&format!(
+        "UPDATE outbox SET status = 'pending', done_at = NULL, created_at = {week_ago}, \
+         next_at = {} WHERE id = '{}'",
+        week_ago + 30 * 24 * 3600 * 1000,
+        ids[2]
+    ));
     let (status, _) = unix_request(&socket, "POST", "/v1/prune", Some(json!({}))).await;
     assert_eq!(status, StatusCode::OK);
     let (_, left) = unix_request(&socket, "GET", "/v1/notify/outbox", None).await;

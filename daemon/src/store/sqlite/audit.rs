@@ -1,27 +1,12 @@
-//! The tamper-evident audit log: each row carries a SHA-256 over its content
-//! and the previous row's hash, so an edited, inserted or removed row breaks
-//! the chain at that point.
+//! The tamper-evident audit log; its hash chain is in `store/audit_chain.rs`.
 
 use async_trait::async_trait;
 use rusqlite::{Connection, params};
-use sha2::{Digest, Sha256};
 
 use super::SqliteStore;
 use crate::clock::now_ms;
+use crate::store::audit_chain::{ChainCheck, ChainRow as RawRow, row_hash};
 use crate::store::{AuditEntry, AuditFilter, AuditRow, AuditStore, ChainVerdict, StoreError};
-
-struct RawRow {
-    id: i64,
-    timestamp: i64,
-    user_id: Option<String>,
-    username: Option<String>,
-    action: String,
-    target: Option<String>,
-    details: Option<String>,
-    ip: Option<String>,
-    prev_hash: String,
-    hash: String,
-}
 
 const COLUMNS: &str =
     "id, timestamp, user_id, username, action, target, details, ip, prev_hash, hash";
@@ -39,33 +24,6 @@ fn raw_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         prev_hash: r.get(8)?,
         hash: r.get(9)?,
     })
-}
-
-fn row_hash(prev_hash: &str, row: &RawRow) -> String {
-    let mut h = Sha256::new();
-    // Length-prefixed fields: no two different rows hash the same input.
-    let fields: [Option<&str>; 7] = [
-        row.user_id.as_deref(),
-        row.username.as_deref(),
-        Some(row.action.as_str()),
-        row.target.as_deref(),
-        row.details.as_deref(),
-        row.ip.as_deref(),
-        Some(prev_hash),
-    ];
-    h.update(row.id.to_le_bytes());
-    h.update(row.timestamp.to_le_bytes());
-    for field in fields {
-        match field {
-            Some(text) => {
-                h.update([1]);
-                h.update((text.len() as u64).to_le_bytes());
-                h.update(text.as_bytes());
-            }
-            None => h.update([0]),
-        }
-    }
-    hex::encode(h.finalize())
 }
 
 fn last_hash(conn: &Connection) -> Result<String, StoreError> {
@@ -136,31 +94,13 @@ pub(super) fn rechain_all(conn: &Connection) -> Result<(), StoreError> {
 fn verify(conn: &Connection) -> Result<ChainVerdict, StoreError> {
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit_log ORDER BY id"))?;
     let mut rows = stmt.query([])?;
-    let mut prev = String::new();
-    let mut checked = 0;
+    let mut chain = ChainCheck::default();
     while let Some(row) = rows.next()? {
-        let row = raw_from_row(row)?;
-        let broken = |reason: &str| ChainVerdict {
-            checked,
-            broken: Some((row.id, reason.to_owned())),
-        };
-        if row.prev_hash != prev {
-            return Ok(broken(
-                "row does not follow the row before it (a row was removed or inserted)",
-            ));
+        if let Some(broken) = chain.check(&raw_from_row(row)?) {
+            return Ok(broken);
         }
-        if row.hash != row_hash(&prev, &row) {
-            return Ok(broken(
-                "row content does not match its hash (the row was edited)",
-            ));
-        }
-        prev = row.hash;
-        checked += 1;
     }
-    Ok(ChainVerdict {
-        checked,
-        broken: None,
-    })
+    Ok(chain.verdict())
 }
 
 #[async_trait]
@@ -194,19 +134,7 @@ impl AuditStore for SqliteStore {
                     ],
                     raw_from_row,
                 )?
-                .map(|r| {
-                    r.map(|r| AuditRow {
-                        id: r.id,
-                        timestamp: r.timestamp,
-                        user_id: r.user_id,
-                        username: r.username,
-                        action: r.action,
-                        target: r.target,
-                        details: r.details,
-                        ip: r.ip,
-                        hash: r.hash,
-                    })
-                })
+                .map(|r| r.map(AuditRow::from))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })

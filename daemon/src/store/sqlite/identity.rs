@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::SqliteStore;
 use crate::clock::now_ms;
 use crate::store::{
-    Change, IdentityStore, NewSession, NewUser, SessionRow, SessionSelector, StoreError, UserRow,
-    UserUpdate,
+    Change, IdentityStore, LoginFailureStore, NewSession, NewUser, SessionRow, SessionSelector,
+    StoreError, UserRow, UserUpdate,
 };
 
 const USER_COLUMNS: &str =
@@ -332,5 +332,27 @@ fn revoke(conn: &Connection, which: SessionSelector) -> Result<usize, StoreError
                 ))),
             }
         }
+    }
+}
+
+#[async_trait]
+impl LoginFailureStore for SqliteStore {
+    async fn login_hit(
+        &self,
+        key: String,
+        limit: u32,
+        window_ms: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let counts = &self.inner.login_failures;
+        counts.login_hit(key, limit, window_ms, now).await
+    }
+
+    async fn login_release(&self, key: String, at: i64) -> Result<(), StoreError> {
+        self.inner.login_failures.login_release(key, at).await
+    }
+
+    async fn login_clear(&self, key: String) -> Result<(), StoreError> {
+        self.inner.login_failures.login_clear(key).await
     }
 }

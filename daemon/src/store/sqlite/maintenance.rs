@@ -10,7 +10,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{CHECKPOINT_AT_STOP_WAIT, SqliteStore, migrate, nonces, wal_path};
 use crate::clock::now_ms;
-use crate::store::{Expired, MaintenanceStore, PruneCandidate, StoreError, WriterStats};
+use crate::store::{
+    CopyError, DbCopy, Expired, MaintenanceStore, PruneCandidate, StoreError, WriterStats,
+};
 
 /// How long delivered and dead-lettered notifications are kept.
 const NOTIFICATIONS_KEPT_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -132,11 +134,13 @@ impl MaintenanceStore for SqliteStore {
                 page_size: pragma_u64(conn, "page_size")?,
                 page_count: pragma_u64(conn, "page_count")?,
                 freelist_count: pragma_u64(conn, "freelist_count")?,
-                journal_mode: conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
+                journal_mode: Some(conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?),
                 tables,
                 path: path.display().to_string(),
                 size_bytes: file_size(&path),
                 wal_bytes: file_size(&wal_path(&path)),
+                server_version: None,
+                pool: None,
             })
         })
         .await
@@ -172,7 +176,7 @@ impl MaintenanceStore for SqliteStore {
 
     /// `VACUUM INTO` inside one read transaction: concurrent writers are
     /// not blocked.
-    async fn snapshot_to(&self, target: PathBuf) -> Result<(), StoreError> {
+    async fn copy_for_backup(&self, target: PathBuf) -> Result<DbCopy, CopyError> {
         self.read(move |conn| {
             let target = target
                 .to_str()
@@ -181,7 +185,13 @@ impl MaintenanceStore for SqliteStore {
             conn.execute("VACUUM INTO ?1", [target])?;
             Ok(())
         })
-        .await
+        .await?;
+        Ok(DbCopy {
+            name: "db.sqlite",
+            store: "sqlite",
+            schema_version: SqliteStore::schema_version(),
+            tables: Vec::new(),
+        })
     }
 
     async fn meta(&self, key: &'static str) -> Result<Option<(String, i64)>, StoreError> {

@@ -7,6 +7,7 @@
 
 mod approvals;
 mod audit;
+pub(super) mod export;
 mod hosts;
 mod idempotency;
 mod identity;
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{Change, ChangeSink, StoreError};
+use super::{Change, ChangeSink, LoginFailuresInMemory, StoreError};
 use crate::clock::now_ms;
 
 impl From<rusqlite::Error> for StoreError {
@@ -103,6 +104,9 @@ struct Inner {
     nonce_check: nonces::NonceCheck,
     readers: Mutex<Vec<Connection>>,
     nonce_retention_secs: AtomicU64,
+    /// One gateway owns a SQLite database: memory is where its failed
+    /// logins are counted.
+    login_failures: LoginFailuresInMemory,
 }
 
 impl SqliteStore {
@@ -165,6 +169,7 @@ impl SqliteStore {
                 },
                 readers: Mutex::new(Vec::new()),
                 nonce_retention_secs: AtomicU64::new(settings.nonce_retention_secs),
+                login_failures: LoginFailuresInMemory::default(),
             }),
         })
     }

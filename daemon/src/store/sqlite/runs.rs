@@ -6,7 +6,6 @@ use claw_proto::allowlist::STOP_COMMAND;
 use claw_proto::api::CommandStatus;
 use claw_proto::wire::{CommandKind, EventType, Marker, RunStatus};
 use rusqlite::{Connection, OptionalExtension, params};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::nonces::{self, NonceCheck};
@@ -15,18 +14,13 @@ use crate::clock::now_ms;
 use crate::store::{
     ArtifactIndex, ArtifactRow, Change, CommandOutcome, CommandRow, CommandStore, EventRow,
     Ingested, NewArtifact, NewCommand, NewEvent, NewRun, RunFilter, RunRow, RunStore, RunnerAuth,
-    StatusChange, StoreError,
+    StatusChange, StoreError, token_hash,
 };
 
 impl RunnerAuth {
     fn nonce_key(&self) -> nonces::Nonce {
         (self.timestamp, self.nonce.clone())
     }
-}
-
-/// Lowercase hex SHA-256 of a capability token: what the store keeps.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 const RUN_COLUMNS: &str = "id, status, command, metadata, created_by, created_at, started_at, \

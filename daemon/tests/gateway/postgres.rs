@@ -1,0 +1,361 @@
+//! clawd on PostgreSQL: the server failing under it, and two gateways on
+//! one database. Each test starts a cluster of its own (it stops it, or
+//! needs a database nobody else writes to).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use claw_testkit::{ADMIN, ADMIN_PASSWORD, StatusCode, TEST_CONFIG, TempCluster};
+use serde_json::{Value, json};
+
+use crate::common::Gateway;
+
+/// clawd.toml for a gateway on `url`; `store` adds to its `[store]`.
+fn on_postgres(url: &str, top: &str, store: &str) -> String {
+    format!(
+        "{TEST_CONFIG}{top}\n[store]\nbackend = \"postgres\"\ndatabase_url = \"{url}\"\n{store}\n"
+    )
+}
+
+fn lines(first: u64, count: u64) -> Vec<Value> {
+    (first..first + count)
+        .map(|s| json!({ "type": "stdout", "data": format!("line {s}"), "sequence": s }))
+        .collect()
+}
+
+/// Every event of a run, in order, through the API.
+async fn all_events(gw: &Gateway, session: &str, run_id: &str) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    loop {
+        let after = out.last().map_or(0, |(s, _)| *s);
+        let page = gw.events(session, run_id, after).await;
+        if page.is_empty() {
+            return out;
+        }
+        out.extend(page.into_iter().map(|e| (e.sequence, e.data)));
+    }
+}
+
+fn assert_lines_once(events: &[(u64, String)], count: u64) {
+    assert_eq!(events.len() as u64, count, "each line once");
+    for (i, (sequence, data)) in events.iter().enumerate() {
+        let expected = i as u64 + 1;
+        assert_eq!(*sequence, expected);
+        assert_eq!(data, &format!("line {expected}"));
+    }
+}
+
+/// PostgreSQL stopped and started again while a runner streams: requests
+/// in flight are answered 503 and nothing else, the runner's resends fill
+/// in, every acknowledged line is there exactly once, and clawd serves
+/// again without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_mid_ingest_loses_nothing_and_clawd_recovers() {
+    let cluster = Arc::new(TempCluster::start());
+    let gw =
+        Gateway::start_with(&on_postgres(&cluster.url(), "", "connect_timeout_secs = 2")).await;
+    let admin = gw.admin().await;
+    let (run_id, token) = gw.create_run(&admin).await;
+    let runner = gw.runner_client(&run_id, &token);
+    const BATCHES: u64 = 300;
+    const PER_BATCH: u64 = 10;
+    let sent = Arc::new(AtomicU64::new(0));
+    let streaming = {
+        let sent = Arc::clone(&sent);
+        tokio::spawn(async move {
+            let mut refusals = Vec::new();
+            for b in 0..BATCHES {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                loop {
+                    let signed = runner.sign(
+                        claw_testkit::Method::POST,
+                        "/api/ingest/events",
+                        json!({ "events": lines(b * PER_BATCH + 1, PER_BATCH) })
+                            .to_string()
+                            .into_bytes(),
+                    );
+                    let (status, body) = runner.send(&signed).await;
+                    if status == StatusCode::OK {
+                        break;
+                    }
+                    refusals.push((status, body));
+                    assert!(Instant::now() < deadline, "never stored: {refusals:?}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                sent.store(b + 1, Ordering::Relaxed);
+            }
+            refusals
+        })
+    };
+    while sent.load(Ordering::Relaxed) < BATCHES / 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let server = Arc::clone(&cluster);
+    tokio::task::spawn_blocking(move || {
+        server.stop_server().expect("stop PostgreSQL");
+        std::thread::sleep(Duration::from_secs(1));
+        server.start_server().expect("start PostgreSQL again");
+    })
+    .await
+    .expect("restart");
+    let refusals = streaming.await.expect("streaming");
+    assert!(!refusals.is_empty(), "the restart was never noticed");
+    for (status, body) in &refusals {
+        assert_eq!(*status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("nothing was stored")),
+            "{body}"
+        );
+    }
+    assert_lines_once(&all_events(&gw, &admin, &run_id).await, BATCHES * PER_BATCH);
+    assert_eq!(gw.health().await.status, "ok");
+    assert!(gw.try_pid().is_some(), "the same clawd serves");
+}
+
+/// Every pooled connection waits on a lock: the next requests are
+/// answered 503 with Retry-After, and served once the lock is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_connection_busy_answers_503_with_retry_after() {
+    let cluster = Arc::new(TempCluster::start());
+    let gw = Gateway::start_with(&on_postgres(
+        &cluster.url(),
+        "",
+        "max_connections = 2\nconnect_timeout_secs = 1\nstatement_timeout_secs = 3",
+    ))
+    .await;
+    let admin = gw.admin().await;
+    let (run_id, token) = gw.create_run(&admin).await;
+    let runner = gw.runner_client(&run_id, &token);
+    let holder = Arc::clone(&cluster);
+    let lock = std::thread::spawn(move || {
+        holder.psql(
+            claw_testkit::postgres::PG_DATABASE,
+            "BEGIN; LOCK TABLE runs IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;",
+        )
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster
+        .psql(
+            claw_testkit::postgres::PG_DATABASE,
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             WHERE c.relname = 'runs' AND l.mode = 'AccessExclusiveLock' AND l.granted",
+        )
+        .expect("pg_locks")
+        != "1"
+    {
+        assert!(Instant::now() < deadline, "the lock was never taken");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sends: Vec<_> = (0..6u64)
+        .map(|_| {
+            let runner = runner.clone();
+            tokio::spawn(async move {
+                let signed = runner.sign(
+                    claw_testkit::Method::POST,
+                    "/api/ingest/events",
+                    json!({ "events": [{ "type": "stdout", "data": "not stored" }] })
+                        .to_string()
+                        .into_bytes(),
+                );
+                let resp = runner.request_of(&signed).send().await.expect("an answer");
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                (resp.status(), retry_after, resp.text().await.expect("body"))
+            })
+        })
+        .collect();
+    for send in sends {
+        let (status, retry_after, body) = send.await.expect("send");
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(retry_after.as_deref(), Some("1"), "{body}");
+        assert!(body.contains("busy"), "{body}");
+    }
+    lock.join().expect("lock").expect("psql");
+    let (status, body) = runner.batch(lines(1, 3)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_lines_once(&all_events(&gw, &admin, &run_id).await, 3);
+}
+
+/// No server at start: clawd tries for `start_wait_secs`, then ends with an
+/// error that names the database without its password (systemd's Restart=
+/// tries again).
+#[tokio::test]
+async fn no_postgres_at_start_is_a_clear_error() {
+    let port = claw_testkit::free_port();
+    let url = format!("postgres://claw:s3cret@127.0.0.1:{port}/claw");
+    let started = Instant::now();
+    let Err(e) = Gateway::launch()
+        .config(&on_postgres(
+            &url,
+            "",
+            "connect_timeout_secs = 1\nstart_wait_secs = 3",
+        ))
+        .try_start()
+    else {
+        panic!("clawd started without its database");
+    };
+    let e = format!("{e:#}");
+    assert!(
+        e.contains(&format!(
+            "cannot open the PostgreSQL store at postgres://claw@127.0.0.1:{port}/claw"
+        )),
+        "{e}"
+    );
+    assert!(e.contains("cannot connect"), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
+    assert!(
+        e.contains("PostgreSQL is not answering: trying again in 2 s"),
+        "it waited first: {e}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "it waited first"
+    );
+}
+
+/// A second gateway on the first one's database, with its secrets (as
+/// every instance of one installation shares them).
+async fn second_gateway(first: &Gateway, config: &str) -> Gateway {
+    let dir = tempfile::tempdir().expect("dir");
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).expect("secrets");
+    for entry in std::fs::read_dir(first.data().join("secrets")).expect("secrets") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), secrets.join(entry.file_name())).expect("copy");
+    }
+    Gateway::start_in(dir, config).await
+}
+
+/// Two gateways on one database behave as one: the same sequences resent
+/// to both at once are stored once; a nonce used on one is refused on the
+/// other; a thousand audited actions spread over both make one chain that
+/// verifies; failed logins spread over both trip the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_on_one_database_act_as_one() {
+    let cluster = TempCluster::start();
+    let config = on_postgres(&cluster.url(), "login_max_failures = 4", "");
+    let a = Gateway::start_with(&config).await;
+    let admin_a = a.admin().await;
+    let b = second_gateway(&a, &config).await;
+    let admin_b = b
+        .login(ADMIN, ADMIN_PASSWORD, None)
+        .await
+        .expect("the same administrator on the second gateway");
+
+    // Resends of the same 50 sequences, to both at once.
+    let (run_id, token) = a.create_run(&admin_a).await;
+    let sends = (0..20).map(|n| {
+        let runner = if n % 2 == 0 { &a } else { &b }.runner_client(&run_id, &token);
+        tokio::spawn(async move { runner.batch(lines(1, 50)).await })
+    });
+    for send in sends {
+        let (status, body) = send.await.expect("send");
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert_lines_once(&all_events(&b, &admin_b, &run_id).await, 50);
+
+    // One nonce, two gateways.
+    let runner_a = a.runner_client(&run_id, &token);
+    let runner_b = b.runner_client(&run_id, &token);
+    let signed = runner_a.sign(
+        claw_testkit::Method::POST,
+        "/api/ingest/events",
+        json!({ "events": lines(51, 1) }).to_string().into_bytes(),
+    );
+    let (status, body) = runner_a.send(&signed).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = runner_b.send(&signed).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.to_string().contains("nonce already used"), "{body}");
+
+    // A thousand audited actions (run creations), eight at a time over both.
+    let before = a.audit_verify(&admin_a).await.checked;
+    let sessions = [admin_a.clone(), admin_b.clone()];
+    for round in 0..125 {
+        let creations = (0..8).map(|n| {
+            let (gw, session) = if (round + n) % 2 == 0 {
+                (&a, &sessions[0])
+            } else {
+                (&b, &sessions[1])
+            };
+            gw.create_run(session)
+        });
+        futures_util::future::join_all(creations).await;
+    }
+    for (gw, session) in [(&a, &admin_a), (&b, &admin_b)] {
+        let report = gw.audit_verify(session).await;
+        assert!(report.ok, "{report:?}");
+        assert!(report.checked >= before + 1000, "{report:?}");
+    }
+
+    // Four failures spread over both; the fifth is refused on either.
+    for n in 0..4 {
+        let gw = if n % 2 == 0 { &a } else { &b };
+        let (status, _) = gw
+            .login(ADMIN, "wrong password", None)
+            .await
+            .expect_err("wrong");
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    for gw in [&a, &b] {
+        let (status, body) = gw
+            .login(ADMIN, ADMIN_PASSWORD, None)
+            .await
+            .expect_err("throttled");
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    }
+}
+
+/// A database of PostgreSQL schema 1 with data in it (made by the gateway
+/// of that schema: fixtures/pg-schema1.sql) is migrated at start and keeps
+/// everything: users and their passwords, the run and its events, the
+/// pending approvals in their order, and an audit chain that verifies.
+#[tokio::test]
+async fn a_schema_1_postgres_database_is_migrated_with_its_data() {
+    let cluster = TempCluster::start();
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/pg-schema1.sql"
+    ))
+    .expect("fixture");
+    cluster
+        .psql(claw_testkit::postgres::PG_DATABASE, &fixture)
+        .expect("load schema 1");
+    let gw = Gateway::start_with(&on_postgres(&cluster.url(), "", "")).await;
+    assert_eq!(gw.control_status().await.database.schema_version, 2);
+    let admin = gw
+        .login(ADMIN, ADMIN_PASSWORD, None)
+        .await
+        .expect("the administrator's password");
+    gw.login("olga", "olga-password-long", None)
+        .await
+        .expect("the operator's password");
+    let run_id = "f121cfda-dca5-4a22-a5e8-cc5debcea5be";
+    let run = gw.run(&admin, run_id).await;
+    assert_eq!(run.run.status, claw_testkit::wire::RunStatus::Waiting);
+    let events = all_events(&gw, &admin, run_id).await;
+    assert_eq!(
+        events.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        (1..=7).collect::<Vec<_>>()
+    );
+    let (status, pending) = gw.get("/api/approvals?status=pending", &admin).await;
+    assert_eq!(status, StatusCode::OK, "{pending}");
+    let requests: Vec<&str> = pending
+        .as_array()
+        .expect("approvals")
+        .iter()
+        .filter_map(|a| a["requestId"].as_str())
+        .collect();
+    assert_eq!(requests, ["r-1", "r-2"]);
+    let report = gw.audit_verify(&admin).await;
+    assert!(report.ok && report.checked >= 5, "{report:?}");
+    // The migrated database takes new rows as before.
+    let (new_run, _) = gw.create_run(&admin).await;
+    assert_eq!(gw.run(&admin, &new_run).await.run.id, new_run);
+}
