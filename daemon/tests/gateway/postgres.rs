@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::common::Gateway;
 
 /// clawd.toml for a gateway on `url`; `store` adds to its `[store]`.
-fn on_postgres(url: &str, top: &str, store: &str) -> String {
+pub(crate) fn on_postgres(url: &str, top: &str, store: &str) -> String {
     format!(
         "{TEST_CONFIG}{top}\n[store]\nbackend = \"postgres\"\ndatabase_url = \"{url}\"\n{store}\n"
     )
@@ -221,7 +221,7 @@ async fn no_postgres_at_start_is_a_clear_error() {
 
 /// A second gateway on the first one's database, with its secrets (as
 /// every instance of one installation shares them).
-async fn second_gateway(first: &Gateway, config: &str) -> Gateway {
+pub(crate) async fn second_gateway(first: &Gateway, config: &str) -> Gateway {
     let dir = tempfile::tempdir().expect("dir");
     let secrets = dir.path().join("secrets");
     std::fs::create_dir(&secrets).expect("secrets");

@@ -128,8 +128,8 @@ async fn two_stores_opening_together_migrate_once() {
         )
         .expect("tables");
     // SQLite's 15 tables less nonces_legacy, with audit_head,
-    // login_failures and the migrations' ledger.
-    assert_eq!(tables, "17");
+    // login_failures, instances and the migrations' ledger.
+    assert_eq!(tables, "18");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -873,7 +873,12 @@ async fn the_copy_from_sqlite_fills_every_table_and_column() {
         .expect("tables"),
     );
     let mut copied: BTreeSet<String> = TABLES.iter().map(|t| t.name.to_owned()).collect();
-    for own in ["audit_head", "login_failures", "claw_schema_migrations"] {
+    for own in [
+        "audit_head",
+        "login_failures",
+        "claw_schema_migrations",
+        "instances",
+    ] {
         copied.insert(own.to_owned());
     }
     assert_eq!(tables, copied);
