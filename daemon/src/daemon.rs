@@ -276,6 +276,10 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
     while app.hub.clients() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The others need not wait for this one's heartbeat to run out.
+    if let Err(e) = store.leave(app.instance.id.clone()).await {
+        tracing::warn!(error = %e, "this instance stays listed until its heartbeat runs out");
+    }
     // Everything queued before this has committed once it returns.
     if let Err(e) = store.drain().await {
         tracing::error!(error = %e, "the store did not drain cleanly");

@@ -218,6 +218,8 @@ pub trait ClusterStore: Send + Sync {
     async fn heartbeat(&self, instance: InstanceRow) -> Result<(), StoreError>;
     /// Every instance recorded, the most recently seen first.
     async fn instances(&self) -> Result<Vec<InstanceRow>, StoreError>;
+    /// Forgets an instance that stops.
+    async fn leave(&self, id: String) -> Result<(), StoreError>;
 }
 
 /// Housekeeping, jobs and the database itself.

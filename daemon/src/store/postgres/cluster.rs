@@ -40,6 +40,13 @@ impl ClusterStore for PgStore {
         Ok(())
     }
 
+    async fn leave(&self, id: String) -> Result<(), StoreError> {
+        let conn = self.conn().await?;
+        conn.execute("DELETE FROM instances WHERE id = $1", &[&id])
+            .await?;
+        Ok(())
+    }
+
     async fn instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
         let conn = self.conn().await?;
         let rows = conn

@@ -266,6 +266,15 @@ impl ClusterStore for SqliteStore {
         Ok(())
     }
 
+    async fn leave(&self, _id: String) -> Result<(), StoreError> {
+        *self
+            .inner
+            .instance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        Ok(())
+    }
+
     async fn instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
         Ok(self
             .inner
