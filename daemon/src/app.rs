@@ -90,8 +90,10 @@ pub struct App {
     pub config_path: Option<PathBuf>,
     pub facts: Facts,
     pub tls: TlsState,
-    /// Present while no user exists.
+    /// The setup token's SHA-256, while no user exists.
     pub setup_token: Mutex<Option<String>>,
+    /// This instance among those on the database.
+    pub instance: crate::cluster::Instance,
     pub shutdown: Shutdown,
     /// Asked to stop by `POST /v1/shutdown` (restore uses it).
     pub stop_requested: Notify,
@@ -109,6 +111,7 @@ pub struct Parts {
     pub facts: Facts,
     pub tls: TlsState,
     pub setup_token: Option<String>,
+    pub instance: crate::cluster::Instance,
     pub shutdown: Shutdown,
     pub settings: Settings,
 }
@@ -129,6 +132,7 @@ impl App {
             facts: parts.facts,
             tls: parts.tls,
             setup_token: Mutex::new(parts.setup_token),
+            instance: parts.instance,
             shutdown: parts.shutdown,
             stop_requested: Notify::new(),
             settings: watch::channel(Arc::new(parts.settings)).0,

@@ -11,6 +11,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::app::{App, Facts, Parts, Settings, TlsState, nonce_retention_secs};
 use crate::blobs::FileBlobs;
+use crate::cluster;
 use crate::config::{self, Backend, Config};
 use crate::delivery;
 use crate::hub::Hub;
@@ -19,7 +20,7 @@ use crate::logging::LogLevel;
 use crate::shutdown::Shutdown;
 use crate::store::postgres::{PgSettings, PgStore};
 use crate::store::sqlite::{SqliteStore, StoreSettings};
-use crate::store::{AnyStore, ChangeSink, IdentityStore, StoreError};
+use crate::store::{AnyStore, ChangeSink, SETUP_TOKEN_KEY, Store, StoreError, token_hash};
 use crate::{api, control, fsutil, notify, secrets, server, shutdown, tls};
 
 /// What the command line says.
@@ -158,6 +159,8 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
     let hub = Arc::new(Hub::default());
     let store = open_store(&config, &data_dir, Arc::clone(&hub) as Arc<dyn ChangeSink>).await?;
     let settings = Settings::new(config.clone())?;
+    let instance = cluster::Instance::new();
+    cluster::agree_on_secrets(store.as_ref(), &secrets, &instance.id).await?;
     let setup_token = setup_token(store.as_ref(), &data_dir).await?;
 
     let tls_state = if config.tls {
@@ -216,6 +219,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
         },
         tls: tls_state,
         setup_token,
+        instance,
         shutdown: stopped.clone(),
         settings,
     });
@@ -241,6 +245,8 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
     }
     tokio::spawn(notify::watchdog(Arc::clone(&app), stopped.clone()));
     tokio::spawn(housekeeping(Arc::clone(&app), stopped.clone()));
+    cluster::beat(&app).await;
+    tokio::spawn(cluster::heartbeat(Arc::clone(&app), stopped.clone()));
     tokio::spawn(delivery::run(Arc::clone(&app), stopped.clone()));
 
     tracing::info!(
@@ -269,6 +275,10 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
     let deadline = Instant::now() + CLOSE_GRACE;
     while app.hub.clients() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The others need not wait for this one's heartbeat to run out.
+    if let Err(e) = store.leave(app.instance.id.clone()).await {
+        tracing::warn!(error = %e, "this instance stays listed until its heartbeat runs out");
     }
     // Everything queued before this has committed once it returns.
     if let Err(e) = store.drain().await {
@@ -356,7 +366,11 @@ async fn wait_for_stop(live: &mut Reloadable) -> anyhow::Result<()> {
 
 /// The setup token while no user exists: kept in `DATA_DIR/setup-token`
 /// (0600) so it survives restarts until setup is done.
-async fn setup_token(store: &dyn IdentityStore, data_dir: &Path) -> anyhow::Result<Option<String>> {
+/// The setup token's SHA-256 while no user exists. One token serves every
+/// instance on the database: the first to start makes it (in its data
+/// directory's `setup-token` file and in its log) and records its hash;
+/// the others check against that hash.
+async fn setup_token(store: &dyn Store, data_dir: &Path) -> anyhow::Result<Option<String>> {
     let path = data_dir.join("setup-token");
     if store.user_count().await? > 0 {
         let _ = std::fs::remove_file(&path);
@@ -366,20 +380,30 @@ async fn setup_token(store: &dyn IdentityStore, data_dir: &Path) -> anyhow::Resu
         .ok()
         .map(|t| t.trim().to_owned())
         .filter(|t| !t.is_empty());
-    let token = match existing {
-        Some(token) => token,
-        None => {
-            let token = fsutil::random_hex(16)?;
-            fsutil::write_private(&path, format!("{token}\n").as_bytes())
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            token
-        }
+    let token = match &existing {
+        Some(token) => token.clone(),
+        None => fsutil::random_hex(16)?,
     };
+    let hash = token_hash(&token);
+    let recorded = store.claim_meta(SETUP_TOKEN_KEY, hash.clone()).await?;
+    if recorded != hash {
+        // Another instance's token stands; this one's file is stale.
+        let _ = std::fs::remove_file(&path);
+        tracing::info!(
+            "no user exists yet: finish setup in the web UI with the setup token in the \
+             setup-token file of the instance that made it (another instance on this database)"
+        );
+        return Ok(Some(recorded));
+    }
+    if existing.is_none() {
+        fsutil::write_private(&path, format!("{token}\n").as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     tracing::info!(
         file = %path.display(),
         "no user exists yet: finish setup in the web UI with the setup token {token}"
     );
-    Ok(Some(token))
+    Ok(Some(hash))
 }
 
 /// Removes expired sessions, nonces and idempotency keys once a minute;

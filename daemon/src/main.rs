@@ -7,6 +7,7 @@ mod auth;
 mod backup;
 mod blobs;
 mod clock;
+mod cluster;
 mod config;
 mod control;
 mod daemon;

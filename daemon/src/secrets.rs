@@ -121,6 +121,31 @@ impl Secrets {
         }))
     }
 
+    /// A fingerprint of each secret (name → 16 hex digits of an HMAC under
+    /// it): equal on two instances when their secrets are, and no help to
+    /// anyone guessing them.
+    pub fn fingerprints(&self) -> std::collections::BTreeMap<String, String> {
+        use hmac::{Hmac, Mac};
+        let print = |secret: &Secret| -> String {
+            match Hmac::<sha2::Sha256>::new_from_slice(secret.expose()) {
+                Ok(mut mac) => {
+                    mac.update(b"claw: the same secrets on every instance");
+                    hex::encode(&mac.finalize().into_bytes()[..8])
+                }
+                Err(_) => String::new(),
+            }
+        };
+        [
+            (HMAC_SECRET, self.hmac()),
+            (AUTH_SECRET, self.auth()),
+            (HOSTS_SECRET, self.hosts.clone()),
+            (VAPID_KEY, self.vapid()),
+        ]
+        .into_iter()
+        .map(|(name, secret)| (name.to_owned(), print(&secret)))
+        .collect()
+    }
+
     /// The current HMAC secret.
     pub fn hmac(&self) -> Secret {
         self.hmac

@@ -229,12 +229,17 @@ impl RunCounts {
     }
 }
 
-/// `GET /api/health` (no authentication).
+/// `GET /api/health` (no authentication): `ok`, or `degraded` when
+/// something the gateway depends on does not answer (then 503 when it is
+/// the database: this instance cannot serve).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     pub status: String,
     pub timestamp: Timestamp,
     pub connections: HealthConnections,
+    /// Per dependency (`database`, …): `ok`, or what is wrong.
+    #[serde(default)]
+    pub checks: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

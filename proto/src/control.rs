@@ -26,6 +26,26 @@ pub struct Status {
     pub last_prune: Option<JobRecord>,
     pub last_backup: Option<JobRecord>,
     pub connections: Connections,
+    /// The gateways on this database (SQLite: this one), the most recently
+    /// seen first.
+    #[serde(default)]
+    pub instances: Vec<InstanceView>,
+}
+
+/// A gateway instance on the database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceView {
+    pub id: String,
+    pub hostname: String,
+    pub address: String,
+    pub version: String,
+    pub started: Timestamp,
+    pub last_seen: Timestamp,
+    /// Seen within the last 15 s.
+    pub alive: bool,
+    /// The instance that answers.
+    pub this: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -74,13 +74,32 @@ fn render(s: &Status) -> String {
         "Connected:   {} runners, {} browsers, {} subscriptions",
         s.connections.runners, s.connections.clients, s.connections.subscriptions
     ));
+    // One gateway alone on its database says nothing more.
+    if s.instances.iter().any(|i| !i.this) {
+        let alive = s.instances.iter().filter(|i| i.alive).count();
+        out.line(format_args!(
+            "Instances:   {alive} alive of {}",
+            s.instances.len()
+        ));
+        for i in &s.instances {
+            let state = match (i.this, i.alive) {
+                (true, _) => "this one".to_owned(),
+                (false, true) => format!("alive, seen {}", i.last_seen),
+                (false, false) => format!("gone, last seen {}", i.last_seen),
+            };
+            out.line(format_args!(
+                "             {} {} (clawd {}, started {}): {state}",
+                i.hostname, i.address, i.version, i.started
+            ));
+        }
+    }
     out.into_string()
 }
 
 #[cfg(test)]
 mod tests {
     use claw_proto::api::RunCounts;
-    use claw_proto::control::{Connections, DatabaseSummary, Listeners, TlsStatus};
+    use claw_proto::control::{Connections, DatabaseSummary, InstanceView, Listeners, TlsStatus};
 
     use super::*;
 
@@ -126,6 +145,16 @@ mod tests {
                 subscriptions: 3,
                 followed_runs: 0,
             },
+            instances: vec![InstanceView {
+                id: "i-1".into(),
+                hostname: "gw".into(),
+                address: "https://0.0.0.0:8443".into(),
+                version: "0.1.0".into(),
+                started: "2026-11-30T02:00:00.000Z".into(),
+                last_seen: "2026-11-30T03:00:00.000Z".into(),
+                alive: true,
+                this: true,
+            }],
         };
         assert_eq!(
             render(&status),
@@ -153,5 +182,21 @@ mod tests {
             ..status
         };
         assert!(render(&plain).contains("TLS:         off (plain HTTP)\nDatabase:"));
+        let mut two = plain.clone();
+        two.instances.push(InstanceView {
+            id: "i-2".into(),
+            hostname: "gw2".into(),
+            address: "https://10.0.0.2:8443".into(),
+            version: "0.1.0".into(),
+            started: "2026-11-30T01:00:00.000Z".into(),
+            last_seen: "2026-11-30T02:59:00.000Z".into(),
+            alive: false,
+            this: false,
+        });
+        assert!(render(&two).ends_with(
+            "Instances:   1 alive of 2\n\
+             \x20            gw https://0.0.0.0:8443 (clawd 0.1.0, started 2026-11-30T02:00:00.000Z): this one\n\
+             \x20            gw2 https://10.0.0.2:8443 (clawd 0.1.0, started 2026-11-30T01:00:00.000Z): gone, last seen 2026-11-30T02:59:00.000Z\n"
+        ));
     }
 }

@@ -23,8 +23,15 @@ use crate::service::ServiceResult;
 
 type AppState = State<Arc<App>>;
 
-pub async fn health(State(app): AppState) -> Json<Health> {
-    Json(app.health())
+/// 503 when the database does not answer: a load balancer then sends
+/// requests to an instance that can serve them.
+pub async fn health(State(app): AppState) -> (StatusCode, Json<Health>) {
+    let health = app.health();
+    let status = match health.checks.get("database").map(String::as_str) {
+        Some("ok") | None => StatusCode::OK,
+        Some(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, Json(health))
 }
 
 pub async fn status(State(app): AppState, user: User) -> ServiceResult<Json<StatusView>> {

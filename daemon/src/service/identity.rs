@@ -14,7 +14,10 @@ use std::sync::Arc;
 use crate::app::{App, LOGIN_WINDOW, Settings};
 use crate::auth;
 use crate::clock::{iso, now_ms};
-use crate::store::{AnyStore, NewSession, NewUser, SessionSelector, UserRow, UserUpdate};
+use crate::store::{
+    AnyStore, NewSession, NewUser, SETUP_TOKEN_KEY, SessionSelector, UserRow, UserUpdate,
+    token_hash,
+};
 
 /// A new session: the token goes to the client (as a cookie), once.
 pub struct NewLogin {
@@ -145,7 +148,7 @@ impl App {
     }
 
     /// No setup is needed once a user exists.
-    fn setup_done(&self) {
+    async fn setup_done(&self) {
         let had_token = self
             .setup_token
             .lock()
@@ -153,6 +156,10 @@ impl App {
             .unwrap_or(false);
         if had_token {
             let _ = std::fs::remove_file(self.data_dir.join("setup-token"));
+            // Other instances find a user and refuse setup anyway.
+            if let Err(e) = self.store.delete_meta(SETUP_TOKEN_KEY).await {
+                tracing::warn!(error = %e, "the used setup token stays recorded");
+            }
         }
     }
 
@@ -174,7 +181,7 @@ impl App {
         if !bool::from(
             expected
                 .as_bytes()
-                .ct_eq(request.setup_token.trim().as_bytes()),
+                .ct_eq(token_hash(request.setup_token.trim()).as_bytes()),
         ) {
             attempt.failed();
             let name = auth::loggable_username(&request.username);
@@ -199,7 +206,7 @@ impl App {
             })
             .await?;
         attempt.succeeded().await?;
-        self.setup_done();
+        self.setup_done().await;
         let mut reply = SetupReply {
             ok: true,
             user_id: user.id.clone(),
@@ -503,7 +510,7 @@ impl App {
             })
             .await?;
         // The first user (made on the control socket) makes setup unneeded.
-        self.setup_done();
+        self.setup_done().await;
         self.record(
             caller,
             Record {

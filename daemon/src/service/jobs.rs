@@ -338,6 +338,8 @@ impl App {
             SecretName::Hmac => {
                 let grace = grace_secs.unwrap_or(DEFAULT_GRACE_SECS);
                 let (secret, until) = self.secrets.rotate_hmac(grace).map_err(refused)?;
+                // The new secret is the one every instance must have now.
+                crate::cluster::record_secrets(self.store.as_ref(), &self.secrets).await?;
                 let until = iso(until.saturating_mul(1000));
                 self.record(
                     caller,
@@ -359,6 +361,8 @@ impl App {
             }
             SecretName::Auth => {
                 self.secrets.rotate_auth().map_err(refused)?;
+                // The new secret is the one every instance must have now.
+                crate::cluster::record_secrets(self.store.as_ref(), &self.secrets).await?;
                 let ended = self.store.revoke_sessions(SessionSelector::All).await?;
                 self.record(
                     caller,
@@ -380,6 +384,8 @@ impl App {
             }
             SecretName::Vapid => {
                 self.secrets.rotate_vapid().map_err(refused)?;
+                // The new secret is the one every instance must have now.
+                crate::cluster::record_secrets(self.store.as_ref(), &self.secrets).await?;
                 let removed = self.store.remove_push_subscriptions().await?;
                 self.record(
                     caller,

@@ -2,7 +2,9 @@
 //! `clawctl status`.
 
 use claw_proto::api::{Health, HealthConnections, RunCounts, StatusView};
-use claw_proto::control::{Connections, HealthReply, JobRecord, Listeners, Status, TlsStatus};
+use claw_proto::control::{
+    Connections, HealthReply, InstanceView, JobRecord, Listeners, Status, TlsStatus,
+};
 use claw_proto::wire::Role;
 
 use super::{Caller, ServiceResult};
@@ -10,10 +12,20 @@ use crate::app::App;
 use crate::clock::{iso, now_ms};
 
 impl App {
-    /// `GET /api/health`: answers without touching the store.
+    /// `GET /api/health`: answers without touching the store, from what
+    /// the heartbeat last found.
     pub fn health(&self) -> Health {
+        let database = self.instance.database_problem();
+        let status = if database.is_some() { "degraded" } else { "ok" };
+        let checks = [(
+            "database".to_owned(),
+            database.map_or_else(|| "ok".to_owned(), |p| format!("unreachable: {p}")),
+        )]
+        .into_iter()
+        .collect();
         Health {
-            status: "ok".to_owned(),
+            status: status.to_owned(),
+            checks,
             timestamp: iso(now_ms()),
             connections: HealthConnections {
                 clients: self.hub.clients(),
@@ -111,7 +123,28 @@ impl App {
                 subscriptions: self.hub.subscriptions(),
                 followed_runs: self.hub.followed_runs(),
             },
+            instances: self.instances().await?,
         })
+    }
+
+    async fn instances(&self) -> ServiceResult<Vec<InstanceView>> {
+        let now = now_ms();
+        Ok(self
+            .store
+            .instances()
+            .await?
+            .into_iter()
+            .map(|i| InstanceView {
+                this: i.id == self.instance.id,
+                alive: now - i.seen_at < crate::cluster::ALIVE_MS,
+                started: iso(i.started_at),
+                last_seen: iso(i.seen_at),
+                id: i.id,
+                hostname: i.hostname,
+                address: i.address,
+                version: i.version,
+            })
+            .collect())
     }
 
     /// The line `systemctl status clawd` shows.

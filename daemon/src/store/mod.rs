@@ -209,6 +209,19 @@ pub enum CopyError {
     Tool(String),
 }
 
+/// The gateways that share the database: each records that it is alive.
+/// SQLite has one, and keeps it in memory.
+#[async_trait]
+pub trait ClusterStore: Send + Sync {
+    /// Records `instance` as seen now (`seen_at`); forgets instances not
+    /// seen for a day.
+    async fn heartbeat(&self, instance: InstanceRow) -> Result<(), StoreError>;
+    /// Every instance recorded, the most recently seen first.
+    async fn instances(&self) -> Result<Vec<InstanceRow>, StoreError>;
+    /// Forgets an instance that stops.
+    async fn leave(&self, id: String) -> Result<(), StoreError>;
+}
+
 /// Housekeeping, jobs and the database itself.
 #[async_trait]
 pub trait MaintenanceStore: Send + Sync {
@@ -232,6 +245,10 @@ pub trait MaintenanceStore: Send + Sync {
     /// A fact about the installation (`last_prune`) and when it was set.
     async fn meta(&self, key: &'static str) -> Result<Option<(String, i64)>, StoreError>;
     async fn set_meta(&self, key: &'static str, value: String) -> Result<(), StoreError>;
+    /// Sets a fact that is not set yet; the value that stands, the given
+    /// one or the one set before (by whichever instance).
+    async fn claim_meta(&self, key: &'static str, value: String) -> Result<String, StoreError>;
+    async fn delete_meta(&self, key: &'static str) -> Result<(), StoreError>;
     /// Finished runs that ended before `cutoff` (Unix ms), oldest first.
     async fn prune_candidates(&self, cutoff: i64) -> Result<Vec<PruneCandidate>, StoreError>;
     /// A run's commands and artifact keys, counted before pruning it.
@@ -354,6 +371,7 @@ pub trait Store:
     + AuditStore
     + IdempotencyStore
     + LoginFailureStore
+    + ClusterStore
     + MaintenanceStore
 {
 }
@@ -369,11 +387,15 @@ impl<T> Store for T where
         + AuditStore
         + IdempotencyStore
         + LoginFailureStore
+        + ClusterStore
         + MaintenanceStore
 {
 }
 
 pub type AnyStore = Arc<dyn Store>;
+
+/// Where the setup token's SHA-256 is kept (`meta`) while no user exists.
+pub const SETUP_TOKEN_KEY: &str = "setup_token_sha256";
 
 /// Lowercase hex SHA-256 of a capability token: what a store keeps.
 pub fn token_hash(token: &str) -> String {

@@ -482,3 +482,16 @@ pub enum Enrolment {
         host: String,
     },
 }
+
+/// One gateway instance on the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceRow {
+    /// Made at each start.
+    pub id: String,
+    pub hostname: String,
+    /// Where it serves (`https://ADDRESS`).
+    pub address: String,
+    pub version: String,
+    pub started_at: i64,
+    pub seen_at: i64,
+}

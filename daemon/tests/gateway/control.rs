@@ -21,7 +21,7 @@ async fn control_socket_is_0660_and_serves_root() {
     assert_eq!(body["listeners"]["socketActivated"], false);
     assert_eq!(body["listeners"]["control"], socket.display().to_string());
     let schema = if claw_testkit::store_is_postgres() {
-        2
+        3
     } else {
         10
     };

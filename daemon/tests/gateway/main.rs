@@ -6,6 +6,7 @@ mod common;
 mod allowlist;
 mod approvals;
 mod auth;
+mod cluster;
 mod control;
 mod data_dir;
 mod hardening;

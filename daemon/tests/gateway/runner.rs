@@ -605,7 +605,8 @@ async fn health_answers_its_documented_shape_without_authentication() {
         body["connections"],
         json!({"clients": 0, "subscriptions": 0})
     );
-    assert_eq!(body.as_object().expect("object").len(), 3);
+    assert_eq!(body["checks"], json!({"database": "ok"}));
+    assert_eq!(body.as_object().expect("object").len(), 4);
 }
 
 /// Paging back through the run list with `before` and `beforeId` lists every

@@ -195,7 +195,9 @@ async fn a_subscription_the_push_service_calls_gone_is_removed() {
 /// come back later): after the restart each arrives exactly once.
 #[tokio::test]
 async fn a_kill_with_100_pushes_pending_delivers_each_once() {
-    let mut gw = Gateway::start_with(&config()).await;
+    // Asked back every second, none may give up before the kill: making
+    // 100 runs can take longer than 8 attempts.
+    let mut gw = Gateway::start_with(&format!("{}notify_max_attempts = 1000\n", config())).await;
     let admin = gw.admin().await;
     let key = push_key(&gw, &admin).await;
     let mut receiver = PushReceiver::start(&key, &[429; 1000]);

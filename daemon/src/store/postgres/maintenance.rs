@@ -229,6 +229,27 @@ impl MaintenanceStore for PgStore {
         Ok(())
     }
 
+    async fn claim_meta(&self, key: &'static str, value: String) -> Result<String, StoreError> {
+        let conn = self.conn().await?;
+        conn.execute(
+            "INSERT INTO meta (key, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO NOTHING",
+            &[&key, &value, &now_ms()],
+        )
+        .await?;
+        Ok(conn
+            .query_one("SELECT value FROM meta WHERE key = $1", &[&key])
+            .await?
+            .get(0))
+    }
+
+    async fn delete_meta(&self, key: &'static str) -> Result<(), StoreError> {
+        let conn = self.conn().await?;
+        conn.execute("DELETE FROM meta WHERE key = $1", &[&key])
+            .await?;
+        Ok(())
+    }
+
     async fn prune_candidates(&self, cutoff: i64) -> Result<Vec<PruneCandidate>, StoreError> {
         let conn = self.conn().await?;
         let rows = conn

@@ -23,6 +23,10 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         version: 2,
         sql: include_str!("migrations/0002_approval_order.sql"),
     },
+    Migration {
+        version: 3,
+        sql: include_str!("migrations/0003_instances.sql"),
+    },
 ];
 
 /// The advisory lock's key: "claw" and "migr" in ASCII, so that it meets

@@ -19,6 +19,7 @@
 
 mod approvals;
 mod audit;
+mod cluster;
 mod dump;
 mod hosts;
 mod idempotency;

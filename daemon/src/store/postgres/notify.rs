@@ -24,8 +24,9 @@ const DELIVERY_COLUMNS: &str = "o.id, o.channel_id, c.name, o.kind, o.run_id, o.
 const DELIVERY_FROM: &str = "outbox o JOIN notify_channels c ON c.id = o.channel_id";
 
 /// How long a claimed delivery is hidden from the other senders: longer
-/// than one batch's attempts take (10 s each, sent together).
-const CLAIM_LEASE_MS: i64 = 60_000;
+/// than one batch's attempts take (10 s each, sent together), and how long
+/// the rows of a sender that died wait.
+const CLAIM_LEASE_MS: i64 = 20_000;
 
 /// The longest a run's title in a notification.
 const TITLE_CHARS: usize = 80;

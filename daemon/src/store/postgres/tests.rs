@@ -128,8 +128,8 @@ async fn two_stores_opening_together_migrate_once() {
         )
         .expect("tables");
     // SQLite's 15 tables less nonces_legacy, with audit_head,
-    // login_failures and the migrations' ledger.
-    assert_eq!(tables, "17");
+    // login_failures, instances and the migrations' ledger.
+    assert_eq!(tables, "18");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -844,7 +844,7 @@ async fn two_instances_claim_each_due_notification_once() {
     assert_eq!(from_a.len() + from_b.len(), 40);
     assert!(a.due_deliveries(now, 50).await.expect("due").is_empty());
     // The lease ends: a sender that died leaves its rows to the others.
-    let later = now + 61_000;
+    let later = now + 21_000;
     assert_eq!(b.due_deliveries(later, 50).await.expect("due").len(), 40);
 }
 
@@ -873,7 +873,12 @@ async fn the_copy_from_sqlite_fills_every_table_and_column() {
         .expect("tables"),
     );
     let mut copied: BTreeSet<String> = TABLES.iter().map(|t| t.name.to_owned()).collect();
-    for own in ["audit_head", "login_failures", "claw_schema_migrations"] {
+    for own in [
+        "audit_head",
+        "login_failures",
+        "claw_schema_migrations",
+        "instances",
+    ] {
         copied.insert(own.to_owned());
     }
     assert_eq!(tables, copied);

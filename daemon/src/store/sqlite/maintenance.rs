@@ -217,6 +217,30 @@ impl MaintenanceStore for SqliteStore {
             .await
     }
 
+    async fn claim_meta(&self, key: &'static str, value: String) -> Result<String, StoreError> {
+        self.writer()
+            .write(move |conn| {
+                conn.execute(
+                    "INSERT INTO meta (key, value, updated_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT(key) DO NOTHING",
+                    params![key, value, now_ms()],
+                )?;
+                Ok(conn
+                    .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+                    .query_row([key], |r| r.get(0))?)
+            })
+            .await
+    }
+
+    async fn delete_meta(&self, key: &'static str) -> Result<(), StoreError> {
+        self.writer()
+            .write(move |conn| {
+                conn.execute("DELETE FROM meta WHERE key = ?1", [key])?;
+                Ok(())
+            })
+            .await
+    }
+
     async fn prune_candidates(&self, cutoff: i64) -> Result<Vec<PruneCandidate>, StoreError> {
         self.candidates(cutoff).await
     }

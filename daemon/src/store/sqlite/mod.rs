@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{Change, ChangeSink, LoginFailuresInMemory, StoreError};
+use super::{Change, ChangeSink, ClusterStore, InstanceRow, LoginFailuresInMemory, StoreError};
 use crate::clock::now_ms;
 
 impl From<rusqlite::Error> for StoreError {
@@ -107,6 +107,8 @@ struct Inner {
     /// One gateway owns a SQLite database: memory is where its failed
     /// logins are counted.
     login_failures: LoginFailuresInMemory,
+    /// The one gateway on this database, as it last said.
+    instance: Mutex<Option<InstanceRow>>,
 }
 
 impl SqliteStore {
@@ -170,6 +172,7 @@ impl SqliteStore {
                 readers: Mutex::new(Vec::new()),
                 nonce_retention_secs: AtomicU64::new(settings.nonce_retention_secs),
                 login_failures: LoginFailuresInMemory::default(),
+                instance: Mutex::new(None),
             }),
         })
     }
@@ -249,4 +252,37 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     )?;
     conn.busy_timeout(Duration::from_secs(5))?;
     Ok(conn)
+}
+
+/// One gateway owns a SQLite database: the cluster is this instance.
+#[async_trait::async_trait]
+impl ClusterStore for SqliteStore {
+    async fn heartbeat(&self, instance: InstanceRow) -> Result<(), StoreError> {
+        *self
+            .inner
+            .instance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(instance);
+        Ok(())
+    }
+
+    async fn leave(&self, _id: String) -> Result<(), StoreError> {
+        *self
+            .inner
+            .instance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        Ok(())
+    }
+
+    async fn instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
+        Ok(self
+            .inner
+            .instance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect())
+    }
 }
