@@ -637,3 +637,111 @@ async fn an_approval_decided_on_one_gateway_reaches_a_runner_on_another() {
     assert_eq!(commands.len(), 1);
     assert_eq!(note["commandId"], commands[0].id.as_str());
 }
+
+/// Issue 24: events committed on one gateway while the other was not
+/// listening (its listening connection killed) still reach the other's
+/// browser, from the store once it listens again, and its runner is
+/// nudged to fetch its commands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_was_committed_while_a_gateway_was_not_listening_reaches_it() {
+    let cluster = TempCluster::start();
+    let config = on_postgres(&cluster.url(), "", "");
+    let a = Gateway::start_with(&config).await;
+    let admin_a = a.admin().await;
+    let b = second_gateway(&a, &config).await;
+    let admin_b = b
+        .login(ADMIN, ADMIN_PASSWORD, None)
+        .await
+        .expect("login on b");
+    let (run_id, token) = a.create_run(&admin_a).await;
+    let on_a = a.runner_client(&run_id, &token);
+    let mut socket_b = runner_socket(&b, &b.runner_client(&run_id, &token)).await;
+    let mut ws = b.websocket(&admin_b).await;
+    ws.send(json!({ "type": "subscribe", "runId": run_id, "afterSequence": 0 }))
+        .await;
+    ws.next_of("subscribed").await;
+    let (status, body) = on_a.batch(lines(1, 3)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(read_events(&mut ws, &run_id, 3).await, [1, 2, 3]);
+
+    // Both listeners killed; lines written before they listen again.
+    let killed = cluster
+        .psql(
+            claw_testkit::postgres::PG_DATABASE,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = 'clawd (listen)'",
+        )
+        .expect("terminate");
+    assert_eq!(killed, "2");
+    let (status, body) = on_a.batch(lines(4, 3)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(read_events(&mut ws, &run_id, 3).await, [4, 5, 6]);
+    no_more_events(&mut ws).await;
+    let nudge = pushed(&mut socket_b, "notice", Duration::from_secs(10)).await;
+    assert_eq!(nudge["message"], "lagged", "{nudge}");
+    // And live again afterwards.
+    let (status, body) = on_a.batch(lines(7, 1)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(read_events(&mut ws, &run_id, 1).await, [7]);
+}
+
+/// A rough measure (debug build, one machine, printed with
+/// `--nocapture`): from a runner's batch of one event posted to gateway
+/// `a` to that event on a browser socket of `a` and of `b`. Fails only
+/// when the other gateway takes more than a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_to_browser_latency_same_and_other_gateway() {
+    let cluster = TempCluster::start();
+    let config = on_postgres(&cluster.url(), "", "");
+    let a = Gateway::start_with(&config).await;
+    let admin_a = a.admin().await;
+    let b = second_gateway(&a, &config).await;
+    let admin_b = b
+        .login(ADMIN, ADMIN_PASSWORD, None)
+        .await
+        .expect("login on b");
+    let (run_id, token) = a.create_run(&admin_a).await;
+    let runner = a.runner_client(&run_id, &token);
+    let mut same = a.websocket(&admin_a).await;
+    let mut other = b.websocket(&admin_b).await;
+    for ws in [&mut same, &mut other] {
+        ws.send(json!({ "type": "subscribe", "runId": run_id, "afterSequence": 0 }))
+            .await;
+        ws.next_of("subscribed").await;
+    }
+    const SAMPLES: u64 = 100;
+    let mut on_same = Vec::new();
+    let mut on_other = Vec::new();
+    for s in 1..=SAMPLES {
+        let sent = Instant::now();
+        let post = runner.batch(lines(s, 1));
+        let (posted, got_same, got_other) = tokio::join!(
+            post,
+            async {
+                let n = read_events(&mut same, &run_id, 1).await;
+                (n, sent.elapsed())
+            },
+            async {
+                let n = read_events(&mut other, &run_id, 1).await;
+                (n, sent.elapsed())
+            }
+        );
+        assert_eq!(posted.0, StatusCode::OK, "{}", posted.1);
+        assert_eq!((got_same.0, got_other.0), (vec![s], vec![s]));
+        on_same.push(got_same.1);
+        on_other.push(got_other.1);
+    }
+    let quantiles = |v: &mut Vec<Duration>| {
+        v.sort();
+        let at = |q: f64| v[((v.len() as f64 - 1.0) * q) as usize];
+        (at(0.5), at(0.95), at(1.0))
+    };
+    let (same_50, same_95, same_max) = quantiles(&mut on_same);
+    let (other_50, other_95, other_max) = quantiles(&mut on_other);
+    println!(
+        "event -> browser over {SAMPLES} events (debug build): same gateway p50 {same_50:?} \
+         p95 {same_95:?} max {same_max:?}; other gateway p50 {other_50:?} p95 {other_95:?} \
+         max {other_max:?}"
+    );
+    assert!(other_95 < Duration::from_secs(1), "{other_95:?}");
+}

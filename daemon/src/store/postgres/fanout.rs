@@ -193,7 +193,10 @@ impl PgStore {
     /// database, for as long as the store lives.
     pub fn listen_to_other_instances(&self) {
         let weak = Arc::downgrade(&self.inner);
-        let config = self.inner.config.clone();
+        let mut config = self.inner.config.clone();
+        // Told apart in pg_stat_activity.
+        let name = config.get_application_name().unwrap_or("clawd");
+        config.application_name(format!("{name} (listen)"));
         let task = tokio::spawn(listen(weak, config));
         let mut slot = self
             .inner

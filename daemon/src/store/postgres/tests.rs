@@ -1063,7 +1063,7 @@ async fn another_instance_hears_each_commit_once_and_listens_again() {
         .psql(
             PG_DATABASE,
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE query LIKE 'LISTEN%'",
+             WHERE application_name = 'clawd (listen)'",
         )
         .expect("terminate");
     assert_eq!(killed, "1");
