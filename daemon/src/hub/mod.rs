@@ -479,7 +479,7 @@ mod tests {
         let hub = Hub::default();
         let mut a = hub.subscribe("a");
         let mut b = hub.subscribe("b");
-        let mut sessions = hub.watch_sessions();
+        let sessions = hub.watch_sessions();
         assert!(hub.follows("a") && !hub.follows("c"));
         assert!(!hub.hears_approvals());
         let _lists = hub.subscribe_all();
