@@ -77,6 +77,20 @@ pub struct Report {
     pub writes_per_commit: Option<f64>,
     pub raw_sqlite_events_per_sec: Option<f64>,
     pub ratio_to_raw: Option<f64>,
+    // The PostgreSQL figures are left out of the JSON line unless clawd
+    // stored there: the line of a SQLite run stays as it was.
+    /// The server clawd stored in and its durability settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<String>,
+    /// Raw multi-row INSERT and COPY on that server (--raw-postgres).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_postgres_insert_events_per_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_postgres_copy_events_per_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_raw_postgres_insert: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_raw_postgres_copy: Option<f64>,
 }
 
 impl Report {
@@ -142,6 +156,21 @@ impl Report {
             println!(
                 "raw SQLite, same rows and batch: {raw:.0} events/s; clawd reached {:.0}% of it",
                 ratio * 100.0
+            );
+        }
+        if let Some(server) = &self.postgres {
+            println!("clawd stored in {server}");
+        }
+        if let (Some(insert), Some(copy)) = (
+            self.raw_postgres_insert_events_per_sec,
+            self.raw_postgres_copy_events_per_sec,
+        ) {
+            println!(
+                "raw PostgreSQL, same rows and batch, one connection: multi-row INSERT \
+                 {insert:.0} events/s, COPY {copy:.0} events/s; clawd reached {:.0}% and {:.0}% \
+                 of them",
+                self.ratio_to_raw_postgres_insert.unwrap_or(0.0) * 100.0,
+                self.ratio_to_raw_postgres_copy.unwrap_or(0.0) * 100.0
             );
         }
         for (who, share) in [
