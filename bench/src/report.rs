@@ -91,6 +91,10 @@ pub struct Report {
     pub ratio_to_raw_postgres_insert: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_to_raw_postgres_copy: Option<f64>,
+    /// The PostgreSQL server's CPU time over wall time while sending
+    /// (--spawn-postgres): on the same two cores as clawd.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres_cpu_share: Option<f64>,
 }
 
 impl Report {
@@ -161,21 +165,24 @@ impl Report {
         if let Some(server) = &self.postgres {
             println!("clawd stored in {server}");
         }
-        if let (Some(insert), Some(copy)) = (
+        if let (Some(insert), Some(copy), Some(of_insert), Some(of_copy)) = (
             self.raw_postgres_insert_events_per_sec,
             self.raw_postgres_copy_events_per_sec,
+            self.ratio_to_raw_postgres_insert,
+            self.ratio_to_raw_postgres_copy,
         ) {
             println!(
                 "raw PostgreSQL, same rows and batch, one connection: multi-row INSERT \
                  {insert:.0} events/s, COPY {copy:.0} events/s; clawd reached {:.0}% and {:.0}% \
                  of them",
-                self.ratio_to_raw_postgres_insert.unwrap_or(0.0) * 100.0,
-                self.ratio_to_raw_postgres_copy.unwrap_or(0.0) * 100.0
+                of_insert * 100.0,
+                of_copy * 100.0
             );
         }
         for (who, share) in [
             ("clawd", self.daemon_cpu_share),
             ("claw-bench", self.bench_cpu_share),
+            ("PostgreSQL", self.postgres_cpu_share),
         ] {
             if let Some(share) = share.filter(|_| self.requests_per_sec > 0.0) {
                 let per_request = share / self.requests_per_sec * 1e6;

@@ -208,6 +208,12 @@ impl Target {
         claw_testkit::proc_status_kib(self.pid?, "VmRSS")
     }
 
+    /// CPU seconds the PostgreSQL cluster started here (--spawn-postgres)
+    /// has used so far, over its processes.
+    pub fn postgres_cpu_secs(&self) -> Option<f64> {
+        self.cluster.as_ref()?.server_cpu_secs()
+    }
+
     /// CPU seconds (user + system) the daemon has used so far, from /proc.
     pub fn cpu_secs(&self) -> Option<f64> {
         claw_testkit::process_cpu_secs(&self.pid?.to_string())

@@ -204,6 +204,36 @@ impl TempCluster {
         text.lines().next()?.trim().parse().ok()
     }
 
+    /// CPU seconds (user + system) the server has used so far: the
+    /// postmaster and every process it runs now (backends, writers), for
+    /// a benchmark's CPU figures. Backends that have exited are counted
+    /// only once reaped, so it is meant for the span of steady connections.
+    pub fn server_cpu_secs(&self) -> Option<f64> {
+        let postmaster = self.server_pid()?;
+        let mut total = crate::process_cpu_secs(&postmaster.to_string())?;
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // The parent is the second field after the command's parentheses.
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if parent == Some(postmaster) {
+                total += crate::process_cpu_secs(pid).unwrap_or(0.0);
+            }
+        }
+        Some(total)
+    }
+
     fn init(&self) -> Result<()> {
         let root = self.root();
         let socket = self.socket_dir();
@@ -439,6 +469,8 @@ mod tests {
             )
             .expect("query");
         assert_eq!(shown, "on on on");
+        // The server has worked: its processes count some CPU time.
+        assert!(cluster.server_cpu_secs().is_some_and(|s| s >= 0.0));
     }
 
     /// Runs, and is not a zombie left for a parent that does not reap.
