@@ -356,6 +356,7 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
     });
     let store_before = store_counters(&client, &target, &session).await;
     let cpu_before = target.cpu_secs();
+    let postgres_cpu_before = target.postgres_cpu_secs();
     let own_cpu_before = claw_testkit::process_cpu_secs("self");
     let started = Instant::now();
     let mut senders = Vec::new();
@@ -405,6 +406,10 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
     let own_cpu = claw_testkit::process_cpu_secs("self")
         .zip(own_cpu_before)
         .map(|(after, before)| after - before);
+    let postgres_cpu = target
+        .postgres_cpu_secs()
+        .zip(postgres_cpu_before)
+        .map(|(after, before)| after - before);
     let store_after = store_counters(&client, &target, &session).await;
     let _ = done_tx.send(true);
     let _ = sampler.await;
@@ -424,6 +429,7 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
         errors: stats.errors.load(Ordering::Relaxed),
         daemon_cpu_share: daemon_cpu.map(|cpu| cpu / seconds),
         bench_cpu_share: own_cpu.map(|cpu| cpu / seconds),
+        postgres_cpu_share: postgres_cpu.map(|cpu| cpu / seconds),
         daemon_rss_peak_kib: Some(rss_peak.load(Ordering::Relaxed)).filter(|kib| *kib > 0),
         writes_per_commit: store_before.zip(store_after).and_then(
             |((commits_before, writes_before), (commits, writes))| {

@@ -77,6 +77,24 @@ pub struct Report {
     pub writes_per_commit: Option<f64>,
     pub raw_sqlite_events_per_sec: Option<f64>,
     pub ratio_to_raw: Option<f64>,
+    // The PostgreSQL figures are left out of the JSON line unless clawd
+    // stored there: the line of a SQLite run stays as it was.
+    /// The server clawd stored in and its durability settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<String>,
+    /// Raw multi-row INSERT and COPY on that server (--raw-postgres).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_postgres_insert_events_per_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_postgres_copy_events_per_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_raw_postgres_insert: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_raw_postgres_copy: Option<f64>,
+    /// The PostgreSQL server's CPU time over wall time while sending
+    /// (--spawn-postgres): on the same two cores as clawd.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres_cpu_share: Option<f64>,
 }
 
 impl Report {
@@ -144,9 +162,27 @@ impl Report {
                 ratio * 100.0
             );
         }
+        if let Some(server) = &self.postgres {
+            println!("clawd stored in {server}");
+        }
+        if let (Some(insert), Some(copy), Some(of_insert), Some(of_copy)) = (
+            self.raw_postgres_insert_events_per_sec,
+            self.raw_postgres_copy_events_per_sec,
+            self.ratio_to_raw_postgres_insert,
+            self.ratio_to_raw_postgres_copy,
+        ) {
+            println!(
+                "raw PostgreSQL, same rows and batch, one connection: multi-row INSERT \
+                 {insert:.0} events/s, COPY {copy:.0} events/s; clawd reached {:.0}% and {:.0}% \
+                 of them",
+                of_insert * 100.0,
+                of_copy * 100.0
+            );
+        }
         for (who, share) in [
             ("clawd", self.daemon_cpu_share),
             ("claw-bench", self.bench_cpu_share),
+            ("PostgreSQL", self.postgres_cpu_share),
         ] {
             if let Some(share) = share.filter(|_| self.requests_per_sec > 0.0) {
                 let per_request = share / self.requests_per_sec * 1e6;

@@ -6,7 +6,19 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use claw_testkit::Gateway;
+use claw_testkit::{Gateway, TempCluster};
+
+/// Where a spawned clawd stores.
+pub enum Store {
+    /// SQLite in its data directory (or what `CLAW_TEST_STORE` says, as
+    /// for every gateway the test kit starts).
+    Default,
+    /// A PostgreSQL database at this URL.
+    Postgres(String),
+    /// A temporary PostgreSQL cluster with durable settings, started here
+    /// and removed after clawd stopped.
+    TempPostgres,
+}
 
 /// How long a spawned clawd may take to stop on SIGTERM (it folds its
 /// database log into the database first) before it is killed.
@@ -25,6 +37,11 @@ pub struct Target {
     pid: Option<u32>,
     /// The clawd started here; killed if dropped before [`Target::stop`].
     spawned: Option<Gateway>,
+    /// The PostgreSQL database the spawned clawd stores in.
+    postgres_url: Option<String>,
+    /// Dropped (stopped and removed) after the clawd that used it: fields
+    /// drop in order.
+    cluster: Option<TempCluster>,
 }
 
 fn loopback_port(url: &str) -> anyhow::Result<u16> {
@@ -43,8 +60,33 @@ impl Target {
         clawd: &Path,
         db_from: Option<&Path>,
         durability: &str,
+        store: Store,
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("cannot make a temporary data directory")?;
+        let (postgres_url, cluster) = match store {
+            Store::Default => (None, None),
+            Store::Postgres(url) => (Some(url), None),
+            Store::TempPostgres => {
+                let cluster = tokio::task::spawn_blocking(|| {
+                    TempCluster::builder()
+                        .durable()
+                        .try_start()
+                        .context("cannot start a temporary PostgreSQL cluster")
+                })
+                .await??;
+                (Some(cluster.url()), Some(cluster))
+            }
+        };
+        let mut config = format!(
+            "rate_limit_per_minute = 0\nlog_level = \"warn\"\ndurability = \"{durability}\"\n"
+        );
+        if let Some(url) = &postgres_url {
+            // A TOML basic string: the URL's own quotes and backslashes escaped.
+            let quoted = url.replace('\\', "\\\\").replace('"', "\\\"");
+            config.push_str(&format!(
+                "\n[store]\nbackend = \"postgres\"\ndatabase_url = \"{quoted}\"\n"
+            ));
+        }
         if let Some(db) = db_from {
             std::fs::copy(db, dir.path().join("db.sqlite"))
                 .with_context(|| format!("cannot copy {}", db.display()))?;
@@ -58,9 +100,7 @@ impl Target {
         // Runs are created through the human API from one address.
         let gateway = Gateway::launch(clawd)
             .dir(dir)
-            .config(&format!(
-                "rate_limit_per_minute = 0\nlog_level = \"warn\"\ndurability = \"{durability}\"\n"
-            ))
+            .config(&config)
             .quiet()
             .env("NOTIFY_SOCKET", &notify_path)
             .try_start()?;
@@ -80,6 +120,8 @@ impl Target {
         let mut target = Self::read(&gateway.base(), gateway.data(), gateway.try_pid(), None)?;
         target.ready_ms = ready_ms;
         target.spawned = Some(gateway);
+        target.postgres_url = postgres_url;
+        target.cluster = cluster;
         Ok(target)
     }
 
@@ -122,6 +164,8 @@ impl Target {
             setup_token,
             pid,
             spawned: None,
+            postgres_url: None,
+            cluster: None,
         })
     }
 
@@ -154,9 +198,20 @@ impl Target {
         Ok(session)
     }
 
+    /// The PostgreSQL database a spawned clawd stores in, if it does.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.postgres_url.as_deref()
+    }
+
     /// Resident memory of the daemon, from /proc.
     pub fn rss_kib(&self) -> Option<u64> {
         claw_testkit::proc_status_kib(self.pid?, "VmRSS")
+    }
+
+    /// CPU seconds the PostgreSQL cluster started here (--spawn-postgres)
+    /// has used so far, over its processes.
+    pub fn postgres_cpu_secs(&self) -> Option<f64> {
+        self.cluster.as_ref()?.server_cpu_secs()
     }
 
     /// CPU seconds (user + system) the daemon has used so far, from /proc.
@@ -170,8 +225,14 @@ impl Target {
         let Some(mut gateway) = self.spawned.take() else {
             return Ok(());
         };
-        let status =
-            tokio::task::spawn_blocking(move || gateway.try_stop_within(STOP_WITHIN)).await??;
+        let cluster = self.cluster.take();
+        let status = tokio::task::spawn_blocking(move || {
+            let status = gateway.try_stop_within(STOP_WITHIN);
+            // pg_ctl stop waits for the server: off the runtime.
+            drop(cluster);
+            status
+        })
+        .await??;
         if !status.success() {
             bail!("clawd exited with {status}");
         }

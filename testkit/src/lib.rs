@@ -36,7 +36,7 @@ pub use https::{
     try_client_builder_trusting, try_create_run, try_first_admin, try_login, try_setup,
     write_certificate,
 };
-pub use postgres::TempCluster;
+pub use postgres::{ClusterBuilder, TempCluster};
 pub use process::{proc_status_kib, process_cpu_secs};
 pub use push::{Push, PushReceiver};
 pub use receiver::{Received, Receiver};
