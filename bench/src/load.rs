@@ -86,8 +86,13 @@ async fn store_counters(
     session: &str,
 ) -> Option<Vec<(u64, u64)>> {
     let mut counters = Vec::new();
-    for base in target.instance_bases() {
-        counters.push(instance_store_counters(client, &base, session).await?);
+    match target.instance_clients() {
+        Ok(clients) if clients.len() > 1 => {
+            for (client, base) in clients {
+                counters.push(instance_store_counters(&client, &base, session).await?);
+            }
+        }
+        _ => counters.push(instance_store_counters(client, &target.base, session).await?),
     }
     Some(counters)
 }

@@ -345,13 +345,17 @@ impl Target {
         if self.pair.is_some() { 2 } else { 1 }
     }
 
-    /// The human API base of every instance, A first.
-    pub fn instance_bases(&self) -> Vec<String> {
-        let mut bases = vec![self.base.clone()];
+    /// A client of the human API of every instance (each trusting that
+    /// instance's certificate) with its base, A first.
+    pub fn instance_clients(&self) -> anyhow::Result<Vec<(reqwest::Client, String)>> {
+        let mut clients = vec![(self.client()?, self.base.clone())];
         if let Some(pair) = &self.pair {
-            bases.push(pair.b.base());
+            let client = claw_testkit::try_client_builder_trusting(&self.browsers.ca_pem)?
+                .http1_only()
+                .build()?;
+            clients.push((client, pair.b.base()));
         }
-        bases
+        Ok(clients)
     }
 
     /// The process ids of the daemon's instances, A first.
