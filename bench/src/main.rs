@@ -115,6 +115,17 @@ pub struct Args {
         conflicts_with = "db_from"
     )]
     pub spawn_postgres: bool,
+    /// Spawn this many clawd instances (1 or 2) on the one PostgreSQL
+    /// database of --postgres or --spawn-postgres, the second with the
+    /// first one's secrets, behind HAProxy (TLS at the proxy, health
+    /// checks on /api/health, round robin). With 2 the runners send
+    /// through the proxy; with --subscribers or --stalled-subscribers the
+    /// runners send to instance A directly and the subscribers follow on
+    /// instance B directly, so event -> browser crosses instances (LISTEN/
+    /// NOTIFY). Runs are made and checked on A; daemon CPU and memory are
+    /// both instances' sum.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub instances: u8,
     /// Also insert the same rows into the store's events table on the same
     /// PostgreSQL server through one connection, a transaction per batch,
     /// with multi-row INSERT and with COPY: the store's physical limit.
@@ -172,6 +183,14 @@ fn main() -> anyhow::Result<()> {
     if args.runners == 0 || args.batch == 0 {
         bail!("--runners and --batch must be at least 1");
     }
+    if args.instances > 1 {
+        if args.postgres.is_none() && !args.spawn_postgres {
+            bail!("--instances 2 shares one database: give --postgres URL or --spawn-postgres");
+        }
+        if args.prompt_latency.is_some() || args.decision_latency.is_some() {
+            bail!("--instances 2 measures events, not --prompt-latency or --decision-latency");
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -195,7 +214,19 @@ async fn run(args: Args) -> anyhow::Result<report::Report> {
                 (None, true) => spawn::Store::TempPostgres,
                 (None, false) => spawn::Store::Default,
             };
-            spawn::Target::spawn(clawd, args.db_from.as_deref(), &args.durability, store).await?
+            let layout = match args.instances {
+                1 => spawn::Layout::One,
+                _ if args.subscribers + args.stalled_subscribers > 0 => spawn::Layout::TwoAcross,
+                _ => spawn::Layout::TwoThroughProxy,
+            };
+            spawn::Target::spawn(
+                clawd,
+                args.db_from.as_deref(),
+                &args.durability,
+                store,
+                layout,
+            )
+            .await?
         }
         (None, Some(url)) => {
             let dir = args

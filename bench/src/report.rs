@@ -95,10 +95,38 @@ pub struct Report {
     /// (--spawn-postgres): on the same two cores as clawd.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postgres_cpu_share: Option<f64>,
+    // Two instances behind HAProxy (--instances 2); left out otherwise.
+    /// clawd instances on the one database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instances: Option<usize>,
+    /// Where the runners sent: `HAProxy` or `instance A`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runners_to: Option<String>,
+    /// Where the subscribers followed: `instance B`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscribers_to: Option<String>,
+    /// Store writes (requests) each instance made while sending, A first:
+    /// how the proxy spread the runners.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_writes_per_instance: Option<Vec<u64>>,
+    /// HAProxy's CPU time over wall time while sending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub haproxy_cpu_share: Option<f64>,
 }
 
 impl Report {
     pub fn print_summary(&self) {
+        if let (Some(instances), Some(runners)) = (self.instances, &self.runners_to) {
+            let browsers = self
+                .subscribers_to
+                .as_ref()
+                .map(|to| format!(", subscribers on {to}"))
+                .unwrap_or_default();
+            println!(
+                "{instances} clawd instances on one PostgreSQL database behind HAProxy: \
+                 runners to {runners}{browsers}"
+            );
+        }
         if self.https_floor {
             println!(
                 "{} runners asking GET /api/health (--https-floor): {:.0} requests/s",
@@ -180,9 +208,17 @@ impl Report {
             );
         }
         for (who, share) in [
-            ("clawd", self.daemon_cpu_share),
+            (
+                if self.instances.is_some() {
+                    "clawd (both instances)"
+                } else {
+                    "clawd"
+                },
+                self.daemon_cpu_share,
+            ),
             ("claw-bench", self.bench_cpu_share),
             ("PostgreSQL", self.postgres_cpu_share),
+            ("HAProxy", self.haproxy_cpu_share),
         ] {
             if let Some(share) = share.filter(|_| self.requests_per_sec > 0.0) {
                 let per_request = share / self.requests_per_sec * 1e6;
@@ -194,6 +230,10 @@ impl Report {
         }
         if let Some(w) = self.writes_per_commit {
             println!("store group commit: {w:.1} writes per commit");
+        }
+        if let Some(writes) = &self.store_writes_per_instance {
+            let each: Vec<String> = writes.iter().map(u64::to_string).collect();
+            println!("store writes per instance (A first): {}", each.join(", "));
         }
         if let Some(rss) = self.daemon_rss_kib {
             println!("clawd resident memory: {:.1} MiB", rss as f64 / 1024.0);

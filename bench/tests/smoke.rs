@@ -289,3 +289,86 @@ fn decisions_reach_the_stand_in_agent_through_a_real_runner() {
     assert!(latency["p50_ms"].as_f64().is_some_and(|ms| ms > 0.0));
     assert_eq!(report["request_latency"]["samples"], 10);
 }
+
+#[test]
+fn two_instances_behind_haproxy_share_the_runners_events() {
+    let cluster = claw_testkit::TempCluster::start();
+    let report = bench(&[
+        "--postgres",
+        &cluster.url(),
+        "--instances",
+        "2",
+        "--runners",
+        "4",
+        "--events",
+        "150",
+    ]);
+    assert_eq!(report["instances"], 2, "{report}");
+    assert_eq!(report["runners_to"], "HAProxy");
+    assert!(report["subscribers_to"].is_null());
+    assert_eq!(report["events_sent"], 600);
+    assert_eq!(report["errors"], 0);
+    assert_eq!(report["lost"], 0);
+    assert_eq!(report["duplicated"], 0);
+    assert!(report["events_per_sec"].as_f64().is_some_and(|r| r > 0.0));
+    assert_eq!(report["request_latency"]["samples"], 600);
+    assert!(report["haproxy_cpu_share"].as_f64().is_some());
+    // Round robin: both instances stored some of the 600 requests.
+    let writes: Vec<u64> = report["store_writes_per_instance"]
+        .as_array()
+        .expect("writes per instance")
+        .iter()
+        .map(|w| w.as_u64().expect("a count"))
+        .collect();
+    assert_eq!(writes.len(), 2, "{report}");
+    assert!(writes.iter().all(|w| *w > 0), "{writes:?}");
+    let stored = cluster
+        .psql(
+            claw_testkit::postgres::PG_DATABASE,
+            "SELECT count(*) FROM events",
+        )
+        .expect("query the cluster");
+    assert_eq!(stored, "600");
+}
+
+#[test]
+fn two_instances_deliver_events_from_a_to_subscribers_on_b() {
+    let report = bench(&[
+        "--spawn-postgres",
+        "--instances",
+        "2",
+        "--runners",
+        "3",
+        "--events",
+        "100",
+        "--batch",
+        "10",
+        "--subscribers",
+        "2",
+    ]);
+    assert_eq!(report["instances"], 2, "{report}");
+    assert_eq!(report["runners_to"], "instance A");
+    assert_eq!(report["subscribers_to"], "instance B");
+    assert_eq!(report["events_sent"], 300);
+    assert_eq!(report["errors"], 0);
+    assert_eq!(report["lost"], 0);
+    assert_eq!(report["duplicated"], 0);
+    // Every event reached both subscribers of its run on the other instance.
+    assert_eq!(report["latency"]["samples"], 600);
+    // A stored the 30 batches: the runners sent there directly.
+    let writes = &report["store_writes_per_instance"];
+    let a = writes[0].as_u64().expect("A's writes");
+    let b = writes[1].as_u64().expect("B's writes");
+    assert!(a >= 30 && b < a, "{report}");
+}
+
+#[test]
+fn two_instances_need_postgres() {
+    let output = Command::new(env!("CARGO_BIN_EXE_claw-bench"))
+        .args(["--spawn", "/nonexistent/clawd", "--instances", "2"])
+        .output()
+        .expect("run claw-bench");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--spawn-postgres"), "{stderr}");
+}
