@@ -78,14 +78,32 @@ async fn create_run(
     })
 }
 
-/// The store's (commits, writes) counters from `/api/status`.
+/// The store's (commits, writes) counters from `/api/status` of every
+/// instance, A first.
 async fn store_counters(
     client: &reqwest::Client,
     target: &Target,
     session: &str,
+) -> Option<Vec<(u64, u64)>> {
+    let mut counters = Vec::new();
+    match target.instance_clients() {
+        Ok(clients) if clients.len() > 1 => {
+            for (client, base) in clients {
+                counters.push(instance_store_counters(&client, &base, session).await?);
+            }
+        }
+        _ => counters.push(instance_store_counters(client, &target.base, session).await?),
+    }
+    Some(counters)
+}
+
+async fn instance_store_counters(
+    client: &reqwest::Client,
+    base: &str,
+    session: &str,
 ) -> Option<(u64, u64)> {
     let status: serde_json::Value = client
-        .get(format!("{}/api/status", target.base))
+        .get(format!("{base}/api/status"))
         .bearer_auth(session)
         .send()
         .await
@@ -356,6 +374,8 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
     });
     let store_before = store_counters(&client, &target, &session).await;
     let cpu_before = target.cpu_secs();
+    let postgres_cpu_before = target.postgres_cpu_secs();
+    let haproxy_cpu_before = target.haproxy_cpu_secs();
     let own_cpu_before = claw_testkit::process_cpu_secs("self");
     let started = Instant::now();
     let mut senders = Vec::new();
@@ -405,7 +425,29 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
     let own_cpu = claw_testkit::process_cpu_secs("self")
         .zip(own_cpu_before)
         .map(|(after, before)| after - before);
+    let postgres_cpu = target
+        .postgres_cpu_secs()
+        .zip(postgres_cpu_before)
+        .map(|(after, before)| after - before);
+    let haproxy_cpu = target
+        .haproxy_cpu_secs()
+        .zip(haproxy_cpu_before)
+        .map(|(after, before)| after - before);
     let store_after = store_counters(&client, &target, &session).await;
+    // Per instance: (commits, writes) while sending.
+    let store_deltas: Option<Vec<(u64, u64)>> =
+        store_before.zip(store_after).and_then(|(before, after)| {
+            before
+                .iter()
+                .zip(&after)
+                .map(|((commits_before, writes_before), (commits, writes))| {
+                    Some((
+                        commits.checked_sub(*commits_before)?,
+                        writes.checked_sub(*writes_before)?,
+                    ))
+                })
+                .collect()
+        });
     let _ = done_tx.send(true);
     let _ = sampler.await;
     for stalled in stalled {
@@ -424,16 +466,26 @@ pub async fn drive(args: &Args, target: Target) -> anyhow::Result<(Report, Targe
         errors: stats.errors.load(Ordering::Relaxed),
         daemon_cpu_share: daemon_cpu.map(|cpu| cpu / seconds),
         bench_cpu_share: own_cpu.map(|cpu| cpu / seconds),
+        postgres_cpu_share: postgres_cpu.map(|cpu| cpu / seconds),
         daemon_rss_peak_kib: Some(rss_peak.load(Ordering::Relaxed)).filter(|kib| *kib > 0),
-        writes_per_commit: store_before.zip(store_after).and_then(
-            |((commits_before, writes_before), (commits, writes))| {
-                let commits = commits.checked_sub(commits_before)?;
-                (commits > 0).then(|| (writes - writes_before) as f64 / commits as f64)
-            },
-        ),
+        writes_per_commit: store_deltas.as_ref().and_then(|deltas| {
+            let commits: u64 = deltas.iter().map(|(commits, _)| commits).sum();
+            let writes: u64 = deltas.iter().map(|(_, writes)| writes).sum();
+            (commits > 0).then(|| writes as f64 / commits as f64)
+        }),
         ..Report::default()
     };
     report.events_per_sec = report.events_sent as f64 / seconds;
+    if target.instances() > 1 {
+        report.instances = Some(target.instances());
+        report.runners_to = Some(target.runners.name.to_owned());
+        report.subscribers_to = (args.subscribers + args.stalled_subscribers > 0)
+            .then(|| target.browsers.name.to_owned());
+        report.store_writes_per_instance = store_deltas
+            .as_ref()
+            .map(|deltas| deltas.iter().map(|(_, writes)| *writes).collect());
+        report.haproxy_cpu_share = haproxy_cpu.map(|cpu| cpu / seconds);
+    }
     report.requests_per_sec = stats.requests.load(Ordering::Relaxed) as f64 / seconds;
 
     // Every run must hold exactly what its runner sent (with

@@ -8,6 +8,7 @@ mod agent;
 mod bigdb;
 mod load;
 mod raw;
+mod raw_pg;
 mod report;
 mod runner_conn;
 mod spawn;
@@ -28,8 +29,10 @@ use clap::Parser;
                   sending single events or batches, optionally with WebSocket subscribers \
                   that time each event from send to receipt, then checks every run holds \
                   exactly what was sent. With --spawn it starts its own clawd on a \
-                  temporary data directory and a free port. Prints a summary and one JSON \
-                  line (events/s, latency percentiles, errors, daemon RSS, raw SQLite rate)."
+                  temporary data directory and a free port, storing in SQLite or (with \
+                  --postgres or --spawn-postgres) PostgreSQL. Prints a summary and one JSON \
+                  line (events/s, latency percentiles, errors, daemon RSS, raw SQLite or \
+                  PostgreSQL rate)."
 )]
 pub struct Args {
     /// Start this clawd binary on a temporary data directory and free port.
@@ -97,6 +100,37 @@ pub struct Args {
     /// schema and pragmas, for the store's physical limit.
     #[arg(long)]
     pub raw_sqlite: bool,
+    /// The spawned clawd stores in this PostgreSQL database
+    /// (`postgres://USER:PASSWORD@HOST:PORT/DB`) instead of SQLite.
+    #[arg(long, value_name = "URL", requires = "spawn", group = "postgres_store",
+          conflicts_with_all = ["db_from", "spawn_postgres"])]
+    pub postgres: Option<String>,
+    /// Start a temporary PostgreSQL cluster with the server's durability
+    /// settings (fsync and synchronous_commit on) for the spawned clawd to
+    /// store in, and remove it at the end.
+    #[arg(
+        long,
+        requires = "spawn",
+        group = "postgres_store",
+        conflicts_with = "db_from"
+    )]
+    pub spawn_postgres: bool,
+    /// Spawn this many clawd instances (1 or 2) on the one PostgreSQL
+    /// database of --postgres or --spawn-postgres, the second with the
+    /// first one's secrets, behind HAProxy (TLS at the proxy, health
+    /// checks on /api/health, round robin). With 2 the runners send
+    /// through the proxy; with --subscribers or --stalled-subscribers the
+    /// runners send to instance A directly and the subscribers follow on
+    /// instance B directly, so event -> browser crosses instances (LISTEN/
+    /// NOTIFY). Runs are made and checked on A; daemon CPU and memory are
+    /// both instances' sum.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub instances: u8,
+    /// Also insert the same rows into the store's events table on the same
+    /// PostgreSQL server through one connection, a transaction per batch,
+    /// with multi-row INSERT and with COPY: the store's physical limit.
+    #[arg(long, requires = "postgres_store")]
+    pub raw_postgres: bool,
     /// Instead of events, each runner asks `GET /api/health` on its
     /// keep-alive connection: what an HTTPS request that stores nothing
     /// costs, the gateway's other limit beside --raw-sqlite. Unsigned, so
@@ -149,6 +183,14 @@ fn main() -> anyhow::Result<()> {
     if args.runners == 0 || args.batch == 0 {
         bail!("--runners and --batch must be at least 1");
     }
+    if args.instances > 1 {
+        if args.postgres.is_none() && !args.spawn_postgres {
+            bail!("--instances 2 shares one database: give --postgres URL or --spawn-postgres");
+        }
+        if args.prompt_latency.is_some() || args.decision_latency.is_some() {
+            bail!("--instances 2 measures events, not --prompt-latency or --decision-latency");
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -167,7 +209,24 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<report::Report> {
     let target = match (&args.spawn, &args.gateway) {
         (Some(clawd), _) => {
-            spawn::Target::spawn(clawd, args.db_from.as_deref(), &args.durability).await?
+            let store = match (&args.postgres, args.spawn_postgres) {
+                (Some(url), _) => spawn::Store::Postgres(url.clone()),
+                (None, true) => spawn::Store::TempPostgres,
+                (None, false) => spawn::Store::Default,
+            };
+            let layout = match args.instances {
+                1 => spawn::Layout::One,
+                _ if args.subscribers + args.stalled_subscribers > 0 => spawn::Layout::TwoAcross,
+                _ => spawn::Layout::TwoThroughProxy,
+            };
+            spawn::Target::spawn(
+                clawd,
+                args.db_from.as_deref(),
+                &args.durability,
+                store,
+                layout,
+            )
+            .await?
         }
         (None, Some(url)) => {
             let dir = args
@@ -194,6 +253,23 @@ async fn run(args: Args) -> anyhow::Result<report::Report> {
         .await??;
         report.raw_sqlite_events_per_sec = Some(raw);
         report.ratio_to_raw = Some(report.events_per_sec / raw);
+    }
+    if let Some(url) = target.postgres_url() {
+        report.postgres = Some(raw_pg::settings(url).await?);
+        if args.raw_postgres {
+            let raw = raw_pg::insert_rates(
+                url,
+                report.events_sent,
+                args.batch,
+                args.event_bytes,
+                args.runners,
+            )
+            .await?;
+            report.raw_postgres_insert_events_per_sec = Some(raw.insert);
+            report.raw_postgres_copy_events_per_sec = Some(raw.copy);
+            report.ratio_to_raw_postgres_insert = Some(report.events_per_sec / raw.insert);
+            report.ratio_to_raw_postgres_copy = Some(report.events_per_sec / raw.copy);
+        }
     }
     // The figures stand; a clawd that did not stop cleanly is said.
     if let Err(e) = target.stop().await {

@@ -77,10 +77,56 @@ pub struct Report {
     pub writes_per_commit: Option<f64>,
     pub raw_sqlite_events_per_sec: Option<f64>,
     pub ratio_to_raw: Option<f64>,
+    // The PostgreSQL figures are left out of the JSON line unless clawd
+    // stored there: the line of a SQLite run stays as it was.
+    /// The server clawd stored in and its durability settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<String>,
+    /// Raw multi-row INSERT and COPY on that server (--raw-postgres).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_postgres_insert_events_per_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_postgres_copy_events_per_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_raw_postgres_insert: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_raw_postgres_copy: Option<f64>,
+    /// The PostgreSQL server's CPU time over wall time while sending
+    /// (--spawn-postgres): on the same two cores as clawd.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres_cpu_share: Option<f64>,
+    // Two instances behind HAProxy (--instances 2); left out otherwise.
+    /// clawd instances on the one database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instances: Option<usize>,
+    /// Where the runners sent: `HAProxy` or `instance A`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runners_to: Option<String>,
+    /// Where the subscribers followed: `instance B`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscribers_to: Option<String>,
+    /// Store writes (requests) each instance made while sending, A first:
+    /// how the proxy spread the runners.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_writes_per_instance: Option<Vec<u64>>,
+    /// HAProxy's CPU time over wall time while sending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub haproxy_cpu_share: Option<f64>,
 }
 
 impl Report {
     pub fn print_summary(&self) {
+        if let (Some(instances), Some(runners)) = (self.instances, &self.runners_to) {
+            let browsers = self
+                .subscribers_to
+                .as_ref()
+                .map(|to| format!(", subscribers on {to}"))
+                .unwrap_or_default();
+            println!(
+                "{instances} clawd instances on one PostgreSQL database behind HAProxy: \
+                 runners to {runners}{browsers}"
+            );
+        }
         if self.https_floor {
             println!(
                 "{} runners asking GET /api/health (--https-floor): {:.0} requests/s",
@@ -144,9 +190,35 @@ impl Report {
                 ratio * 100.0
             );
         }
+        if let Some(server) = &self.postgres {
+            println!("clawd stored in {server}");
+        }
+        if let (Some(insert), Some(copy), Some(of_insert), Some(of_copy)) = (
+            self.raw_postgres_insert_events_per_sec,
+            self.raw_postgres_copy_events_per_sec,
+            self.ratio_to_raw_postgres_insert,
+            self.ratio_to_raw_postgres_copy,
+        ) {
+            println!(
+                "raw PostgreSQL, same rows and batch, one connection: multi-row INSERT \
+                 {insert:.0} events/s, COPY {copy:.0} events/s; clawd reached {:.0}% and {:.0}% \
+                 of them",
+                of_insert * 100.0,
+                of_copy * 100.0
+            );
+        }
         for (who, share) in [
-            ("clawd", self.daemon_cpu_share),
+            (
+                if self.instances.is_some() {
+                    "clawd (both instances)"
+                } else {
+                    "clawd"
+                },
+                self.daemon_cpu_share,
+            ),
             ("claw-bench", self.bench_cpu_share),
+            ("PostgreSQL", self.postgres_cpu_share),
+            ("HAProxy", self.haproxy_cpu_share),
         ] {
             if let Some(share) = share.filter(|_| self.requests_per_sec > 0.0) {
                 let per_request = share / self.requests_per_sec * 1e6;
@@ -158,6 +230,10 @@ impl Report {
         }
         if let Some(w) = self.writes_per_commit {
             println!("store group commit: {w:.1} writes per commit");
+        }
+        if let Some(writes) = &self.store_writes_per_instance {
+            let each: Vec<String> = writes.iter().map(u64::to_string).collect();
+            println!("store writes per instance (A first): {}", each.join(", "));
         }
         if let Some(rss) = self.daemon_rss_kib {
             println!("clawd resident memory: {:.1} MiB", rss as f64 / 1024.0);

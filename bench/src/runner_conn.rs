@@ -29,7 +29,8 @@ pub struct RunnerConn {
 
 impl RunnerConn {
     pub async fn open(target: &Target) -> anyhow::Result<Self> {
-        let tls = target.connect_tls().await?;
+        // Instance A, or HAProxy in front of two (--instances 2).
+        let tls = target.runners.connect_tls().await?;
         let (sender, connection) = http1::handshake(TokioIo::new(tls))
             .await
             .context("HTTP/1.1 handshake")?;
@@ -37,7 +38,7 @@ impl RunnerConn {
             sender,
             connection: Box::pin(connection),
             closed: false,
-            host: format!("localhost:{}", target.port),
+            host: target.runners.host(),
         })
     }
 

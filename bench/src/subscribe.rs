@@ -25,8 +25,9 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
 pub async fn connect(target: &Target, session: &str) -> anyhow::Result<Socket> {
-    let tls = target.connect_tls().await?;
-    let url = format!("wss://localhost:{}/ws?token={session}", target.port);
+    // Instance A, or B of two (--instances 2).
+    let tls = target.browsers.connect_tls().await?;
+    let url = format!("wss://{}/ws?token={session}", target.browsers.host());
     let (socket, _) = tokio_tungstenite::client_async(url, tls)
         .await
         .context("WebSocket handshake")?;

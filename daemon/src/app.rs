@@ -36,6 +36,8 @@ pub struct Settings {
     pub runner_refusals: WindowLimiter<std::net::IpAddr>,
     /// Artifact downloads being served.
     pub downloads: Arc<Semaphore>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Settings {
@@ -51,6 +53,9 @@ impl Settings {
             requests: per_minute(),
             runner_refusals: per_minute(),
             downloads: Arc::new(Semaphore::new(config.artifact_downloads_max)),
+            // Config::validate refused invalid entries.
+            trusted_proxies: crate::config::proxy_networks(&config.trusted_proxies)
+                .unwrap_or_default(),
             config,
         })
     }

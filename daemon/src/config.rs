@@ -109,6 +109,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// A running run's runner silent this long is reported (`runner_lost`).
     pub runner_lost_secs: u64,
+    /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` names
+    /// the client: a load balancer in front of several gateways.
+    pub trusted_proxies: Vec<String>,
     /// Where the store is: SQLite in the data directory, or PostgreSQL.
     pub store: StoreConfig,
 }
@@ -312,6 +315,7 @@ impl Default for Config {
             notify_max_attempts: 8,
             notify_allow_private_targets: false,
             public_url: None,
+            trusted_proxies: Vec::new(),
             runner_lost_secs: 120,
             store: StoreConfig::default(),
         }
@@ -381,6 +385,7 @@ impl Config {
                 "public_url {url:?} is not an http(s) address"
             )));
         }
+        proxy_networks(&self.trusted_proxies).map_err(|m| invalid(&m))?;
         self.store.validate().map_err(|m| invalid(&m))?;
         if let Err(e) = claw_proto::Redactor::new(&self.redact_patterns) {
             return Err(invalid(&e.to_string()));
@@ -390,6 +395,25 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `trusted_proxies` as networks: `10.0.0.5` is `10.0.0.5/32`.
+pub fn proxy_networks(entries: &[String]) -> Result<Vec<ipnet::IpNet>, String> {
+    entries
+        .iter()
+        .map(|entry| {
+            let entry = entry.trim();
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!(
+                        "trusted_proxies: {entry:?} is neither an address nor a network \
+                         (10.0.0.5, 10.0.0.0/24, fd00::/8)"
+                    )
+                })
+        })
+        .collect()
 }
 
 impl StoreConfig {

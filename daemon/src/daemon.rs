@@ -140,6 +140,8 @@ async fn open_store(
                     }
                 }
             };
+            // Other instances on the database: their changes go live here.
+            store.listen_to_other_instances();
             tracing::info!(database = %shown, "store: PostgreSQL");
             Ok(Arc::new(store))
         }

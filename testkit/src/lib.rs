@@ -15,6 +15,7 @@
 mod binary;
 mod control;
 mod gateway;
+pub mod haproxy;
 mod https;
 pub mod model;
 pub mod postgres;
@@ -29,12 +30,13 @@ pub use control::{control_get, raw_control_get, try_unix_request, unix_get, unix
 pub use gateway::{
     ADMIN, ADMIN_PASSWORD, Gateway, Launch, TEST_CONFIG, db_path, on_sqlite, store_is_postgres,
 };
+pub use haproxy::Haproxy;
 pub use https::{
     Login, client_trusting, connect_tls, free_port, session_from_cookie, tls_config, try_call,
     try_client_builder_trusting, try_create_run, try_first_admin, try_login, try_setup,
     write_certificate,
 };
-pub use postgres::TempCluster;
+pub use postgres::{ClusterBuilder, TempCluster};
 pub use process::{proc_status_kib, process_cpu_secs};
 pub use push::{Push, PushReceiver};
 pub use receiver::{Received, Receiver};

@@ -11,6 +11,8 @@
 //! The superuser is `claw` with a random password: connections over TCP
 //! use SCRAM (as a real installation would), those over the socket are
 //! trusted. `fsync` is off: a test cluster is thrown away, never recovered.
+//! A benchmark starts one with [`TempCluster::builder`]`().durable()`
+//! instead: commits reach the disk as on a real server.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -32,6 +34,29 @@ pub struct TempCluster {
     password: String,
     /// Who runs the binaries: `nobody` when the caller is root.
     unprivileged: bool,
+    durable: bool,
+}
+
+/// How to start a [`TempCluster`]: `TempCluster::builder().durable().try_start()`.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterBuilder {
+    durable: bool,
+}
+
+impl ClusterBuilder {
+    /// The server's own durability settings (`fsync`, `synchronous_commit`
+    /// and `full_page_writes` on) and its default `shared_buffers`
+    /// (128MB), for measurements: a commit waits for its log to be on
+    /// disk. The tests' default turns all three off.
+    pub fn durable(mut self) -> Self {
+        self.durable = true;
+        self
+    }
+
+    /// Starts the cluster with the database [`PG_DATABASE`].
+    pub fn try_start(self) -> Result<TempCluster> {
+        TempCluster::start_with(self)
+    }
 }
 
 impl TempCluster {
@@ -45,6 +70,15 @@ impl TempCluster {
     }
 
     pub fn try_start() -> Result<Self> {
+        Self::builder().try_start()
+    }
+
+    /// Options for the cluster (the tests' defaults unless changed).
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder::default()
+    }
+
+    fn start_with(options: ClusterBuilder) -> Result<Self> {
         let bindir = server_bindir()?;
         let unprivileged = nix::unistd::geteuid().is_root();
         let dir = tempfile::Builder::new()
@@ -59,6 +93,7 @@ impl TempCluster {
             port: 0,
             password: hex::encode(password),
             unprivileged,
+            durable: options.durable,
         };
         cluster.init()?;
         // The free port may be taken by someone else before the server
@@ -169,6 +204,36 @@ impl TempCluster {
         text.lines().next()?.trim().parse().ok()
     }
 
+    /// CPU seconds (user + system) the server has used so far: the
+    /// postmaster and every process it runs now (backends, writers), for
+    /// a benchmark's CPU figures. Backends that have exited are counted
+    /// only once reaped, so it is meant for the span of steady connections.
+    pub fn server_cpu_secs(&self) -> Option<f64> {
+        let postmaster = self.server_pid()?;
+        let mut total = crate::process_cpu_secs(&postmaster.to_string())?;
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // The parent is the second field after the command's parentheses.
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if parent == Some(postmaster) {
+                total += crate::process_cpu_secs(pid).unwrap_or(0.0);
+            }
+        }
+        Some(total)
+    }
+
     fn init(&self) -> Result<()> {
         let root = self.root();
         let socket = self.socket_dir();
@@ -203,11 +268,15 @@ impl TempCluster {
             ],
         )?;
         std::fs::remove_file(&pwfile).ok();
+        let durability = if self.durable {
+            "fsync = on\nsynchronous_commit = on\nfull_page_writes = on\nshared_buffers = 128MB\n"
+        } else {
+            "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nshared_buffers = 32MB\n"
+        };
         // Appended to the file initdb wrote: its owner stays the server's.
         let settings = format!(
             "\n# claw-testkit\nlisten_addresses = '127.0.0.1'\n\
-             unix_socket_directories = '{}'\nfsync = off\nsynchronous_commit = off\n\
-             full_page_writes = off\nshared_buffers = 32MB\nmax_connections = 100\n",
+             unix_socket_directories = '{}'\n{durability}max_connections = 100\n",
             socket.display()
         );
         let conf = data.join("postgresql.conf");
@@ -384,6 +453,24 @@ mod tests {
         drop(cluster);
         assert!(!root.exists(), "{} is left behind", root.display());
         assert!(!alive(pid), "the server {pid} still runs");
+    }
+
+    #[test]
+    fn a_durable_cluster_flushes_its_commits() {
+        let cluster = TempCluster::builder()
+            .durable()
+            .try_start()
+            .expect("a durable cluster");
+        let shown = cluster
+            .psql(
+                PG_DATABASE,
+                "SELECT current_setting('fsync') || ' ' || current_setting('synchronous_commit') \
+                 || ' ' || current_setting('full_page_writes')",
+            )
+            .expect("query");
+        assert_eq!(shown, "on on on");
+        // The server has worked: its processes count some CPU time.
+        assert!(cluster.server_cpu_secs().is_some_and(|s| s >= 0.0));
     }
 
     /// Runs, and is not a zombie left for a parent that does not reap.

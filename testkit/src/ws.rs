@@ -43,6 +43,22 @@ impl Ws {
         self.inner.send(Message::text(text)).await.expect("ws send");
     }
 
+    /// The next JSON message; None when the socket closed, failed or was
+    /// silent for `within` (a follower that reconnects).
+    pub async fn try_next(&mut self, within: Duration) -> Option<Value> {
+        loop {
+            let msg = tokio::time::timeout(within, self.inner.next())
+                .await
+                .ok()??
+                .ok()?;
+            match msg {
+                Message::Text(text) => return serde_json::from_str(&text).ok(),
+                Message::Close(_) => return None,
+                _ => {}
+            }
+        }
+    }
+
     /// The next JSON message (fails the test after 10 s of silence).
     pub async fn next(&mut self) -> Value {
         loop {

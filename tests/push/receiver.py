@@ -51,6 +51,9 @@ def next_status():
 class Push(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        # Decided on arrival: an answer changed while this one is checked
+        # is for the pushes after it.
+        status = next_status()
         report = {
             "path": self.path,
             "contentEncoding": self.headers.get("Content-Encoding"),
@@ -86,7 +89,6 @@ class Push(BaseHTTPRequestHandler):
         except Exception as e:
             report["payload"] = None
             report["decryptError"] = repr(e)
-        status = next_status()
         report["status"] = status
         self.send_response(status)
         if status == 429:

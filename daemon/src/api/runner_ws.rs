@@ -43,7 +43,7 @@ async fn push(app: Arc<App>, mut socket: WebSocket, run_id: String, mut live: Ru
                 }
                 Ok(Live::Event { .. }) => {}
                 // Missed notices: a nudge makes the runner fetch everything.
-                Err(RecvError::Lagged(_)) => {
+                Err(RecvError::Lagged(_)) | Ok(Live::Resync) => {
                     if socket.send(Message::Text("{\"type\":\"notice\",\"message\":\"lagged\"}".into())).await.is_err() {
                         break;
                     }

@@ -30,6 +30,10 @@ pub enum Live {
     Event { sequence: u64, json: Utf8Bytes },
     /// Any other message for the run (commands, stop, status).
     Notice(Utf8Bytes),
+    /// Messages may have been missed (another instance's commits were not
+    /// heard for a while): read the store again (browsers catch up, a
+    /// runner fetches its commands).
+    Resync,
 }
 
 /// A message for every socket: a run's status change for run lists (a
@@ -228,6 +232,20 @@ impl Hub {
         }
     }
 
+    /// Every follower of every run reads the store again, and every
+    /// socket checks its session again: for changes committed without
+    /// being published here.
+    pub fn resync(&self) {
+        let channels: Vec<Arc<Channel<Live>>> = {
+            let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+            runs.values().cloned().collect()
+        };
+        for channel in channels {
+            channel.publish(Live::Resync);
+        }
+        self.sessions_changed();
+    }
+
     fn publish_notice(&self, run_id: &str, message: &ServerMessage) {
         if let Some(channel) = self.channel(run_id) {
             channel.publish(Live::Notice(encode(message)));
@@ -347,6 +365,19 @@ impl ChangeSink for Hub {
             Change::SessionsChanged => self.sessions_changed(),
         }
     }
+
+    fn follows(&self, run_id: &str) -> bool {
+        let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        runs.contains_key(run_id)
+    }
+
+    fn hears_approvals(&self) -> bool {
+        self.all.receiver_count() > 0
+    }
+
+    fn missed(&self) {
+        self.resync();
+    }
 }
 
 #[cfg(test)]
@@ -371,6 +402,7 @@ mod tests {
     fn message(live: Live) -> serde_json::Value {
         let text = match live {
             Live::Event { json, .. } | Live::Notice(json) => json,
+            Live::Resync => return serde_json::json!({ "type": "resync" }),
         };
         serde_json::from_str(text.as_str()).expect("json")
     }
@@ -440,6 +472,22 @@ mod tests {
         drop(slots);
         assert!(hub.user_slot("u", 3).is_some());
         assert!(hub.user_slot("u", 0).is_some(), "0 is no cap");
+    }
+
+    #[tokio::test]
+    async fn missed_changes_make_every_follower_resync() {
+        let hub = Hub::default();
+        let mut a = hub.subscribe("a");
+        let mut b = hub.subscribe("b");
+        let sessions = hub.watch_sessions();
+        assert!(hub.follows("a") && !hub.follows("c"));
+        assert!(!hub.hears_approvals());
+        let _lists = hub.subscribe_all();
+        assert!(hub.hears_approvals());
+        hub.missed();
+        assert!(matches!(a.recv().await, Ok(Live::Resync)));
+        assert!(matches!(b.recv().await, Ok(Live::Resync)));
+        assert!(sessions.has_changed().expect("hub alive"));
     }
 
     #[tokio::test]

@@ -95,22 +95,8 @@ impl App {
         // The run's status as it is now: a change made before the
         // subscription began is never seen live (a page that loaded the run
         // as pending while its runner started). Later changes follow live.
-        let finished = match self.store.run(run_id.clone()).await {
-            Ok(run) => {
-                let status = encode(&ServerMessage::RunStatus {
-                    run_id: run_id.clone(),
-                    status: run.status,
-                    exit_code: run.exit_code,
-                });
-                if outbox.send(status).await.is_err() {
-                    return;
-                }
-                run.status.is_finished()
-            }
-            Err(e) => {
-                let _ = outbox.send(error(&failed_read(e))).await;
-                return;
-            }
+        let Ok(finished) = self.send_status(&run_id, &outbox).await else {
+            return;
         };
         if to_end && finished {
             return;
@@ -139,6 +125,18 @@ impl App {
                         return;
                     }
                 }
+                // Changes committed elsewhere may have been missed: the
+                // events and the status as stored.
+                Ok(Live::Resync) => {
+                    if self
+                        .catch_up(&run_id, &mut last, batch, &outbox)
+                        .await
+                        .is_err()
+                        || self.send_status(&run_id, &outbox).await.is_err()
+                    {
+                        return;
+                    }
+                }
                 Err(RecvError::Lagged(skipped)) => {
                     let notice = encode(&ServerMessage::Notice {
                         message: format!(
@@ -154,6 +152,25 @@ impl App {
                         return;
                     }
                 }
+            }
+        }
+    }
+
+    /// Sends the run's status as stored; whether the run has finished.
+    async fn send_status(&self, run_id: &str, outbox: &Outbox) -> Result<bool, ()> {
+        match self.store.run(run_id.to_owned()).await {
+            Ok(run) => {
+                let status = encode(&ServerMessage::RunStatus {
+                    run_id: run_id.to_owned(),
+                    status: run.status,
+                    exit_code: run.exit_code,
+                });
+                outbox.send(status).await.map_err(|_| ())?;
+                Ok(run.status.is_finished())
+            }
+            Err(e) => {
+                let _ = outbox.send(error(&failed_read(e))).await;
+                Err(())
             }
         }
     }

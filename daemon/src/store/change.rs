@@ -26,4 +26,20 @@ pub enum Change {
 /// writer thread right after the commit: it must not block.
 pub trait ChangeSink: Send + Sync {
     fn publish(&self, change: Change);
+
+    /// Whether anyone here follows this run: another instance's changes
+    /// of a run nobody follows are not read from the store.
+    fn follows(&self, _run_id: &str) -> bool {
+        true
+    }
+
+    /// Whether anyone here hears of approvals (as [`follows`](Self::follows)).
+    fn hears_approvals(&self) -> bool {
+        true
+    }
+
+    /// Changes may have been committed without being published here (the
+    /// feed of another instance's commits was interrupted): whoever
+    /// follows catches up from the store.
+    fn missed(&self) {}
 }

@@ -358,3 +358,389 @@ async fn a_schema_1_postgres_database_is_migrated_with_its_data() {
     let (new_run, _) = gw.create_run(&admin).await;
     assert_eq!(gw.run(&admin, &new_run).await.run.id, new_run);
 }
+
+/// The run's signed WebSocket (`/api/runner/ws`) of a runner, on `gw`.
+async fn runner_socket(
+    gw: &Gateway,
+    runner: &claw_testkit::RunnerClient,
+) -> tokio_tungstenite::WebSocketStream<
+    impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + use<>,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let signed = runner.sign(claw_testkit::Method::GET, "/api/runner/ws", Vec::new());
+    let tls = crate::common::connect_tls(gw.port, &gw.certificate())
+        .await
+        .expect("tls");
+    let mut request = format!("wss://localhost:{}/api/runner/ws", gw.port)
+        .into_client_request()
+        .expect("request");
+    let headers = request.headers_mut();
+    for (name, value) in [
+        ("X-Signature", signed.signature.clone()),
+        ("X-Timestamp", signed.timestamp.to_string()),
+        ("X-Nonce", signed.nonce.clone()),
+        ("X-Run-Id", runner.run_id.clone()),
+        ("X-Capability-Token", runner.token.clone()),
+    ] {
+        headers.insert(name, value.parse().expect("header"));
+    }
+    let (socket, _) = tokio_tungstenite::client_async(request, tls)
+        .await
+        .expect("runner websocket");
+    socket
+}
+
+/// The next note of type `kind` pushed to a runner's socket (others, such
+/// as the run's status, are skipped); fails after `within`.
+async fn pushed(
+    socket: &mut (
+             impl futures_util::Stream<
+        Item = Result<
+            tokio_tungstenite::tungstenite::Message,
+            tokio_tungstenite::tungstenite::Error,
+        >,
+    > + Unpin
+         ),
+    kind: &str,
+    within: Duration,
+) -> Value {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} pushed within {within:?}"))
+            .expect("socket open")
+            .expect("message");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            let note: Value = serde_json::from_str(&text).expect("json");
+            if note["type"] == kind {
+                return note;
+            }
+        }
+    }
+}
+
+/// Reads `count` events of `run_id` from a browser socket, in the order
+/// they come; any other message is skipped.
+async fn read_events(ws: &mut claw_testkit::Ws, run_id: &str, count: usize) -> Vec<u64> {
+    let mut seen = Vec::new();
+    while seen.len() < count {
+        let msg = ws.next_of("event").await;
+        assert_eq!(msg["runId"], run_id);
+        let sequence = msg["sequence"].as_u64().expect("sequence");
+        assert_eq!(msg["data"], format!("line {sequence}"));
+        seen.push(sequence);
+    }
+    seen
+}
+
+/// Nothing more comes before the answer to a ping: no event twice.
+async fn no_more_events(ws: &mut claw_testkit::Ws) {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ws.send(json!({"type": "ping"})).await;
+    loop {
+        let message = ws.next().await;
+        assert_ne!(message["type"], "event", "more than asked for: {message}");
+        if message["type"] == "pong" {
+            return;
+        }
+    }
+}
+
+/// Issue 24: a browser on one gateway sees, live, the events a runner
+/// posts to another, in order and each once, also when the runner fails
+/// over between the two in the middle (resends to both); reconnected to
+/// the other gateway after the last sequence it saw, it misses nothing
+/// and sees nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_on_one_gateway_follows_a_run_written_to_another() {
+    let cluster = TempCluster::start();
+    let config = on_postgres(&cluster.url(), "", "");
+    let a = Gateway::start_with(&config).await;
+    let admin_a = a.admin().await;
+    let b = second_gateway(&a, &config).await;
+    let admin_b = b
+        .login(ADMIN, ADMIN_PASSWORD, None)
+        .await
+        .expect("login on b");
+    let (run_id, token) = a.create_run(&admin_a).await;
+    let on_a = a.runner_client(&run_id, &token);
+    let on_b = b.runner_client(&run_id, &token);
+
+    let mut ws = b.websocket(&admin_b).await;
+    ws.send(json!({ "type": "subscribe", "runId": run_id, "afterSequence": 0 }))
+        .await;
+    ws.next_of("subscribed").await;
+    // Batches of ten to a, each resending the last three; then the runner
+    // fails over to b for a while (its resends go to both), then back to a.
+    let writer = async {
+        for chunk in 0..15u64 {
+            let from = 1 + chunk * 10;
+            let first = from.saturating_sub(3).max(1);
+            let batch = lines(first, from + 10 - first);
+            let sends: Vec<&claw_testkit::RunnerClient> = match chunk {
+                5..=9 => vec![&on_b, &on_a],
+                _ => vec![&on_a],
+            };
+            for runner in sends {
+                let (status, body) = runner.batch(batch.clone()).await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+            }
+        }
+    };
+    let ((), seen) = tokio::join!(writer, read_events(&mut ws, &run_id, 150));
+    assert_eq!(seen, (1..=150).collect::<Vec<_>>());
+    no_more_events(&mut ws).await;
+    drop(ws);
+
+    // Written while no browser was connected, and while one reconnects to
+    // a after the last sequence it saw.
+    let (status, body) = on_a.batch(lines(151, 25)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut ws = a.websocket(&admin_a).await;
+    ws.send(json!({ "type": "subscribe", "runId": run_id, "afterSequence": 150 }))
+        .await;
+    let writer = async {
+        for chunk in 0..5u64 {
+            let runner = if chunk % 2 == 0 { &on_b } else { &on_a };
+            let (status, body) = runner.batch(lines(176 + chunk * 5, 5)).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    };
+    let ((), seen) = tokio::join!(writer, read_events(&mut ws, &run_id, 50));
+    assert_eq!(seen, (151..=200).collect::<Vec<_>>());
+    no_more_events(&mut ws).await;
+}
+
+/// An agent run on gateway `a`, started, its runner's WebSocket open on
+/// `a`: (run id, token, socket).
+async fn agent_run_pushed_on(
+    a: &Gateway,
+    admin: &str,
+) -> (
+    String,
+    String,
+    tokio_tungstenite::WebSocketStream<
+        impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + use<>,
+    >,
+) {
+    let created = a
+        .create_run_with(
+            admin,
+            &claw_testkit::api::CreateRunRequest {
+                agent: Some(claw_proto::agent::AgentKind::Claude),
+                ..Default::default()
+            },
+        )
+        .await;
+    a.runner(&created.id, &created.capability_token)
+        .started()
+        .await;
+    let socket = runner_socket(a, &a.runner_client(&created.id, &created.capability_token)).await;
+    (created.id, created.capability_token, socket)
+}
+
+/// Issue 24: a command, a prompt and a stop queued through one gateway
+/// reach a runner whose WebSocket is on another within a second (not at
+/// its next poll).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_queued_on_one_gateway_reach_a_runner_on_another_at_once() {
+    let cluster = TempCluster::start();
+    let config = on_postgres(&cluster.url(), "", "");
+    let a = Gateway::start_with(&config).await;
+    let admin_a = a.admin().await;
+    let b = second_gateway(&a, &config).await;
+    let admin_b = b
+        .login(ADMIN, ADMIN_PASSWORD, None)
+        .await
+        .expect("login on b");
+    let (run_id, _, mut socket) = agent_run_pushed_on(&a, &admin_a).await;
+    let within = Duration::from_secs(1);
+
+    let (status, body) = b
+        .post(
+            &format!("/api/runs/{run_id}/command"),
+            &admin_b,
+            json!({"command": "git status"}),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let note = pushed(&mut socket, "command_queued", within).await;
+    assert_eq!(note["commandId"], body["commandId"], "{note}");
+    assert_eq!(note["command"], "git status", "{note}");
+
+    let (status, body) = b
+        .post(
+            &format!("/api/runs/{run_id}/prompts"),
+            &admin_b,
+            json!({"text": "and now the tests"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let note = pushed(&mut socket, "command_queued", within).await;
+    assert_eq!(note["kind"], "prompt", "{note}");
+
+    let (status, body) = b
+        .post(&format!("/api/runs/{run_id}/stop"), &admin_b, json!({}))
+        .await;
+    assert!(status.is_success(), "{body}");
+    let note = pushed(&mut socket, "stop_requested", within).await;
+    assert_eq!(note["runId"], run_id.as_str(), "{note}");
+}
+
+/// Issue 24: an approval decided through one gateway reaches the runner
+/// whose WebSocket is on another at once, and browsers on the other see
+/// it decided.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_decided_on_one_gateway_reaches_a_runner_on_another() {
+    let cluster = TempCluster::start();
+    let config = on_postgres(&cluster.url(), "", "");
+    let a = Gateway::start_with(&config).await;
+    let admin_a = a.admin().await;
+    let b = second_gateway(&a, &config).await;
+    let admin_b = b
+        .login(ADMIN, ADMIN_PASSWORD, None)
+        .await
+        .expect("login on b");
+    let (run_id, token, mut socket) = agent_run_pushed_on(&a, &admin_a).await;
+    let mut browser_a = a.websocket(&admin_a).await;
+    let request = json!({
+        "requestId": "r-1", "kind": "tool", "tool": "Bash",
+        "input": {"command": "touch made.txt"}, "summary": "touch made.txt",
+        "timeoutSecs": 600
+    });
+    // Asked through b: the browser on a hears of it.
+    b.runner(&run_id, &token)
+        .event_ok("approval_request", &request.to_string())
+        .await;
+    let made = browser_a.next_of("approval").await;
+    assert_eq!(made["approval"]["status"], "pending", "{made}");
+    let id = made["approval"]["id"].as_str().expect("id").to_owned();
+
+    let (status, body) = b
+        .post(
+            &format!("/api/approvals/{id}/decision"),
+            &admin_b,
+            json!({"decision": "allow"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let note = pushed(&mut socket, "command_queued", Duration::from_secs(1)).await;
+    assert_eq!(note["kind"], "decision", "{note}");
+    let decided = browser_a.next_of("approval").await;
+    assert_eq!(decided["approval"]["id"], id.as_str(), "{decided}");
+    assert_eq!(decided["approval"]["status"], "allowed", "{decided}");
+    // What was pushed is what the runner fetches.
+    let commands = a.runner(&run_id, &token).pending_commands().await;
+    assert_eq!(commands.len(), 1);
+    assert_eq!(note["commandId"], commands[0].id.as_str());
+}
+
+/// Issue 24: events committed on one gateway while the other was not
+/// listening (its listening connection killed) still reach the other's
+/// browser, from the store once it listens again, and its runner is
+/// nudged to fetch its commands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_was_committed_while_a_gateway_was_not_listening_reaches_it() {
+    let cluster = TempCluster::start();
+    let config = on_postgres(&cluster.url(), "", "");
+    let a = Gateway::start_with(&config).await;
+    let admin_a = a.admin().await;
+    let b = second_gateway(&a, &config).await;
+    let admin_b = b
+        .login(ADMIN, ADMIN_PASSWORD, None)
+        .await
+        .expect("login on b");
+    let (run_id, token) = a.create_run(&admin_a).await;
+    let on_a = a.runner_client(&run_id, &token);
+    let mut socket_b = runner_socket(&b, &b.runner_client(&run_id, &token)).await;
+    let mut ws = b.websocket(&admin_b).await;
+    ws.send(json!({ "type": "subscribe", "runId": run_id, "afterSequence": 0 }))
+        .await;
+    ws.next_of("subscribed").await;
+    let (status, body) = on_a.batch(lines(1, 3)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(read_events(&mut ws, &run_id, 3).await, [1, 2, 3]);
+
+    // Both listeners killed; lines written before they listen again.
+    let killed = cluster
+        .psql(
+            claw_testkit::postgres::PG_DATABASE,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = 'clawd (listen)'",
+        )
+        .expect("terminate");
+    assert_eq!(killed, "2");
+    let (status, body) = on_a.batch(lines(4, 3)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(read_events(&mut ws, &run_id, 3).await, [4, 5, 6]);
+    no_more_events(&mut ws).await;
+    let nudge = pushed(&mut socket_b, "notice", Duration::from_secs(10)).await;
+    assert_eq!(nudge["message"], "lagged", "{nudge}");
+    // And live again afterwards.
+    let (status, body) = on_a.batch(lines(7, 1)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(read_events(&mut ws, &run_id, 1).await, [7]);
+}
+
+/// A rough measure (debug build, one machine, printed with
+/// `--nocapture`): from a runner's batch of one event posted to gateway
+/// `a` to that event on a browser socket of `a` and of `b`. Fails only
+/// when the other gateway takes more than a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_to_browser_latency_same_and_other_gateway() {
+    let cluster = TempCluster::start();
+    let config = on_postgres(&cluster.url(), "", "");
+    let a = Gateway::start_with(&config).await;
+    let admin_a = a.admin().await;
+    let b = second_gateway(&a, &config).await;
+    let admin_b = b
+        .login(ADMIN, ADMIN_PASSWORD, None)
+        .await
+        .expect("login on b");
+    let (run_id, token) = a.create_run(&admin_a).await;
+    let runner = a.runner_client(&run_id, &token);
+    let mut same = a.websocket(&admin_a).await;
+    let mut other = b.websocket(&admin_b).await;
+    for ws in [&mut same, &mut other] {
+        ws.send(json!({ "type": "subscribe", "runId": run_id, "afterSequence": 0 }))
+            .await;
+        ws.next_of("subscribed").await;
+    }
+    const SAMPLES: u64 = 100;
+    let mut on_same = Vec::new();
+    let mut on_other = Vec::new();
+    for s in 1..=SAMPLES {
+        let sent = Instant::now();
+        let post = runner.batch(lines(s, 1));
+        let (posted, got_same, got_other) = tokio::join!(
+            post,
+            async {
+                let n = read_events(&mut same, &run_id, 1).await;
+                (n, sent.elapsed())
+            },
+            async {
+                let n = read_events(&mut other, &run_id, 1).await;
+                (n, sent.elapsed())
+            }
+        );
+        assert_eq!(posted.0, StatusCode::OK, "{}", posted.1);
+        assert_eq!((got_same.0, got_other.0), (vec![s], vec![s]));
+        on_same.push(got_same.1);
+        on_other.push(got_other.1);
+    }
+    let quantiles = |v: &mut Vec<Duration>| {
+        v.sort();
+        let at = |q: f64| v[((v.len() as f64 - 1.0) * q) as usize];
+        (at(0.5), at(0.95), at(1.0))
+    };
+    let (same_50, same_95, same_max) = quantiles(&mut on_same);
+    let (other_50, other_95, other_max) = quantiles(&mut on_other);
+    println!(
+        "event -> browser over {SAMPLES} events (debug build): same gateway p50 {same_50:?} \
+         p95 {same_95:?} max {same_max:?}; other gateway p50 {other_50:?} p95 {other_95:?} \
+         max {other_max:?}"
+    );
+    assert!(other_95 < Duration::from_secs(1), "{other_95:?}");
+}

@@ -15,12 +15,14 @@
 //! Changes are published after the commit, in commit order: the commit
 //! and the publishing of a transaction that has changes are done under
 //! one lock, so a transaction that waited for another's row is announced
-//! after it.
+//! after it. The same transaction notifies the other instances on the
+//! database, which publish the change too (fanout.rs).
 
 mod approvals;
 mod audit;
 mod cluster;
 mod dump;
+mod fanout;
 mod hosts;
 mod idempotency;
 mod identity;
@@ -72,6 +74,13 @@ struct Inner {
     /// How `pg_dump` reaches the database (backups).
     dump: dump::DumpSource,
     sink: Arc<dyn ChangeSink>,
+    /// This instance, in its notifications (fanout.rs): its own are not
+    /// published twice.
+    instance: String,
+    /// How the listening connection connects (as the pool's do).
+    config: tokio_postgres::Config,
+    /// The listener of other instances' changes, once started.
+    listener: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
     /// Held over the commit and the publishing of changes (module doc).
     publish: tokio::sync::Mutex<()>,
     nonce_retention_secs: AtomicU64,
@@ -80,6 +89,15 @@ struct Inner {
     /// `pg_database_size` when last asked (open, ping, db status): the
     /// summary is answered without a round trip.
     size_bytes: AtomicU64,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let listener = self.listener.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(task) = listener.take() {
+            task.abort();
+        }
+    }
 }
 
 /// A tokio-postgres error as one line: the server's message and its
@@ -186,7 +204,7 @@ impl PgStore {
         let _ = driver.await;
         migrated?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -206,6 +224,9 @@ impl PgStore {
                 shown_url,
                 dump,
                 sink,
+                instance: uuid::Uuid::new_v4().simple().to_string(),
+                config,
+                listener: std::sync::Mutex::new(None),
                 publish: tokio::sync::Mutex::new(()),
                 nonce_retention_secs: AtomicU64::new(settings.nonce_retention_secs),
                 commits: AtomicU64::new(0),
@@ -243,7 +264,8 @@ impl PgStore {
         (now_ms() / 1000).saturating_sub(retention)
     }
 
-    /// Commits `tx`, then publishes its changes, in commit order.
+    /// Commits `tx`, then publishes its changes, in commit order; the
+    /// other instances hear of them at the commit (fanout.rs).
     async fn commit(
         &self,
         tx: deadpool_postgres::Transaction<'_>,
@@ -254,6 +276,10 @@ impl PgStore {
             self.inner.commits.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
+        // In the transaction: sent at its commit, never for a rollback.
+        let notify = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
+        let payload = fanout::payload(&self.inner.instance, &changes);
+        tx.execute(&notify, &[&fanout::CHANNEL, &payload]).await?;
         let _order = self.inner.publish.lock().await;
         tx.commit().await?;
         self.inner.commits.fetch_add(1, Ordering::Relaxed);

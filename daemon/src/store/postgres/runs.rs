@@ -121,6 +121,42 @@ async fn get_run(conn: &impl GenericClient, id: &str) -> Result<RunRow, StoreErr
         .ok_or_else(|| StoreError::NotFound(format!("unknown run {id}")))
 }
 
+/// Events of a run with a sequence in `first..=last`, in order (what
+/// another instance announced it stored).
+pub(super) async fn events_between(
+    conn: &impl GenericClient,
+    run_id: &str,
+    first: u64,
+    last: u64,
+) -> Result<Vec<EventRow>, StoreError> {
+    let stmt = conn
+        .prepare_cached(
+            "SELECT id, run_id, type, data, timestamp, sequence FROM events \
+             WHERE run_id = $1 AND sequence BETWEEN $2 AND $3 ORDER BY sequence",
+        )
+        .await?;
+    let rows = conn
+        .query(&stmt, &[&run_id, &big(first), &big(last)])
+        .await?;
+    Ok(rows.iter().map(event_from_row).collect())
+}
+
+/// One command by its id.
+pub(super) async fn command_by_id(
+    conn: &impl GenericClient,
+    id: &str,
+) -> Result<CommandRow, StoreError> {
+    let stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {COMMAND_COLUMNS} FROM commands WHERE id = $1"
+        ))
+        .await?;
+    conn.query_opt(&stmt, &[&id])
+        .await?
+        .map(|r| command_from_row(&r))
+        .ok_or_else(|| StoreError::NotFound(format!("unknown command {id}")))
+}
+
 /// The run's status; with `lock`, its row is locked for the transaction
 /// (`FOR NO KEY UPDATE`: rows that refer to it may still be added).
 pub(super) async fn run_status(

@@ -909,3 +909,175 @@ async fn the_copy_from_sqlite_fills_every_table_and_column() {
         assert_eq!(identity, expected, "{}", table.name);
     }
 }
+
+/// A sink of another instance: what it heard, and how often it was told
+/// that it may have missed something; it follows one run.
+#[derive(Default)]
+struct Heard {
+    changes: std::sync::Mutex<Vec<Change>>,
+    missed: std::sync::atomic::AtomicUsize,
+}
+
+impl crate::store::ChangeSink for Heard {
+    fn publish(&self, change: Change) {
+        self.changes.lock().expect("heard").push(change);
+    }
+
+    fn follows(&self, run_id: &str) -> bool {
+        run_id == "followed"
+    }
+
+    fn missed(&self) {
+        self.missed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Heard {
+    fn missed(&self) -> usize {
+        self.missed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until `done` holds of what was heard (10 s at most).
+    async fn until(&self, what: &str, done: impl Fn(&[Change]) -> bool) -> Vec<Change> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            {
+                let changes = self.changes.lock().expect("heard");
+                if done(&changes) {
+                    return changes.clone();
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{what}: heard {changes:?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn until_missed(&self, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while self.missed() < n {
+            assert!(std::time::Instant::now() < deadline, "never listening");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn new_run(id: &str) -> NewRun {
+    NewRun {
+        id: id.to_owned(),
+        capability_token: TOKEN.to_owned(),
+        command: None,
+        metadata: None,
+        created_by: None,
+        agent: AgentSpec::default(),
+        first_prompt: None,
+        host_id: None,
+        workspace: None,
+    }
+}
+
+fn events_of(changes: &[Change]) -> Vec<u64> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Events(events) => Some(events.iter().map(|e| e.sequence)),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// What one instance commits, another hears through LISTEN/NOTIFY as the
+/// same changes, in commit order, once; its own commits are not heard
+/// again; runs it does not follow are not read; after its listening
+/// connection is killed it listens again, says it may have missed
+/// something, and hears what follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_instance_hears_each_commit_once_and_listens_again() {
+    let cluster = TempCluster::start();
+    let (a, from_a) = open(&cluster.url()).await;
+    let heard = Arc::new(Heard::default());
+    let b = PgStore::open(
+        settings(&cluster.url()),
+        Arc::clone(&heard) as Arc<dyn crate::store::ChangeSink>,
+    )
+    .await
+    .expect("open b");
+    assert_ne!(a.instance(), b.instance());
+    b.listen_to_other_instances();
+    heard.until_missed(1).await;
+
+    a.create_run(new_run("followed")).await.expect("run");
+    a.create_run(new_run("other")).await.expect("run");
+    for (n, first) in [1u64, 4, 7].into_iter().enumerate() {
+        let events = (first..first + 3)
+            .map(|s| line(format!("line {s}"), Some(s)))
+            .collect();
+        a.runner_ingest(auth("followed", &format!("f-{n}")), events)
+            .await
+            .expect("ingest");
+        a.runner_ingest(
+            auth("other", &format!("o-{n}")),
+            vec![line("x".to_owned(), Some(n as u64 + 1))],
+        )
+        .await
+        .expect("ingest other");
+    }
+    a.request_stop("followed".to_owned(), "stop-1".to_owned(), None)
+        .await
+        .expect("stop");
+    let changes = heard
+        .until("the stop", |c| {
+            c.iter().any(|c| matches!(c, Change::StopRequested { .. }))
+        })
+        .await;
+    // The same rows as a published, for the followed run only.
+    let own: Vec<Change> = from_a
+        .take()
+        .into_iter()
+        .filter(|c| match c {
+            Change::Events(e) => e[0].run_id == "followed",
+            _ => true,
+        })
+        .collect();
+    assert_eq!(changes, own);
+    assert_eq!(events_of(&changes), (1..=9).collect::<Vec<_>>());
+
+    // b's own commits reach its sink once (directly), not again.
+    let before = heard.changes.lock().expect("heard").len();
+    b.runner_ingest(
+        auth("followed", "from-b"),
+        vec![line("line 10".to_owned(), Some(10))],
+    )
+    .await
+    .expect("ingest on b");
+    a.runner_ingest(
+        auth("followed", "from-a"),
+        vec![line("line 11".to_owned(), Some(11))],
+    )
+    .await
+    .expect("ingest on a");
+    let changes = heard.until("line 11", |c| events_of(c).contains(&11)).await;
+    assert_eq!(events_of(&changes[before..]), [10, 11]);
+
+    // The listening connection killed: listened again, told, and heard.
+    let killed = cluster
+        .psql(
+            PG_DATABASE,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = 'clawd (listen)'",
+        )
+        .expect("terminate");
+    assert_eq!(killed, "1");
+    heard.until_missed(2).await;
+    a.runner_ingest(
+        auth("followed", "after"),
+        vec![line("line 12".to_owned(), Some(12))],
+    )
+    .await
+    .expect("ingest");
+    heard.until("line 12", |c| events_of(c).contains(&12)).await;
+}
