@@ -231,19 +231,7 @@ async fn two_instances_store_each_sequence_once_and_share_nonces() {
     let cluster = TempCluster::start();
     let (a, _) = open(&cluster.url()).await;
     let (b, _) = open(&cluster.url()).await;
-    a.create_run(NewRun {
-        id: "shared".to_owned(),
-        capability_token: TOKEN.to_owned(),
-        command: None,
-        metadata: None,
-        created_by: None,
-        agent: AgentSpec::default(),
-        first_prompt: None,
-        host_id: None,
-        workspace: None,
-    })
-    .await
-    .expect("run");
+    a.create_run(new_run("shared")).await.expect("run");
     assert_eq!(b.run("shared".to_owned()).await.expect("run").id, "shared");
     // Batches of 1..=50 sent to both, 20 times each, at once.
     let batch = |n: u32| -> Vec<NewEvent> {
@@ -397,17 +385,7 @@ async fn commands_and_artifacts_round_trip() {
     assert_eq!(run.approval_timeout_secs, Some(60));
     assert_eq!(run.workspace.as_deref(), Some("/srv"));
     let duplicate = store
-        .create_run(NewRun {
-            id: "r".to_owned(),
-            capability_token: TOKEN.to_owned(),
-            command: None,
-            metadata: None,
-            created_by: None,
-            agent: AgentSpec::default(),
-            first_prompt: None,
-            host_id: None,
-            workspace: None,
-        })
+        .create_run(new_run("r"))
         .await
         .expect_err("duplicate id");
     assert!(
@@ -809,19 +787,7 @@ async fn two_instances_claim_each_due_notification_once() {
     };
     for n in 0..40 {
         let id = format!("run-{n}");
-        a.create_run(NewRun {
-            id: id.clone(),
-            capability_token: TOKEN.to_owned(),
-            command: None,
-            metadata: None,
-            created_by: None,
-            agent: AgentSpec::default(),
-            first_prompt: None,
-            host_id: None,
-            workspace: None,
-        })
-        .await
-        .expect("run");
+        a.create_run(new_run(&id)).await.expect("run");
         a.runner_ingest(
             auth(&id, &format!("end-{n}")),
             vec![
