@@ -30,11 +30,7 @@ pub struct Instance {
 
 impl Instance {
     pub fn new() -> Self {
-        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".to_owned());
+        let hostname = crate::fsutil::hostname().unwrap_or_else(|| "localhost".to_owned());
         Self {
             id: uuid::Uuid::new_v4().to_string(),
             hostname,

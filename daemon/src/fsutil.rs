@@ -163,6 +163,14 @@ fn describe_user(uid: u32) -> String {
     }
 }
 
+/// This machine's name, when the kernel gives one.
+pub fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

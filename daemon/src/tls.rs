@@ -293,7 +293,5 @@ fn generate_self_signed(cert_path: &Path, key_path: &Path) -> Result<(), TlsErro
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default()
+    fsutil::hostname().unwrap_or_default()
 }

@@ -70,11 +70,7 @@ pub fn public_base(app: &App) -> String {
     if let Some(url) = &settings.config.public_url {
         return url.trim_end_matches('/').to_owned();
     }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned());
+    let host = crate::fsutil::hostname().unwrap_or_else(|| "localhost".to_owned());
     let scheme = if settings.config.tls { "https" } else { "http" };
     format!("{scheme}://{host}:{}", app.facts.https_port)
 }
