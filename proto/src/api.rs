@@ -232,9 +232,30 @@ impl RunCounts {
 /// `GET /api/health` (no authentication).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
+    /// `ok`, or `degraded` when a dependency (the artifact store) is
+    /// unreachable: the gateway still takes events.
     pub status: String,
     pub timestamp: Timestamp,
     pub connections: HealthConnections,
+    /// Where artifacts are kept and whether it answers.
+    #[serde(default, rename = "artifactStore")]
+    pub artifact_store: ArtifactStoreHealth,
+}
+
+/// The artifact store as the gateway last found it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactStoreHealth {
+    /// `file` or `s3`.
+    pub backend: String,
+    /// `ok` or `unreachable`.
+    pub status: String,
+    /// `s3://BUCKET at ENDPOINT`, or the folder.
+    #[serde(default)]
+    pub location: String,
+    /// Why it is unreachable, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

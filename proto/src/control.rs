@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{RunCounts, Timestamp};
+use crate::api::{ArtifactStoreHealth, RunCounts, Timestamp};
 use crate::wire::Role;
 
 /// `GET /v1/health`.
@@ -26,6 +26,8 @@ pub struct Status {
     pub last_prune: Option<JobRecord>,
     pub last_backup: Option<JobRecord>,
     pub connections: Connections,
+    #[serde(default)]
+    pub artifact_store: ArtifactStoreHealth,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,9 +11,18 @@ use crate::clock::{iso, now_ms};
 
 impl App {
     /// `GET /api/health`: answers without touching the store.
+    /// `degraded` when the artifact store does not answer: the gateway
+    /// still takes events, but not uploads.
     pub fn health(&self) -> Health {
+        let artifact_store = self.blobs.health();
         Health {
-            status: "ok".to_owned(),
+            status: if artifact_store.status == "ok" {
+                "ok"
+            } else {
+                "degraded"
+            }
+            .to_owned(),
+            artifact_store,
             timestamp: iso(now_ms()),
             connections: HealthConnections {
                 clients: self.hub.clients(),
@@ -111,6 +120,7 @@ impl App {
                 subscriptions: self.hub.subscriptions(),
                 followed_runs: self.hub.followed_runs(),
             },
+            artifact_store: self.blobs.health(),
         })
     }
 
