@@ -187,6 +187,12 @@ impl std::fmt::Debug for SecretString {
 
 impl ArtifactsConfig {
     fn validate(&self) -> Result<(), String> {
+        if self.access_key_id.is_some() != self.secret_access_key.is_some() {
+            return Err(
+                "artifacts.access_key_id and artifacts.secret_access_key must be set together"
+                    .to_owned(),
+            );
+        }
         if self.backend == ArtifactBackend::File {
             return Ok(());
         }
@@ -204,12 +210,6 @@ impl ArtifactsConfig {
             return Err(format!(
                 "artifacts.endpoint {endpoint:?} is not an http(s) address"
             ));
-        }
-        if self.access_key_id.is_some() != self.secret_access_key.is_some() {
-            return Err(
-                "artifacts.access_key_id and artifacts.secret_access_key must be set together"
-                    .to_owned(),
-            );
         }
         Ok(())
     }
