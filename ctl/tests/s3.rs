@@ -321,7 +321,7 @@ async fn prune_reconcile_and_delete_on_the_bucket() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let kinds = |report: &Value| {
-        let mut k: Vec<(String, bool)> = report
+        let mut k: Vec<(String, bool)> = report["findings"]
             .as_array()
             .expect("findings")
             .iter()
@@ -354,7 +354,7 @@ async fn prune_reconcile_and_delete_on_the_bucket() {
         "{fixed}"
     );
     assert!(
-        json(&gw, &["reconcile"])
+        json(&gw, &["reconcile"])["findings"]
             .as_array()
             .expect("findings")
             .is_empty()

@@ -96,7 +96,6 @@ pub struct S3Blobs {
     location: String,
     bucket: String,
     region: String,
-    create_bucket: bool,
     http: reqwest::Client,
     state: Mutex<State>,
     /// Files waiting to be moved into the bucket.
@@ -175,7 +174,6 @@ impl S3Blobs {
             ),
             bucket,
             region: config.region.clone(),
-            create_bucket: config.create_bucket,
             http,
             state: Mutex::new(State {
                 error: Some("not checked yet".to_owned()),
@@ -222,16 +220,22 @@ impl S3Blobs {
             )
             .await
             .map_err(|e| BlobError::Failed(e.to_string()))?;
-        let mut request = self.http.put(url);
-        // us-east-1 is the one region S3 refuses to be told.
-        if self.region != "us-east-1" {
-            request = request.body(format!(
+        // us-east-1 is the one region S3 refuses to be told. An empty body
+        // still says its length: some stores want one (411 without).
+        let body = if self.region == "us-east-1" {
+            String::new()
+        } else {
+            format!(
                 "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
                  <LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>",
                 self.region
-            ));
-        }
-        let response = request
+            )
+        };
+        let response = self
+            .http
+            .put(url)
+            .header(reqwest::header::CONTENT_LENGTH, body.len())
+            .body(body)
             .send()
             .await
             .map_err(|e| BlobError::Unavailable(e.to_string()))?;
@@ -254,7 +258,42 @@ impl S3Blobs {
         }
     }
 
-    async fn put_key(&self, key: &str, mut data: ByteStream) -> Result<u64, BlobError> {
+    /// Makes the bucket when it is ours to make and not made yet.
+    async fn bucket_ready(&self) -> Result<(), BlobError> {
+        let ready = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .bucket_ready;
+        if ready {
+            return Ok(());
+        }
+        match self.ensure_bucket().await {
+            Ok(()) => {
+                self.set_state(|s| s.bucket_ready = true);
+                Ok(())
+            }
+            Err(e) => {
+                self.set_state(|s| s.error = Some(e.to_string()));
+                Err(e)
+            }
+        }
+    }
+
+    async fn put_key(&self, key: &str, data: ByteStream) -> Result<u64, BlobError> {
+        self.bucket_ready().await?;
+        match self.upload(key, data).await {
+            // A 404 on a write: no bucket.
+            Err(BlobError::NotFound(what)) => {
+                let message = format!("bucket {} not found ({what})", self.bucket);
+                self.set_state(|s| s.error = Some(message.clone()));
+                Err(BlobError::Unavailable(message))
+            }
+            other => other,
+        }
+    }
+
+    async fn upload(&self, key: &str, mut data: ByteStream) -> Result<u64, BlobError> {
         let path = object_path(key)?;
         let mut upload = None;
         let mut buffer = Vec::with_capacity(PART);
@@ -464,15 +503,9 @@ impl BlobStore for S3Blobs {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .bucket_ready;
-        if self.create_bucket && !bucket_ready {
-            match self.ensure_bucket().await {
-                Ok(()) => self.set_state(|s| s.bucket_ready = true),
-                Err(e) => {
-                    tracing::warn!(error = %e, "the artifacts bucket could not be created yet");
-                    self.set_state(|s| s.error = Some(e.to_string()));
-                    return;
-                }
-            }
+        if !bucket_ready && let Err(e) = self.bucket_ready().await {
+            tracing::warn!(error = %e, "the artifacts bucket could not be created yet");
+            return;
         }
         let probe = self.store.head(&ObjectPath::from(PROBE_KEY)).await;
         if self
