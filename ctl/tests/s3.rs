@@ -184,7 +184,7 @@ async fn artifacts_round_trip_through_the_bucket_like_files() {
     assert_eq!(keys(&store).await.len(), 1, "the object went with the row");
 }
 
-/// 50 MiB go up in parts: clawd's peak memory grows by about one part,
+/// 50 MiB go up in parts: clawd's peak memory grows by about two parts,
 /// not by the file.
 #[tokio::test]
 async fn a_50_mib_upload_streams_to_the_bucket() {
@@ -196,14 +196,20 @@ async fn a_50_mib_upload_streams_to_the_bucket() {
     let small = upload(&gw, &run, &token, "small.log", &vec![b'x'; 1 << 20]).await;
     let (status, _, _) = download(&gw, &admin, &small).await;
     assert_eq!(status, StatusCode::OK);
+    // The peak so far is the password hashing's (64 MiB): start the peak
+    // over from what clawd holds now.
+    std::fs::write(format!("/proc/{}/clear_refs", gw.pid()), "5").expect("reset VmHWM");
     let before_kib = gw.memory_kib("VmHWM");
     let data: Vec<u8> = (0..50u32 << 20).map(|i| (i % 251) as u8).collect();
     let big = upload(&gw, &run, &token, "big.log", &data).await;
     let after_kib = gw.memory_kib("VmHWM");
     let grown_mib = after_kib.saturating_sub(before_kib) / 1024;
-    // One 5 MiB part in memory, and the allocator's slack.
+    // Measured: a file-backend clawd grows by 8 MiB over the same upload
+    // (TLS and spool buffers), an S3 one by 18 (one 5 MiB part, and the HTTP
+    // client's copy of it as it writes); one holding the upload grows by
+    // more than 100.
     assert!(
-        grown_mib <= 12,
+        grown_mib <= 24,
         "a 50 MiB upload took clawd's peak from {} to {} MiB",
         before_kib / 1024,
         after_kib / 1024
