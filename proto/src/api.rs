@@ -237,9 +237,14 @@ pub struct Health {
     pub status: String,
     pub timestamp: Timestamp,
     pub connections: HealthConnections,
-    /// Where artifacts are kept and whether it answers.
-    #[serde(default, rename = "artifactStore")]
-    pub artifact_store: ArtifactStoreHealth,
+    /// Whether the object store artifacts are kept in answers; absent when
+    /// they are files (the shape is then as it always was).
+    #[serde(
+        default,
+        rename = "artifactStore",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub artifact_store: Option<ArtifactStoreHealth>,
 }
 
 /// The artifact store as the gateway last found it.

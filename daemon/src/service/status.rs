@@ -22,7 +22,7 @@ impl App {
                 "degraded"
             }
             .to_owned(),
-            artifact_store,
+            artifact_store: (artifact_store.backend != "file").then_some(artifact_store),
             timestamp: iso(now_ms()),
             connections: HealthConnections {
                 clients: self.hub.clients(),
