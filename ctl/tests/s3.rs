@@ -208,11 +208,11 @@ async fn a_50_mib_upload_streams_to_the_bucket() {
     let after_kib = gw.memory_kib("VmHWM");
     let grown_mib = after_kib.saturating_sub(before_kib) / 1024;
     // Measured: a file-backend clawd grows by 8 MiB over the same upload
-    // (TLS and spool buffers), an S3 one by 18 (one 5 MiB part, and the HTTP
-    // client's copy of it as it writes); one holding the upload grows by
-    // more than 100.
+    // (TLS and spool buffers), an S3 one by 18 to 21 (one 5 MiB part, and
+    // what the HTTP client makes of it as it writes); one holding the
+    // upload grows by more than 100.
     assert!(
-        grown_mib <= 24,
+        grown_mib <= 28,
         "a 50 MiB upload took clawd's peak from {} to {} MiB",
         before_kib / 1024,
         after_kib / 1024
