@@ -4,6 +4,11 @@
 //! snapshot, as `db.pgdump`), the artifacts, certificates, secrets and
 //! configuration, and a manifest of SHA-256 checksums. Written under a temporary name and renamed when
 //! complete; archives beyond the newest N are removed.
+//!
+//! Artifacts in an object store are copied down beside the archive first
+//! (streamed, after the database's copy: an object uploaded meanwhile is
+//! an orphan that reconcile removes) and archived as `artifacts/RUN/KEY`,
+//! exactly as files are, so a restore does not care where they came from.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -13,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::blobs::{BlobError, BlobStore};
 use crate::store::{CopyError, DbCopy, Store, StoreError};
 
 pub const ARCHIVE_PREFIX: &str = "claw-backup-";
@@ -23,6 +29,9 @@ pub const MANIFEST: &str = "manifest.json";
 pub enum BackupError {
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The artifacts could not be read from their store.
+    #[error("{0}")]
+    Blobs(#[from] BlobError),
     /// The database's copy could not be written (pg_dump missing or failing).
     #[error("{0}")]
     Copy(String),
@@ -75,12 +84,14 @@ pub struct BackupResult {
 /// What goes into the archive: (name in the archive, file on disk).
 fn collect(
     data_dir: &Path,
+    artifacts: &Path,
     config: Option<&Path>,
     db_name: &str,
     db_copy: &Path,
 ) -> Vec<(String, PathBuf)> {
     let mut files = vec![(db_name.to_owned(), db_copy.to_owned())];
-    for dir in ["artifacts", "certs", "secrets"] {
+    walk(artifacts, "artifacts", &mut files);
+    for dir in ["certs", "secrets"] {
         walk(&data_dir.join(dir), dir, &mut files);
     }
     if let Some(config) = config.filter(|c| c.is_file()) {
@@ -125,9 +136,47 @@ fn digest(path: &Path) -> Result<(u64, String), BackupError> {
     Ok((size, hex::encode(hasher.finalize())))
 }
 
+/// Copies every object of a remote artifact store into `dir` as
+/// `RUN/NAME` files, streamed.
+async fn download_artifacts(blobs: &dyn BlobStore, dir: &Path) -> Result<(), BackupError> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    for run_id in blobs.runs().await? {
+        for blob in blobs.list(&run_id).await? {
+            let name = blob.key.rsplit('/').next().unwrap_or_default();
+            // Half-written uploads are not data.
+            if name.starts_with('.') || !crate::blobs::safe_key(&blob.key) {
+                continue;
+            }
+            let target = dir.join(&blob.key);
+            if let Some(parent) = target.parent() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(io(parent))?;
+            }
+            let (_, mut bytes) = match blobs.open(&blob.key).await {
+                Ok(found) => found,
+                // Deleted since it was listed.
+                Err(BlobError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let mut file = tokio::fs::File::create(&target)
+                .await
+                .map_err(io(&target))?;
+            while let Some(chunk) = bytes.next().await {
+                let chunk = chunk.map_err(|e| BlobError::Unavailable(e.to_string()))?;
+                file.write_all(&chunk).await.map_err(io(&target))?;
+            }
+            file.flush().await.map_err(io(&target))?;
+        }
+    }
+    Ok(())
+}
+
 /// Takes a backup into `output`; keeps the newest `keep` archives there.
 pub async fn create(
     store: &dyn Store,
+    blobs: &dyn BlobStore,
     data_dir: &Path,
     config: Option<&Path>,
     output: &Path,
@@ -157,6 +206,21 @@ pub async fn create(
             return Err(e);
         }
     };
+    // Remote artifacts are copied down next to the archive for the while.
+    let staged = output.join(format!(".{name}.artifacts"));
+    let artifacts = match blobs.local_root() {
+        Some(root) => root.to_owned(),
+        None => {
+            let _ = std::fs::remove_dir_all(&staged);
+            std::fs::create_dir_all(&staged).map_err(io(&staged))?;
+            if let Err(e) = download_artifacts(blobs, &staged).await {
+                let _ = std::fs::remove_dir_all(&staged);
+                let _ = std::fs::remove_file(&db_copy);
+                return Err(e);
+            }
+            staged.clone()
+        }
+    };
     let (data_dir, config, output_dir) = (
         data_dir.to_owned(),
         config.map(Path::to_owned),
@@ -164,14 +228,24 @@ pub async fn create(
     );
     let (db, part, fin) = (db_copy.clone(), partial.clone(), final_path.clone());
     let written = tokio::task::spawn_blocking(move || {
-        write_archive(&data_dir, config.as_deref(), &copied, &db, &part, &fin)
+        write_archive(
+            &data_dir,
+            &artifacts,
+            config.as_deref(),
+            &copied,
+            &db,
+            &part,
+            &fin,
+        )
     })
     .await
     .map_err(|e| BackupError::Io {
         path: partial.clone(),
         source: std::io::Error::other(e),
-    })?;
+    });
     let _ = std::fs::remove_file(&db_copy);
+    let _ = std::fs::remove_dir_all(&staged);
+    let written = written?;
     let files = match written {
         Ok(files) => files,
         Err(e) => {
@@ -191,13 +265,14 @@ pub async fn create(
 
 fn write_archive(
     data_dir: &Path,
+    artifacts: &Path,
     config: Option<&Path>,
     copied: &DbCopy,
     db_copy: &Path,
     partial: &Path,
     final_path: &Path,
 ) -> Result<usize, BackupError> {
-    let files = collect(data_dir, config, copied.name, db_copy);
+    let files = collect(data_dir, artifacts, config, copied.name, db_copy);
     let mut entries = Vec::with_capacity(files.len());
     for (name, path) in &files {
         let (size, sha256) = digest(path)?;

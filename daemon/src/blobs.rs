@@ -1,14 +1,18 @@
-//! Artifact bytes, behind a trait so that another backend (an object store)
-//! is an added module. Today: files under `DATA_DIR/artifacts/<run>/<id>_<name>`.
+//! Artifact bytes, behind a trait: files under
+//! `DATA_DIR/artifacts/<run>/<id>_<name>` ([`FileBlobs`]), or objects with
+//! the same keys in an S3 bucket ([`s3::S3Blobs`]). Bytes stream in and
+//! out: no artifact is ever held whole in memory.
 
-use std::io::Write;
+pub mod s3;
+
 use std::path::{Component, Path, PathBuf};
 use std::pin::Pin;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::Stream;
+use claw_proto::control::ArtifactStoreHealth;
+use futures_util::{Stream, StreamExt};
 
 /// A stored artifact's bytes, as a stream of chunks.
 pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
@@ -24,6 +28,12 @@ pub enum BlobError {
     Full(String),
     #[error("the artifact store failed: {0}")]
     Failed(String),
+    /// The object store could not be reached (or refused the request).
+    #[error("the artifact store is unreachable: {0}")]
+    Unavailable(String),
+    /// The bytes to store could not be read (the upload broke off).
+    #[error("the artifact's bytes could not be read: {0}")]
+    Input(String),
 }
 
 impl From<std::io::Error> for BlobError {
@@ -41,18 +51,38 @@ impl From<std::io::Error> for BlobError {
 pub struct BlobInfo {
     pub key: String,
     pub modified: SystemTime,
+    pub size: u64,
+}
+
+/// The key an artifact's bytes are kept under.
+pub fn key_of(run_id: &str, artifact_id: &str, name: &str) -> Result<String, BlobError> {
+    if !valid_run_id(run_id) {
+        return Err(BlobError::Failed(format!("{run_id:?} is not a run id")));
+    }
+    let key = format!("{run_id}/{artifact_id}_{name}");
+    if !safe_key(&key) {
+        return Err(BlobError::Failed(format!("{key:?} is not a safe key")));
+    }
+    Ok(key)
+}
+
+/// `RUN/NAME` with no way out of the run's folder.
+pub fn safe_key(key: &str) -> bool {
+    let rel = Path::new(key);
+    rel.components().count() == 2 && rel.components().all(|c| matches!(c, Component::Normal(_)))
 }
 
 #[async_trait]
 pub trait BlobStore: Send + Sync {
-    /// Stores an artifact's bytes durably; returns its key.
+    /// Stores an artifact's bytes durably as they stream in; returns its
+    /// key and size. A failed put leaves nothing behind.
     async fn put(
         &self,
         run_id: &str,
         artifact_id: &str,
         name: &str,
-        data: Bytes,
-    ) -> Result<String, BlobError>;
+        data: ByteStream,
+    ) -> Result<(String, u64), BlobError>;
     /// The bytes of `key` and their length.
     async fn open(&self, key: &str) -> Result<(u64, ByteStream), BlobError>;
     async fn remove(&self, key: &str);
@@ -65,6 +95,14 @@ pub trait BlobStore: Send + Sync {
     /// Bytes stored for one run.
     async fn run_size(&self, run_id: &str) -> u64;
     async fn exists(&self, key: &str) -> bool;
+    /// What `/api/health` says of the store, as last found (no I/O).
+    fn health(&self) -> ArtifactStoreHealth;
+    /// Asks the store whether it answers, for [`BlobStore::health`]; and
+    /// catches up on what waited for it (a bucket to create, files to move
+    /// into it).
+    async fn check(&self) {}
+    /// The folder the bytes are in, when they are files.
+    fn local_root(&self) -> Option<&Path>;
 }
 
 /// Run ids are used as folder names: only what the daemon itself generates.
@@ -117,6 +155,19 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| BlobError::Failed(e.to_string()))?
 }
 
+async fn write_stream(file: &mut tokio::fs::File, mut data: ByteStream) -> Result<u64, BlobError> {
+    use tokio::io::AsyncWriteExt;
+    let mut size = 0u64;
+    while let Some(chunk) = data.next().await {
+        let chunk = chunk.map_err(|e| BlobError::Input(e.to_string()))?;
+        size += chunk.len() as u64;
+        file.write_all(&chunk).await?;
+    }
+    file.flush().await?;
+    file.sync_all().await?;
+    Ok(size)
+}
+
 #[async_trait]
 impl BlobStore for FileBlobs {
     /// Written to a temporary file, flushed, then renamed into place.
@@ -125,31 +176,28 @@ impl BlobStore for FileBlobs {
         run_id: &str,
         artifact_id: &str,
         name: &str,
-        data: Bytes,
-    ) -> Result<String, BlobError> {
-        let dir = self
-            .run_dir(run_id)
-            .ok_or_else(|| BlobError::Failed(format!("{run_id:?} is not a run id")))?;
-        let key = format!("{run_id}/{artifact_id}_{name}");
-        let path = self
-            .path(&key)
-            .ok_or_else(|| BlobError::Failed(format!("{key:?} is not a safe key")))?;
+        data: ByteStream,
+    ) -> Result<(String, u64), BlobError> {
+        let key = key_of(run_id, artifact_id, name)?;
+        let (Some(dir), Some(path)) = (self.run_dir(run_id), self.path(&key)) else {
+            return Err(BlobError::Failed(format!("{key:?} is not a safe key")));
+        };
         let tmp = dir.join(format!(".{artifact_id}.part"));
-        blocking(move || {
-            std::fs::create_dir_all(&dir)?;
-            let result = (|| {
-                let mut file = std::fs::File::create(&tmp)?;
-                file.write_all(&data)?;
-                file.sync_all()?;
-                std::fs::rename(&tmp, &path)
-            })();
-            if result.is_err() {
-                let _ = std::fs::remove_file(&tmp);
+        tokio::fs::create_dir_all(&dir).await?;
+        let result = async {
+            let mut file = tokio::fs::File::create(&tmp).await?;
+            let size = write_stream(&mut file, data).await?;
+            tokio::fs::rename(&tmp, &path).await?;
+            Ok(size)
+        }
+        .await;
+        match result {
+            Ok(size) => Ok((key, size)),
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                Err(e)
             }
-            Ok(result?)
-        })
-        .await?;
-        Ok(key)
+        }
     }
 
     async fn open(&self, key: &str) -> Result<(u64, ByteStream), BlobError> {
@@ -210,11 +258,12 @@ impl BlobStore for FileBlobs {
                 .filter_map(Result::ok)
                 .filter(|e| e.path().is_file())
                 .filter_map(|e| {
-                    let modified = e.metadata().and_then(|m| m.modified()).ok()?;
+                    let metadata = e.metadata().ok()?;
                     let name = e.file_name().to_string_lossy().into_owned();
                     Some(BlobInfo {
                         key: format!("{run_id}/{name}"),
-                        modified,
+                        modified: metadata.modified().ok()?,
+                        size: metadata.len(),
                     })
                 })
                 .collect())
@@ -235,6 +284,25 @@ impl BlobStore for FileBlobs {
             None => false,
         }
     }
+
+    fn health(&self) -> ArtifactStoreHealth {
+        ArtifactStoreHealth {
+            backend: "file".to_owned(),
+            status: "ok".to_owned(),
+            location: self.root.display().to_string(),
+            error: None,
+        }
+    }
+
+    fn local_root(&self) -> Option<&Path> {
+        Some(&self.root)
+    }
+}
+
+/// A stream of one chunk.
+#[cfg(test)]
+pub fn once(data: Bytes) -> ByteStream {
+    Box::pin(futures_util::stream::once(async move { Ok(data) }))
 }
 
 #[cfg(test)]
@@ -262,11 +330,12 @@ mod tests {
         use futures_util::StreamExt;
         let dir = tempfile::tempdir().expect("dir");
         let blobs = FileBlobs::new(dir.path().to_owned());
-        let key = blobs
-            .put("run-1", "a1", "out.log", Bytes::from_static(b"hello"))
+        let (key, size) = blobs
+            .put("run-1", "a1", "out.log", once(Bytes::from_static(b"hello")))
             .await
             .expect("put");
         assert_eq!(key, "run-1/a1_out.log");
+        assert_eq!(size, 5);
         assert!(blobs.exists(&key).await);
         let (length, mut stream) = blobs.open(&key).await.expect("open");
         assert_eq!(length, 5);

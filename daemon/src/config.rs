@@ -46,6 +46,9 @@ pub struct Config {
     /// A running run without any event for this long is reported (and with
     /// `clawctl reconcile --fix` marked failed).
     pub stale_run_hours: u32,
+    /// An artifact file (or object) without a row younger than this may be
+    /// an upload between its bytes and its row: reconcile leaves it.
+    pub artifact_orphan_grace_secs: u64,
     /// Largest accepted difference between a runner's clock and ours.
     pub clock_skew_secs: u64,
     /// How long a used nonce is remembered (replay protection).
@@ -114,6 +117,105 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// Where the store is: SQLite in the data directory, or PostgreSQL.
     pub store: StoreConfig,
+    /// Where artifact files are kept: the data directory, or an S3 bucket.
+    pub artifacts: ArtifactsConfig,
+}
+
+/// `[artifacts]` (or `artifacts.KEY = …`): where artifact bytes are kept.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArtifactsConfig {
+    pub backend: ArtifactBackend,
+    /// The S3 API's address, `http(s)://HOST[:PORT]`; unset is AWS's own.
+    pub endpoint: Option<String>,
+    pub bucket: Option<String>,
+    pub region: String,
+    /// `http://HOST/BUCKET/KEY` rather than `http://BUCKET.HOST/KEY`.
+    pub path_style: bool,
+    /// Creates the bucket at start when it does not exist.
+    pub create_bucket: bool,
+    /// Retries of a failed request (with exponential backoff).
+    pub retries: u32,
+    /// The longest wait between two retries.
+    pub max_backoff_secs: u64,
+    /// Keys in the clear in this file, only if the administrator wants
+    /// that: systemd credentials or the environment are preferred.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<SecretString>,
+}
+
+impl Default for ArtifactsConfig {
+    fn default() -> Self {
+        Self {
+            backend: ArtifactBackend::File,
+            endpoint: None,
+            bucket: None,
+            region: "us-east-1".to_owned(),
+            path_style: true,
+            create_bucket: false,
+            retries: 3,
+            max_backoff_secs: 30,
+            access_key_id: None,
+            secret_access_key: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArtifactBackend {
+    /// `DATA_DIR/artifacts/RUN/ID_NAME`.
+    #[default]
+    File,
+    /// An S3-compatible object store (AWS S3, Garage, MinIO, Ceph RGW…).
+    S3,
+}
+
+/// A secret written in the configuration file: never printed.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretString(…)")
+    }
+}
+
+impl ArtifactsConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.access_key_id.is_some() != self.secret_access_key.is_some() {
+            return Err(
+                "artifacts.access_key_id and artifacts.secret_access_key must be set together"
+                    .to_owned(),
+            );
+        }
+        if self.backend == ArtifactBackend::File {
+            return Ok(());
+        }
+        match self.bucket.as_deref() {
+            None | Some("") => {
+                return Err(
+                    "artifacts.backend is \"s3\" but artifacts.bucket is not set".to_owned(),
+                );
+            }
+            Some(_) => {}
+        }
+        if let Some(endpoint) = &self.endpoint
+            && !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
+        {
+            return Err(format!(
+                "artifacts.endpoint {endpoint:?} is not an http(s) address"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[store]` (or `store.KEY = …`): the database behind clawd.
@@ -288,6 +390,7 @@ impl Default for Config {
             log_level: "info".to_owned(),
             run_retention_days: 30,
             stale_run_hours: 24,
+            artifact_orphan_grace_secs: 600,
             clock_skew_secs: 300,
             nonce_lifetime_secs: 600,
             body_limit_bytes: 10 * 1024 * 1024,
@@ -318,6 +421,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             runner_lost_secs: 120,
             store: StoreConfig::default(),
+            artifacts: ArtifactsConfig::default(),
         }
     }
 }
@@ -387,6 +491,7 @@ impl Config {
         }
         proxy_networks(&self.trusted_proxies).map_err(|m| invalid(&m))?;
         self.store.validate().map_err(|m| invalid(&m))?;
+        self.artifacts.validate().map_err(|m| invalid(&m))?;
         if let Err(e) = claw_proto::Redactor::new(&self.redact_patterns) {
             return Err(invalid(&e.to_string()));
         }
@@ -527,6 +632,13 @@ mod tests {
                 database_url: Some(DatabaseUrl::new("postgres://u@h/d")),
                 ..StoreConfig::default()
             },
+            artifacts: ArtifactsConfig {
+                endpoint: Some("http://s3".into()),
+                bucket: Some("b".into()),
+                access_key_id: Some("k".into()),
+                secret_access_key: Some(SecretString("s".into())),
+                ..ArtifactsConfig::default()
+            },
             ..Config::default()
         };
         let table = toml::Table::try_from(&all).expect("serialise");
@@ -635,6 +747,37 @@ mod tests {
         let err = Config::from_toml("store.max_connections = 0", Path::new("c.toml"))
             .expect_err("no connections");
         assert!(err.to_string().contains("max_connections"), "{err}");
+    }
+
+    #[test]
+    fn artifacts_are_files_unless_set_and_s3_needs_a_bucket() {
+        let c = Config::from_toml("", Path::new("c.toml")).expect("parse");
+        assert_eq!(c.artifacts.backend, ArtifactBackend::File);
+        assert_eq!(c.artifacts.retries, 3);
+        assert_eq!(c.artifacts.max_backoff_secs, 30);
+        let table = "[artifacts]\nbackend = \"s3\"\nendpoint = \"http://127.0.0.1:3900\"\n\
+                     bucket = \"claw\"\nregion = \"garage\"\n";
+        let c = Config::from_toml(table, Path::new("c.toml")).expect("parse");
+        assert_eq!(c.artifacts.backend, ArtifactBackend::S3);
+        assert_eq!(c.artifacts.bucket.as_deref(), Some("claw"));
+        let err = Config::from_toml("artifacts.backend = \"s3\"", Path::new("c.toml"))
+            .expect_err("no bucket");
+        assert!(err.to_string().contains("artifacts.bucket"), "{err}");
+        let err = Config::from_toml(
+            "artifacts.backend = \"s3\"\nartifacts.bucket = \"b\"\nartifacts.endpoint = \"s3.example\"",
+            Path::new("c.toml"),
+        )
+        .expect_err("no scheme");
+        assert!(err.to_string().contains("artifacts.endpoint"), "{err}");
+        let err = Config::from_toml("artifacts.access_key_id = \"k\"", Path::new("c.toml"))
+            .expect_err("half a key");
+        assert!(err.to_string().contains("together"), "{err}");
+        let c = Config::from_toml(
+            "artifacts.access_key_id = \"k\"\nartifacts.secret_access_key = \"hidden\"",
+            Path::new("c.toml"),
+        )
+        .expect("parse");
+        assert!(!format!("{c:?}").contains("hidden"));
     }
 
     #[test]

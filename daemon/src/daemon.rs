@@ -10,9 +10,10 @@ use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::app::{App, Facts, Parts, Settings, TlsState, nonce_retention_secs};
-use crate::blobs::FileBlobs;
+use crate::blobs::s3::{Key as S3Key, S3Blobs};
+use crate::blobs::{BlobStore, FileBlobs};
 use crate::cluster;
-use crate::config::{self, Backend, Config};
+use crate::config::{self, ArtifactBackend, Backend, Config};
 use crate::delivery;
 use crate::hub::Hub;
 use crate::listeners::{self, Listeners};
@@ -148,6 +149,37 @@ async fn open_store(
     }
 }
 
+/// The artifact store: the data directory's folder, or an S3 bucket.
+fn open_blobs(config: &Config, data_dir: &Path) -> anyhow::Result<Arc<dyn BlobStore>> {
+    let local = data_dir.join("artifacts");
+    match config.artifacts.backend {
+        ArtifactBackend::File => Ok(Arc::new(FileBlobs::new(local))),
+        ArtifactBackend::S3 => {
+            let key = S3Key::find(secrets::s3_key()?, &config.artifacts)
+                .map_err(|m| anyhow::anyhow!("the object store's key: {m}"))?;
+            let blobs = S3Blobs::new(&config.artifacts, key, &local)
+                .context("cannot set up the artifact store")?;
+            tracing::info!(store = %blobs.health().location, "artifacts: S3");
+            Ok(Arc::new(blobs))
+        }
+    }
+}
+
+/// How often the artifact store is asked whether it answers.
+const BLOB_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// Keeps the artifact store's health current (and lets it catch up on
+/// what waited for it) while clawd runs.
+async fn watch_blobs(app: Arc<App>, mut stopped: Shutdown) {
+    let mut tick = tokio::time::interval(BLOB_CHECK_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => app.blobs.check().await,
+            () = stopped.stopped() => return,
+        }
+    }
+}
+
 /// Runs the gateway until SIGTERM or SIGINT.
 pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -207,7 +239,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
     let app = App::new(Parts {
         store: Arc::clone(&store),
         hub,
-        blobs: Arc::new(FileBlobs::new(data_dir.join("artifacts"))),
+        blobs: open_blobs(&config, &data_dir)?,
         secrets,
         data_dir: data_dir.clone(),
         config_path: options.config_path(),
@@ -249,6 +281,7 @@ pub async fn run(options: Options, config: Config, log: LogLevel) -> anyhow::Res
     tokio::spawn(housekeeping(Arc::clone(&app), stopped.clone()));
     cluster::beat(&app).await;
     tokio::spawn(cluster::heartbeat(Arc::clone(&app), stopped.clone()));
+    tokio::spawn(watch_blobs(Arc::clone(&app), stopped.clone()));
     tokio::spawn(delivery::run(Arc::clone(&app), stopped.clone()));
 
     tracing::info!(

@@ -24,6 +24,10 @@ pub const HOSTS_SECRET: &str = "hosts-secret";
 /// PostgreSQL's password (`[store] database_url` without one): only ever
 /// a credential, never generated.
 pub const DATABASE_PASSWORD: &str = "database-password";
+/// The object store's access key (`[artifacts] backend = "s3"`): only ever
+/// credentials, never generated.
+pub const S3_ACCESS_KEY_ID: &str = "s3-access-key-id";
+pub const S3_SECRET_ACCESS_KEY: &str = "s3-secret-access-key";
 const PREVIOUS_SUFFIX: &str = ".previous";
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +40,8 @@ pub enum SecretError {
     },
     #[error("secret {path} is empty")]
     Empty { path: PathBuf },
+    #[error("credential {path} is missing: the key's other half is there")]
+    Missing { path: PathBuf },
     #[error("cannot create secret {path}: {source}")]
     Create {
         path: PathBuf,
@@ -174,13 +180,23 @@ impl Secrets {
 
     /// Checks a runner signature with the current secret, or with the
     /// previous one while its grace period lasts.
-    pub fn verify_signature(&self, parts: &SignedParts<'_>, signature: &str) -> bool {
-        if signing::verify(self.hmac().expose(), parts, signature) {
+    /// `body_sha256`: the body's digest when it was hashed as it streamed
+    /// to disk (`parts.body` is then not read).
+    pub fn verify_signature(
+        &self,
+        parts: &SignedParts<'_>,
+        body_sha256: Option<&str>,
+        signature: &str,
+    ) -> bool {
+        let check = |secret: &Secret| match body_sha256 {
+            Some(digest) => signing::verify_with_digest(secret.expose(), parts, digest, signature),
+            None => signing::verify(secret.expose(), parts, signature),
+        };
+        if check(&self.hmac()) {
             return true;
         }
         let previous = self.hmac_previous.read().unwrap_or_else(|e| e.into_inner());
-        matches!(&*previous, Some((secret, until)) if now_secs() < *until
-            && signing::verify(secret.expose(), parts, signature))
+        matches!(&*previous, Some((secret, until)) if now_secs() < *until && check(secret))
     }
 
     /// Generates a new HMAC secret and returns it; the old one works for
@@ -253,13 +269,43 @@ pub fn database_password() -> Result<Option<Secret>, SecretError> {
 }
 
 fn database_password_in(dir: &Path) -> Result<Option<Secret>, SecretError> {
-    let Some(path) = [
-        format!("claw_{DATABASE_PASSWORD}"),
-        DATABASE_PASSWORD.to_owned(),
-    ]
-    .iter()
-    .map(|file| dir.join(file))
-    .find(|p| p.exists()) else {
+    credential_in(dir, DATABASE_PASSWORD)
+}
+
+/// The object store's key from the systemd credentials
+/// `claw_s3-access-key-id` and `claw_s3-secret-access-key`, when
+/// `$CREDENTIALS_DIRECTORY` has both; one without the other is an error.
+pub fn s3_key() -> Result<Option<(Secret, Secret)>, SecretError> {
+    let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from) else {
+        return Ok(None);
+    };
+    s3_key_in(&dir)
+}
+
+fn s3_key_in(dir: &Path) -> Result<Option<(Secret, Secret)>, SecretError> {
+    match (
+        credential_in(dir, S3_ACCESS_KEY_ID)?,
+        credential_in(dir, S3_SECRET_ACCESS_KEY)?,
+    ) {
+        (Some(id), Some(secret)) => Ok(Some((id, secret))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(SecretError::Missing {
+            path: dir.join(format!("claw_{S3_SECRET_ACCESS_KEY}")),
+        }),
+        (None, Some(_)) => Err(SecretError::Missing {
+            path: dir.join(format!("claw_{S3_ACCESS_KEY_ID}")),
+        }),
+    }
+}
+
+/// A credential `claw_NAME` (or `NAME`) taken as written but for the line
+/// end a file has.
+fn credential_in(dir: &Path, name: &str) -> Result<Option<Secret>, SecretError> {
+    let Some(path) = [format!("claw_{name}"), name.to_owned()]
+        .iter()
+        .map(|file| dir.join(file))
+        .find(|p| p.exists())
+    else {
         return Ok(None);
     };
     let raw = std::fs::read_to_string(&path).map_err(|source| SecretError::Read {
@@ -368,6 +414,19 @@ fn read_secret(path: &Path) -> Result<Secret, SecretError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_object_store_key_is_two_credentials_or_none() {
+        let dir = tempfile::tempdir().expect("dir");
+        assert!(s3_key_in(dir.path()).expect("none").is_none());
+        std::fs::write(dir.path().join("claw_s3-access-key-id"), "GK123\n").expect("write");
+        let err = s3_key_in(dir.path()).expect_err("half a key");
+        assert!(err.to_string().contains("s3-secret-access-key"), "{err}");
+        std::fs::write(dir.path().join("claw_s3-secret-access-key"), "abc\n").expect("write");
+        let (id, secret) = s3_key_in(dir.path()).expect("read").expect("found");
+        assert_eq!(id.expose(), b"GK123");
+        assert_eq!(secret.expose(), b"abc");
+    }
 
     #[test]
     fn the_database_password_is_a_credential_taken_as_written() {

@@ -237,7 +237,8 @@ pub struct Health {
     pub status: String,
     pub timestamp: Timestamp,
     pub connections: HealthConnections,
-    /// Per dependency (`database`, …): `ok`, or what is wrong.
+    /// Per dependency (`database`; `artifactStore` when artifacts are in an
+    /// object store): `ok`, or what is wrong.
     #[serde(default)]
     pub checks: std::collections::BTreeMap<String, String>,
 }

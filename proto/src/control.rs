@@ -30,6 +30,8 @@ pub struct Status {
     /// seen first.
     #[serde(default)]
     pub instances: Vec<InstanceView>,
+    #[serde(default)]
+    pub artifact_store: ArtifactStoreHealth,
 }
 
 /// A gateway instance on the database.
@@ -46,6 +48,22 @@ pub struct InstanceView {
     pub alive: bool,
     /// The instance that answers.
     pub this: bool,
+}
+
+/// The artifact store as the gateway last found it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactStoreHealth {
+    /// `file` or `s3`.
+    pub backend: String,
+    /// `ok` or `unreachable`.
+    pub status: String,
+    /// `s3://BUCKET at ENDPOINT`, or the folder.
+    #[serde(default)]
+    pub location: String,
+    /// Why it is unreachable, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

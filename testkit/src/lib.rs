@@ -14,6 +14,7 @@
 
 mod binary;
 mod control;
+pub mod garage;
 mod gateway;
 pub mod haproxy;
 mod https;
@@ -27,6 +28,7 @@ mod ws;
 
 pub use binary::{binary_or_build, find_binary, try_find_binary};
 pub use control::{control_get, raw_control_get, try_unix_request, unix_get, unix_request};
+pub use garage::TempGarage;
 pub use gateway::{
     ADMIN, ADMIN_PASSWORD, Gateway, Launch, TEST_CONFIG, db_path, on_sqlite, store_is_postgres,
 };

@@ -67,6 +67,20 @@ fn render(s: &Status) -> String {
         bytes(s.database.size_bytes),
         s.database.schema_version
     ));
+    let store = &s.artifact_store;
+    if !store.backend.is_empty() {
+        out.line(format_args!(
+            "Artifacts:   {} {} ({}){}",
+            store.backend,
+            store.location,
+            store.status,
+            store
+                .error
+                .as_deref()
+                .map(|e| format!("\n             {e}"))
+                .unwrap_or_default()
+        ));
+    }
     out.line(format_args!("Runs:        {runs}"));
     out.line(format_args!("Last prune:  {}", last(&s.last_prune)));
     out.line(format_args!("Last backup: {}", last(&s.last_backup)));
@@ -99,7 +113,9 @@ fn render(s: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use claw_proto::api::RunCounts;
-    use claw_proto::control::{Connections, DatabaseSummary, InstanceView, Listeners, TlsStatus};
+    use claw_proto::control::{
+        ArtifactStoreHealth, Connections, DatabaseSummary, InstanceView, Listeners, TlsStatus,
+    };
 
     use super::*;
 
@@ -155,6 +171,12 @@ mod tests {
                 alive: true,
                 this: true,
             }],
+            artifact_store: ArtifactStoreHealth {
+                backend: "s3".into(),
+                status: "unreachable".into(),
+                location: "s3://claw at http://127.0.0.1:3900".into(),
+                error: Some("connection refused".into()),
+            },
         };
         assert_eq!(
             render(&status),
@@ -165,6 +187,8 @@ mod tests {
              \x20            fingerprint AA:BB\n\
              WARNING:     the certificate expires in 3 days: renew it (clawctl certs install)\n\
              Database:    /var/lib/claw/db.sqlite (1.5 KiB, schema 3)\n\
+             Artifacts:   s3 s3://claw at http://127.0.0.1:3900 (unreachable)\n\
+             \x20            connection refused\n\
              Runs:        1 pending, 2 running, 6 waiting, 3 done, 4 failed, 5 stopped\n\
              Last prune:  2026-11-30T03:00:00.000Z (1 runs)\n\
              Last backup: never\n\

@@ -77,6 +77,7 @@ pub async fn socket(State(app): AppState, request: Request) -> ServiceResult<Res
         method: parts.method.as_str(),
         path: parts.uri.path(),
         body: b"",
+        body_sha256: None,
         signature: header(&parts.headers, signing::HEADER_SIGNATURE),
         timestamp: header(&parts.headers, signing::HEADER_TIMESTAMP),
         nonce: header(&parts.headers, signing::HEADER_NONCE),

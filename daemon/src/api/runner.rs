@@ -12,10 +12,12 @@ use claw_proto::signing;
 use claw_proto::wire::{
     CommandAck, IngestBatch, IngestBatchReply, IngestEvent, IngestEventReply, RunSpec,
 };
+use futures_util::TryStreamExt;
 
 use super::extract::User;
 use crate::app::App;
-use crate::http::{parse_json, parse_json_or_default, read_body};
+use crate::blobs::ByteStream;
+use crate::http::{SPOOL_DIR, parse_json, parse_json_or_default, read_body, spool_body};
 use crate::service::{RunnerAuth, ServiceError, ServiceResult, SignedRequest};
 
 type AppState = State<Arc<App>>;
@@ -35,10 +37,24 @@ pub fn verify(
     headers: &HeaderMap,
     body: &[u8],
 ) -> ServiceResult<RunnerAuth> {
+    verify_body(app, method, path, headers, body, None)
+}
+
+/// [`verify`] for a body that is either held or, when too large to hold,
+/// streamed to disk and known by its digest.
+fn verify_body(
+    app: &App,
+    method: &str,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    body_sha256: Option<&str>,
+) -> ServiceResult<RunnerAuth> {
     app.verify_runner(&SignedRequest {
         method,
         path,
         body,
+        body_sha256,
         signature: header(headers, signing::HEADER_SIGNATURE),
         timestamp: header(headers, signing::HEADER_TIMESTAMP),
         nonce: header(headers, signing::HEADER_NONCE),
@@ -51,7 +67,6 @@ pub fn verify(
 /// A runner request whose signature verified: who sent it and its body.
 pub struct Signed {
     pub auth: RunnerAuth,
-    pub headers: HeaderMap,
     pub body: Bytes,
 }
 
@@ -60,12 +75,7 @@ impl FromRequest<Arc<App>> for Signed {
 
     async fn from_request(request: Request, app: &Arc<App>) -> Result<Self, ServiceError> {
         let (parts, body) = request.into_parts();
-        let config = &app.settings().config;
-        let limit = if parts.uri.path() == "/api/ingest/artifact" {
-            config.artifact_limit_bytes + MULTIPART_OVERHEAD
-        } else {
-            config.body_limit_bytes
-        };
+        let limit = app.settings().config.body_limit_bytes;
         let body = read_body(body, limit).await?;
         let auth = verify(
             app,
@@ -74,11 +84,7 @@ impl FromRequest<Arc<App>> for Signed {
             &parts.headers,
             &body,
         )?;
-        Ok(Self {
-            auth,
-            headers: parts.headers,
-            body,
-        })
+        Ok(Self { auth, body })
     }
 }
 
@@ -137,16 +143,35 @@ pub async fn ack_command(
     Ok(Json(Done::OK))
 }
 
+/// `POST /api/ingest/artifact`: the body (up to `artifact_limit_bytes`) is
+/// written to a temporary file as it comes, hashed on the way for the
+/// signature, then its file part streams from there to the artifact store:
+/// memory holds chunks, never the file.
 pub async fn upload_artifact(
     State(app): AppState,
-    signed: Signed,
+    request: Request,
 ) -> ServiceResult<Json<UploadReply>> {
-    let (name, data) = first_file(&signed.headers, signed.body).await?;
-    Ok(Json(app.runner_upload(signed.auth, &name, data).await?))
+    let (parts, body) = request.into_parts();
+    let limit = app.settings().config.artifact_limit_bytes + MULTIPART_OVERHEAD;
+    let spooled = spool_body(body, limit, &app.data_dir.join(SPOOL_DIR)).await?;
+    let auth = verify_body(
+        &app,
+        parts.method.as_str(),
+        parts.uri.path(),
+        &parts.headers,
+        b"",
+        Some(&spooled.sha256_hex),
+    )?;
+    let (name, data) = first_file(&parts.headers, spooled.file).await?;
+    Ok(Json(app.runner_upload(auth, &name, data).await?))
 }
 
-/// The first file part of a multipart body: (file name, contents).
-async fn first_file(headers: &HeaderMap, raw: Bytes) -> ServiceResult<(String, Bytes)> {
+/// The first file part of a multipart body: (file name, its bytes as they
+/// are read from `body`).
+async fn first_file(
+    headers: &HeaderMap,
+    body: tokio::fs::File,
+) -> ServiceResult<(String, ByteStream)> {
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -154,7 +179,7 @@ async fn first_file(headers: &HeaderMap, raw: Bytes) -> ServiceResult<(String, B
     let boundary = multer::parse_boundary(content_type).map_err(|_| {
         ServiceError::invalid("artifact upload must be multipart/form-data with a boundary")
     })?;
-    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(raw) });
+    let stream = tokio_util::io::ReaderStream::with_capacity(body, 64 * 1024);
     let mut multipart = multer::Multipart::new(stream, boundary);
     loop {
         let field = multipart
@@ -167,10 +192,8 @@ async fn first_file(headers: &HeaderMap, raw: Bytes) -> ServiceResult<(String, B
         let Some(name) = field.file_name().map(str::to_owned) else {
             continue;
         };
-        let data = field
-            .bytes()
-            .await
-            .map_err(|e| ServiceError::invalid(format!("malformed multipart body: {e}")))?;
-        return Ok((name, data));
+        // The rest of the multipart body goes with the field.
+        let bytes = field.map_err(std::io::Error::other);
+        return Ok((name, Box::pin(bytes)));
     }
 }

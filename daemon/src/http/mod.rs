@@ -4,4 +4,4 @@
 mod body;
 mod error;
 
-pub use body::{parse_json, parse_json_or_default, query, read_body};
+pub use body::{SPOOL_DIR, parse_json, parse_json_or_default, query, read_body, spool_body};

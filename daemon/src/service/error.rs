@@ -193,6 +193,40 @@ impl From<BlobError> for ServiceError {
                     "the gateway could not store the artifact: retry later",
                 )
             }
+            BlobError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "artifact store unreachable");
+                Self::new(
+                    ErrorKind::Unavailable,
+                    "the artifact store is unreachable: retry later",
+                )
+                .retry_after(10)
+            }
+            BlobError::Input(detail) => {
+                Self::invalid(format!("the upload could not be read: {detail}"))
+            }
+        }
+    }
+}
+
+impl ServiceError {
+    /// A failed upload, saying that nothing was kept.
+    pub fn upload(e: BlobError) -> Self {
+        match e {
+            BlobError::Unavailable(_) => {
+                let mut error = Self::from(e);
+                error.message = "the artifact store is unreachable: nothing was stored, \
+                                 retry later (events are still taken)"
+                    .to_owned();
+                error
+            }
+            BlobError::Failed(_) => {
+                let mut error = Self::from(e);
+                error.message = "the gateway could not store the artifact: nothing was \
+                                 stored, retry later"
+                    .to_owned();
+                error
+            }
+            e => Self::from(e),
         }
     }
 }

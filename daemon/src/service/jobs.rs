@@ -24,8 +24,6 @@ use crate::tls::{self, LoadedTls};
 
 /// How often a long prune reports progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
-/// Files younger than this may be an upload in flight: reconcile leaves them.
-const UPLOAD_GRACE: Duration = Duration::from_secs(600);
 /// Where backups go when no output directory is given.
 pub const DEFAULT_BACKUP_DIR: &str = "/var/backups/claw";
 const DEFAULT_BACKUP_KEEP: usize = 7;
@@ -212,9 +210,11 @@ impl App {
                 continue;
             }
             for blob in self.blobs.list(&run_id).await? {
+                // Younger may be an upload in flight: its row comes next.
+                let grace = Duration::from_secs(self.settings().config.artifact_orphan_grace_secs);
                 let old_enough = SystemTime::now()
                     .duration_since(blob.modified)
-                    .is_ok_and(|age| age >= UPLOAD_GRACE);
+                    .is_ok_and(|age| age >= grace);
                 if known.contains(blob.key.as_str()) || !old_enough {
                     continue;
                 }
@@ -257,6 +257,7 @@ impl App {
         let keep = request.keep.unwrap_or(DEFAULT_BACKUP_KEEP);
         let result = backup::create(
             self.store.as_ref(),
+            self.blobs.as_ref(),
             &self.data_dir,
             self.config_path.as_deref(),
             &output,
@@ -265,6 +266,13 @@ impl App {
         .await
         .map_err(|e| match e {
             BackupError::Store(e) => ServiceError::from(e),
+            BackupError::Blobs(e) => {
+                tracing::error!(error = %e, "backup failed");
+                ServiceError::new(
+                    super::ErrorKind::Unavailable,
+                    format!("backup failed, nothing was kept: {e}"),
+                )
+            }
             BackupError::Copy(message) => {
                 tracing::error!(error = %message, "backup failed");
                 ServiceError::new(

@@ -1,6 +1,8 @@
 //! The runner protocol: HMAC-signed requests about one run (PROTOCOL.md).
 
-use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use claw_proto::agent::AgentMessage;
 use claw_proto::api::UploadReply;
 use claw_proto::signing::SignedParts;
@@ -8,11 +10,12 @@ use claw_proto::wire::{
     CommandAck, EventType, IngestBatch, IngestBatchReply, IngestEvent, IngestEventReply,
     PendingCommand, RunSpec,
 };
+use futures_util::StreamExt;
 
 use super::{ServiceError, ServiceResult, views};
 use crate::app::App;
 use crate::artifacts;
-use crate::blobs::valid_run_id;
+use crate::blobs::{ByteStream, valid_run_id};
 use crate::clock::now_ms;
 use crate::hub::RunSubscription;
 use crate::store::{CommandOutcome, Ingested, NewArtifact, NewEvent, RunnerAuth};
@@ -23,6 +26,9 @@ pub struct SignedRequest<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub body: &'a [u8],
+    /// The body's hex SHA-256 when it was streamed to disk rather than
+    /// held (`body` is then empty).
+    pub body_sha256: Option<&'a str>,
     pub signature: Option<&'a str>,
     pub timestamp: Option<&'a str>,
     pub nonce: Option<&'a str>,
@@ -103,8 +109,18 @@ impl App {
             Some(host) => self
                 .hosts
                 .key(host)
-                .is_some_and(|key| claw_proto::signing::verify(key.expose(), &parts, signature)),
-            None => self.secrets.verify_signature(&parts, signature),
+                .is_some_and(|key| match request.body_sha256 {
+                    Some(digest) => claw_proto::signing::verify_with_digest(
+                        key.expose(),
+                        &parts,
+                        digest,
+                        signature,
+                    ),
+                    None => claw_proto::signing::verify(key.expose(), &parts, signature),
+                }),
+            None => self
+                .secrets
+                .verify_signature(&parts, request.body_sha256, signature),
         };
         if !verified {
             tracing::warn!(
@@ -263,30 +279,45 @@ impl App {
         Ok(())
     }
 
-    /// Stores an uploaded file's bytes, then its row; a refused row takes
-    /// the bytes with it.
+    /// Stores an uploaded file's bytes as they stream in, then its row; a
+    /// refused row takes the bytes with it.
     pub async fn runner_upload(
         &self,
         auth: RunnerAuth,
         name: &str,
-        data: Bytes,
+        data: ByteStream,
     ) -> ServiceResult<UploadReply> {
         let settings = self.settings();
-        let limit = settings.config.artifact_limit_bytes;
-        if data.len() > limit {
-            return Err(ServiceError::too_large(format!(
-                "artifact is {} bytes; the limit is {limit} (artifact_limit_bytes)",
-                data.len()
-            )));
-        }
+        let limit = settings.config.artifact_limit_bytes as u64;
         let name = artifacts::safe_name(name);
         settings
             .extensions
             .allowed(&name)
             .map_err(ServiceError::invalid)?;
         let id = uuid::Uuid::new_v4().to_string();
-        let size = data.len() as u64;
-        let key = self.blobs.put(&auth.run_id, &id, &name, data).await?;
+        // Past the limit the stream ends in an error, so the store keeps
+        // nothing; the flag tells that error from the store's own.
+        let too_large = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&too_large);
+        let mut seen = 0u64;
+        let data = Box::pin(data.map(move |chunk| {
+            let chunk = chunk?;
+            seen += chunk.len() as u64;
+            if seen > limit {
+                flag.store(true, Ordering::Relaxed);
+                return Err(std::io::Error::other("artifact too large"));
+            }
+            Ok(chunk)
+        }));
+        let (key, size) = match self.blobs.put(&auth.run_id, &id, &name, data).await {
+            Ok(stored) => stored,
+            Err(_) if too_large.load(Ordering::Relaxed) => {
+                return Err(ServiceError::too_large(format!(
+                    "artifact is larger than the limit of {limit} bytes (artifact_limit_bytes)"
+                )));
+            }
+            Err(e) => return Err(ServiceError::upload(e)),
+        };
         let artifact = NewArtifact {
             id,
             content_type: artifacts::content_type(&name).to_owned(),

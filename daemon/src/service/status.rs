@@ -13,16 +13,27 @@ use crate::clock::{iso, now_ms};
 
 impl App {
     /// `GET /api/health`: answers without touching the store, from what
-    /// the heartbeat last found.
+    /// the heartbeat and the artifact store's watch last found.
     pub fn health(&self) -> Health {
+        let mut checks = std::collections::BTreeMap::new();
         let database = self.instance.database_problem();
-        let status = if database.is_some() { "degraded" } else { "ok" };
-        let checks = [(
+        checks.insert(
             "database".to_owned(),
             database.map_or_else(|| "ok".to_owned(), |p| format!("unreachable: {p}")),
-        )]
-        .into_iter()
-        .collect();
+        );
+        let artifacts = self.blobs.health();
+        if artifacts.backend != "file" {
+            let check = match &artifacts.error {
+                None => "ok".to_owned(),
+                Some(e) => format!("unreachable: {e}"),
+            };
+            checks.insert("artifactStore".to_owned(), check);
+        }
+        let status = if checks.values().all(|c| c == "ok") {
+            "ok"
+        } else {
+            "degraded"
+        };
         Health {
             status: status.to_owned(),
             checks,
@@ -124,6 +135,7 @@ impl App {
                 followed_runs: self.hub.followed_runs(),
             },
             instances: self.instances().await?,
+            artifact_store: self.blobs.health(),
         })
     }
 

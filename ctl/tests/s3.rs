@@ -1,0 +1,499 @@
+//! Artifacts in an S3 bucket: the real clawd (and clawctl) against a real,
+//! temporary Garage (testkit/src/garage.rs), through the HTTPS API, the
+//! control socket and the bucket itself. Garage's binary comes from
+//! `CLAW_TEST_GARAGE`, which scripts/test sets.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use claw_testkit::garage::{GARAGE_BUCKET, GARAGE_REGION};
+use claw_testkit::{Gateway, StatusCode, TEST_CONFIG, TempGarage, binary_or_build};
+use futures_util::TryStreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde_json::Value;
+
+fn clawd_binary() -> PathBuf {
+    binary_or_build("clawd", "clawd", env!("CARGO"))
+}
+
+fn start(extra: &str) -> Gateway {
+    Gateway::launch(clawd_binary())
+        .config(&format!("{TEST_CONFIG}{extra}"))
+        .quiet()
+        .start()
+}
+
+fn ctl(gw: &Gateway, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clawctl"))
+        .arg("--socket")
+        .arg(gw.socket())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("clawctl")
+}
+
+fn json(gw: &Gateway, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = ctl(gw, &all);
+    assert!(
+        out.status.success(),
+        "clawctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
+/// The bucket as the tests see it, beside clawd.
+fn bucket(garage: &TempGarage, name: &str) -> AmazonS3 {
+    AmazonS3Builder::new()
+        .with_endpoint(garage.endpoint())
+        .with_allow_http(true)
+        .with_bucket_name(name)
+        .with_region(GARAGE_REGION)
+        .with_access_key_id(garage.key_id())
+        .with_secret_access_key(garage.secret_key())
+        .build()
+        .expect("S3 client")
+}
+
+async fn keys(store: &AmazonS3) -> Vec<String> {
+    let listed: Vec<_> = store.list(None).try_collect().await.expect("list");
+    let mut keys: Vec<String> = listed.into_iter().map(|m| m.location.to_string()).collect();
+    keys.sort();
+    keys
+}
+
+async fn upload(gw: &Gateway, run: &str, token: &str, name: &str, data: &[u8]) -> String {
+    let (status, body) = gw.runner(run, token).upload(name, data).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["artifactId"].as_str().expect("id").to_owned()
+}
+
+/// (status, the headers a browser cares about, body) of a download.
+async fn download(
+    gw: &Gateway,
+    admin: &str,
+    id: &str,
+) -> (StatusCode, Vec<(String, String)>, Vec<u8>) {
+    let response = gw
+        .client
+        .get(gw.url(&format!("/api/artifacts/{id}")))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .expect("download");
+    let status = response.status();
+    let headers = [
+        "content-type",
+        "content-length",
+        "content-disposition",
+        "content-security-policy",
+        "x-content-type-options",
+        "cache-control",
+    ]
+    .iter()
+    .map(|h| {
+        let value = response
+            .headers()
+            .get(*h)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("(none)");
+        ((*h).to_owned(), value.to_owned())
+    })
+    .collect();
+    let body = response.bytes().await.expect("body").to_vec();
+    (status, headers, body)
+}
+
+async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The same artifacts uploaded to a clawd on files and one on S3 come back
+/// byte-identical with the same headers; the S3 one is in the bucket (made
+/// by clawd: create_bucket), and deleting it takes the object.
+#[tokio::test]
+async fn artifacts_round_trip_through_the_bucket_like_files() {
+    let garage = TempGarage::start();
+    let on_files = start("");
+    let on_s3 = start(&format!(
+        "{}create_bucket = true\n",
+        garage.artifacts_config("made-by-clawd")
+    ));
+    let store = bucket(&garage, "made-by-clawd");
+    let mut ids = Vec::new();
+    for gw in [&on_files, &on_s3] {
+        let admin = gw.admin().await;
+        let (run, token) = gw.create_run(&admin).await;
+        let html = upload(gw, &run, &token, "page.html", b"<script>alert(1)</script>").await;
+        let binary: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+        let zip = upload(gw, &run, &token, "../odd name.zip", &binary).await;
+        ids.push((admin, run, html, zip, binary));
+    }
+    let (files_admin, _, files_html, files_zip, _) = &ids[0];
+    let (s3_admin, s3_run, s3_html, s3_zip, binary) = &ids[1];
+    for ((files_id, s3_id), expected) in [
+        ((files_html, s3_html), b"<script>alert(1)</script>".to_vec()),
+        ((files_zip, s3_zip), binary.clone()),
+    ] {
+        let from_files = download(&on_files, files_admin, files_id).await;
+        let from_s3 = download(&on_s3, s3_admin, s3_id).await;
+        assert_eq!(from_s3.0, StatusCode::OK);
+        assert_eq!(from_s3.1, from_files.1, "the same headers");
+        assert!(from_s3.2 == expected, "byte-identical");
+        assert!(from_files.2 == expected);
+    }
+    let in_bucket = keys(&store).await;
+    assert_eq!(
+        in_bucket,
+        [
+            format!("{s3_run}/{s3_html}_page.html"),
+            format!("{s3_run}/{s3_zip}_odd_name.zip"),
+        ]
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect::<Vec<_>>()
+    );
+    assert!(
+        !on_s3.data().join("artifacts").join(s3_run).exists(),
+        "nothing on the gateway's disk"
+    );
+    let health = on_s3.health().await;
+    assert_eq!(health.status, "ok");
+    assert_eq!(
+        health.checks.get("artifactStore").map(String::as_str),
+        Some("ok")
+    );
+    assert!(
+        !on_files.health().await.checks.contains_key("artifactStore"),
+        "files: no object store to check"
+    );
+
+    let response = on_s3
+        .client
+        .delete(on_s3.url(&format!("/api/artifacts/{s3_html}")))
+        .bearer_auth(s3_admin)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(keys(&store).await.len(), 1, "the object went with the row");
+}
+
+/// 50 MiB go up in parts: clawd's peak memory grows by about two parts,
+/// not by the file.
+#[tokio::test]
+async fn a_50_mib_upload_streams_to_the_bucket() {
+    let garage = TempGarage::start();
+    let gw = start(&garage.artifacts_config(GARAGE_BUCKET));
+    let admin = gw.admin().await;
+    let (run, token) = gw.create_run(&admin).await;
+    // The usual peak: a small upload and download done.
+    let small = upload(&gw, &run, &token, "small.log", &vec![b'x'; 1 << 20]).await;
+    let (status, _, _) = download(&gw, &admin, &small).await;
+    assert_eq!(status, StatusCode::OK);
+    // The peak so far is the password hashing's (64 MiB): start the peak
+    // over from what clawd holds now.
+    std::fs::write(format!("/proc/{}/clear_refs", gw.pid()), "5").expect("reset VmHWM");
+    let before_kib = gw.memory_kib("VmHWM");
+    let data: Vec<u8> = (0..50u32 << 20).map(|i| (i % 251) as u8).collect();
+    let big = upload(&gw, &run, &token, "big.log", &data).await;
+    let after_kib = gw.memory_kib("VmHWM");
+    let grown_mib = after_kib.saturating_sub(before_kib) / 1024;
+    // Measured: a file-backend clawd grows by 8 MiB over the same upload
+    // (TLS and spool buffers), an S3 one by 18 to 21 (one 5 MiB part, and
+    // what the HTTP client makes of it as it writes); one holding the
+    // upload grows by more than 100.
+    assert!(
+        grown_mib <= 28,
+        "a 50 MiB upload took clawd's peak from {} to {} MiB",
+        before_kib / 1024,
+        after_kib / 1024
+    );
+    let (status, headers, body) = download(&gw, &admin, &big).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.contains(&("content-length".to_owned(), (50u64 << 20).to_string())));
+    assert!(body == data, "the download differs from the upload");
+}
+
+/// Garage stopped: uploads are refused with 503 and a message that says
+/// nothing was stored, events still go in, health says degraded. Garage
+/// back: uploads work again, without restarting clawd.
+#[tokio::test]
+async fn an_object_store_outage_refuses_uploads_only_until_it_is_back() {
+    let mut garage = TempGarage::start();
+    let gw = start(&garage.artifacts_config(GARAGE_BUCKET));
+    let admin = gw.admin().await;
+    let (run, token) = gw.create_run(&admin).await;
+    let runner = gw.runner(&run, &token);
+    wait_for("health ok", Duration::from_secs(20), async || {
+        gw.health().await.status == "ok"
+    })
+    .await;
+
+    garage.stop();
+    let (status, body) = runner.upload("during.log", b"not kept").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let message = body["error"].as_str().expect("error");
+    assert!(
+        message.contains("artifact store is unreachable") && message.contains("nothing was stored"),
+        "{message}"
+    );
+    let (status, body) = runner.event("stdout", "still flowing\n", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    wait_for("health degraded", Duration::from_secs(20), async || {
+        gw.health().await.status == "degraded"
+    })
+    .await;
+    // Still 200: the instance takes events, so the balancer keeps it.
+    let health = gw.health().await;
+    let check = health.checks.get("artifactStore").cloned().unwrap_or_default();
+    assert!(check.starts_with("unreachable: "), "{health:?}");
+    assert_eq!(health.checks.get("database").map(String::as_str), Some("ok"));
+    let text = String::from_utf8_lossy(&ctl(&gw, &["status"]).stdout).into_owned();
+    assert!(
+        text.contains("Artifacts:   s3 ") && text.contains("(unreachable)"),
+        "{text}"
+    );
+    let (_, list) = gw.get(&format!("/api/runs/{run}/artifacts"), &admin).await;
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "no row: {list}");
+
+    garage.restart();
+    let mut stored = None;
+    wait_for(
+        "an upload after the outage",
+        Duration::from_secs(30),
+        async || {
+            let (status, body) = runner.upload("after.log", b"kept").await;
+            if status == StatusCode::OK {
+                stored = body["artifactId"].as_str().map(str::to_owned);
+            }
+            status == StatusCode::OK
+        },
+    )
+    .await;
+    let id = stored.expect("id");
+    let (status, _, body) = download(&gw, &admin, &id).await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::OK, b"kept".as_slice())
+    );
+    wait_for("health ok again", Duration::from_secs(20), async || {
+        gw.health().await.status == "ok"
+    })
+    .await;
+    let status = json(&gw, &["status"]);
+    assert_eq!(status["artifactStore"]["status"], "ok", "{status}");
+}
+
+/// Reconcile finds (and fixes) an object without a row and a row without
+/// an object; prune removes the objects of runs that are gone; deleting a
+/// run takes its objects.
+#[tokio::test]
+async fn prune_reconcile_and_delete_on_the_bucket() {
+    let garage = TempGarage::start();
+    let gw = start(&format!(
+        "artifact_orphan_grace_secs = 1\n{}",
+        garage.artifacts_config(GARAGE_BUCKET)
+    ));
+    let store = bucket(&garage, GARAGE_BUCKET);
+    let admin = gw.admin().await;
+    let (run, token) = gw.create_run(&admin).await;
+    let kept = upload(&gw, &run, &token, "kept.log", b"kept").await;
+    let lost = upload(&gw, &run, &token, "lost.log", b"lost").await;
+    // A row without its object, an object without its row, and objects of
+    // a run that does not exist.
+    store
+        .delete(&ObjectPath::from(format!("{run}/{lost}_lost.log")))
+        .await
+        .expect("delete");
+    let stray = format!("{run}/stray_extra.log");
+    store
+        .put(
+            &ObjectPath::from(stray.as_str()),
+            PutPayload::from_static(b"stray"),
+        )
+        .await
+        .expect("put");
+    store
+        .put(
+            &ObjectPath::from("no-such-run/b_log.txt"),
+            PutPayload::from_static(b"orphan"),
+        )
+        .await
+        .expect("put");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let kinds = |report: &Value| {
+        let mut k: Vec<(String, bool)> = report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .map(|f| {
+                (
+                    f["kind"].as_str().expect("kind").to_owned(),
+                    f["fixed"].as_bool().expect("fixed"),
+                )
+            })
+            .collect();
+        k.sort();
+        k
+    };
+    let found = json(&gw, &["reconcile"]);
+    assert_eq!(
+        kinds(&found),
+        [
+            ("missing_artifact_file".to_owned(), false),
+            ("orphan_artifact_file".to_owned(), false),
+        ],
+        "{found}"
+    );
+    let fixed = json(&gw, &["reconcile", "--fix"]);
+    assert_eq!(
+        kinds(&fixed),
+        [
+            ("missing_artifact_file".to_owned(), true),
+            ("orphan_artifact_file".to_owned(), true),
+        ],
+        "{fixed}"
+    );
+    assert!(
+        json(&gw, &["reconcile"])["findings"]
+            .as_array()
+            .expect("findings")
+            .is_empty()
+    );
+    let (_, list) = gw.get(&format!("/api/runs/{run}/artifacts"), &admin).await;
+    let ids: Vec<&str> = list
+        .as_array()
+        .expect("artifacts")
+        .iter()
+        .filter_map(|a| a["id"].as_str())
+        .collect();
+    assert_eq!(ids, [kept.as_str()]);
+
+    let dry = json(&gw, &["prune", "--dry-run"]);
+    assert_eq!(dry["counts"]["orphanFolders"], 1, "{dry}");
+    assert!(
+        keys(&store)
+            .await
+            .contains(&"no-such-run/b_log.txt".to_owned())
+    );
+    let pruned = json(&gw, &["prune"]);
+    assert_eq!(pruned["counts"]["orphanFolders"], 1, "{pruned}");
+    assert!(pruned["counts"]["bytesFreed"].as_u64().expect("bytes") >= 6);
+    assert_eq!(keys(&store).await, [format!("{run}/{kept}_kept.log")]);
+
+    json(&gw, &["runs", "stop", &run]);
+    json(&gw, &["runs", "delete", &run]);
+    assert!(
+        keys(&store).await.is_empty(),
+        "the run's objects went with it"
+    );
+}
+
+fn manifest_paths(archive: &Path) -> Vec<String> {
+    let file = std::fs::File::open(archive).expect("archive");
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut entries = tar.entries().expect("entries");
+    let mut first = entries.next().expect("manifest").expect("entry");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut first, &mut text).expect("read");
+    let manifest: Value = serde_json::from_str(&text).expect("manifest");
+    manifest["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f["path"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A backup holds the bucket's artifacts; verify checks them; restore puts
+/// them back, into the bucket, after they were lost there.
+#[tokio::test]
+async fn backup_verify_and_restore_carry_the_buckets_artifacts() {
+    let garage = TempGarage::start();
+    let mut gw = start(&garage.artifacts_config(GARAGE_BUCKET));
+    let store = bucket(&garage, GARAGE_BUCKET);
+    let admin = gw.admin().await;
+    let (run, token) = gw.create_run(&admin).await;
+    let data: Vec<u8> = (0..=255u8).cycle().take(6 << 20).collect();
+    let id = upload(&gw, &run, &token, "big.diff", &data).await;
+    let key = format!("{run}/{id}_big.diff");
+
+    let backups = tempfile::tempdir().expect("backups");
+    let made = json(
+        &gw,
+        &["backup", "--output", backups.path().to_str().expect("path")],
+    );
+    let archive = PathBuf::from(made["path"].as_str().expect("path"));
+    assert!(
+        manifest_paths(&archive).contains(&format!("artifacts/{key}")),
+        "{:?}",
+        manifest_paths(&archive)
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(backups.path())
+        .expect("list")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "staged objects removed: {leftovers:?}"
+    );
+    let verified = json(&gw, &["backup", "verify", archive.to_str().expect("path")]);
+    assert_eq!(verified["ok"], true, "{verified}");
+
+    // The bucket loses the object; the archive brings it back.
+    store
+        .delete(&ObjectPath::from(key.as_str()))
+        .await
+        .expect("delete");
+    let data_dir = gw.data().to_owned();
+    let out = ctl(
+        &gw,
+        &[
+            "restore",
+            archive.to_str().expect("path"),
+            "--data-dir",
+            data_dir.to_str().expect("path"),
+            "--stop",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(gw.wait_stopped().success());
+    gw.relaunch();
+    wait_for(
+        "the restored object in the bucket",
+        Duration::from_secs(30),
+        async || keys(&store).await.contains(&key),
+    )
+    .await;
+    wait_for("the folder emptied", Duration::from_secs(10), async || {
+        !data_dir
+            .join("artifacts")
+            .join(&run)
+            .join(format!("{id}_big.diff"))
+            .exists()
+    })
+    .await;
+    // The session is in the restored database too.
+    let (status, _, body) = download(&gw, &admin, &id).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body == data, "byte-identical after the restore");
+}
