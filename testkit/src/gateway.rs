@@ -252,7 +252,7 @@ impl Launch {
             database: None,
         };
         // A test that chose its store keeps it.
-        if store_is_postgres() && !gw.config.contains("backend") {
+        if store_is_postgres() && !gw.config.contains("[store]") {
             let database = TestDatabase::create()?;
             gw.config.push_str(&format!(
                 "\n[store]\nbackend = \"postgres\"\ndatabase_url = \"{}\"\n",
