@@ -28,18 +28,8 @@ async fn an_instance_killed_under_load_behind_haproxy_loses_nothing() {
     a.admin().await;
     // The second instance has the first one's secrets, as every instance
     // of one installation does.
-    let dir = tempfile::tempdir().expect("dir");
-    std::fs::create_dir(dir.path().join("secrets")).expect("secrets");
-    for entry in std::fs::read_dir(a.data().join("secrets")).expect("secrets") {
-        let entry = entry.expect("entry");
-        std::fs::copy(
-            entry.path(),
-            dir.path().join("secrets").join(entry.file_name()),
-        )
-        .expect("copy");
-    }
     let b = Launch::new(clawd())
-        .dir(dir)
+        .dir(a.instance_dir())
         .config(&config)
         .quiet()
         .start();

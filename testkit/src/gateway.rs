@@ -295,6 +295,19 @@ impl Gateway {
         self.dir.path()
     }
 
+    /// A data directory for another instance of this installation: new,
+    /// with this gateway's secrets, as every instance shares them.
+    pub fn instance_dir(&self) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("data directory");
+        let secrets = dir.path().join("secrets");
+        std::fs::create_dir(&secrets).expect("secrets");
+        for entry in std::fs::read_dir(self.data().join("secrets")).expect("secrets") {
+            let entry = entry.expect("entry");
+            std::fs::copy(entry.path(), secrets.join(entry.file_name())).expect("copy");
+        }
+        dir
+    }
+
     /// With `CLAW_TEST_STORE=postgres`: the URL of the gateway's database
     /// (with the password).
     pub fn database_url(&self) -> Option<String> {

@@ -221,14 +221,7 @@ async fn no_postgres_at_start_is_a_clear_error() {
 /// A second gateway on the first one's database, with its secrets (as
 /// every instance of one installation shares them).
 pub(crate) async fn second_gateway(first: &Gateway, config: &str) -> Gateway {
-    let dir = tempfile::tempdir().expect("dir");
-    let secrets = dir.path().join("secrets");
-    std::fs::create_dir(&secrets).expect("secrets");
-    for entry in std::fs::read_dir(first.data().join("secrets")).expect("secrets") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), secrets.join(entry.file_name())).expect("copy");
-    }
-    Gateway::start_in(dir, config).await
+    Gateway::start_in(first.instance_dir(), config).await
 }
 
 /// Two gateways on `cluster`'s database with the same secrets, and the
