@@ -59,7 +59,21 @@ pub async fn session_with(
     script: impl FnOnce(&Path) -> Script,
     request: Value,
 ) -> Session {
+    session_configured(config, "", script, request).await
+}
+
+/// [`session`] with clawd configured by `config` and claw-runner by
+/// `runner_toml` (its `~/.config/claw/runner.toml`).
+pub async fn session_configured(
+    config: &str,
+    runner_toml: &str,
+    script: impl FnOnce(&Path) -> Script,
+    request: Value,
+) -> Session {
     let home = tempfile::tempdir().expect("home");
+    let runner_config = home.path().join(".config/claw");
+    std::fs::create_dir_all(&runner_config).expect("runner config dir");
+    std::fs::write(runner_config.join("runner.toml"), runner_toml).expect("runner.toml");
     let work = tempfile::tempdir().expect("work");
     std::fs::write(work.path().join("greeting.txt"), "hello\n").expect("file");
     let script = script(work.path());
