@@ -8,7 +8,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use claw_testkit::garage::{GARAGE_BUCKET, GARAGE_REGION};
-use claw_testkit::{Gateway, StatusCode, TEST_CONFIG, TempGarage, binary_or_build};
+use claw_testkit::{
+    ADMIN, ADMIN_PASSWORD, Gateway, StatusCode, TEST_CONFIG, TempCluster, TempGarage,
+    binary_or_build,
+};
 use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
@@ -503,4 +506,57 @@ async fn backup_verify_and_restore_carry_the_buckets_artifacts() {
     let (status, _, body) = download(&gw, &admin, &id).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body == data, "byte-identical after the restore");
+}
+
+/// Two instances on one database and one bucket, as behind a load
+/// balancer: an artifact uploaded through A comes down through B
+/// byte-identical and with the same headers, and deleted through B it is
+/// gone from the bucket and from A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_artifact_uploaded_through_one_instance_downloads_through_another() {
+    let garage = TempGarage::start();
+    let cluster = TempCluster::start();
+    let config = format!(
+        "{}[store]\nbackend = \"postgres\"\ndatabase_url = \"{}\"\n",
+        garage.artifacts_config(GARAGE_BUCKET),
+        cluster.url()
+    );
+    let a = start(&config);
+    let admin_a = a.admin().await;
+    let b = Gateway::launch(clawd_binary())
+        .dir(a.instance_dir())
+        .config(&format!("{TEST_CONFIG}{config}"))
+        .quiet()
+        .start();
+    let admin_b = b
+        .login(ADMIN, ADMIN_PASSWORD, None)
+        .await
+        .expect("the administrator on B");
+    let (run, token) = a.create_run(&admin_a).await;
+    let data: Vec<u8> = (0..(3u32 << 20) + 17).map(|i| (i % 253) as u8).collect();
+    let id = upload(&a, &run, &token, "report.html", &data).await;
+
+    let (status, through_a, body_a) = download(&a, &admin_a, &id).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, through_b, body_b) = download(&b, &admin_b, &id).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(through_b, through_a, "the same headers through both");
+    assert!(body_a == data && body_b == data, "byte-identical");
+    assert!(
+        !b.data().join("artifacts").join(&run).exists()
+            && !a.data().join("artifacts").join(&run).exists(),
+        "on neither instance's disk"
+    );
+
+    let response = b
+        .client
+        .delete(b.url(&format!("/api/artifacts/{id}")))
+        .bearer_auth(&admin_b)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(keys(&bucket(&garage, GARAGE_BUCKET)).await.is_empty());
+    let (status, _, _) = download(&a, &admin_a, &id).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
