@@ -1,7 +1,9 @@
 //! End-to-end: the real `clawd` and the real `clawctl` on a temporary control
 //! socket; every command, its `--json` output, and its errors.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::{BufRead, BufReader};
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -59,35 +61,12 @@ impl Daemon {
     }
 
     fn ctl_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_clawctl"))
-            .arg("--socket")
-            .arg(self.socket())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("clawctl");
-        {
-            let mut input = child.stdin.take().expect("stdin");
-            if let Some(text) = stdin {
-                input.write_all(text.as_bytes()).expect("write stdin");
-            }
-        }
-        child.wait_with_output().expect("clawctl output")
+        common::clawctl(self, args, stdin)
     }
 
     /// clawctl with --json, which must succeed; its parsed output.
     fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let out = self.ctl(&all);
-        assert!(
-            out.status.success(),
-            "clawctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("JSON output")
+        common::ctl_json(self, args)
     }
 
     /// A signed runner event, as claw-runner sends it; it must be accepted.
@@ -1822,21 +1801,7 @@ async fn reconcile_finds_and_fixes_planted_drift() {
         .expect("mtime");
 
     let report = d.json(&["reconcile"]);
-    let kinds = |report: &Value| -> Vec<(String, bool)> {
-        let mut k: Vec<(String, bool)> = report["findings"]
-            .as_array()
-            .expect("findings")
-            .iter()
-            .map(|f| {
-                (
-                    f["kind"].as_str().expect("kind").to_owned(),
-                    f["fixed"].as_bool().expect("fixed"),
-                )
-            })
-            .collect();
-        k.sort();
-        k
-    };
+    let kinds = common::finding_kinds;
     assert_eq!(
         kinds(&report),
         [

@@ -3,39 +3,20 @@
 //! copy: the same runs, events, users, sessions, artifacts, approvals and
 //! audit chain, and new rows after the copied ones.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use claw_testkit::{Gateway, Receiver, TEST_CONFIG, TempCluster, binary_or_build};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
+use common::{ctl, ctl_json};
+
 fn clawd_binary() -> PathBuf {
     binary_or_build("clawd", "clawd", env!("CARGO"))
-}
-
-fn ctl(gw: &Gateway, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clawctl"))
-        .arg("--socket")
-        .arg(gw.socket())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("clawctl")
-}
-
-fn ctl_json(gw: &Gateway, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let out = ctl(gw, &all);
-    assert!(
-        out.status.success(),
-        "clawctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON output")
 }
 
 /// The installation's files but its database (and what the kit writes):

@@ -3,8 +3,9 @@
 //! control socket and the bucket itself. Garage's binary comes from
 //! `CLAW_TEST_GARAGE`, which scripts/test sets.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use claw_testkit::garage::{GARAGE_BUCKET, GARAGE_REGION};
@@ -18,6 +19,8 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde_json::Value;
 
+use common::{ctl, ctl_json as json, finding_kinds as kinds};
+
 fn clawd_binary() -> PathBuf {
     binary_or_build("clawd", "clawd", env!("CARGO"))
 }
@@ -27,28 +30,6 @@ fn start(extra: &str) -> Gateway {
         .config(&format!("{TEST_CONFIG}{extra}"))
         .quiet()
         .start()
-}
-
-fn ctl(gw: &Gateway, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clawctl"))
-        .arg("--socket")
-        .arg(gw.socket())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("clawctl")
-}
-
-fn json(gw: &Gateway, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let out = ctl(gw, &all);
-    assert!(
-        out.status.success(),
-        "clawctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON output")
 }
 
 /// The bucket as the tests see it, beside clawd.
@@ -344,21 +325,6 @@ async fn prune_reconcile_and_delete_on_the_bucket() {
         .expect("put");
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let kinds = |report: &Value| {
-        let mut k: Vec<(String, bool)> = report["findings"]
-            .as_array()
-            .expect("findings")
-            .iter()
-            .map(|f| {
-                (
-                    f["kind"].as_str().expect("kind").to_owned(),
-                    f["fixed"].as_bool().expect("fixed"),
-                )
-            })
-            .collect();
-        k.sort();
-        k
-    };
     let found = json(&gw, &["reconcile"]);
     assert_eq!(
         kinds(&found),
