@@ -10,6 +10,7 @@
 mod audit_chain;
 mod change;
 pub mod copy;
+mod drift;
 mod error;
 mod login_failures;
 pub mod postgres;

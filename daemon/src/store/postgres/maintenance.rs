@@ -10,11 +10,11 @@ use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use claw_proto::control::{DatabaseSummary, DbCheck, DbStatus, Finding, PoolUse};
-use claw_proto::wire::{Marker, RunStatus};
 use deadpool_postgres::GenericClient;
 
 use super::{PgStore, approvals, dump, migrate, notify, unbig};
 use crate::clock::now_ms;
+use crate::store::drift::{self, Drift, SequenceGap, UnfinishedRun};
 use crate::store::{
     Change, CopyError, DbCopy, Expired, MaintenanceStore, PruneCandidate, StatusChange, StoreError,
     WriterStats,
@@ -46,13 +46,6 @@ pub(super) const TABLES: &[&str] = &[
     "hosts",
     "login_failures",
 ];
-
-/// A status change that brings a run in line with its markers.
-struct StatusFix {
-    run_id: String,
-    status: RunStatus,
-    exit_code: Option<i64>,
-}
 
 impl PgStore {
     /// Asks the server for the database's size and keeps it for `summary`.
@@ -418,9 +411,7 @@ impl MaintenanceStore for PgStore {
     /// ended run's approvals and queues its notification.
     async fn reconcile_store(&self, stale_ms: i64, fix: bool) -> Result<Vec<Finding>, StoreError> {
         let mut conn = self.conn().await?;
-        let mut findings = Vec::new();
-        let mut fixes = Vec::new();
-        let rows = conn
+        let unfinished = conn
             .query(
                 "SELECT r.id, r.status, r.stop_requested_at, \
                    (SELECT e.data FROM events e WHERE e.run_id = r.id AND e.type = 'marker' \
@@ -430,50 +421,16 @@ impl MaintenanceStore for PgStore {
                  FROM runs r WHERE r.status IN ('pending', 'running', 'waiting') ORDER BY r.id",
                 &[],
             )
-            .await?;
-        for row in rows {
-            let id: String = row.get(0);
-            let status: String = row.get(1);
-            let stop_requested: Option<i64> = row.get(2);
-            let finished: Option<String> = row.get(3);
-            let started: i64 = row.get(4);
-            if let Some(Marker::Finished { exit_code, .. }) =
-                finished.as_deref().and_then(Marker::parse)
-            {
-                let should = if stop_requested.is_some() {
-                    RunStatus::Stopped
-                } else if exit_code == Some(0) {
-                    RunStatus::Done
-                } else {
-                    RunStatus::Failed
-                };
-                findings.push(Finding {
-                    kind: "status_mismatch".to_owned(),
-                    run_id: Some(id.clone()),
-                    detail: format!("status is {status} but the run has a finished marker"),
-                    repair: Some(format!("set status {}", should.as_str())),
-                    fixed: false,
-                });
-                fixes.push(StatusFix {
-                    run_id: id,
-                    status: should,
-                    exit_code,
-                });
-            } else if status == "pending" && started > 0 {
-                findings.push(Finding {
-                    kind: "status_mismatch".to_owned(),
-                    run_id: Some(id.clone()),
-                    detail: "status is pending but the run has a started marker".to_owned(),
-                    repair: Some("set status running".to_owned()),
-                    fixed: false,
-                });
-                fixes.push(StatusFix {
-                    run_id: id,
-                    status: RunStatus::Running,
-                    exit_code: None,
-                });
-            }
-        }
+            .await?
+            .iter()
+            .map(|row| UnfinishedRun {
+                id: row.get(0),
+                status: row.get(1),
+                stop_requested: row.get::<_, Option<i64>>(2).is_some(),
+                finished_marker: row.get(3),
+                started_markers: unbig(row.get(4)),
+            })
+            .collect();
         let cutoff = now_ms() - stale_ms;
         let stale: Vec<String> = conn
             .query(
@@ -492,45 +449,20 @@ impl MaintenanceStore for PgStore {
                  HAVING MAX(sequence) != count(*) ORDER BY run_id",
                 &[],
             )
-            .await?;
-        for row in gaps {
-            let count = unbig(row.get(1));
-            let max = unbig(row.get(2));
-            findings.push(Finding {
-                kind: "sequence_gap".to_owned(),
-                run_id: Some(row.get(0)),
-                detail: format!(
-                    "{count} events but sequences up to {max}: {} missing",
-                    max.saturating_sub(count)
-                ),
-                repair: None,
-                fixed: false,
-            });
-        }
-        for id in &stale {
-            findings.push(Finding {
-                kind: "stale_run".to_owned(),
-                run_id: Some(id.clone()),
-                detail: format!(
-                    "running, but no runner contact for more than {} hours",
-                    stale_ms / 3_600_000
-                ),
-                repair: Some("set status failed".to_owned()),
-                fixed: false,
-            });
-        }
+            .await?
+            .iter()
+            .map(|row| SequenceGap {
+                run_id: row.get(0),
+                count: unbig(row.get(1)),
+                max: unbig(row.get(2)),
+            })
+            .collect();
+        let Drift {
+            mut findings,
+            fixes,
+        } = drift::judge(unfinished, stale, gaps, stale_ms);
         if !fix {
             return Ok(findings);
-        }
-        for run_id in stale {
-            // A finished marker says more than silence does.
-            if !fixes.iter().any(|f| f.run_id == run_id) {
-                fixes.push(StatusFix {
-                    run_id,
-                    status: RunStatus::Failed,
-                    exit_code: None,
-                });
-            }
         }
         let tx = conn.transaction().await?;
         let mut changes = Vec::new();
@@ -562,13 +494,7 @@ impl MaintenanceStore for PgStore {
             }
         }
         self.commit(tx, changes).await?;
-        for finding in &mut findings {
-            if finding.repair.is_some()
-                && finding.run_id.as_ref().is_some_and(|id| fixed.contains(id))
-            {
-                finding.fixed = true;
-            }
-        }
+        drift::mark_fixed(&mut findings, &fixed);
         Ok(findings)
     }
 }
