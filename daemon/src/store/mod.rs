@@ -13,6 +13,7 @@ pub mod copy;
 mod drift;
 mod error;
 mod login_failures;
+mod notifications;
 pub mod postgres;
 pub mod sqlite;
 mod types;

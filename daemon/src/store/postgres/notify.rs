@@ -11,38 +11,17 @@ use tokio_postgres::Row;
 
 use super::{PgStore, unbig};
 use crate::clock::now_ms;
+use crate::store::notifications::{
+    self, CHANNEL_COLUMNS, CHANNEL_FROM, DELIVERY_COLUMNS, DELIVERY_FROM, events_from, events_text,
+};
 use crate::store::{
     Attempt, ChannelRow, DeliveryRow, NewChannelRow, NotificationDraft, NotifyStore, StoreError,
 };
-
-const CHANNEL_COLUMNS: &str = "c.id, c.user_id, u.username, c.kind, c.name, c.target, c.secret, \
-     c.events, c.scope, c.created_at";
-const CHANNEL_FROM: &str = "notify_channels c LEFT JOIN users u ON u.id = c.user_id";
-
-const DELIVERY_COLUMNS: &str = "o.id, o.channel_id, c.name, o.kind, o.run_id, o.payload, \
-     o.status, o.attempts, o.next_at, o.last_error, o.created_at, o.done_at";
-const DELIVERY_FROM: &str = "outbox o JOIN notify_channels c ON c.id = o.channel_id";
 
 /// How long a claimed delivery is hidden from the other senders: longer
 /// than one batch's attempts take (10 s each, sent together), and how long
 /// the rows of a sender that died wait.
 const CLAIM_LEASE_MS: i64 = 20_000;
-
-/// The longest a run's title in a notification.
-const TITLE_CHARS: usize = 80;
-
-fn events_from(text: &str) -> Vec<NotifyKind> {
-    serde_json::from_str::<Vec<String>>(text)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|k| NotifyKind::parse(k))
-        .collect()
-}
-
-fn events_text(events: &[NotifyKind]) -> String {
-    serde_json::to_string(&events.iter().map(|k| k.as_str()).collect::<Vec<_>>())
-        .unwrap_or_else(|_| "[]".to_owned())
-}
 
 /// A channel from `CHANNEL_COLUMNS`, which start at column `at`.
 fn channel_from_row(row: &Row, at: usize) -> ChannelRow {
@@ -146,8 +125,7 @@ pub(super) async fn run_title(
         .query_opt(&stmt, &[&run_id])
         .await?
         .and_then(|r| r.get(0));
-    let title = title.unwrap_or_else(|| run_id.to_owned());
-    Ok(claw_proto::agent::first_line(&title, TITLE_CHARS))
+    Ok(notifications::run_title(title, run_id))
 }
 
 /// Writes `draft` to the outbox for every channel that wants it: its kind
@@ -175,9 +153,7 @@ pub(super) async fn enqueue(
     if channels.is_empty() {
         return Ok(0);
     }
-    let payload = serde_json::to_string(draft).map_err(|e| {
-        StoreError::Unavailable(format!("a notification could not be encoded: {e}"))
-    })?;
+    let payload = notifications::payload(draft)?;
     let ids: Vec<String> = channels
         .iter()
         .map(|_| uuid::Uuid::new_v4().to_string())
@@ -213,31 +189,10 @@ pub(super) async fn run_ended(
     exit_code: Option<i64>,
     now: i64,
 ) -> Result<(), StoreError> {
-    let (kind, title) = match status {
-        RunStatus::Done => (NotifyKind::Finished, "finished".to_owned()),
-        RunStatus::Failed => (
-            NotifyKind::Failed,
-            exit_code.map_or("failed".to_owned(), |c| format!("failed (exit code {c})")),
-        ),
-        RunStatus::Stopped => (NotifyKind::Stopped, "was stopped".to_owned()),
-        _ => return Ok(()),
-    };
-    let run_title = run_title(conn, run_id).await?;
-    enqueue(
-        conn,
-        &NotificationDraft {
-            kind,
-            run_id: run_id.to_owned(),
-            title: format!("{run_title} {title}"),
-            run_title,
-            tool: None,
-            summary: None,
-            approval_id: None,
-            path: format!("#/runs/{run_id}"),
-        },
-        now,
-    )
-    .await?;
+    let title = run_title(conn, run_id).await?;
+    if let Some(draft) = notifications::run_ended(run_id, title, status, exit_code) {
+        enqueue(conn, &draft, now).await?;
+    }
     Ok(())
 }
 

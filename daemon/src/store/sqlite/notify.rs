@@ -8,33 +8,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteStore;
 use crate::clock::now_ms;
+use crate::store::notifications::{
+    self, CHANNEL_COLUMNS, CHANNEL_FROM, DELIVERY_COLUMNS, DELIVERY_FROM, events_from, events_text,
+};
 use crate::store::{
     Attempt, ChannelRow, DeliveryRow, NewChannelRow, NotificationDraft, NotifyStore, StoreError,
 };
-
-const CHANNEL_COLUMNS: &str = "c.id, c.user_id, u.username, c.kind, c.name, c.target, c.secret, \
-     c.events, c.scope, c.created_at";
-const CHANNEL_FROM: &str = "notify_channels c LEFT JOIN users u ON u.id = c.user_id";
-
-const DELIVERY_COLUMNS: &str = "o.id, o.channel_id, c.name, o.kind, o.run_id, o.payload, \
-     o.status, o.attempts, o.next_at, o.last_error, o.created_at, o.done_at";
-const DELIVERY_FROM: &str = "outbox o JOIN notify_channels c ON c.id = o.channel_id";
-
-/// The longest a run's title in a notification.
-const TITLE_CHARS: usize = 80;
-
-fn events_from(text: &str) -> Vec<NotifyKind> {
-    serde_json::from_str::<Vec<String>>(text)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|k| NotifyKind::parse(k))
-        .collect()
-}
-
-fn events_text(events: &[NotifyKind]) -> String {
-    serde_json::to_string(&events.iter().map(|k| k.as_str()).collect::<Vec<_>>())
-        .unwrap_or_else(|_| "[]".to_owned())
-}
 
 fn channel_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChannelRow> {
     let kind: String = row.get(3)?;
@@ -121,8 +100,7 @@ pub(super) fn run_title(conn: &Connection, run_id: &str) -> Result<String, Store
         .query_row([run_id], |r| r.get(0))
         .optional()?
         .flatten();
-    let title = title.unwrap_or_else(|| run_id.to_owned());
-    Ok(claw_proto::agent::first_line(&title, TITLE_CHARS))
+    Ok(notifications::run_title(title, run_id))
 }
 
 /// Writes `draft` to the outbox for every channel that wants it: its kind
@@ -145,9 +123,7 @@ pub(super) fn enqueue(
     if channels.is_empty() {
         return Ok(0);
     }
-    let payload = serde_json::to_string(draft).map_err(|e| {
-        StoreError::Unavailable(format!("a notification could not be encoded: {e}"))
-    })?;
+    let payload = notifications::payload(draft)?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO outbox (id, channel_id, kind, run_id, payload, status, attempts, next_at, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, ?6)",
@@ -173,31 +149,10 @@ pub(super) fn run_ended(
     exit_code: Option<i64>,
     now: i64,
 ) -> Result<(), StoreError> {
-    use claw_proto::wire::RunStatus;
-    let (kind, title) = match status {
-        RunStatus::Done => (NotifyKind::Finished, "finished".to_owned()),
-        RunStatus::Failed => (
-            NotifyKind::Failed,
-            exit_code.map_or("failed".to_owned(), |c| format!("failed (exit code {c})")),
-        ),
-        RunStatus::Stopped => (NotifyKind::Stopped, "was stopped".to_owned()),
-        _ => return Ok(()),
-    };
-    let run_title = run_title(conn, run_id)?;
-    enqueue(
-        conn,
-        &NotificationDraft {
-            kind,
-            run_id: run_id.to_owned(),
-            title: format!("{run_title} {title}"),
-            run_title,
-            tool: None,
-            summary: None,
-            approval_id: None,
-            path: format!("#/runs/{run_id}"),
-        },
-        now,
-    )?;
+    let title = run_title(conn, run_id)?;
+    if let Some(draft) = notifications::run_ended(run_id, title, status, exit_code) {
+        enqueue(conn, &draft, now)?;
+    }
     Ok(())
 }
 
