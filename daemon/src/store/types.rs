@@ -345,6 +345,33 @@ pub struct ApprovalRow {
     pub delivered: bool,
 }
 
+impl ApprovalRow {
+    /// Why this approval, no longer pending, cannot be decided, in words.
+    pub fn why_closed(&self) -> String {
+        use claw_proto::agent::ApprovalStatus;
+        let when = self.decided_at.map(crate::clock::iso).unwrap_or_default();
+        match (self.status, &self.decided_by) {
+            (ApprovalStatus::Expired, _) => format!(
+                "approval {} expired at {when}: the agent was told no decision arrived",
+                self.id
+            ),
+            (ApprovalStatus::Cancelled, _) => format!(
+                "approval {} was withdrawn at {when}: {}",
+                self.id,
+                self.message
+                    .as_deref()
+                    .unwrap_or("the agent no longer asks")
+            ),
+            (status, Some(by)) => format!(
+                "approval {} was already decided: {} by {by} at {when}",
+                self.id,
+                status.as_str()
+            ),
+            (status, None) => format!("approval {} is already {}", self.id, status.as_str()),
+        }
+    }
+}
+
 /// Which approvals to list.
 #[derive(Debug, Clone, Default)]
 pub struct ApprovalFilter {

@@ -21,7 +21,7 @@ use tokio_postgres::Row;
 
 use super::PgStore;
 use super::runs::{insert_command, run_status};
-use crate::clock::{iso, now_ms};
+use crate::clock::now_ms;
 use crate::store::{
     ApprovalFilter, ApprovalRow, ApprovalStore, Change, NewCommand, NewDecision, NotificationDraft,
     StatusChange, StoreError,
@@ -297,30 +297,6 @@ pub(super) async fn cancel_open(
     Ok(())
 }
 
-/// Why a decided approval cannot be decided again, in words.
-fn already(row: &ApprovalRow) -> String {
-    let when = row.decided_at.map(iso).unwrap_or_default();
-    match (row.status, &row.decided_by) {
-        (ApprovalStatus::Expired, _) => {
-            format!(
-                "approval {} expired at {when}: the agent was told no decision arrived",
-                row.id
-            )
-        }
-        (ApprovalStatus::Cancelled, _) => format!(
-            "approval {} was withdrawn at {when}: {}",
-            row.id,
-            row.message.as_deref().unwrap_or("the agent no longer asks")
-        ),
-        (status, Some(by)) => format!(
-            "approval {} was already decided: {} by {by} at {when}",
-            row.id,
-            status.as_str()
-        ),
-        (status, None) => format!("approval {} is already {}", row.id, status.as_str()),
-    }
-}
-
 #[async_trait]
 impl ApprovalStore for PgStore {
     async fn list_approvals(&self, filter: ApprovalFilter) -> Result<Vec<ApprovalRow>, StoreError> {
@@ -365,7 +341,7 @@ impl ApprovalStore for PgStore {
         let status = run_status(&tx, &run_id, true).await?;
         let row = by_id(&tx, &decision.approval_id).await?;
         if row.status != ApprovalStatus::Pending {
-            return Err(StoreError::Conflict(already(&row)));
+            return Err(StoreError::Conflict(row.why_closed()));
         }
         if status.is_finished() {
             return Err(StoreError::Conflict(format!(

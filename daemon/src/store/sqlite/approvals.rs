@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteStore;
 use super::runs::{insert_command, run_status};
-use crate::clock::{iso, now_ms};
+use crate::clock::now_ms;
 use crate::store::{
     ApprovalFilter, ApprovalRow, ApprovalStore, Change, NewCommand, NewDecision, StatusChange,
     StoreError,
@@ -242,30 +242,6 @@ pub(super) fn cancel_open(
     Ok(())
 }
 
-/// Why a decided approval cannot be decided again, in words.
-fn already(row: &ApprovalRow) -> String {
-    let when = row.decided_at.map(iso).unwrap_or_default();
-    match (row.status, &row.decided_by) {
-        (ApprovalStatus::Expired, _) => {
-            format!(
-                "approval {} expired at {when}: the agent was told no decision arrived",
-                row.id
-            )
-        }
-        (ApprovalStatus::Cancelled, _) => format!(
-            "approval {} was withdrawn at {when}: {}",
-            row.id,
-            row.message.as_deref().unwrap_or("the agent no longer asks")
-        ),
-        (status, Some(by)) => format!(
-            "approval {} was already decided: {} by {by} at {when}",
-            row.id,
-            status.as_str()
-        ),
-        (status, None) => format!("approval {} is already {}", row.id, status.as_str()),
-    }
-}
-
 #[async_trait]
 impl ApprovalStore for SqliteStore {
     async fn list_approvals(&self, filter: ApprovalFilter) -> Result<Vec<ApprovalRow>, StoreError> {
@@ -305,7 +281,7 @@ impl ApprovalStore for SqliteStore {
             .write_changes(move |conn, changes| {
                 let row = by_id(conn, &decision.approval_id)?;
                 if row.status != ApprovalStatus::Pending {
-                    return Err(StoreError::Conflict(already(&row)));
+                    return Err(StoreError::Conflict(row.why_closed()));
                 }
                 let status = run_status(conn, &row.run_id)?;
                 if status.is_finished() {
