@@ -6,6 +6,8 @@
 use claw_proto::control::Finding;
 use claw_proto::wire::{Marker, RunStatus};
 
+use super::status_at_finish;
+
 /// An unfinished run (pending, running, waiting) and its markers.
 pub struct UnfinishedRun {
     pub id: String,
@@ -51,13 +53,7 @@ pub fn judge(
         if let Some(Marker::Finished { exit_code, .. }) =
             run.finished_marker.as_deref().and_then(Marker::parse)
         {
-            let should = if run.stop_requested {
-                RunStatus::Stopped
-            } else if exit_code == Some(0) {
-                RunStatus::Done
-            } else {
-                RunStatus::Failed
-            };
+            let should = status_at_finish(run.stop_requested, exit_code);
             findings.push(mismatch(
                 &run.id,
                 format!("status is {} but the run has a finished marker", run.status),

@@ -145,6 +145,18 @@ pub struct StatusChange {
     pub exit_code: Option<i64>,
 }
 
+/// What a run's finished marker makes it: stopped when a stop was asked
+/// for, done on exit code 0, failed otherwise.
+pub fn status_at_finish(stop_requested: bool, exit_code: Option<i64>) -> RunStatus {
+    if stop_requested {
+        RunStatus::Stopped
+    } else if exit_code == Some(0) {
+        RunStatus::Done
+    } else {
+        RunStatus::Failed
+    }
+}
+
 /// Result of an ingest: one id per submitted event (a resend answers with
 /// the stored one), and the run's new status if a marker changed it.
 #[derive(Debug, Clone, Default)]

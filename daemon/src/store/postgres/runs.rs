@@ -23,7 +23,7 @@ use crate::clock::now_ms;
 use crate::store::{
     ArtifactIndex, ArtifactRow, Change, CommandOutcome, CommandRow, CommandStore, EventRow,
     Ingested, NewArtifact, NewCommand, NewEvent, NewRun, RunFilter, RunRow, RunStore, RunnerAuth,
-    StatusChange, StoreError, token_hash,
+    StatusChange, StoreError, status_at_finish, token_hash,
 };
 
 const RUN_COLUMNS: &str = "id, status, command, metadata, created_by, created_at, started_at, \
@@ -381,13 +381,7 @@ async fn apply_marker(
                 )
                 .await?
                 .get(0);
-            let status = if stop_requested.is_some() {
-                RunStatus::Stopped
-            } else if exit_code == Some(0) {
-                RunStatus::Done
-            } else {
-                RunStatus::Failed
-            };
+            let status = status_at_finish(stop_requested.is_some(), exit_code);
             let n = conn
                 .execute(
                     "UPDATE runs SET status = $2, exit_code = $3, finished_at = $4, \
