@@ -257,9 +257,16 @@ async fn an_object_store_outage_refuses_uploads_only_until_it_is_back() {
     .await;
     // Still 200: the instance takes events, so the balancer keeps it.
     let health = gw.health().await;
-    let check = health.checks.get("artifactStore").cloned().unwrap_or_default();
+    let check = health
+        .checks
+        .get("artifactStore")
+        .cloned()
+        .unwrap_or_default();
     assert!(check.starts_with("unreachable: "), "{health:?}");
-    assert_eq!(health.checks.get("database").map(String::as_str), Some("ok"));
+    assert_eq!(
+        health.checks.get("database").map(String::as_str),
+        Some("ok")
+    );
     let text = String::from_utf8_lossy(&ctl(&gw, &["status"]).stdout).into_owned();
     assert!(
         text.contains("Artifacts:   s3 ") && text.contains("(unreachable)"),
