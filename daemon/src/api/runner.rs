@@ -12,7 +12,7 @@ use claw_proto::signing;
 use claw_proto::wire::{
     CommandAck, IngestBatch, IngestBatchReply, IngestEvent, IngestEventReply, RunSpec,
 };
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::extract::User;
 use crate::app::App;
@@ -179,7 +179,18 @@ async fn first_file(
     let boundary = multer::parse_boundary(content_type).map_err(|_| {
         ServiceError::invalid("artifact upload must be multipart/form-data with a boundary")
     })?;
-    let stream = tokio_util::io::ReaderStream::with_capacity(body, 64 * 1024);
+    // multer reads its source until that is pending, which a file seldom
+    // is: it held up to 8 MiB (128 reads, tokio's budget) at once. A yield
+    // before each read but the first keeps it to one chunk. (Not between a
+    // read and its chunk: a chunk that came with the end was refused.)
+    let chunks = tokio_util::io::ReaderStream::with_capacity(body, 64 * 1024);
+    let stream = futures_util::stream::unfold((chunks, false), |(mut chunks, read)| async move {
+        if read {
+            tokio::task::yield_now().await;
+        }
+        let chunk = chunks.next().await?;
+        Some((chunk, (chunks, true)))
+    });
     let mut multipart = multer::Multipart::new(stream, boundary);
     loop {
         let field = multipart
