@@ -532,3 +532,68 @@ async fn an_artifact_uploaded_through_one_instance_downloads_through_another() {
     let (status, _, _) = download(&a, &admin_a, &id).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// The key from systemd credentials, then from the environment, with no
+/// key in clawd.toml: uploads work, the log names where the key came from
+/// and never the secret; half a key in the credentials stops clawd at
+/// start and names the missing half.
+#[tokio::test]
+async fn the_key_comes_from_credentials_or_the_environment_never_into_the_log() {
+    let garage = TempGarage::start();
+    let config = format!(
+        "{TEST_CONFIG}{}",
+        garage.artifacts_config_without_key(GARAGE_BUCKET)
+    );
+    let credentials = tempfile::tempdir().expect("credentials");
+    let write = |name: &str, value: &str| {
+        std::fs::write(credentials.path().join(name), format!("{value}\n")).expect("credential");
+    };
+    write("claw_s3-access-key-id", garage.key_id());
+
+    // Half a key: refused at start, naming the missing half.
+    let Err(e) = Gateway::launch(clawd_binary())
+        .config(&config)
+        .env("CREDENTIALS_DIRECTORY", credentials.path())
+        .try_start()
+    else {
+        panic!("clawd started with half a key");
+    };
+    let e = format!("{e:#}");
+    assert!(e.contains("claw_s3-secret-access-key"), "{e}");
+
+    write("claw_s3-secret-access-key", garage.secret_key());
+    let from_credentials = Gateway::launch(clawd_binary())
+        .config(&config)
+        .env("CREDENTIALS_DIRECTORY", credentials.path())
+        .start();
+    let from_environment = Gateway::launch(clawd_binary())
+        .config(&config)
+        .env("AWS_ACCESS_KEY_ID", garage.key_id())
+        .env("AWS_SECRET_ACCESS_KEY", garage.secret_key())
+        .start();
+    for (gw, source) in [
+        (&from_credentials, "systemd credentials"),
+        (&from_environment, "the environment"),
+    ] {
+        let admin = gw.admin().await;
+        let (run, token) = gw.create_run(&admin).await;
+        let id = upload(gw, &run, &token, "notes.txt", b"kept in the bucket").await;
+        let (status, _, body) = download(gw, &admin, &id).await;
+        assert_eq!(
+            (status, body.as_slice()),
+            (StatusCode::OK, b"kept in the bucket".as_slice())
+        );
+        assert!(
+            keys(&bucket(&garage, GARAGE_BUCKET))
+                .await
+                .contains(&format!("{run}/{id}_notes.txt")),
+            "in the bucket"
+        );
+        let log = gw.log();
+        assert!(log.contains(source), "the log names {source}: {log}");
+        assert!(
+            !log.contains(garage.secret_key()),
+            "the secret key is never logged"
+        );
+    }
+}

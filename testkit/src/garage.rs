@@ -19,8 +19,8 @@ pub const GARAGE_BUCKET: &str = "claw-artifacts";
 pub const GARAGE_REGION: &str = "garage";
 
 const INSTALL_HINT: &str = "set CLAW_TEST_GARAGE to a Garage 2.x binary; scripts/test installs one \
-     (cargo install garage --locked --version 2.5.0 --no-default-features \
-     --features bundled-libs,sqlite --root DIR)";
+     (cargo install garage --locked --version 2.5.0 --debug --no-default-features \
+     --features system-libs,sqlite --root DIR, with libsodium-dev and libzstd-dev)";
 
 /// The Garage binary the tests use.
 pub fn garage_binary() -> Result<PathBuf> {
@@ -271,11 +271,20 @@ impl TempGarage {
     /// The `[artifacts]` table for clawd.toml, the key in it.
     pub fn artifacts_config(&self, bucket: &str) -> String {
         format!(
-            "[artifacts]\nbackend = \"s3\"\nendpoint = \"{}\"\nbucket = \"{bucket}\"\n\
-             region = \"{GARAGE_REGION}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
-            self.endpoint(),
+            "{}access_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
+            self.artifacts_config_without_key(bucket),
             self.key_id,
             self.secret_key
+        )
+    }
+
+    /// The `[artifacts]` table for clawd.toml, the key to come from
+    /// elsewhere (credentials, the environment).
+    pub fn artifacts_config_without_key(&self, bucket: &str) -> String {
+        format!(
+            "[artifacts]\nbackend = \"s3\"\nendpoint = \"{}\"\nbucket = \"{bucket}\"\n\
+             region = \"{GARAGE_REGION}\"\n",
+            self.endpoint()
         )
     }
 
