@@ -179,18 +179,16 @@ impl Secrets {
     }
 
     /// Checks a runner signature with the current secret, or with the
-    /// previous one while its grace period lasts.
-    /// `body_sha256`: the body's digest when it was hashed as it streamed
-    /// to disk (`parts.body` is then not read).
+    /// previous one while its grace period lasts. `body_sha256`: the
+    /// body's hex digest (`parts.body` is not read).
     pub fn verify_signature(
         &self,
         parts: &SignedParts<'_>,
-        body_sha256: Option<&str>,
+        body_sha256: &str,
         signature: &str,
     ) -> bool {
-        let check = |secret: &Secret| match body_sha256 {
-            Some(digest) => signing::verify_with_digest(secret.expose(), parts, digest, signature),
-            None => signing::verify(secret.expose(), parts, signature),
+        let check = |secret: &Secret| {
+            signing::verify_with_digest(secret.expose(), parts, body_sha256, signature)
         };
         if check(&self.hmac()) {
             return true;

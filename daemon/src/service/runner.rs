@@ -105,22 +105,16 @@ impl App {
             run_id,
             capability_token: token,
         };
+        // A body streamed to disk was hashed on the way.
+        let digest = request
+            .body_sha256
+            .map_or_else(|| h::sha256_hex(request.body), str::to_owned);
         let verified = match request.host_id.filter(|h| !h.is_empty()) {
             Some(host) => self
                 .hosts
                 .key(host)
-                .is_some_and(|key| match request.body_sha256 {
-                    Some(digest) => claw_proto::signing::verify_with_digest(
-                        key.expose(),
-                        &parts,
-                        digest,
-                        signature,
-                    ),
-                    None => claw_proto::signing::verify(key.expose(), &parts, signature),
-                }),
-            None => self
-                .secrets
-                .verify_signature(&parts, request.body_sha256, signature),
+                .is_some_and(|key| h::verify_with_digest(key.expose(), &parts, &digest, signature)),
+            None => self.secrets.verify_signature(&parts, &digest, signature),
         };
         if !verified {
             tracing::warn!(
