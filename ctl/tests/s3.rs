@@ -230,8 +230,17 @@ async fn an_object_store_outage_refuses_uploads_only_until_it_is_back() {
         gw.health().await.status == "ok"
     })
     .await;
+    let before = upload(&gw, &run, &token, "before.log", b"kept before").await;
 
     garage.stop();
+    // Reconcile cannot tell a lost object from a store away: it stops.
+    let out = ctl(&gw, &["reconcile", "--fix"]);
+    assert!(
+        !out.status.success(),
+        "reconcile --fix went on without the store"
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("unreachable"), "{said}");
     let (status, body) = runner.upload("during.log", b"not kept").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     let message = body["error"].as_str().expect("error");
@@ -252,7 +261,10 @@ async fn an_object_store_outage_refuses_uploads_only_until_it_is_back() {
         .get("artifactStore")
         .cloned()
         .unwrap_or_default();
-    assert!(check.starts_with("unreachable: "), "{health:?}");
+    assert_eq!(
+        check, "unreachable",
+        "no detail for anyone to read: {health:?}"
+    );
     assert_eq!(
         health.checks.get("database").map(String::as_str),
         Some("ok")
@@ -263,7 +275,17 @@ async fn an_object_store_outage_refuses_uploads_only_until_it_is_back() {
         "{text}"
     );
     let (_, list) = gw.get(&format!("/api/runs/{run}/artifacts"), &admin).await;
-    assert_eq!(list.as_array().map(Vec::len), Some(0), "no row: {list}");
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("artifacts")
+        .iter()
+        .filter_map(|a| a["filename"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["before.log"],
+        "no row for the refused upload, none lost"
+    );
 
     garage.restart();
     let mut stored = None;
@@ -284,6 +306,11 @@ async fn an_object_store_outage_refuses_uploads_only_until_it_is_back() {
     assert_eq!(
         (status, body.as_slice()),
         (StatusCode::OK, b"kept".as_slice())
+    );
+    let (status, _, body) = download(&gw, &admin, &before).await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::OK, b"kept before".as_slice())
     );
     wait_for("health ok again", Duration::from_secs(20), async || {
         gw.health().await.status == "ok"
@@ -324,7 +351,7 @@ async fn prune_reconcile_and_delete_on_the_bucket() {
         .expect("put");
     store
         .put(
-            &ObjectPath::from("no-such-run/b_log.txt"),
+            &ObjectPath::from("0b8e2c1e-8a31-4c53-9d1c-0e6f1f6f0a11/b_log.txt"),
             PutPayload::from_static(b"orphan"),
         )
         .await
@@ -369,7 +396,7 @@ async fn prune_reconcile_and_delete_on_the_bucket() {
     assert!(
         keys(&store)
             .await
-            .contains(&"no-such-run/b_log.txt".to_owned())
+            .contains(&"0b8e2c1e-8a31-4c53-9d1c-0e6f1f6f0a11/b_log.txt".to_owned())
     );
     let pruned = json(&gw, &["prune"]);
     assert_eq!(pruned["counts"]["orphanFolders"], 1, "{pruned}");
@@ -596,4 +623,34 @@ async fn the_key_comes_from_credentials_or_the_environment_never_into_the_log() 
             "the secret key is never logged"
         );
     }
+}
+
+/// A bucket that is not there (and not clawd's to make) is reported as
+/// such, not taken for an empty one: health says unreachable, uploads are
+/// refused, `clawctl status` says why.
+#[tokio::test]
+async fn a_bucket_that_is_not_there_is_not_taken_for_an_empty_one() {
+    let garage = TempGarage::start();
+    let gw = start(&garage.artifacts_config("no-such-bucket"));
+    wait_for("health degraded", Duration::from_secs(20), async || {
+        gw.health().await.status == "degraded"
+    })
+    .await;
+    let health = gw.health().await;
+    assert_eq!(
+        health.checks.get("artifactStore").map(String::as_str),
+        Some("unreachable")
+    );
+    let status = json(&gw, &["status"]);
+    let error = status["artifactStore"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        error.contains("bucket no-such-bucket not found"),
+        "{status}"
+    );
+    let admin = gw.admin().await;
+    let (run, token) = gw.create_run(&admin).await;
+    let (status, body) = gw.runner(&run, &token).upload("a.log", b"x").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
 }

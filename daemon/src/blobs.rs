@@ -94,7 +94,8 @@ pub trait BlobStore: Send + Sync {
     async fn list(&self, run_id: &str) -> Result<Vec<BlobInfo>, BlobError>;
     /// Bytes stored for one run.
     async fn run_size(&self, run_id: &str) -> u64;
-    async fn exists(&self, key: &str) -> bool;
+    /// Whether `key` is stored; an error when the store cannot tell.
+    async fn exists(&self, key: &str) -> Result<bool, BlobError>;
     /// What `/api/health` says of the store, as last found (no I/O).
     fn health(&self) -> ArtifactStoreHealth;
     /// Asks the store whether it answers, for [`BlobStore::health`]; and
@@ -155,6 +156,22 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| BlobError::Failed(e.to_string()))?
 }
 
+/// A half-written file, removed when dropped; once renamed into place
+/// there is nothing left to remove.
+struct PartFile(PathBuf);
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        match std::fs::remove_file(&self.0) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %self.0.display(), error = %e, "cannot remove a half-written artifact")
+            }
+        }
+    }
+}
+
 async fn write_stream(file: &mut tokio::fs::File, mut data: ByteStream) -> Result<u64, BlobError> {
     use tokio::io::AsyncWriteExt;
     let mut size = 0u64;
@@ -182,22 +199,16 @@ impl BlobStore for FileBlobs {
         let (Some(dir), Some(path)) = (self.run_dir(run_id), self.path(&key)) else {
             return Err(BlobError::Failed(format!("{key:?} is not a safe key")));
         };
-        let tmp = dir.join(format!(".{artifact_id}.part"));
         tokio::fs::create_dir_all(&dir).await?;
-        let result = async {
-            let mut file = tokio::fs::File::create(&tmp).await?;
-            let size = write_stream(&mut file, data).await?;
-            tokio::fs::rename(&tmp, &path).await?;
-            Ok(size)
-        }
-        .await;
-        match result {
-            Ok(size) => Ok((key, size)),
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                Err(e)
-            }
-        }
+        // Removed however the put ends, also when its future is dropped
+        // (the client went away): the rename is what keeps it.
+        let tmp = PartFile(dir.join(format!(".{artifact_id}.part")));
+        let mut file = tokio::fs::File::create(&tmp.0).await?;
+        let size = write_stream(&mut file, data).await?;
+        tokio::fs::rename(&tmp.0, &path).await?;
+        // The new name is durable only with its folder's entry.
+        blocking(move || Ok(std::fs::File::open(&dir)?.sync_all()?)).await?;
+        Ok((key, size))
     }
 
     async fn open(&self, key: &str) -> Result<(u64, ByteStream), BlobError> {
@@ -278,10 +289,14 @@ impl BlobStore for FileBlobs {
         blocking(move || Ok(tree_size(&dir))).await.unwrap_or(0)
     }
 
-    async fn exists(&self, key: &str) -> bool {
-        match self.path(key) {
-            Some(path) => tokio::fs::metadata(path).await.is_ok_and(|m| m.is_file()),
-            None => false,
+    async fn exists(&self, key: &str) -> Result<bool, BlobError> {
+        let Some(path) = self.path(key) else {
+            return Ok(false);
+        };
+        match tokio::fs::metadata(path).await {
+            Ok(metadata) => Ok(metadata.is_file()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -326,6 +341,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_put_dropped_midway_leaves_no_half_written_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let blobs = FileBlobs::new(dir.path().to_owned());
+        let stalled: ByteStream = Box::pin(
+            futures_util::stream::once(async { Ok(Bytes::from_static(b"half")) })
+                .chain(futures_util::stream::pending()),
+        );
+        let put = blobs.put("run-1", "a1", "out.log", stalled);
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(200), put).await;
+        assert!(waited.is_err(), "the put still waited for bytes");
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("run-1"))
+            .expect("run folder")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[tokio::test]
     async fn bytes_go_in_and_come_out() {
         use futures_util::StreamExt;
         let dir = tempfile::tempdir().expect("dir");
@@ -336,13 +370,13 @@ mod tests {
             .expect("put");
         assert_eq!(key, "run-1/a1_out.log");
         assert_eq!(size, 5);
-        assert!(blobs.exists(&key).await);
+        assert!(blobs.exists(&key).await.expect("exists"));
         let (length, mut stream) = blobs.open(&key).await.expect("open");
         assert_eq!(length, 5);
         assert_eq!(stream.next().await.expect("chunk").expect("read"), "hello");
         assert_eq!(blobs.runs().await.expect("runs"), ["run-1"]);
         blobs.remove(&key).await;
-        assert!(!blobs.exists(&key).await);
+        assert!(!blobs.exists(&key).await.expect("exists"));
         assert!(
             blobs.runs().await.expect("runs").is_empty(),
             "empty folder removed"

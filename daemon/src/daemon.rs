@@ -157,6 +157,15 @@ fn open_blobs(config: &Config, data_dir: &Path) -> anyhow::Result<Arc<dyn BlobSt
         ArtifactBackend::S3 => {
             let key = S3Key::find(secrets::s3_key()?, &config.artifacts)
                 .map_err(|m| anyhow::anyhow!("the object store's key: {m}"))?;
+            if key.is_none() {
+                // object_store then asks the cloud's instance metadata for
+                // one, which a store of one's own does not have.
+                tracing::warn!(
+                    "no key for the object store: give the credentials claw_s3-access-key-id and \
+                     claw_s3-secret-access-key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); \
+                     without one only an AWS instance role can sign"
+                );
+            }
             let blobs = S3Blobs::new(&config.artifacts, key, &local)
                 .context("cannot set up the artifact store")?;
             tracing::info!(store = %blobs.health().location, "artifacts: S3");

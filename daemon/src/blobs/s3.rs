@@ -19,7 +19,8 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::signer::Signer;
 use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    BackoffConfig, ClientOptions, MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload,
+    RetryConfig,
 };
 
 use super::{BlobError, BlobInfo, BlobStore, ByteStream, FileBlobs, key_of, safe_key};
@@ -28,9 +29,16 @@ use crate::secrets::Secret;
 
 /// S3's smallest part but the last.
 pub const PART: usize = 5 * 1024 * 1024;
-/// An object no run folder holds: asked for to learn whether the store
-/// answers (a 404 is an answer).
+/// A prefix no run folder has: listed to learn whether the store answers
+/// and the bucket is there.
 const PROBE_KEY: &str = ".clawd-probe";
+/// The longest one request (but a download's body) may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a download may wait for its next bytes from the store.
+const DOWNLOAD_IDLE: Duration = Duration::from_secs(60);
+/// After a pass that could not move every file into the bucket, the wait
+/// before the next (one warning a minute, not one every check).
+const IMPORT_RETRY: Duration = Duration::from_secs(60);
 
 /// Where the access key comes from; the first that has one wins.
 pub struct Key {
@@ -90,10 +98,16 @@ struct State {
     error: Option<String>,
     /// The bucket is known to exist (or is not ours to create).
     bucket_ready: bool,
+    /// No pass moving files into the bucket before this.
+    next_import: Option<std::time::Instant>,
 }
 
 pub struct S3Blobs {
+    /// Every request but downloads, each bounded by [`REQUEST_TIMEOUT`].
     store: AmazonS3,
+    /// Downloads: a slow reader may take long over a large object, so only
+    /// a stall ([`DOWNLOAD_IDLE`]) ends one.
+    reader: AmazonS3,
     location: String,
     bucket: String,
     region: String,
@@ -113,6 +127,48 @@ fn object_path(key: &str) -> Result<ObjectPath, BlobError> {
 
 fn run_prefix(run_id: &str) -> Option<ObjectPath> {
     super::valid_run_id(run_id).then(|| ObjectPath::from(run_id))
+}
+
+/// A multipart upload not completed: aborted when dropped, also when the
+/// upload's future is (the client went away), for the store keeps the
+/// parts of one never aborted.
+struct PendingUpload(Option<Box<dyn MultipartUpload>>);
+
+impl Drop for PendingUpload {
+    fn drop(&mut self) {
+        let Some(mut upload) = self.0.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = upload.abort().await {
+                    tracing::warn!(error = %e, "could not abort a dropped multipart upload");
+                }
+            });
+        }
+    }
+}
+
+/// Ends a download whose store sends nothing for [`DOWNLOAD_IDLE`]; the
+/// time counts only while the reader waits for bytes.
+fn idle_limited(stream: ByteStream) -> ByteStream {
+    Box::pin(futures_util::stream::unfold(
+        Some(stream),
+        |state| async move {
+            let mut stream = state?;
+            match tokio::time::timeout(DOWNLOAD_IDLE, stream.next()).await {
+                Ok(Some(item)) => Some((item, Some(stream))),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the artifact store sent nothing for 60 s",
+                    )),
+                    None,
+                )),
+            }
+        },
+    ))
 }
 
 impl S3Blobs {
@@ -135,18 +191,19 @@ impl S3Blobs {
             },
             max_retries: config.retries as usize,
             // Longer than any backoff series the settings allow.
-            retry_timeout: Duration::from_secs(config.max_backoff_secs.max(1) * 4 + 60),
+            retry_timeout: Duration::from_secs(
+                config
+                    .max_backoff_secs
+                    .max(1)
+                    .saturating_mul(4)
+                    .saturating_add(60),
+            ),
         };
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&bucket)
             .with_region(&config.region)
             .with_virtual_hosted_style_request(!config.path_style)
-            .with_retry(retry)
-            .with_client_options(
-                ClientOptions::new()
-                    .with_connect_timeout(Duration::from_secs(5))
-                    .with_allow_http(true),
-            );
+            .with_retry(retry);
         let endpoint = config.endpoint.clone();
         if let Some(endpoint) = &endpoint {
             builder = builder.with_endpoint(endpoint.trim_end_matches('/'));
@@ -160,9 +217,18 @@ impl S3Blobs {
                 builder = builder.with_token(token);
             }
         }
-        let store = builder
-            .build()
-            .map_err(|e| BlobError::Failed(format!("the [artifacts] settings: {e}")))?;
+        let options = ClientOptions::new()
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_allow_http(true);
+        let build = |options: ClientOptions| {
+            builder
+                .clone()
+                .with_client_options(options)
+                .build()
+                .map_err(|e| BlobError::Failed(format!("the [artifacts] settings: {e}")))
+        };
+        let store = build(options.clone().with_timeout(REQUEST_TIMEOUT))?;
+        let reader = build(options.with_timeout_disabled())?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
@@ -170,6 +236,7 @@ impl S3Blobs {
             .map_err(|e| BlobError::Failed(e.to_string()))?;
         Ok(Self {
             store,
+            reader,
             location: format!(
                 "s3://{bucket} at {}",
                 endpoint.as_deref().unwrap_or("AWS S3")
@@ -181,6 +248,7 @@ impl S3Blobs {
             state: Mutex::new(State {
                 error: Some("not checked yet".to_owned()),
                 bucket_ready: !config.create_bucket,
+                next_import: None,
             }),
             local: FileBlobs::new(local_root.to_owned()),
         })
@@ -241,13 +309,12 @@ impl S3Blobs {
             .body(body)
             .send()
             .await
-            .map_err(|e| BlobError::Unavailable(e.to_string()))?;
+            // The presigned URL carries a signature: never in a message.
+            .map_err(|e| BlobError::Unavailable(e.without_url().to_string()))?;
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
-        if status.is_success()
-            || body.contains("BucketAlreadyOwnedByYou")
-            || body.contains("BucketAlreadyExists")
-        {
+        // BucketAlreadyExists: the name is another account's.
+        if status.is_success() || body.contains("BucketAlreadyOwnedByYou") {
             if status.is_success() {
                 tracing::info!(bucket = %self.bucket, "created the artifacts bucket");
             }
@@ -286,9 +353,31 @@ impl S3Blobs {
     async fn put_key(&self, key: &str, data: ByteStream) -> Result<u64, BlobError> {
         self.bucket_ready().await?;
         match self.upload(key, data).await {
-            // A 404 on a write: no bucket.
+            // A 404 on a write: no bucket, or the store lost the upload.
             Err(BlobError::NotFound(what)) => {
-                let message = format!("bucket {} not found ({what})", self.bucket);
+                self.probe().await?;
+                let message = format!("the store lost the upload ({what})");
+                self.set_state(|s| s.error = Some(message.clone()));
+                Err(BlobError::Unavailable(message))
+            }
+            other => other,
+        }
+    }
+
+    /// Lists a prefix no run has: the store answers and the bucket is
+    /// there, or the error says which is not.
+    async fn probe(&self) -> Result<(), BlobError> {
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&ObjectPath::from(PROBE_KEY)))
+            .await;
+        match listed {
+            // object_store reports a listing's 404 as a generic error.
+            Err(e)
+                if matches!(e, object_store::Error::NotFound { .. })
+                    || e.to_string().contains("NoSuchBucket") =>
+            {
+                let message = format!("bucket {} not found", self.bucket);
                 // Ours to make: made again at the next try.
                 let create = self.create_bucket;
                 self.set_state(|s| {
@@ -297,13 +386,13 @@ impl S3Blobs {
                 });
                 Err(BlobError::Unavailable(message))
             }
-            other => other,
+            other => self.outcome(other).map(drop),
         }
     }
 
     async fn upload(&self, key: &str, mut data: ByteStream) -> Result<u64, BlobError> {
         let path = object_path(key)?;
-        let mut upload = None;
+        let mut upload = PendingUpload(None);
         let mut buffer = Vec::with_capacity(PART);
         let mut size = 0u64;
         let result: Result<(), BlobError> = async {
@@ -317,13 +406,12 @@ impl S3Blobs {
                         continue;
                     }
                     let part = Bytes::from(std::mem::take(&mut buffer));
-                    if upload.is_none() {
-                        upload = Some(self.outcome(self.store.put_multipart(&path).await)?);
+                    if upload.0.is_none() {
+                        upload.0 = Some(self.outcome(self.store.put_multipart(&path).await)?);
                     }
-                    if let Some(upload) = upload.as_mut() {
+                    if let Some(upload) = upload.0.as_mut() {
                         // One part in flight, and its buffer used again for
-                        // the next once the request let go of it: a fresh
-                        // 5 MiB each time grew clawd by 30 MiB over 50.
+                        // the next once the request let go of it.
                         self.outcome(upload.put_part(PutPayload::from(part.clone())).await)?;
                     }
                     buffer = match part.try_into_mut() {
@@ -335,36 +423,37 @@ impl S3Blobs {
                     };
                 }
             }
-            match upload.as_mut() {
+            match upload.0.as_mut() {
                 None => {
                     self.outcome(self.store.put(&path, PutPayload::from(buffer)).await)?;
                 }
-                Some(upload) => {
+                Some(multipart) => {
                     if !buffer.is_empty() {
-                        self.outcome(upload.put_part(PutPayload::from(buffer)).await)?;
+                        self.outcome(multipart.put_part(PutPayload::from(buffer)).await)?;
                     }
-                    self.outcome(upload.complete().await)?;
+                    self.outcome(multipart.complete().await)?;
+                    upload.0 = None;
                 }
             }
             Ok(())
         }
         .await;
-        match result {
-            Ok(()) => Ok(size),
-            Err(e) => {
-                if let Some(mut upload) = upload
-                    && let Err(abort) = upload.abort().await
-                {
-                    tracing::warn!(key, error = %abort, "could not abort a multipart upload");
-                }
-                Err(e)
-            }
+        if result.is_err()
+            && let Some(mut multipart) = upload.0.take()
+            && let Err(abort) = multipart.abort().await
+        {
+            tracing::warn!(key, error = %abort, "could not abort a multipart upload");
         }
+        result.map(|()| size)
     }
 
     async fn list_prefix(&self, prefix: &ObjectPath) -> Result<Vec<BlobInfo>, BlobError> {
         let listed: object_store::Result<Vec<_>> =
             self.store.list(Some(prefix)).try_collect().await;
+        if listed.is_err() {
+            // Say "no bucket" when that is why.
+            self.probe().await?;
+        }
         Ok(self
             .outcome(listed)?
             .into_iter()
@@ -377,10 +466,10 @@ impl S3Blobs {
     }
 
     /// Moves the files in the folder into the bucket, each removed once
-    /// its object is stored; stops at the first failure (tried again at
-    /// the next check).
-    async fn import_local(&self) -> Result<usize, BlobError> {
-        let mut moved = 0;
+    /// its object is stored; one that fails is left for the next pass.
+    /// Returns how many moved and how many failed.
+    async fn import_local(&self) -> Result<(usize, usize), BlobError> {
+        let (mut moved, mut failed) = (0, 0);
         for run_id in self.local.runs().await? {
             for blob in self.local.list(&run_id).await? {
                 let name = blob.key.rsplit('/').next().unwrap_or_default();
@@ -388,13 +477,24 @@ impl S3Blobs {
                 if name.starts_with('.') {
                     continue;
                 }
-                let (_, bytes) = self.local.open(&blob.key).await?;
-                self.put_key(&blob.key, bytes).await?;
-                self.local.remove(&blob.key).await;
-                moved += 1;
+                let stored = match self.local.open(&blob.key).await {
+                    Ok((_, bytes)) => self.put_key(&blob.key, bytes).await,
+                    Err(e) => Err(e),
+                };
+                match stored {
+                    Ok(_) => {
+                        self.local.remove(&blob.key).await;
+                        moved += 1;
+                    }
+                    Err(BlobError::Unavailable(e)) => return Err(BlobError::Unavailable(e)),
+                    Err(e) => {
+                        tracing::warn!(key = %blob.key, error = %e, "cannot move an artifact file into the bucket");
+                        failed += 1;
+                    }
+                }
             }
         }
-        Ok(moved)
+        Ok((moved, failed))
     }
 }
 
@@ -414,18 +514,14 @@ impl BlobStore for S3Blobs {
 
     async fn open(&self, key: &str) -> Result<(u64, ByteStream), BlobError> {
         let path = object_path(key)?;
-        match self.outcome(self.store.get(&path).await) {
-            Ok(found) => {
-                let size = found.meta.size;
-                let bytes = found.into_stream().map_err(std::io::Error::other);
-                Ok((size, Box::pin(bytes)))
-            }
-            // Not moved into the bucket yet.
-            Err(BlobError::NotFound(_)) if self.local.exists(key).await => {
-                self.local.open(key).await
-            }
-            Err(e) => Err(e),
+        // Not moved into the bucket yet: served while the store is away too.
+        if self.local.exists(key).await? {
+            return self.local.open(key).await;
         }
+        let found = self.outcome(self.reader.get(&path).await)?;
+        let size = found.meta.size;
+        let bytes = found.into_stream().map_err(std::io::Error::other);
+        Ok((size, idle_limited(Box::pin(bytes))))
     }
 
     async fn remove(&self, key: &str) {
@@ -460,7 +556,8 @@ impl BlobStore for S3Blobs {
             .common_prefixes
             .iter()
             .map(|p| p.to_string())
-            .filter(|p| super::valid_run_id(p))
+            // Only what clawd names a run's folder: a run's id, a UUID.
+            .filter(|p| uuid::Uuid::try_parse(p).is_ok())
             .collect();
         for run in self.local.runs().await? {
             if !runs.contains(&run) {
@@ -492,11 +589,20 @@ impl BlobStore for S3Blobs {
         local + remote
     }
 
-    async fn exists(&self, key: &str) -> bool {
+    async fn exists(&self, key: &str) -> Result<bool, BlobError> {
         let Ok(path) = object_path(key) else {
-            return false;
+            return Ok(false);
         };
-        self.outcome(self.store.head(&path).await).is_ok() || self.local.exists(key).await
+        if self.local.exists(key).await? {
+            return Ok(true);
+        }
+        match self.outcome(self.store.head(&path).await) {
+            Ok(_) => Ok(true),
+            // A HEAD's 404 cannot tell a missing object from a missing
+            // bucket: the listing can.
+            Err(BlobError::NotFound(_)) => self.probe().await.map(|()| false),
+            Err(e) => Err(e),
+        }
     }
 
     fn health(&self) -> ArtifactStoreHealth {
@@ -524,20 +630,40 @@ impl BlobStore for S3Blobs {
             tracing::warn!(error = %e, "the artifacts bucket could not be created yet");
             return;
         }
-        let probe = self.store.head(&ObjectPath::from(PROBE_KEY)).await;
-        if self
-            .outcome(probe)
-            .is_err_and(|e| !matches!(e, BlobError::NotFound(_)))
-        {
+        if self.probe().await.is_err() {
             return;
         }
-        match self.import_local().await {
-            Ok(0) => {}
-            Ok(moved) => tracing::info!(moved, "moved artifact files into the bucket"),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not move artifact files into the bucket yet")
-            }
+        let now = std::time::Instant::now();
+        let due = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_import
+            .is_none_or(|at| at <= now);
+        if !due {
+            return;
         }
+        let next = match self.import_local().await {
+            Ok((moved, 0)) => {
+                if moved > 0 {
+                    tracing::info!(moved, "moved artifact files into the bucket");
+                }
+                None
+            }
+            Ok((moved, failed)) => {
+                tracing::warn!(
+                    moved,
+                    failed,
+                    "some artifact files could not be moved into the bucket: trying again in a minute"
+                );
+                Some(now + IMPORT_RETRY)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not move artifact files into the bucket yet");
+                None
+            }
+        };
+        self.set_state(|s| s.next_import = next);
     }
 
     fn local_root(&self) -> Option<&Path> {

@@ -1,7 +1,7 @@
 //! Jobs administrators run (and the timers call): prune, reconcile,
 //! backup, secret rotation, certificates, database checks, stop.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
 use claw_proto::control::{
@@ -187,8 +187,21 @@ impl App {
         let mut findings = Vec::new();
         let mut missing = Vec::new();
         let known: HashSet<&str> = rows.iter().map(|a| a.path.as_str()).collect();
+        // One listing per run, not a request per row; a store that does not
+        // answer stops reconcile rather than making every row look lost.
+        let mut stored: HashMap<&str, HashSet<String>> = HashMap::new();
         for row in &rows {
-            if !self.blobs.exists(&row.path).await {
+            if !stored.contains_key(row.run_id.as_str()) {
+                let keys = self.blobs.list(&row.run_id).await?;
+                stored.insert(
+                    row.run_id.as_str(),
+                    keys.into_iter().map(|b| b.key).collect(),
+                );
+            }
+            if !stored
+                .get(row.run_id.as_str())
+                .is_some_and(|keys| keys.contains(&row.path))
+            {
                 missing.push(row.id.clone());
                 findings.push(Finding {
                     kind: "missing_artifact_file".to_owned(),
@@ -220,7 +233,7 @@ impl App {
                 }
                 let fixed = if fix {
                     self.blobs.remove(&blob.key).await;
-                    !self.blobs.exists(&blob.key).await
+                    matches!(self.blobs.exists(&blob.key).await, Ok(false))
                 } else {
                     false
                 };
