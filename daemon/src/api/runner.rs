@@ -1,6 +1,7 @@
 //! The runner protocol over HTTPS: every request signed (PROTOCOL.md).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{FromRequest, Path, Request, State};
@@ -143,6 +144,15 @@ pub async fn ack_command(
     Ok(Json(Done::OK))
 }
 
+/// An upload body that sends nothing for this long is refused: its client
+/// stalled or is holding a spool on purpose.
+const UPLOAD_IDLE: Duration = Duration::from_secs(30);
+
+/// The slowest an upload may come on average (64 KiB/s, about 0.5 Mbit/s),
+/// after [`UPLOAD_GRACE`]: at the default limit, about 15 minutes.
+const UPLOAD_MIN_BYTES_PER_SEC: usize = 64 * 1024;
+const UPLOAD_GRACE: Duration = Duration::from_secs(60);
+
 /// `POST /api/ingest/artifact`: the body (up to `artifact_limit_bytes`) is
 /// written to a temporary file as it comes, hashed on the way for the
 /// signature, then its file part streams from there to the artifact store:
@@ -153,7 +163,9 @@ pub async fn upload_artifact(
 ) -> ServiceResult<Json<UploadReply>> {
     let (parts, body) = request.into_parts();
     let limit = app.settings().config.artifact_limit_bytes + MULTIPART_OVERHEAD;
-    let spooled = spool_body(body, limit, &app.data_dir.join(SPOOL_DIR)).await?;
+    let total = UPLOAD_GRACE + Duration::from_secs((limit / UPLOAD_MIN_BYTES_PER_SEC) as u64);
+    let dir = app.data_dir.join(SPOOL_DIR);
+    let spooled = spool_body(body, limit, UPLOAD_IDLE, total, &dir).await?;
     let auth = verify_body(
         &app,
         parts.method.as_str(),
