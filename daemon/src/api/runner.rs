@@ -51,7 +51,17 @@ fn verify_body(
     body: &[u8],
     body_sha256: Option<&str>,
 ) -> ServiceResult<RunnerAuth> {
-    app.verify_runner(&SignedRequest {
+    app.verify_runner(&signed_request(method, path, headers, body, body_sha256))
+}
+
+fn signed_request<'a>(
+    method: &'a str,
+    path: &'a str,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+    body_sha256: Option<&'a str>,
+) -> SignedRequest<'a> {
+    SignedRequest {
         method,
         path,
         body,
@@ -62,7 +72,7 @@ fn verify_body(
         run_id: header(headers, signing::HEADER_RUN_ID),
         capability_token: header(headers, signing::HEADER_CAPABILITY_TOKEN),
         host_id: header(headers, claw_proto::hosts::HEADER_HOST_ID),
-    })
+    }
 }
 
 /// A runner request whose signature verified: who sent it and its body.
@@ -157,25 +167,48 @@ const UPLOAD_GRACE: Duration = Duration::from_secs(60);
 /// written to a temporary file as it comes, hashed on the way for the
 /// signature, then its file part streams from there to the artifact store:
 /// memory holds chunks, never the file.
+///
+/// The signature covers the body, so it is checked only once the body is
+/// on disk; what can be checked before (the declared length, the signed
+/// headers and the clock) is, so that a request refused anyway writes
+/// nothing.
 pub async fn upload_artifact(
     State(app): AppState,
     request: Request,
 ) -> ServiceResult<Json<UploadReply>> {
     let (parts, body) = request.into_parts();
     let limit = app.settings().config.artifact_limit_bytes + MULTIPART_OVERHEAD;
+    check_declared_length(&parts.headers, limit)?;
+    let method = parts.method.as_str();
+    let path = parts.uri.path();
+    app.precheck_runner(&signed_request(method, path, &parts.headers, b"", None))?;
     let total = UPLOAD_GRACE + Duration::from_secs((limit / UPLOAD_MIN_BYTES_PER_SEC) as u64);
     let dir = app.data_dir.join(SPOOL_DIR);
     let spooled = spool_body(body, limit, UPLOAD_IDLE, total, &dir).await?;
     let auth = verify_body(
         &app,
-        parts.method.as_str(),
-        parts.uri.path(),
+        method,
+        path,
         &parts.headers,
         b"",
         Some(&spooled.sha256_hex),
     )?;
     let (name, data) = first_file(&parts.headers, spooled.file).await?;
     Ok(Json(app.runner_upload(auth, &name, data).await?))
+}
+
+/// Refuses with 413, before any of the body is read, a request whose
+/// `Content-Length` is past `limit`; a body without one is held to the
+/// limit as it streams.
+fn check_declared_length(headers: &HeaderMap, limit: usize) -> ServiceResult<()> {
+    let declared = header(headers, axum::http::header::CONTENT_LENGTH.as_str())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => Err(ServiceError::too_large(
+            "request body is larger than the configured limit",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The first file part of a multipart body: (file name, its bytes as they
