@@ -14,6 +14,7 @@ use claw_proto::wire::{
     CommandAck, IngestBatch, IngestBatchReply, IngestEvent, IngestEventReply, RunSpec,
 };
 use futures_util::{StreamExt, TryStreamExt};
+use tokio::sync::Semaphore;
 
 use super::extract::User;
 use crate::app::App;
@@ -154,6 +155,15 @@ pub async fn ack_command(
     Ok(Json(Done::OK))
 }
 
+/// Uploads being spooled at once. Each may hold `artifact_limit_bytes` of
+/// disk (50 MiB by default) before its signature can be checked, so this
+/// bounds what anyone can make clawd write at one time; runners upload
+/// seldom (a file or two at the end of a run), so 16 is plenty.
+const SPOOLS_AT_ONCE: usize = 16;
+
+/// Shared by every upload of the process: they share its disk.
+static SPOOLS: Semaphore = Semaphore::const_new(SPOOLS_AT_ONCE);
+
 /// An upload body that sends nothing for this long is refused: its client
 /// stalled or is holding a spool on purpose.
 const UPLOAD_IDLE: Duration = Duration::from_secs(30);
@@ -171,7 +181,7 @@ const UPLOAD_GRACE: Duration = Duration::from_secs(60);
 /// The signature covers the body, so it is checked only once the body is
 /// on disk; what can be checked before (the declared length, the signed
 /// headers and the clock) is, so that a request refused anyway writes
-/// nothing.
+/// nothing, and the spools are bounded in number and time.
 pub async fn upload_artifact(
     State(app): AppState,
     request: Request,
@@ -182,6 +192,13 @@ pub async fn upload_artifact(
     let method = parts.method.as_str();
     let path = parts.uri.path();
     app.precheck_runner(&signed_request(method, path, &parts.headers, b"", None))?;
+    // Held until the spooled file is closed, when the upload is done.
+    let _spool = SPOOLS.try_acquire().map_err(|_| {
+        ServiceError::busy(
+            "too many artifact uploads at once: try again in a few seconds",
+            5,
+        )
+    })?;
     let total = UPLOAD_GRACE + Duration::from_secs((limit / UPLOAD_MIN_BYTES_PER_SEC) as u64);
     let dir = app.data_dir.join(SPOOL_DIR);
     let spooled = spool_body(body, limit, UPLOAD_IDLE, total, &dir).await?;
