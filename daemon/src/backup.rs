@@ -12,12 +12,14 @@
 //!
 //! What a backup stages in the output directory (`.NAME.db`,
 //! `.NAME.artifacts`, `.NAME.part`) is owner-only and removed however the
-//! backup ends, a dropped request included.
+//! backup ends, a dropped request included; what a crash left is removed
+//! by a later backup once a day old.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -184,6 +186,12 @@ async fn download_artifacts(blobs: &dyn BlobStore, dir: &Path) -> Result<(), Bac
     Ok(())
 }
 
+/// Leftovers of backups that never ended (clawd killed, the disk full)
+/// older than this are removed when a backup starts: no backup runs a day,
+/// and a younger one may belong to a backup running now (of this clawd, or
+/// of another writing to the same directory).
+const STALE_STAGING: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// What a backup stages beside its archive: the database's copy, the
 /// artifacts copied down from an object store, the archive being written.
 /// Dropped, it removes them: a backup that fails, or whose request is
@@ -264,6 +272,60 @@ fn remove_staged(db: &Path, artifacts: &Path, partial: &Path) {
     let _ = std::fs::remove_file(partial);
 }
 
+/// Removes from `output` what backups staged (see [`Staging`]) that is
+/// older than `age`: rotation only sees archives, so nothing else would.
+/// At the start of a backup rather than after it: leftovers that filled
+/// the disk would otherwise fail every backup before it got there.
+fn remove_stale_staging(output: &Path, age: Duration) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(output) else {
+        return Vec::new();
+    };
+    let staged = |name: &str| {
+        name.strip_prefix('.')
+            .filter(|n| n.starts_with(ARCHIVE_PREFIX))
+            .and_then(|n| {
+                [".db", ".artifacts", ".part"]
+                    .iter()
+                    .find_map(|end| n.strip_suffix(end))
+            })
+            .is_some_and(|archive| archive.ends_with(ARCHIVE_SUFFIX))
+    };
+    let mut removed = Vec::new();
+    for entry in entries.filter_map(Result::ok) {
+        if !entry.file_name().to_str().is_some_and(staged) {
+            continue;
+        }
+        // Not followed: a link is removed, not what it points to.
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| SystemTime::now().duration_since(m).ok())
+            .is_some_and(|elapsed| elapsed > age);
+        if !old {
+            continue;
+        }
+        let path = entry.path();
+        let gone = if meta.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        match gone {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "removed what an unfinished backup left");
+                removed.push(path);
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove what an unfinished backup left: remove it by hand");
+            }
+        }
+    }
+    removed
+}
+
 /// Takes a backup into `output`; keeps the newest `keep` archives there.
 pub async fn create(
     store: &dyn Store,
@@ -274,6 +336,8 @@ pub async fn create(
     keep: usize,
 ) -> Result<BackupResult, BackupError> {
     std::fs::create_dir_all(output).map_err(io(output))?;
+    let swept = output.to_owned();
+    let _ = tokio::task::spawn_blocking(move || remove_stale_staging(&swept, STALE_STAGING)).await;
     // Milliseconds: two backups in one second must not share a name.
     let stamp = humantime::format_rfc3339_millis(std::time::SystemTime::now())
         .to_string()
@@ -422,7 +486,6 @@ fn rotate(output: &Path, keep: usize) -> Vec<PathBuf> {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::sync::Arc;
-    use std::time::Duration;
 
     use async_trait::async_trait;
     use bytes::Bytes;
@@ -607,5 +670,50 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("left behind: {:?}", staged_in(output.path()));
+    }
+
+    #[test]
+    fn stale_staging_is_removed_and_the_rest_kept() {
+        let output = tempfile::tempdir().expect("output");
+        let dir = output.path();
+        let old = SystemTime::now() - Duration::from_secs(2 * 24 * 60 * 60);
+        let age = |path: &Path| {
+            File::open(path)
+                .expect("open")
+                .set_modified(old)
+                .expect("mtime");
+        };
+        let stale = [
+            format!(".{NAME}.db"),
+            format!(".{NAME}.part"),
+            format!(".{NAME}.artifacts"),
+        ];
+        std::fs::write(dir.join(&stale[0]), b"db").expect("db");
+        std::fs::write(dir.join(&stale[1]), b"part").expect("part");
+        let artifacts = dir.join(&stale[2]);
+        std::fs::create_dir_all(artifacts.join("run-1")).expect("artifacts");
+        std::fs::write(artifacts.join("run-1/x"), b"x").expect("artifact");
+        // Young leftovers may be a running backup's; others are not ours.
+        let fresh = ".claw-backup-2026-02-02T000000.000Z.tar.gz.db";
+        std::fs::write(dir.join(fresh), b"db").expect("fresh");
+        let kept = [".claw-backup-notes", ".db", NAME];
+        for name in kept.iter().chain(&stale.each_ref().map(String::as_str)) {
+            let path = dir.join(name);
+            if !path.exists() {
+                std::fs::write(&path, b"x").expect("file");
+            }
+            age(&path);
+        }
+        let removed = remove_stale_staging(dir, STALE_STAGING);
+        assert_eq!(removed.len(), 3, "{removed:?}");
+        let mut left: Vec<String> = std::fs::read_dir(dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut expected = vec![fresh.to_owned()];
+        expected.extend(kept.iter().map(|n| (*n).to_owned()));
+        expected.sort();
+        assert_eq!(left, expected);
     }
 }
