@@ -1505,6 +1505,68 @@ async fn backup_while_streaming_verify_and_keep() {
     assert_eq!(audit.as_array().expect("rows").len(), 3);
 }
 
+/// What backups that never ended left beside their archives (a copy of
+/// the database, artifacts copied down, a half-written archive) is removed
+/// by the next backup once a day old; younger leftovers may be a running
+/// backup's, and nothing else is touched.
+#[test]
+fn a_backup_removes_what_unfinished_backups_left() {
+    let d = Daemon::start();
+    let out_dir = tempfile::tempdir().expect("out");
+    let dir = out_dir.path();
+    let unfinished = "claw-backup-2020-01-01T000000.000Z.tar.gz";
+    let stale = [
+        format!(".{unfinished}.db"),
+        format!(".{unfinished}.part"),
+        format!(".{unfinished}.artifacts"),
+    ];
+    std::fs::write(dir.join(&stale[0]), b"a copy of the database").expect("db");
+    std::fs::write(dir.join(&stale[1]), b"half an archive").expect("part");
+    std::fs::create_dir_all(dir.join(&stale[2]).join("run-1")).expect("artifacts");
+    std::fs::write(dir.join(&stale[2]).join("run-1/a1_out.log"), b"x").expect("artifact");
+    let lookalike = format!(".{unfinished}.lookalike.db");
+    let running = ".claw-backup-2020-01-02T000000.000Z.tar.gz.db";
+    let other = ".claw-backup-notes";
+    for name in [lookalike.as_str(), running, other] {
+        std::fs::write(dir.join(name), b"x").expect("file");
+    }
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 24 * 60 * 60);
+    for name in stale
+        .iter()
+        .map(String::as_str)
+        .chain([lookalike.as_str(), other])
+    {
+        std::fs::File::open(dir.join(name))
+            .expect("open")
+            .set_modified(two_days_ago)
+            .expect("make it old");
+    }
+
+    let out = d.ctl(&["--json", "backup", "--output", dir.to_str().expect("path")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let made: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let archive = PathBuf::from(made["path"].as_str().expect("path"));
+    let mut left: Vec<String> = std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    let mut expected = vec![
+        // Not a name a backup stages.
+        lookalike,
+        // Younger than a day.
+        running.to_owned(),
+        other.to_owned(),
+        archive
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned(),
+    ];
+    expected.sort();
+    assert_eq!(left, expected);
+}
+
 /// The scratch databases `backup verify --scratch-url` left on the server.
 fn scratch_leftovers(admin_url: &str) -> String {
     psql(

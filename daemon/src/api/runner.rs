@@ -1,6 +1,7 @@
 //! The runner protocol over HTTPS: every request signed (PROTOCOL.md).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{FromRequest, Path, Request, State};
@@ -13,6 +14,7 @@ use claw_proto::wire::{
     CommandAck, IngestBatch, IngestBatchReply, IngestEvent, IngestEventReply, RunSpec,
 };
 use futures_util::{StreamExt, TryStreamExt};
+use tokio::sync::Semaphore;
 
 use super::extract::User;
 use crate::app::App;
@@ -50,7 +52,17 @@ fn verify_body(
     body: &[u8],
     body_sha256: Option<&str>,
 ) -> ServiceResult<RunnerAuth> {
-    app.verify_runner(&SignedRequest {
+    app.verify_runner(&signed_request(method, path, headers, body, body_sha256))
+}
+
+fn signed_request<'a>(
+    method: &'a str,
+    path: &'a str,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+    body_sha256: Option<&'a str>,
+) -> SignedRequest<'a> {
+    SignedRequest {
         method,
         path,
         body,
@@ -61,7 +73,7 @@ fn verify_body(
         run_id: header(headers, signing::HEADER_RUN_ID),
         capability_token: header(headers, signing::HEADER_CAPABILITY_TOKEN),
         host_id: header(headers, claw_proto::hosts::HEADER_HOST_ID),
-    })
+    }
 }
 
 /// A runner request whose signature verified: who sent it and its body.
@@ -143,27 +155,77 @@ pub async fn ack_command(
     Ok(Json(Done::OK))
 }
 
+/// Uploads being spooled at once. Each may hold `artifact_limit_bytes` of
+/// disk (50 MiB by default) before its signature can be checked, so this
+/// bounds what anyone can make clawd write at one time; runners upload
+/// seldom (a file or two at the end of a run), so 16 is plenty.
+const SPOOLS_AT_ONCE: usize = 16;
+
+/// Shared by every upload of the process: they share its disk.
+static SPOOLS: Semaphore = Semaphore::const_new(SPOOLS_AT_ONCE);
+
+/// An upload body that sends nothing for this long is refused: its client
+/// stalled or is holding a spool on purpose.
+const UPLOAD_IDLE: Duration = Duration::from_secs(30);
+
+/// The slowest an upload may come on average (64 KiB/s, about 0.5 Mbit/s),
+/// after [`UPLOAD_GRACE`]: at the default limit, about 15 minutes.
+const UPLOAD_MIN_BYTES_PER_SEC: usize = 64 * 1024;
+const UPLOAD_GRACE: Duration = Duration::from_secs(60);
+
 /// `POST /api/ingest/artifact`: the body (up to `artifact_limit_bytes`) is
 /// written to a temporary file as it comes, hashed on the way for the
 /// signature, then its file part streams from there to the artifact store:
 /// memory holds chunks, never the file.
+///
+/// The signature covers the body, so it is checked only once the body is
+/// on disk; what can be checked before (the declared length, the signed
+/// headers and the clock) is, so that a request refused anyway writes
+/// nothing, and the spools are bounded in number and time.
 pub async fn upload_artifact(
     State(app): AppState,
     request: Request,
 ) -> ServiceResult<Json<UploadReply>> {
     let (parts, body) = request.into_parts();
     let limit = app.settings().config.artifact_limit_bytes + MULTIPART_OVERHEAD;
-    let spooled = spool_body(body, limit, &app.data_dir.join(SPOOL_DIR)).await?;
+    check_declared_length(&parts.headers, limit)?;
+    let method = parts.method.as_str();
+    let path = parts.uri.path();
+    app.precheck_runner(&signed_request(method, path, &parts.headers, b"", None))?;
+    // Held until the spooled file is closed, when the upload is done.
+    let _spool = SPOOLS.try_acquire().map_err(|_| {
+        ServiceError::busy(
+            "too many artifact uploads at once: try again in a few seconds",
+            5,
+        )
+    })?;
+    let total = UPLOAD_GRACE + Duration::from_secs((limit / UPLOAD_MIN_BYTES_PER_SEC) as u64);
+    let dir = app.data_dir.join(SPOOL_DIR);
+    let spooled = spool_body(body, limit, UPLOAD_IDLE, total, &dir).await?;
     let auth = verify_body(
         &app,
-        parts.method.as_str(),
-        parts.uri.path(),
+        method,
+        path,
         &parts.headers,
         b"",
         Some(&spooled.sha256_hex),
     )?;
     let (name, data) = first_file(&parts.headers, spooled.file).await?;
     Ok(Json(app.runner_upload(auth, &name, data).await?))
+}
+
+/// Refuses with 413, before any of the body is read, a request whose
+/// `Content-Length` is past `limit`; a body without one is held to the
+/// limit as it streams.
+fn check_declared_length(headers: &HeaderMap, limit: usize) -> ServiceResult<()> {
+    let declared = header(headers, axum::http::header::CONTENT_LENGTH.as_str())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => Err(ServiceError::too_large(
+            "request body is larger than the configured limit",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The first file part of a multipart body: (file name, its bytes as they

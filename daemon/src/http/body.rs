@@ -5,12 +5,14 @@ use axum::body::Body;
 use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
 use std::path::Path;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 use crate::blobs::BlobError;
 use crate::service::{ServiceError, ServiceResult};
@@ -39,9 +41,18 @@ pub struct Spooled {
 }
 
 /// Writes the body to a temporary file in `dir` as it arrives, hashing it
-/// on the way; refused with 413 past `limit` bytes.
-pub async fn spool_body(body: Body, limit: usize, dir: &Path) -> ServiceResult<Spooled> {
+/// on the way; refused with 413 past `limit` bytes, and with 400 when no
+/// data came for `idle` or the body took longer than `total`: a client
+/// that stops sending must not hold its file (and its place) for ever.
+pub async fn spool_body(
+    body: Body,
+    limit: usize,
+    idle: Duration,
+    total: Duration,
+    dir: &Path,
+) -> ServiceResult<Spooled> {
     let disk = |e: std::io::Error| ServiceError::from(BlobError::from(e));
+    let deadline = Instant::now() + total;
     tokio::fs::create_dir_all(dir).await.map_err(disk)?;
     let dir = dir.to_owned();
     let file = tokio::task::spawn_blocking(move || tempfile::tempfile_in(dir))
@@ -52,7 +63,25 @@ pub async fn spool_body(body: Body, limit: usize, dir: &Path) -> ServiceResult<S
     let mut hasher = Sha256::new();
     let mut size = 0usize;
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let wait = deadline.min(Instant::now() + idle);
+        let chunk = match tokio::time::timeout_at(wait, stream.next()).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(_) if Instant::now() >= deadline => {
+                return Err(ServiceError::invalid(format!(
+                    "the request body took longer than {} s to arrive: send it again over a \
+                     faster connection",
+                    total.as_secs()
+                )));
+            }
+            Err(_) => {
+                return Err(ServiceError::invalid(format!(
+                    "no data of the request body came for {} s: send it again",
+                    idle.as_secs()
+                )));
+            }
+        };
         let chunk =
             chunk.map_err(|e| ServiceError::invalid(format!("cannot read request body: {e}")))?;
         size += chunk.len();
@@ -91,4 +120,85 @@ pub fn parse_json_or_default<T: DeserializeOwned + Default>(bytes: &[u8]) -> Ser
 pub fn query<T>(q: Result<Query<T>, QueryRejection>) -> ServiceResult<T> {
     q.map(|Query(v)| v)
         .map_err(|e| ServiceError::invalid(format!("invalid query: {}", e.body_text())))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use futures_util::StreamExt;
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+    use crate::service::ErrorKind;
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    fn chunks(parts: &[&'static [u8]]) -> Body {
+        let parts: Vec<Result<Bytes, std::io::Error>> =
+            parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        Body::from_stream(futures_util::stream::iter(parts))
+    }
+
+    #[tokio::test]
+    async fn a_whole_body_is_spooled_with_its_digest() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut spooled = spool_body(chunks(&[b"hello ", b"world"]), 64, LONG, LONG, dir.path())
+            .await
+            .expect("spooled");
+        let mut text = String::new();
+        spooled.file.read_to_string(&mut text).await.expect("read");
+        assert_eq!(text, "hello world");
+        assert_eq!(
+            spooled.sha256_hex,
+            claw_proto::signing::sha256_hex(b"hello world")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_limit_is_too_large() {
+        let dir = tempfile::tempdir().expect("dir");
+        let refused = spool_body(chunks(&[b"hello ", b"world"]), 8, LONG, LONG, dir.path()).await;
+        assert_eq!(refused.err().map(|e| e.kind), Some(ErrorKind::TooLarge));
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stops_coming_is_refused_after_the_idle_time() {
+        let dir = tempfile::tempdir().expect("dir");
+        let first = futures_util::stream::once(async {
+            Ok::<_, std::io::Error>(Bytes::from_static(b"start"))
+        });
+        let body = Body::from_stream(first.chain(futures_util::stream::pending()));
+        let spooling = spool_body(body, 64, Duration::from_millis(200), LONG, dir.path());
+        let refused = tokio::time::timeout(Duration::from_secs(10), spooling)
+            .await
+            .expect("refused within 10 s");
+        let error = refused.err().expect("refused");
+        assert_eq!(error.kind, ErrorKind::Invalid);
+        assert!(error.message.contains("no data"), "{}", error.message);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_dribbles_is_refused_at_the_deadline() {
+        let dir = tempfile::tempdir().expect("dir");
+        // A byte every 20 ms, for ever: never idle, never done.
+        let dribble = futures_util::stream::unfold((), |()| async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Some((Ok::<_, std::io::Error>(Bytes::from_static(b"x")), ()))
+        });
+        let spooling = spool_body(
+            Body::from_stream(dribble),
+            1 << 20,
+            Duration::from_secs(1),
+            Duration::from_millis(300),
+            dir.path(),
+        );
+        let refused = tokio::time::timeout(Duration::from_secs(10), spooling)
+            .await
+            .expect("refused within 10 s");
+        let error = refused.err().expect("refused");
+        assert_eq!(error.kind, ErrorKind::Invalid);
+        assert!(error.message.contains("took longer"), "{}", error.message);
+    }
 }

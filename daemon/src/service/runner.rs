@@ -87,6 +87,30 @@ impl App {
         Ok((signature, timestamp, nonce))
     }
 
+    /// What [`Self::verify_runner`] can check without the body: the headers
+    /// there and well-formed, the timestamp within the clock skew, the host
+    /// enrolled. An upload failing these is refused before it is written
+    /// to disk.
+    pub fn precheck_runner(&self, request: &SignedRequest<'_>) -> ServiceResult<()> {
+        use claw_proto::signing as h;
+        let (signature, _, _) = self.signed_headers(request)?;
+        required(request.run_id, h::HEADER_RUN_ID)?;
+        required(request.capability_token, h::HEADER_CAPABILITY_TOKEN)?;
+        // A hex HMAC-SHA256, as verification decodes it: nothing else can
+        // verify.
+        if !hex::decode(signature.trim()).is_ok_and(|s| s.len() == 32) {
+            return Err(ServiceError::unauthenticated("invalid signature"));
+        }
+        if let Some(host) = request.host_id.filter(|h| !h.is_empty())
+            && self.hosts.key(host).is_none()
+        {
+            return Err(ServiceError::unauthenticated(
+                "invalid signature, or the host is not enrolled (revoked or removed?)",
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks the signature (by the gateway's HMAC secret, or by the key of
     /// the enrolled host named in `X-Host-Id`), the clock skew and the
     /// headers' shapes; the nonce, run and token are checked by the store

@@ -20,6 +20,7 @@ mod redaction;
 mod roles;
 mod runner;
 mod systemd;
+mod uploads;
 mod views;
 mod web;
 mod webpush;
