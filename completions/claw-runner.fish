@@ -35,7 +35,7 @@ complete -c claw-runner -n "__fish_claw_runner_needs_command" -f -a "serve" -d '
 complete -c claw-runner -n "__fish_claw_runner_needs_command" -f -a "test-connection" -d 'Check the gateway: TLS, clock difference, and whether it accepts our signatures'
 complete -c claw-runner -n "__fish_claw_runner_needs_command" -f -a "info" -d 'Print the effective configuration (secrets masked)'
 complete -c claw-runner -n "__fish_claw_runner_needs_command" -f -a "assist" -d 'Ask the runner of a run on this host to start a tmate session and post its links to the run'
-complete -c claw-runner -n "__fish_claw_runner_needs_command" -f -a "upload" -d 'Upload a file as an artifact of a run'
+complete -c claw-runner -n "__fish_claw_runner_needs_command" -f -a "upload" -d 'Upload a file as an artifact of a run, trying again for up to two minutes while the gateway cannot take it yet (its artifact store away, busy, restarting)'
 complete -c claw-runner -n "__fish_claw_runner_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand start" -l run-id -d 'The run id (from `clawctl runs create` or the web UI)' -r
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand start" -l token -d 'The run\'s capability token (shown once when the run was created)' -r
@@ -80,5 +80,5 @@ complete -c claw-runner -n "__fish_claw_runner_using_subcommand help; and not __
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand help; and not __fish_seen_subcommand_from start enroll serve test-connection info assist upload help" -f -a "test-connection" -d 'Check the gateway: TLS, clock difference, and whether it accepts our signatures'
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand help; and not __fish_seen_subcommand_from start enroll serve test-connection info assist upload help" -f -a "info" -d 'Print the effective configuration (secrets masked)'
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand help; and not __fish_seen_subcommand_from start enroll serve test-connection info assist upload help" -f -a "assist" -d 'Ask the runner of a run on this host to start a tmate session and post its links to the run'
-complete -c claw-runner -n "__fish_claw_runner_using_subcommand help; and not __fish_seen_subcommand_from start enroll serve test-connection info assist upload help" -f -a "upload" -d 'Upload a file as an artifact of a run'
+complete -c claw-runner -n "__fish_claw_runner_using_subcommand help; and not __fish_seen_subcommand_from start enroll serve test-connection info assist upload help" -f -a "upload" -d 'Upload a file as an artifact of a run, trying again for up to two minutes while the gateway cannot take it yet (its artifact store away, busy, restarting)'
 complete -c claw-runner -n "__fish_claw_runner_using_subcommand help; and not __fish_seen_subcommand_from start enroll serve test-connection info assist upload help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

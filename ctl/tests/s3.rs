@@ -654,3 +654,56 @@ async fn a_bucket_that_is_not_there_is_not_taken_for_an_empty_one() {
     let (status, body) = gw.runner(&run, &token).upload("a.log", b"x").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
 }
+
+/// claw-runner's upload refused while the store is away goes in once the
+/// store is back: it tries again rather than losing the file.
+#[tokio::test]
+async fn a_runner_upload_waits_out_an_outage() {
+    let mut garage = TempGarage::start();
+    let gw = start(&garage.artifacts_config(GARAGE_BUCKET));
+    let admin = gw.admin().await;
+    let (run, token) = gw.create_run(&admin).await;
+    wait_for("health ok", Duration::from_secs(20), async || {
+        gw.health().await.status == "ok"
+    })
+    .await;
+    let home = tempfile::tempdir().expect("home");
+    let file = home.path().join("report.txt");
+    std::fs::write(&file, "made during an outage\n").expect("file");
+
+    garage.stop();
+    let runner =
+        std::process::Command::new(binary_or_build("claw-runner", "claw-runner", env!("CARGO")))
+            .env("HOME", home.path())
+            .env("CLAW_GATEWAY_URL", format!("https://localhost:{}", gw.port))
+            .env(
+                "CLAW_HMAC_SECRET_FILE",
+                gw.data().join("secrets/hmac-secret"),
+            )
+            .env("CLAW_CA_CERT", gw.data().join("certs/server.crt"))
+            .args(["upload", "--run-id", &run, "--token", &token])
+            .arg(&file)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("claw-runner upload");
+    // Refused at least once before the store comes back.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    garage.restart();
+    let out = tokio::task::spawn_blocking(move || runner.wait_with_output())
+        .await
+        .expect("join")
+        .expect("claw-runner output");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("trying again"),
+        "it was refused first: {said}"
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (status, _, body) = download(&gw, &admin, &id).await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::OK, b"made during an outage\n".as_slice())
+    );
+}

@@ -556,7 +556,7 @@ mod tests {
         async fn run_size(&self, run_id: &str) -> u64 {
             self.files.run_size(run_id).await
         }
-        async fn exists(&self, key: &str) -> bool {
+        async fn exists(&self, key: &str) -> Result<bool, BlobError> {
             self.files.exists(key).await
         }
         fn health(&self) -> ArtifactStoreHealth {

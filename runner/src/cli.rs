@@ -84,7 +84,9 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         run_id: String,
     },
-    /// Upload a file as an artifact of a run.
+    /// Upload a file as an artifact of a run, trying again for up to two
+    /// minutes while the gateway cannot take it yet (its artifact store
+    /// away, busy, restarting).
     Upload {
         /// The run id.
         #[arg(long, value_name = "ID")]

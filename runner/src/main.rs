@@ -92,7 +92,7 @@ fn main() -> ExitCode {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "artifact".to_owned());
-                let id = upload::upload(&gateway, &file, &name).await?;
+                let id = upload::upload(&gateway, &file, &name, upload::PATIENCE).await?;
                 println!("{id}");
                 Ok(0)
             }

@@ -473,7 +473,10 @@ async fn upload_diff(shared: &Shared, diff: String) {
         eprintln!("claw-runner: cannot keep {}: {e}", path.display());
         return;
     }
-    if let Err(e) = crate::upload::upload(&shared.gateway, &path, "latest.diff").await {
+    // The command's answer waits for this: a short patience (the next
+    // `git diff` makes a newer one anyway).
+    let patience = Duration::from_secs(10);
+    if let Err(e) = crate::upload::upload(&shared.gateway, &path, "latest.diff", patience).await {
         eprintln!("claw-runner: latest.diff not uploaded: {e}");
     }
 }
@@ -575,20 +578,12 @@ pub(crate) async fn escalate(shared: &Shared, pgid: nix::unistd::Pid, grace_secs
     }
 }
 
-/// Uploads the run's full log as an artifact (best effort, a few tries).
+/// Uploads the run's full log as an artifact (best effort, trying again
+/// through transient refusals for [`crate::upload::PATIENCE`]).
 pub(crate) async fn upload_log(shared: &Shared) {
     let path = shared.spool.lock().await.log_path();
-    for attempt in 0..5 {
-        match crate::upload::upload(&shared.gateway, &path, "claude.log").await {
-            Ok(_) => return,
-            Err(GatewayError::Refused { status, message }) => {
-                eprintln!("claw-runner: log upload refused ({status}): {message}");
-                return;
-            }
-            Err(e) => {
-                eprintln!("claw-runner: log upload failed: {e}");
-                tokio::time::sleep(Duration::from_millis(500 * (attempt + 1))).await;
-            }
-        }
+    let patience = crate::upload::PATIENCE;
+    if let Err(e) = crate::upload::upload(&shared.gateway, &path, "claude.log", patience).await {
+        eprintln!("claw-runner: log not uploaded: {e}");
     }
 }

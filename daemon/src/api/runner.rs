@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 
 use super::extract::User;
 use crate::app::App;
-use crate::blobs::ByteStream;
+use crate::blobs::{BlobError, ByteStream};
 use crate::http::{SPOOL_DIR, parse_json, parse_json_or_default, read_body, spool_body};
 use crate::service::{RunnerAuth, ServiceError, ServiceResult, SignedRequest};
 
@@ -192,6 +192,10 @@ pub async fn upload_artifact(
     let method = parts.method.as_str();
     let path = parts.uri.path();
     app.precheck_runner(&signed_request(method, path, &parts.headers, b"", None))?;
+    // The artifact store known away: refused before the body is read.
+    if let Some(why) = app.blobs.health().error {
+        return Err(ServiceError::upload(BlobError::Unavailable(why)));
+    }
     // Held until the spooled file is closed, when the upload is done.
     let _spool = SPOOLS.try_acquire().map_err(|_| {
         ServiceError::busy(

@@ -329,7 +329,8 @@ async fn keep_output(shared: &Shared, artifact: &str, output: String) {
         eprintln!("claw-runner: cannot keep {}: {e}", path.display());
         return;
     }
-    if let Err(e) = crate::upload::upload(&shared.gateway, &path, artifact).await {
+    let patience = crate::upload::PATIENCE;
+    if let Err(e) = crate::upload::upload(&shared.gateway, &path, artifact, patience).await {
         eprintln!("claw-runner: {artifact} not uploaded: {e}");
     }
 }
