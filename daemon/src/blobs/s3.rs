@@ -670,3 +670,73 @@ impl BlobStore for S3Blobs {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use claw_testkit::TempGarage;
+    use claw_testkit::garage::{GARAGE_BUCKET, GARAGE_REGION};
+
+    use super::*;
+    use crate::config::ArtifactBackend;
+
+    fn unfinished_uploads(garage: &TempGarage) -> bool {
+        garage
+            .cli(&["bucket", "info", GARAGE_BUCKET])
+            .expect("bucket info")
+            .contains("Unfinished uploads")
+    }
+
+    async fn until(what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !check() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: not within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// An upload whose future is dropped after its first part (the client
+    /// went away) leaves no multipart upload in the bucket: the store
+    /// would keep its parts forever.
+    #[tokio::test]
+    async fn a_multipart_upload_dropped_midway_is_aborted() {
+        let garage = TempGarage::start();
+        let local = tempfile::tempdir().expect("dir");
+        let config = ArtifactsConfig {
+            backend: ArtifactBackend::S3,
+            endpoint: Some(garage.endpoint()),
+            bucket: Some(GARAGE_BUCKET.to_owned()),
+            region: GARAGE_REGION.to_owned(),
+            ..ArtifactsConfig::default()
+        };
+        let key = Key {
+            id: garage.key_id().to_owned(),
+            secret: garage.secret_key().to_owned(),
+            token: None,
+            source: "the test",
+        };
+        let blobs = Arc::new(S3Blobs::new(&config, Some(key), local.path()).expect("client"));
+        let first_part = Bytes::from(vec![7u8; PART + 1]);
+        let stalled: ByteStream = Box::pin(
+            futures_util::stream::once(async move { Ok(first_part) })
+                .chain(futures_util::stream::pending()),
+        );
+        let put = tokio::spawn({
+            let blobs = Arc::clone(&blobs);
+            async move {
+                let run = "0b8e2c1e-8a31-4c53-9d1c-0e6f1f6f0a11";
+                blobs.put(run, "a1", "big.log", stalled).await
+            }
+        });
+        until("the first part in the bucket", || {
+            unfinished_uploads(&garage)
+        })
+        .await;
+        put.abort();
+        until("the upload aborted", || !unfinished_uploads(&garage)).await;
+    }
+}
