@@ -672,21 +672,17 @@ async fn a_runner_upload_waits_out_an_outage() {
     std::fs::write(&file, "made during an outage\n").expect("file");
 
     garage.stop();
-    let runner =
-        std::process::Command::new(binary_or_build("claw-runner", "claw-runner", env!("CARGO")))
-            .env("HOME", home.path())
-            .env("CLAW_GATEWAY_URL", format!("https://localhost:{}", gw.port))
-            .env(
-                "CLAW_HMAC_SECRET_FILE",
-                gw.data().join("secrets/hmac-secret"),
-            )
-            .env("CLAW_CA_CERT", gw.data().join("certs/server.crt"))
-            .args(["upload", "--run-id", &run, "--token", &token])
-            .arg(&file)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("claw-runner upload");
+    let runner = gw
+        .runner_command(
+            binary_or_build("claw-runner", "claw-runner", env!("CARGO")),
+            home.path(),
+        )
+        .args(["upload", "--run-id", &run, "--token", &token])
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("claw-runner upload");
     // Refused at least once before the store comes back.
     tokio::time::sleep(Duration::from_secs(3)).await;
     garage.restart();

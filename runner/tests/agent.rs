@@ -339,16 +339,8 @@ async fn an_agent_that_never_starts_fails_the_run_with_the_reason() {
     std::fs::write(&fake, "#!/bin/sh\necho 'no API key' >&2\nexit 3\n").expect("script");
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
-    let out = Command::new(env!("CARGO_BIN_EXE_claw-runner"))
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", home.path())
-        .env("CLAW_GATEWAY_URL", format!("https://localhost:{}", gw.port))
-        .env(
-            "CLAW_HMAC_SECRET_FILE",
-            gw.data().join("secrets/hmac-secret"),
-        )
-        .env("CLAW_CA_CERT", gw.data().join("certs/server.crt"))
+    let out = gw
+        .runner_command(env!("CARGO_BIN_EXE_claw-runner"), home.path())
         .env("CLAW_STATE_DIR", home.path().join("state"))
         .env("CLAW_CLAUDE_PROGRAM", &fake)
         .args([

@@ -91,20 +91,10 @@ impl Setup {
         let config_dir = self.home.path().join(".config/claw");
         std::fs::create_dir_all(&config_dir).expect("config dir");
         std::fs::write(config_dir.join("runner.toml"), extra_config).expect("runner.toml");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_claw-runner"));
-        cmd.env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", self.home.path())
-            .env(
-                "CLAW_GATEWAY_URL",
-                format!("https://localhost:{}", self.gw.port),
-            )
-            .env(
-                "CLAW_HMAC_SECRET_FILE",
-                self.gw.data().join("secrets/hmac-secret"),
-            )
-            .env("CLAW_CA_CERT", self.gw.data().join("certs/server.crt"))
-            .args(["start", "--run-id", run_id, "--token", token]);
+        let mut cmd = self
+            .gw
+            .runner_command(env!("CARGO_BIN_EXE_claw-runner"), self.home.path());
+        cmd.args(["start", "--run-id", run_id, "--token", token]);
         if let Some(dir) = cwd {
             cmd.arg("--cwd").arg(dir);
         }
@@ -230,20 +220,9 @@ fn transcript_exit_code_redaction_and_log_artifact() {
     // Any other file, uploaded by hand.
     let report = s.home.path().join("report.md");
     std::fs::write(&report, "# done\n").expect("report");
-    let mut upload = Command::new(env!("CARGO_BIN_EXE_claw-runner"));
+    let mut upload =
+        s.gw.runner_command(env!("CARGO_BIN_EXE_claw-runner"), s.home.path());
     upload
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", s.home.path())
-        .env(
-            "CLAW_GATEWAY_URL",
-            format!("https://localhost:{}", s.gw.port),
-        )
-        .env(
-            "CLAW_HMAC_SECRET_FILE",
-            s.gw.data().join("secrets/hmac-secret"),
-        )
-        .env("CLAW_CA_CERT", s.gw.data().join("certs/server.crt"))
         .env("CLAW_RUN_TOKEN", &token)
         .args(["upload", "--run-id", &run_id])
         .arg(&report);

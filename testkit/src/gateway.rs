@@ -295,6 +295,27 @@ impl Gateway {
         self.dir.path()
     }
 
+    /// `claw-runner` (at `program`) in a clean environment, set up to talk
+    /// to this gateway: its address, HMAC secret and certificate; `home` as
+    /// its HOME.
+    pub fn runner_command(&self, program: impl AsRef<OsStr>, home: &Path) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", home)
+            .env(
+                "CLAW_GATEWAY_URL",
+                format!("https://localhost:{}", self.port),
+            )
+            .env(
+                "CLAW_HMAC_SECRET_FILE",
+                self.data().join("secrets/hmac-secret"),
+            )
+            .env("CLAW_CA_CERT", self.data().join("certs/server.crt"));
+        command
+    }
+
     /// A data directory for another instance of this installation: new,
     /// with this gateway's secrets, as every instance shares them.
     pub fn instance_dir(&self) -> tempfile::TempDir {

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use claw_testkit::model::{self, Script};
@@ -119,19 +119,9 @@ pub async fn session_configured(
 
 impl Session {
     pub fn start_runner(&mut self, token: &str) {
-        let runner = Command::new(env!("CARGO_BIN_EXE_claw-runner"))
-            .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("HOME", self.home.path())
-            .env(
-                "CLAW_GATEWAY_URL",
-                format!("https://localhost:{}", self.gw.port),
-            )
-            .env(
-                "CLAW_HMAC_SECRET_FILE",
-                self.gw.data().join("secrets/hmac-secret"),
-            )
-            .env("CLAW_CA_CERT", self.gw.data().join("certs/server.crt"))
+        let runner = self
+            .gw
+            .runner_command(env!("CARGO_BIN_EXE_claw-runner"), self.home.path())
             .env("CLAW_STATE_DIR", self.home.path().join("state"))
             .env("CLAW_CLAUDE_PROGRAM", claude())
             .env("ANTHROPIC_BASE_URL", &self.model)
