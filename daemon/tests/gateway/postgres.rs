@@ -224,10 +224,10 @@ pub(crate) async fn second_gateway(first: &Gateway, config: &str) -> Gateway {
     Gateway::start_in(first.instance_dir(), config).await
 }
 
-/// Two gateways on `cluster`'s database with the same secrets, and the
-/// administrator's session on each.
-async fn two_gateways(cluster: &TempCluster) -> (Gateway, String, Gateway, String) {
-    let config = on_postgres(&cluster.url(), "", "");
+/// Two gateways on `cluster`'s database with the same secrets and `extra`
+/// configuration, and the administrator's session on each.
+async fn two_gateways(cluster: &TempCluster, extra: &str) -> (Gateway, String, Gateway, String) {
+    let config = on_postgres(&cluster.url(), extra, "");
     let a = Gateway::start_with(&config).await;
     let admin_a = a.admin().await;
     let b = second_gateway(&a, &config).await;
@@ -245,14 +245,7 @@ async fn two_gateways(cluster: &TempCluster) -> (Gateway, String, Gateway, Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_on_one_database_act_as_one() {
     let cluster = TempCluster::start();
-    let config = on_postgres(&cluster.url(), "login_max_failures = 4", "");
-    let a = Gateway::start_with(&config).await;
-    let admin_a = a.admin().await;
-    let b = second_gateway(&a, &config).await;
-    let admin_b = b
-        .login(ADMIN, ADMIN_PASSWORD, None)
-        .await
-        .expect("the same administrator on the second gateway");
+    let (a, admin_a, b, admin_b) = two_gateways(&cluster, "login_max_failures = 4").await;
 
     // Resends of the same 50 sequences, to both at once.
     let (run_id, token) = a.create_run(&admin_a).await;
@@ -463,7 +456,7 @@ async fn no_more_events(ws: &mut claw_testkit::Ws) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_on_one_gateway_follows_a_run_written_to_another() {
     let cluster = TempCluster::start();
-    let (a, admin_a, b, admin_b) = two_gateways(&cluster).await;
+    let (a, admin_a, b, admin_b) = two_gateways(&cluster, "").await;
     let (run_id, token) = a.create_run(&admin_a).await;
     let on_a = a.runner_client(&run_id, &token);
     let on_b = b.runner_client(&run_id, &token);
@@ -547,7 +540,7 @@ async fn agent_run_pushed_on(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_queued_on_one_gateway_reach_a_runner_on_another_at_once() {
     let cluster = TempCluster::start();
-    let (a, admin_a, b, admin_b) = two_gateways(&cluster).await;
+    let (a, admin_a, b, admin_b) = two_gateways(&cluster, "").await;
     let (run_id, _, mut socket) = agent_run_pushed_on(&a, &admin_a).await;
     let within = Duration::from_secs(1);
 
@@ -588,7 +581,7 @@ async fn commands_queued_on_one_gateway_reach_a_runner_on_another_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_decided_on_one_gateway_reaches_a_runner_on_another() {
     let cluster = TempCluster::start();
-    let (a, admin_a, b, admin_b) = two_gateways(&cluster).await;
+    let (a, admin_a, b, admin_b) = two_gateways(&cluster, "").await;
     let (run_id, token, mut socket) = agent_run_pushed_on(&a, &admin_a).await;
     let mut browser_a = a.websocket(&admin_a).await;
     let request = json!({
@@ -630,7 +623,7 @@ async fn an_approval_decided_on_one_gateway_reaches_a_runner_on_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_was_committed_while_a_gateway_was_not_listening_reaches_it() {
     let cluster = TempCluster::start();
-    let (a, admin_a, b, admin_b) = two_gateways(&cluster).await;
+    let (a, admin_a, b, admin_b) = two_gateways(&cluster, "").await;
     let (run_id, token) = a.create_run(&admin_a).await;
     let on_a = a.runner_client(&run_id, &token);
     let mut socket_b = runner_socket(&b, &b.runner_client(&run_id, &token)).await;
